@@ -1,0 +1,454 @@
+// Package caller is the caller grain: one virtual actor per caller number,
+// owning that number's event stream. It folds the stream into the policy's
+// state, decides each call with the pure policy, appends the events that
+// record the decision with the revision it folded, and only then answers.
+//
+// Ownership: a grain's state (policy.State, the revision) belongs to the
+// grain's actor and is touched only from its Receive, one message at a
+// time. Two activations of one number can briefly exist during cluster
+// topology changes; the expected-revision append makes the loser reload and
+// decide again, so the stream stays linear.
+package caller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/schema"
+)
+
+// KindName is the cluster kind of caller grains.
+const KindName = "caller"
+
+// Deps is what every caller grain of a node shares.
+type Deps struct {
+	Store    events.Store
+	Policy   *policy.Policy
+	Registry *events.Registry // schema.NewRegistry()
+	// Clock gives the time of decisions; tests inject a fake one.
+	Clock func() time.Time
+	// Node names this node in event metadata.
+	Node string
+	// SnapshotEvery saves a snapshot after this many events since the last
+	// one (0 disables snapshots).
+	SnapshotEvery int
+	// IdleAfter passivates a grain that received nothing for this long.
+	IdleAfter time.Duration
+	// StoreTimeout bounds each store call a grain makes.
+	StoreTimeout time.Duration
+	// MaxConflictRetries bounds reload-and-retry after revision conflicts.
+	MaxConflictRetries int
+	Logger             *slog.Logger
+}
+
+func (d *Deps) defaults() {
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.Registry == nil {
+		d.Registry = schema.NewRegistry()
+	}
+	if d.StoreTimeout <= 0 {
+		d.StoreTimeout = 5 * time.Second
+	}
+	if d.MaxConflictRetries <= 0 {
+		// Each conflict means another writer got an append in, so a loser
+		// cannot lose forever; the bound only stops a broken store.
+		d.MaxConflictRetries = 100
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+}
+
+// NewKind returns the cluster kind that activates caller grains with deps.
+func NewKind(deps Deps) *cluster.Kind {
+	return cluster.NewKind(KindName, Props(deps))
+}
+
+// Props returns the props of a caller grain outside any cluster: it takes
+// its number from the *cluster.ClusterInit message it is sent first.
+func Props(deps Deps) *actor.Props {
+	deps.defaults()
+	d := &deps
+	return actor.PropsFromProducer(func() actor.Actor { return &grain{d: d} })
+}
+
+type grain struct {
+	d      *Deps
+	key    string
+	stream string
+	st     policy.State
+	// rev is the revision of the last event folded; exists is false while
+	// the stream has no events.
+	rev       uint64
+	exists    bool
+	sinceSnap int
+	loadErr   error
+}
+
+func (g *grain) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *cluster.ClusterInit:
+		g.key = msg.Identity.Identity
+		g.stream = schema.CallerStream(g.key)
+		if err := g.load(); err != nil {
+			// Answer every request with the error rather than deciding on a
+			// partial history; the next activation tries again.
+			g.loadErr = err
+			g.d.Logger.Error("caller grain: load failed", "caller", g.key, "err", err)
+		}
+		if g.d.IdleAfter > 0 {
+			ctx.SetReceiveTimeout(g.d.IdleAfter)
+		}
+	case *actor.ReceiveTimeout:
+		g.passivate(ctx)
+	case *anypb.Any:
+		g.handle(ctx, msg)
+	}
+}
+
+func (g *grain) passivate(ctx actor.Context) {
+	if g.sinceSnap > 0 && g.d.SnapshotEvery > 0 {
+		g.snapshot()
+	}
+	ctx.Stop(ctx.Self())
+}
+
+func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
+	msg, err := unpack(a)
+	if err != nil {
+		g.respond(ctx, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
+		return
+	}
+	if g.loadErr != nil {
+		if err := g.load(); err != nil {
+			g.respond(ctx, nil, fmt.Errorf("%w: load %s: %v", ErrStore, g.stream, err))
+			return
+		}
+		g.loadErr = nil
+	}
+	var reply any
+	switch m := msg.(type) {
+	case *Admit:
+		reply, err = g.admit(m)
+	case *Outcome:
+		reply, err = g.outcome(m)
+	case *Command:
+		reply, err = g.command(m)
+	case *GetStatus:
+		reply = Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}
+	default:
+		err = fmt.Errorf("%w: a caller grain does not take %T", ErrInvalid, m)
+	}
+	g.respond(ctx, reply, err)
+}
+
+func (g *grain) respond(ctx actor.Context, reply any, err error) {
+	if err != nil {
+		reply = failureOf(err)
+	}
+	packed, perr := pack(reply)
+	if perr != nil {
+		g.d.Logger.Error("caller grain: pack reply", "caller", g.key, "err", perr)
+		return
+	}
+	ctx.Respond(packed)
+}
+
+func (g *grain) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.d.StoreTimeout)
+}
+
+// load rebuilds the state from the latest snapshot and the events after it.
+func (g *grain) load() error {
+	ctx, cancel := g.storeCtx()
+	defer cancel()
+	g.st, g.rev, g.exists, g.sinceSnap = policy.State{}, 0, false, 0
+	from := uint64(0)
+	snap, ok, err := g.d.Store.LoadSnapshot(ctx, g.stream)
+	if err != nil {
+		return fmt.Errorf("load snapshot: %w", err)
+	}
+	if ok && snap.Type == policy.SnapshotType && snap.Version == policy.SnapshotVersion {
+		if err := json.Unmarshal(snap.Data, &g.st); err != nil {
+			// A damaged snapshot costs a full replay, not the caller's history.
+			g.d.Logger.Warn("caller grain: ignoring unreadable snapshot", "caller", g.key, "err", err)
+			g.st = policy.State{}
+		} else {
+			g.rev, g.exists, from = snap.Revision, true, snap.Revision+1
+		}
+	}
+	return g.catchUp(ctx, from)
+}
+
+// catchUp folds the stream's events from revision from on.
+func (g *grain) catchUp(ctx context.Context, from uint64) error {
+	evs, err := events.ReadWholeStream(ctx, g.d.Store, g.stream, from)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", g.stream, err)
+	}
+	for _, ev := range evs {
+		p, err := g.d.Registry.Decode(ev)
+		if err != nil {
+			return err
+		}
+		payload, ok := p.(schema.Payload)
+		if !ok {
+			return fmt.Errorf("fold %s@%d: %T is not a caller event", g.stream, ev.Revision, p)
+		}
+		if err := g.d.Policy.Apply(&g.st, payload); err != nil {
+			return fmt.Errorf("fold %s@%d: %w", g.stream, ev.Revision, err)
+		}
+		g.rev, g.exists = ev.Revision, true
+		g.sinceSnap++
+	}
+	return nil
+}
+
+func (g *grain) reload(ctx context.Context) error {
+	next := uint64(0)
+	if g.exists {
+		next = g.rev + 1
+	}
+	return g.catchUp(ctx, next)
+}
+
+// appendAndFold appends recs with the revision the grain folded and folds
+// them once they are durable. It reports repeated=true when the store
+// found the events already written (a retried request): the grain then
+// reloads, since what is stored may differ from what it proposed.
+func (g *grain) appendAndFold(ctx context.Context, recs []schema.Record, meta events.Metadata) (res events.AppendResult, repeated bool, err error) {
+	props, err := schema.Proposals(recs, meta)
+	if err != nil {
+		return res, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	want := uint64(0)
+	if g.exists {
+		want = g.rev + 1
+	}
+	res, err = g.d.Store.Append(ctx, g.stream, events.ExactOrNoStream(g.rev, g.exists), props...)
+	if err != nil {
+		return res, false, err
+	}
+	if res.FirstRevision != want {
+		// Idempotent hit: the IDs were already in the stream.
+		return res, true, g.reload(ctx)
+	}
+	for _, r := range recs {
+		if err := g.d.Policy.Apply(&g.st, r.Payload); err != nil {
+			// The events are stored; fold them from the store instead.
+			return res, false, errors.Join(err, g.reload(ctx))
+		}
+	}
+	g.rev, g.exists = res.LastRevision, true
+	g.sinceSnap += len(recs)
+	if g.d.SnapshotEvery > 0 && g.sinceSnap >= g.d.SnapshotEvery {
+		g.snapshot()
+	}
+	return res, false, nil
+}
+
+// retryConflicts runs attempt until it does not end in a revision conflict,
+// reloading the stream between tries: another activation wrote first.
+func (g *grain) retryConflicts(ctx context.Context, attempt func() error) error {
+	for i := 0; ; i++ {
+		err := attempt()
+		if err == nil || !errors.Is(err, events.ErrConflict) || i >= g.d.MaxConflictRetries {
+			return err
+		}
+		g.d.Logger.Debug("caller grain: revision conflict, reloading", "caller", g.key, "err", err)
+		if err := g.reload(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (g *grain) meta(actorName, correlation string) events.Metadata {
+	return events.Metadata{Node: g.d.Node, Actor: actorName, CorrelationID: correlation}
+}
+
+func (g *grain) admit(m *Admit) (Verdict, error) {
+	ctx, cancel := g.storeCtx()
+	defer cancel()
+	call := policy.Call{
+		ID: m.CallID, Caller: phone.Number{Key: g.key, Kind: m.Kind},
+		Presented: m.Presented, Callee: m.Callee, Source: m.Source,
+	}
+	var v Verdict
+	err := g.retryConflicts(ctx, func() error {
+		dec, err := g.d.Policy.Decide(&g.st, call, g.d.Clock())
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		res, repeated, err := g.appendAndFold(ctx, dec.Records, g.meta("grain", m.CallID))
+		if err != nil {
+			return err
+		}
+		if repeated {
+			v, err = g.recordedVerdict(ctx, m.CallID)
+			return err
+		}
+		v = Verdict{
+			CallID: m.CallID, Verdict: dec.Verdict, Level: dec.Level, Rule: dec.Rule, Reason: dec.Reason,
+			Hour: dec.Hour, Day: dec.Day, At: dec.At, Revision: callRevision(dec.Records, res),
+		}
+		return nil
+	})
+	if errors.Is(err, events.ErrDuplicateID) {
+		// The call's events were appended before but are no longer the
+		// newest: an earlier request for this call got through.
+		v, err = g.recordedVerdict(ctx, m.CallID)
+	}
+	return v, storeErr(err)
+}
+
+// callRevision finds the revision of the CallReceived among appended recs.
+func callRevision(recs []schema.Record, res events.AppendResult) uint64 {
+	for i, r := range recs {
+		if _, ok := r.Payload.(schema.CallReceived); ok {
+			return res.FirstRevision + uint64(i)
+		}
+	}
+	return res.LastRevision
+}
+
+// recordedVerdict reads back the verdict stored for callID, newest first.
+func (g *grain) recordedVerdict(ctx context.Context, callID string) (Verdict, error) {
+	id := schema.CallEventID(g.key, callID, schema.RoleReceived)
+	from := ^uint64(0)
+	for {
+		evs, err := g.d.Store.ReadStream(ctx, g.stream, events.Backward, from, 256)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("read back call %s: %w", callID, err)
+		}
+		for _, ev := range evs {
+			if ev.ID != id {
+				continue
+			}
+			var cr schema.CallReceived
+			if err := json.Unmarshal(ev.Data, &cr); err != nil {
+				return Verdict{}, fmt.Errorf("read back call %s: %w", callID, err)
+			}
+			return Verdict{CallID: callID, Verdict: cr.Verdict, Level: cr.Level, Rule: cr.Rule, Reason: cr.Reason,
+				Hour: cr.Hour, Day: cr.Day, At: cr.At, Revision: ev.Revision, Repeated: true}, nil
+		}
+		if len(evs) < 256 || evs[len(evs)-1].Revision == 0 {
+			return Verdict{}, fmt.Errorf("%w: call %s: its event ID is taken but not by this caller's stream", ErrInvalid, callID)
+		}
+		from = evs[len(evs)-1].Revision - 1
+	}
+}
+
+func (g *grain) outcome(m *Outcome) (Applied, error) {
+	ctx, cancel := g.storeCtx()
+	defer cancel()
+	var out Applied
+	err := g.retryConflicts(ctx, func() error {
+		recs, err := g.d.Policy.Outcome(&g.st, g.key, m.CallID, m.Outcome, g.d.Clock())
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		out, err = g.applyRecords(ctx, recs, g.meta("call", m.CallID))
+		return err
+	})
+	if errors.Is(err, events.ErrDuplicateID) {
+		return Applied{Repeated: true, Revision: g.rev}, nil
+	}
+	return out, storeErr(err)
+}
+
+func (g *grain) command(m *Command) (Applied, error) {
+	ctx, cancel := g.storeCtx()
+	defer cancel()
+	var out Applied
+	err := g.retryConflicts(ctx, func() error {
+		var (
+			recs []schema.Record
+			err  error
+			now  = g.d.Clock()
+		)
+		switch m.Verb {
+		case VerbWhitelist:
+			recs, err = g.d.Policy.Whitelist(&g.st, g.key, m.Command, now)
+		case VerbUnwhitelist:
+			recs, err = g.d.Policy.Unwhitelist(&g.st, g.key, m.Command, now)
+		case VerbBlock:
+			recs, err = g.d.Policy.Block(&g.st, g.key, m.Command, now)
+		case VerbUnblock:
+			recs, err = g.d.Policy.Unblock(&g.st, g.key, m.Command, now)
+		default:
+			return fmt.Errorf("%w: unknown command %q", ErrInvalid, m.Verb)
+		}
+		if err != nil {
+			return commandErr(err)
+		}
+		out, err = g.applyRecords(ctx, recs, g.meta("admin:"+m.Command.By, m.Command.ID))
+		return err
+	})
+	if errors.Is(err, events.ErrDuplicateID) {
+		return Applied{Repeated: true, Revision: g.rev}, nil
+	}
+	return out, storeErr(err)
+}
+
+func (g *grain) applyRecords(ctx context.Context, recs []schema.Record, meta events.Metadata) (Applied, error) {
+	res, repeated, err := g.appendAndFold(ctx, recs, meta)
+	if err != nil {
+		return Applied{}, err
+	}
+	out := Applied{Revision: res.LastRevision, Repeated: repeated}
+	for _, r := range recs {
+		out.Events = append(out.Events, r.Payload.EventType())
+	}
+	return out, nil
+}
+
+func commandErr(err error) error {
+	switch {
+	case errors.Is(err, policy.ErrWhitelisted), errors.Is(err, policy.ErrNotWhitelisted), errors.Is(err, policy.ErrNotBlocked):
+		return fmt.Errorf("%w: %v", ErrState, err)
+	default:
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+}
+
+// storeErr classifies an error that is not already one of ours as a store
+// failure.
+func storeErr(err error) error {
+	if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrState) || errors.Is(err, ErrStore) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrStore, err)
+}
+
+func (g *grain) snapshot() {
+	data, err := json.Marshal(&g.st)
+	if err != nil {
+		g.d.Logger.Error("caller grain: marshal snapshot", "caller", g.key, "err", err)
+		return
+	}
+	ctx, cancel := g.storeCtx()
+	defer cancel()
+	err = g.d.Store.SaveSnapshot(ctx, events.Snapshot{
+		Stream: g.stream, Revision: g.rev, Type: policy.SnapshotType, Version: policy.SnapshotVersion,
+		Data: data, Recorded: g.d.Clock(),
+	})
+	if err != nil {
+		// Snapshots are an optimisation: the events are the truth.
+		g.d.Logger.Warn("caller grain: save snapshot", "caller", g.key, "err", err)
+		return
+	}
+	g.sinceSnap = 0
+}

@@ -1,0 +1,200 @@
+package caller
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/schema"
+)
+
+// Messages between a node and a caller grain cross the cluster's gRPC
+// remoting, which carries protobuf messages. Rather than generate protobuf
+// code for a handful of small structs, each message travels as an
+// anypb.Any whose type URL names it and whose value is its JSON: readable
+// in a packet capture and with no code generator in the build.
+const typeURLPrefix = "callguard.caller/"
+
+// Admit asks the grain to decide a call.
+type Admit struct {
+	CallID string `json:"callId"`
+	// Kind is how the caller identity normalised (E.164, anonymous, ...);
+	// the grain's identity is the normalised key itself.
+	Kind      phone.Kind `json:"kind"`
+	Presented string     `json:"presented,omitempty"`
+	Callee    string     `json:"callee,omitempty"`
+	Source    string     `json:"source,omitempty"`
+}
+
+// Verdict is the grain's answer to Admit. It is sent only after the events
+// that record it are durable.
+type Verdict struct {
+	CallID  string         `json:"callId"`
+	Verdict schema.Verdict `json:"verdict"`
+	Level   int            `json:"level"`
+	Rule    schema.Rule    `json:"rule,omitempty"`
+	Reason  string         `json:"reason,omitempty"`
+	Hour    int            `json:"hour"`
+	Day     int            `json:"day"`
+	At      time.Time      `json:"at"`
+	// Revision is the stream revision of the call's CallReceived event.
+	Revision uint64 `json:"revision"`
+	// Repeated is true when the call had been decided before (a retried
+	// request): the verdict is the recorded one.
+	Repeated bool `json:"repeated,omitempty"`
+}
+
+// Outcome tells the grain how a challenge ended.
+type Outcome struct {
+	CallID  string         `json:"callId"`
+	Outcome schema.Outcome `json:"outcome"`
+}
+
+// Command is an admin command for one caller.
+type Command struct {
+	// Verb is one of whitelist, unwhitelist, block, unblock.
+	Verb    string         `json:"verb"`
+	Command policy.Command `json:"command"`
+}
+
+// Command verbs.
+const (
+	VerbWhitelist   = "whitelist"
+	VerbUnwhitelist = "unwhitelist"
+	VerbBlock       = "block"
+	VerbUnblock     = "unblock"
+)
+
+// Applied answers Outcome and Command: where the events landed.
+type Applied struct {
+	// Events are the types of the events appended, in order.
+	Events   []string `json:"events"`
+	Revision uint64   `json:"revision"`
+	// Repeated is true when the same command or outcome had been applied
+	// before: nothing new was written.
+	Repeated bool `json:"repeated,omitempty"`
+}
+
+// GetStatus asks for the caller's standing now.
+type GetStatus struct{}
+
+// Status answers GetStatus.
+type Status struct {
+	Key    string        `json:"key"`
+	Exists bool          `json:"exists"`
+	Status policy.Status `json:"status"`
+	// Revision is the last revision folded (meaningful when Exists).
+	Revision uint64 `json:"revision"`
+}
+
+// failure is how a grain reports an error to the requesting node.
+type failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Errors a grain request can return; test them with errors.Is.
+var (
+	// ErrInvalid: the request is malformed (bad number, level out of
+	// range, missing reason). Nothing was written.
+	ErrInvalid = errors.New("invalid request")
+	// ErrState: the command does not fit the caller's state (unwhitelist a
+	// caller who is not whitelisted, block a whitelisted caller).
+	ErrState = errors.New("command does not apply to the caller's state")
+	// ErrStore: the event store failed; the verdict was not recorded.
+	ErrStore = errors.New("event store failed")
+	// ErrUnavailable: the grain could not be reached in time.
+	ErrUnavailable = errors.New("caller grain unavailable")
+)
+
+var failureCodes = map[string]error{
+	"invalid": ErrInvalid, "state": ErrState, "store": ErrStore, "unavailable": ErrUnavailable,
+}
+
+func failureOf(err error) failure {
+	code := "store"
+	for c, sentinel := range failureCodes {
+		if errors.Is(err, sentinel) {
+			code = c
+		}
+	}
+	return failure{Code: code, Message: err.Error()}
+}
+
+func (f failure) err() error {
+	sentinel, ok := failureCodes[f.Code]
+	if !ok {
+		sentinel = ErrStore
+	}
+	return fmt.Errorf("%w: %s", sentinel, strings.TrimPrefix(f.Message, sentinel.Error()+": "))
+}
+
+func typeName(msg any) (string, error) {
+	switch msg.(type) {
+	case Admit, *Admit:
+		return "Admit", nil
+	case Verdict, *Verdict:
+		return "Verdict", nil
+	case Outcome, *Outcome:
+		return "Outcome", nil
+	case Command, *Command:
+		return "Command", nil
+	case Applied, *Applied:
+		return "Applied", nil
+	case GetStatus, *GetStatus:
+		return "GetStatus", nil
+	case Status, *Status:
+		return "Status", nil
+	case failure, *failure:
+		return "Failure", nil
+	}
+	return "", fmt.Errorf("caller: no wire name for %T", msg)
+}
+
+// pack wraps a message for the wire.
+func pack(msg any) (*anypb.Any, error) {
+	name, err := typeName(msg)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("caller: marshal %s: %w", name, err)
+	}
+	return &anypb.Any{TypeUrl: typeURLPrefix + name, Value: b}, nil
+}
+
+// unpack decodes a message packed by pack.
+func unpack(a *anypb.Any) (any, error) {
+	var msg any
+	switch a.GetTypeUrl() {
+	case typeURLPrefix + "Admit":
+		msg = &Admit{}
+	case typeURLPrefix + "Verdict":
+		msg = &Verdict{}
+	case typeURLPrefix + "Outcome":
+		msg = &Outcome{}
+	case typeURLPrefix + "Command":
+		msg = &Command{}
+	case typeURLPrefix + "Applied":
+		msg = &Applied{}
+	case typeURLPrefix + "GetStatus":
+		msg = &GetStatus{}
+	case typeURLPrefix + "Status":
+		msg = &Status{}
+	case typeURLPrefix + "Failure":
+		msg = &failure{}
+	default:
+		return nil, fmt.Errorf("caller: unknown message type %q", a.GetTypeUrl())
+	}
+	if err := json.Unmarshal(a.GetValue(), msg); err != nil {
+		return nil, fmt.Errorf("caller: unmarshal %s: %w", a.GetTypeUrl(), err)
+	}
+	return msg, nil
+}

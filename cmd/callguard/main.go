@@ -1,0 +1,85 @@
+// Command callguard guards a toll-free number: it decides every incoming
+// call (pass, challenge, reject) from the caller's event history.
+//
+// Usage:
+//
+//	callguard serve     run the guard
+//	callguard config    print the effective configuration (secrets masked)
+//	callguard version   print the version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand of the binary.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the guard", runServe},
+		{"config", "print the effective configuration (--markdown: the README table)", runConfig},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// run executes one command line and returns the process exit code: 0 on
+// success, 1 when the command failed, 2 on a usage error.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			if err := c.run(ctx, args[1:], environ, stdout, stderr); err != nil {
+				fmt.Fprintf(stderr, "callguard %s: %v\n", c.name, err)
+				if isUsage(err) {
+					return 2
+				}
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "callguard: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "callguard guards a toll-free number against nuisance and fraud calls.")
+	fmt.Fprintln(w, "\nUsage: callguard COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nConfiguration comes from GUARD_* environment variables: see `callguard config`.")
+}
+
+// usageError marks a command-line mistake (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func isUsage(err error) bool {
+	_, ok := err.(usageError)
+	return ok
+}

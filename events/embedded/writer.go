@@ -1,0 +1,316 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/callguard/callguard/events"
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// request is one Append or SaveSnapshot handed to the writer.
+type request struct {
+	ctx      context.Context
+	stream   string
+	expected events.Expected
+	evs      []events.Proposed
+	snap     *events.Snapshot // set for SaveSnapshot
+	reply    chan reply       // buffered: the writer never blocks on it
+}
+
+type reply struct {
+	res events.AppendResult
+	err error
+}
+
+// A batch is cut at these sizes so that one transaction's dirty pages stay
+// bounded; requests left over go into the next commit.
+const (
+	maxBatchRequests = 1024
+	maxBatchEvents   = 64 << 10
+	// gatherWait bounds how long the writer waits for the callers of the
+	// last commit to come back before it starts the next one.
+	gatherWait = 100 * time.Microsecond
+	// maxArena is the largest transaction buffer kept between commits.
+	maxArena = 8 << 20
+)
+
+// run is the writer goroutine: it owns every write transaction. It takes all
+// requests that are waiting, applies them in one transaction, commits once
+// and replies to each. It returns when Close has closed reqs and every
+// request sent before that is answered.
+func (s *Store) run(head uint64) {
+	defer close(s.wdone)
+	w := writer{s: s, head: head}
+	batch := make([]*request, 0, 64)
+	// callers estimates how many goroutines append concurrently: those
+	// answered by the last commit plus those that queued during it.
+	callers := 0
+	for req := range s.reqs {
+		if callers > 1 {
+			// The callers answered by the last commit are about to append
+			// again; let them run first so that they join this commit
+			// instead of waiting a whole commit for the next one.
+			deadline := time.Now().Add(gatherWait)
+			for len(s.reqs)+1 < callers && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+		}
+		batch = append(batch[:0], req)
+		n := len(req.evs)
+	drain:
+		for len(batch) < maxBatchRequests && n < maxBatchEvents {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+				n += len(r.evs)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+		callers = len(batch) + len(s.reqs)
+		s.stats.commits.Add(1)
+		s.stats.requests.Add(int64(len(batch)))
+		clear(batch) // drop references to answered requests
+	}
+}
+
+// writer is the state of the writer goroutine.
+type writer struct {
+	s       *Store
+	head    uint64 // last committed sequence
+	arena   []byte // keys and values of the transaction in progress
+	replies []reply
+}
+
+// alloc returns n bytes of arena. bbolt keeps references to values until
+// the transaction ends, so arena memory is reused only after it ends.
+func (w *writer) alloc(n int) []byte {
+	if n > cap(w.arena)-len(w.arena) {
+		w.arena = make([]byte, 0, max(n, 1<<20))
+	}
+	start := len(w.arena)
+	w.arena = w.arena[:start+n]
+	return w.arena[start : start : start+n]
+}
+
+// commit applies and commits batch, then answers every request in it.
+func (w *writer) commit(batch []*request) {
+	w.replies = append(w.replies[:0], make([]reply, len(batch))...)
+	head, err := w.apply(batch, w.replies)
+	w.arena = w.arena[:0]
+	if cap(w.arena) > maxArena {
+		w.arena = nil // do not keep the buffer of one huge append alive
+	}
+	if err != nil && len(batch) > 1 {
+		// A storage error while applying (not a rejected request): retry
+		// each request alone so that one bad request cannot fail the rest.
+		w.s.log.Warn("group commit failed; retrying requests one by one", "requests", len(batch), "err", err)
+		for _, req := range batch {
+			w.commit([]*request{req})
+		}
+		return
+	}
+	if err != nil {
+		w.replies[0] = reply{err: fmt.Errorf("%s: %w", batch[0].stream, err)}
+		w.s.log.Error("commit failed", "stream", batch[0].stream, "err", err)
+	}
+	wrote := err == nil && head != w.head
+	if wrote {
+		w.head = head
+		// Published before the replies, so that a caller that reads after
+		// its Append returns sees its events.
+		w.s.head.Store(head)
+	}
+	for i, req := range batch {
+		req.reply <- w.replies[i]
+	}
+	if wrote {
+		w.s.wake()
+	}
+}
+
+// apply runs batch in one write transaction and commits it. It returns the
+// new head. An error means nothing of the batch was committed.
+func (w *writer) apply(batch []*request, replies []reply) (uint64, error) {
+	tx, err := w.s.db.Begin(true)
+	if err != nil {
+		return w.head, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // no-op after a commit
+	t := txn{
+		w:         w,
+		log:       tx.Bucket(bucketLog),
+		idx:       tx.Bucket(bucketIdx),
+		ids:       tx.Bucket(bucketIDs),
+		snapshots: tx.Bucket(bucketSnapshots),
+		now:       w.s.clock(),
+	}
+	// The head is read from the database rather than trusted from memory:
+	// after a failed commit the file is the only authority.
+	if k, _ := t.log.Cursor().Last(); k != nil {
+		t.head = u64(k)
+	}
+	t.idxCur = t.idx.Cursor()
+	// Sequential keys: full pages split cleanly, so fill them completely.
+	t.log.FillPercent = 1.0
+	for i, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			replies[i] = reply{err: fmt.Errorf("%s: %w", req.stream, err)}
+			continue
+		}
+		if req.snap != nil {
+			if err := t.saveSnapshot(req.snap); err != nil {
+				return w.head, fmt.Errorf("save snapshot: %w", err)
+			}
+			continue
+		}
+		res, reqErr, err := t.append(req)
+		if err != nil {
+			return w.head, err
+		}
+		replies[i] = reply{res: res, err: reqErr}
+	}
+	if err := tx.Commit(); err != nil {
+		return w.head, fmt.Errorf("commit: %w", err)
+	}
+	st := tx.Stats()
+	w.s.stats.pages.Add(st.GetWrite())
+	return t.head, nil
+}
+
+// txn is one write transaction of the writer.
+type txn struct {
+	w                        *writer
+	log, idx, ids, snapshots *bolt.Bucket
+	idxCur                   *bolt.Cursor
+	key                      []byte // scratch idx key
+	head                     uint64
+	now                      time.Time
+}
+
+// append applies one Append request. reqErr rejects the request alone; err
+// is a storage failure that dooms the transaction. A request is checked in
+// full before anything is written, so a rejected one leaves no trace, and
+// it sees the writes of the requests before it in the same transaction.
+func (t *txn) append(req *request) (res events.AppendResult, reqErr, err error) {
+	if res, ok, reqErr := t.retry(req); ok || reqErr != nil {
+		return res, reqErr, nil
+	}
+	last, exists := t.lastRevision(req.stream)
+	if !req.expected.Check(last, exists) {
+		actual := events.NoRevision
+		if exists {
+			actual = int64(last)
+		}
+		return res, &events.ConflictError{Stream: req.stream, Expected: req.expected, Actual: actual}, nil
+	}
+	first := uint64(0)
+	if exists {
+		first = last + 1
+	}
+	for i := range req.evs {
+		p := &req.evs[i]
+		rev := first + uint64(i)
+		t.head++
+		seq := seqKey(t.w.alloc(8), t.head)
+		rec := appendEvent(t.w.alloc(eventSize(req.stream, p)), req.stream, rev, t.now, p)
+		if err := t.log.Put(seq, rec); err != nil {
+			return res, nil, fmt.Errorf("%s: put event: %w", req.stream, err)
+		}
+		if err := t.idx.Put(revKey(t.w.alloc(2+len(req.stream)+8), req.stream, rev), seq); err != nil {
+			return res, nil, fmt.Errorf("%s: put index: %w", req.stream, err)
+		}
+		if err := t.ids.Put(p.ID[:], seq); err != nil {
+			return res, nil, fmt.Errorf("%s: put ID: %w", req.stream, err)
+		}
+	}
+	lastRev := first + uint64(len(req.evs)) - 1
+	return events.AppendResult{
+		FirstRevision: first,
+		LastRevision:  lastRev,
+		Position:      events.Position{Commit: t.head, Prepare: t.head},
+	}, nil, nil
+}
+
+// retry reports whether req's events are already the last events of
+// req.stream, in order (a retry of an append whose reply was lost): ok is
+// true and res is that append's result. If some of the IDs are
+// stored but not that way, reqErr wraps ErrDuplicateID.
+func (t *txn) retry(req *request) (res events.AppendResult, ok bool, reqErr error) {
+	var (
+		firstRev uint64
+		seq      uint64
+	)
+	for i := range req.evs {
+		id := req.evs[i].ID
+		v := t.ids.Get(id[:])
+		if v == nil {
+			if i == 0 {
+				// The common case: a new first ID. The other IDs must be new
+				// too, or the append would store an ID twice.
+				for j := 1; j < len(req.evs); j++ {
+					if other := req.evs[j].ID; t.ids.Get(other[:]) != nil {
+						return res, false, t.dupErr(req, other)
+					}
+				}
+				return res, false, nil
+			}
+			return res, false, t.dupErr(req, req.evs[0].ID)
+		}
+		seq = u64(v)
+		var sk [8]byte
+		rec := t.log.Get(seqKey(sk[:0], seq))
+		if rec == nil {
+			return res, false, fmt.Errorf("%s: %w: event %s at position %d missing from log", req.stream, errCorrupt, id, seq)
+		}
+		h, err := decodeHeader(rec)
+		if err != nil {
+			return res, false, fmt.Errorf("%s: event at position %d: %w", req.stream, seq, err)
+		}
+		if i == 0 {
+			firstRev = h.rev
+		}
+		if !bytes.Equal(h.stream, []byte(req.stream)) || h.rev != firstRev+uint64(i) {
+			return res, false, t.dupErr(req, id)
+		}
+	}
+	lastRev := firstRev + uint64(len(req.evs)) - 1
+	if last, _ := t.lastRevision(req.stream); last != lastRev {
+		// Stored, but no longer the end of the stream: not a retry of the
+		// latest append, so it cannot be answered as one.
+		return res, false, t.dupErr(req, req.evs[0].ID)
+	}
+	return events.AppendResult{
+		FirstRevision: firstRev,
+		LastRevision:  lastRev,
+		Position:      events.Position{Commit: seq, Prepare: seq},
+	}, true, nil
+}
+
+func (t *txn) lastRevision(stream string) (uint64, bool) {
+	t.key = revKey(t.key[:0], stream, ^uint64(0))
+	return lastRevision(t.idxCur, t.key)
+}
+
+func (t *txn) dupErr(req *request, id uuid.UUID) error {
+	where := "elsewhere"
+	if v := t.ids.Get(id[:]); v != nil {
+		where = fmt.Sprintf("at position %d", u64(v))
+	}
+	return fmt.Errorf("append %s: %w: event %s is stored %s", req.stream, events.ErrDuplicateID, id, where)
+}
+
+func (t *txn) saveSnapshot(snap *events.Snapshot) error {
+	snap.Recorded = t.now
+	v := appendSnapshot(t.w.alloc(1+4*10+len(snap.Type)+len(snap.Data)), snap)
+	return t.snapshots.Put([]byte(snap.Stream), v)
+}

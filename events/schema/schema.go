@@ -1,0 +1,139 @@
+// Package schema holds the payloads of callguard's domain events: what is
+// written into a caller's stream, field by field, and the registry that
+// decodes them.
+//
+// Payloads are JSON with camelCase fields, small enough to read in
+// EventStoreDB's UI and to keep millions of calls on disk: optional fields
+// are omitted when empty, times are RFC 3339 in UTC. Each type has a schema
+// version; a change that is not a pure addition of an optional field bumps
+// the version and registers an upcaster in NewRegistry, so old events stay
+// readable without being rewritten.
+//
+// Event IDs are derived (events.DeriveID) from what caused the event — the
+// call, the admin command, the block that expired — so that a retried append
+// proposes the same IDs and the store drops the duplicate.
+package schema
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callguard/callguard/events"
+)
+
+// CallerStreamPrefix starts the name of every caller stream. EventStoreDB's
+// by-category projection groups streams by the text before the first dash,
+// so "caller-+78005553535" falls in category "caller".
+const CallerStreamPrefix = "caller-"
+
+// CallerStream names the stream of the caller whose normalised key is key
+// (E.164 or phone.AnonymousKey).
+func CallerStream(key string) string { return CallerStreamPrefix + key }
+
+// CallerKey returns the caller key of a caller stream, and false when
+// stream is not one.
+func CallerKey(stream string) (string, bool) {
+	if len(stream) <= len(CallerStreamPrefix) || stream[:len(CallerStreamPrefix)] != CallerStreamPrefix {
+		return "", false
+	}
+	return stream[len(CallerStreamPrefix):], true
+}
+
+// Payload is implemented by every event payload of this package.
+type Payload interface {
+	// EventType is the type name stored in the envelope.
+	EventType() string
+	// EventVersion is the current schema version of the payload.
+	EventVersion() int
+}
+
+// Record is an event the domain wants appended: its deterministic ID and its
+// payload. The policy returns Records; the caller grain turns them into
+// events.Proposed with Proposed, appends them, and only then folds them.
+type Record struct {
+	ID      uuid.UUID
+	Payload Payload
+}
+
+// Proposed marshals the record for Store.Append.
+func (r Record) Proposed(meta events.Metadata) (events.Proposed, error) {
+	p, err := events.NewProposed(r.ID, r.Payload.EventType(), r.Payload.EventVersion(), meta, r.Payload)
+	if err != nil {
+		return events.Proposed{}, fmt.Errorf("schema: %w", err)
+	}
+	return p, nil
+}
+
+// Proposals marshals records in order.
+func Proposals(recs []Record, meta events.Metadata) ([]events.Proposed, error) {
+	out := make([]events.Proposed, 0, len(recs))
+	for _, r := range recs {
+		p, err := r.Proposed(meta)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Roles name what an event is to its cause, so that one call or command
+// that causes several events gives each a distinct ID.
+const (
+	RoleReceived   = "received"
+	RoleBlock      = "block"
+	RoleOutcome    = "outcome"
+	RoleEscalation = "escalation"
+	RoleCommand    = "command"
+	RoleExpiry     = "expiry"
+)
+
+// CallEventID is the ID of the event playing role for call callID in the
+// stream of caller key. Call-IDs are unique per trunk, not per planet, so
+// the caller key is part of the derivation.
+func CallEventID(key, callID, role string) uuid.UUID {
+	return events.DeriveID(CallerStreamPrefix, key, "call", callID, role)
+}
+
+// CommandEventID is the ID of the event an admin command commandID caused in
+// the stream of caller key. The admin API chooses commandID (an
+// Idempotency-Key header, or a fresh UUID), so a retried request writes once.
+func CommandEventID(key, commandID string) uuid.UUID {
+	return events.DeriveID(CallerStreamPrefix, key, "command", commandID, RoleCommand)
+}
+
+// ExpiryEventID is the ID of the event recording that the block or
+// whitelist entry of type typ which began at since ran out at until. The
+// same entry expires once whoever notices it (a call, a timer, a replay).
+func ExpiryEventID(key, typ string, since, until time.Time) uuid.UUID {
+	return events.DeriveID(CallerStreamPrefix, key, RoleExpiry, typ,
+		strconv.FormatInt(since.UnixNano(), 10), strconv.FormatInt(until.UnixNano(), 10))
+}
+
+// NewRegistry returns a registry of every payload of this package at its
+// current version, with the upcasters of older versions.
+func NewRegistry() *events.Registry {
+	r := events.NewRegistry()
+	for _, p := range All() {
+		r.Register(p.EventType(), p.EventVersion(), p)
+	}
+	// Upcasters go here when a version changes, for example:
+	//   r.Upcast(TypeCallReceived, 1, upcastCallReceivedV1)
+	return r
+}
+
+// All returns a zero value of every payload type, for registries and tests.
+func All() []Payload {
+	return []Payload{
+		CallReceived{}, ChallengeOutcome{},
+		BlockApplied{}, BlockLifted{}, BlockExpired{},
+		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
+	}
+}
+
+// UTC returns t in UTC, rounded to nothing, so that what is encoded is what
+// the fold saw (time.Time's monotonic reading and zone do not survive JSON).
+func UTC(t time.Time) time.Time { return t.Round(0).UTC() }
