@@ -190,7 +190,15 @@ func (g *grain) load() error {
 			g.rev, g.exists, from = snap.Revision, true, snap.Revision+1
 		}
 	}
-	return g.catchUp(ctx, from)
+	if err := g.catchUp(ctx, from); err != nil {
+		return err
+	}
+	if g.d.SnapshotEvery > 0 && g.sinceSnap >= g.d.SnapshotEvery {
+		// A long tail (written by another node, or before snapshots were
+		// on) is folded once; the next activation should not fold it again.
+		g.snapshot()
+	}
+	return nil
 }
 
 // catchUp folds the stream's events from revision from on.

@@ -156,3 +156,23 @@ func TestIsKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUse backs the doc's promise; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	n := mustNew(t, "RU")
+	done := make(chan string)
+	for i := 0; i < 8; i++ {
+		go func() {
+			key := ""
+			for j := 0; j < 200; j++ {
+				key = n.Normalize("8 800 555 35 35").Key
+			}
+			done <- key
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; got != "+78005553535" {
+			t.Errorf("got %q", got)
+		}
+	}
+}

@@ -30,16 +30,16 @@ const MaxText = 500
 type Command struct {
 	// ID identifies the command (required). The event's ID derives from
 	// it, so a retried request is written once.
-	ID string
+	ID string `json:"id"`
 	// By names the admin (required), Why says why (required): every change
 	// to a caller's standing must be explainable in the audit.
-	By  string
-	Why string
+	By  string `json:"by"`
+	Why string `json:"why"`
 	// Until is the optional expiry of a whitelist entry or a block; zero
 	// for none. It must be after now.
-	Until time.Time
+	Until time.Time `json:"until,omitzero"`
 	// Level is the block level, 1 to 9 (Block only).
-	Level int
+	Level int `json:"level,omitempty"`
 }
 
 // Whitelist puts caller key on the whitelist (or replaces its entry) at

@@ -6,8 +6,9 @@
 // caller grain is a thin shell around it:
 //
 //	d, err := pol.Decide(&st, call, clock.Now()) // st is not changed
-//	appendWithExpectedRevision(schema.Proposals(d.Records, meta))
-//	for _, r := range d.Records { pol.Apply(&st, r.Payload) } // only after the append
+//	props, err := schema.Proposals(d.Records, meta)
+//	_, err = store.Append(ctx, stream, events.ExactOrNoStream(rev, exists), props...)
+//	for _, r := range d.Records { pol.Apply(&st, r.Payload) } // only once appended
 //	return d.Verdict
 //
 // and on activation folds its stream with Apply. Because windows are

@@ -14,26 +14,27 @@ import (
 type Status struct {
 	// Block in force at the moment (Level 0: none). Until is zero for a
 	// block without expiry.
-	Level int
-	Kind  schema.BlockKind
-	Rule  schema.Rule
-	Since time.Time
-	Until time.Time
+	Level int              `json:"level"`
+	Kind  schema.BlockKind `json:"kind,omitempty"`
+	Rule  schema.Rule      `json:"rule,omitempty"`
+	Since time.Time        `json:"since,omitzero"`
+	Until time.Time        `json:"until,omitzero"`
 	// Whitelisted, with the entry's expiry (zero for none).
-	Whitelisted    bool
-	WhitelistUntil time.Time
+	Whitelisted    bool      `json:"whitelisted,omitempty"`
+	WhitelistUntil time.Time `json:"whitelistUntil,omitzero"`
 	// VerifiedUntil is zero unless a passed challenge still counts.
-	VerifiedUntil time.Time
+	VerifiedUntil time.Time `json:"verifiedUntil,omitzero"`
 	// Hour and Day are the calls in the windows ending at the moment; a
 	// call at that moment would make them one more.
-	Hour, Day int
+	Hour int `json:"hour"`
+	Day  int `json:"day"`
 	// FailedChallenges counts the failures of the last day that escalation
 	// would count (none for the anonymous key, which is not escalated).
-	FailedChallenges int
+	FailedChallenges int `json:"failedChallenges"`
 	// Next is the verdict a call at the moment would get, and NextRule
 	// what would decide it.
-	Next     schema.Verdict
-	NextRule schema.Rule
+	Next     schema.Verdict `json:"next"`
+	NextRule schema.Rule    `json:"nextRule,omitempty"`
 }
 
 // Status returns the standing of caller key in state st at now, with

@@ -19,11 +19,15 @@ import (
 //
 //	byte     format (recordV1)
 //	16 bytes ID
-//	uvarint  revision
-//	varint   recorded, Unix nanoseconds (zeroTime for the zero time)
+//	8 bytes  revision, big-endian
+//	8 bytes  recorded, Unix nanoseconds, big-endian (zeroTime for the zero time)
 //	uvarint  schema version
 //	uvarint+bytes stream, type, node, actor, correlation ID, causation ID
 //	rest     JSON payload
+//
+// Revision and recorded have fixed offsets so that Append can encode a
+// record on the caller's goroutine and the writer only fills them in: the
+// single writer does less, and it never reads the caller's payload.
 //
 // Snapshot record (value of bucket "snapshots", key = stream):
 //
@@ -43,12 +47,7 @@ const zeroTime = math.MinInt64
 
 var errCorrupt = errors.New("corrupt record")
 
-func putTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return binary.AppendVarint(b, zeroTime)
-	}
-	return binary.AppendVarint(b, t.UnixNano())
-}
+func putTime(b []byte, t time.Time) []byte { return binary.AppendVarint(b, timeNanos(t)) }
 
 func toTime(n int64) time.Time {
 	if n == zeroTime {
@@ -62,20 +61,33 @@ func putString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+const (
+	offRev      = 17
+	offRecorded = 25
+	offVersion  = 33
+)
+
+func timeNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return zeroTime
+	}
+	return t.UnixNano()
+}
+
 // eventSize bounds the encoded size of an event record, so that it can be
-// written into an arena without growing.
+// written into a buffer without growing.
 func eventSize(stream string, p *events.Proposed) int {
-	const varints = 3*binary.MaxVarintLen64 + 6*binary.MaxVarintLen32
-	return 1 + 16 + varints + len(stream) + len(p.Type) + len(p.Meta.Node) +
+	const varints = binary.MaxVarintLen64 + 6*binary.MaxVarintLen32
+	return offVersion + varints + len(stream) + len(p.Type) + len(p.Meta.Node) +
 		len(p.Meta.Actor) + len(p.Meta.CorrelationID) + len(p.Meta.CausationID) + len(p.Data)
 }
 
-// appendEvent appends the record of p, stored at revision rev of stream.
-func appendEvent(b []byte, stream string, rev uint64, recorded time.Time, p *events.Proposed) []byte {
+// appendEvent appends the record of p in stream with revision and recorded
+// left zero; setPlace fills them in.
+func appendEvent(b []byte, stream string, p *events.Proposed) []byte {
 	b = append(b, recordV1)
 	b = append(b, p.ID[:]...)
-	b = binary.AppendUvarint(b, rev)
-	b = putTime(b, recorded)
+	b = append(b, make([]byte, offVersion-offRev)...)
 	b = binary.AppendUvarint(b, uint64(p.Version))
 	b = putString(b, stream)
 	b = putString(b, p.Type)
@@ -84,6 +96,12 @@ func appendEvent(b []byte, stream string, rev uint64, recorded time.Time, p *eve
 	b = putString(b, p.Meta.CorrelationID)
 	b = putString(b, p.Meta.CausationID)
 	return append(b, p.Data...)
+}
+
+// setPlace stores the revision and commit time of the record rec.
+func setPlace(rec []byte, rev uint64, recorded int64) {
+	binary.BigEndian.PutUint64(rec[offRev:], rev)
+	binary.BigEndian.PutUint64(rec[offRecorded:], uint64(recorded))
 }
 
 // reader walks a record. The first error sticks, so a caller checks once.
@@ -143,13 +161,12 @@ type header struct {
 
 func decodeHeader(v []byte) (header, error) {
 	var h header
-	if len(v) < 17 || v[0] != recordV1 {
+	if len(v) < offVersion || v[0] != recordV1 {
 		return h, errCorrupt
 	}
-	copy(h.id[:], v[1:17])
-	r := reader{b: v[17:]}
-	h.rev = r.uvarint()
-	r.varint()
+	copy(h.id[:], v[1:offRev])
+	h.rev = binary.BigEndian.Uint64(v[offRev:])
+	r := reader{b: v[offVersion:]}
 	r.uvarint()
 	h.stream = r.bytes()
 	return h, r.err
@@ -207,13 +224,13 @@ func (d *decoder) str(b []byte) string {
 // event decodes the record v stored at sequence seq.
 func (d *decoder) event(seq uint64, v []byte) (events.Event, error) {
 	var ev events.Event
-	if len(v) < 17 || v[0] != recordV1 {
+	if len(v) < offVersion || v[0] != recordV1 {
 		return ev, fmt.Errorf("event at %d: %w", seq, errCorrupt)
 	}
-	copy(ev.ID[:], v[1:17])
-	r := reader{b: v[17:]}
-	ev.Revision = r.uvarint()
-	ev.Recorded = toTime(r.varint())
+	copy(ev.ID[:], v[1:offRev])
+	ev.Revision = binary.BigEndian.Uint64(v[offRev:])
+	ev.Recorded = toTime(int64(binary.BigEndian.Uint64(v[offRecorded:])))
+	r := reader{b: v[offVersion:]}
 	ev.Version = int(r.uvarint())
 	ev.Stream = d.str(r.bytes())
 	ev.Type = d.str(r.bytes())

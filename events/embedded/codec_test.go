@@ -52,7 +52,8 @@ func TestEventCodecRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := appendEvent(nil, tc.stream, tc.rev, tc.recorded, &tc.p)
+			rec := appendEvent(nil, tc.stream, &tc.p)
+			setPlace(rec, tc.rev, timeNanos(tc.recorded))
 			if len(rec) > eventSize(tc.stream, &tc.p) {
 				t.Fatalf("record is %d bytes, eventSize bound is %d", len(rec), eventSize(tc.stream, &tc.p))
 			}
@@ -86,11 +87,11 @@ func TestEventCodecRoundTrip(t *testing.T) {
 func TestDecodedPayloadsDoNotOverlap(t *testing.T) {
 	d := newDecoder()
 	p := events.Proposed{ID: uuid.New(), Type: "T", Version: 1, Data: []byte(`[1]`)}
-	a, err := d.event(1, appendEvent(nil, "s", 0, time.Now(), &p))
+	a, err := d.event(1, appendEvent(nil, "s", &p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := d.event(2, appendEvent(nil, "s", 1, time.Now(), &p))
+	b, err := d.event(2, appendEvent(nil, "s", &p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestDecodedPayloadsDoNotOverlap(t *testing.T) {
 
 func TestDecodeCorrupt(t *testing.T) {
 	p := events.Proposed{ID: uuid.New(), Type: "Type", Version: 1, Meta: events.Metadata{Node: "n"}, Data: []byte(`{}`)}
-	rec := appendEvent(nil, "stream", 3, time.Now(), &p)
+	rec := appendEvent(nil, "stream", &p)
 	tests := []struct {
 		name string
 		rec  []byte
@@ -111,7 +112,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"unknown format", append([]byte{9}, rec[1:]...)},
 		{"truncated id", rec[:10]},
 		{"truncated header", rec[:20]},
-		{"length past end", append(append([]byte(nil), rec[:17]...), 0, 0, 0, 0xff, 0x01)},
+		{"truncated version", rec[:offVersion]},
+		{"length past end", append(append([]byte(nil), rec[:offVersion]...), 1, 0xff, 0x01)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

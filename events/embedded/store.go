@@ -105,11 +105,11 @@ type Store struct {
 	// writer after each commit.
 	head atomic.Uint64
 
-	// notify is closed and replaced after every commit that wrote events,
-	// waking every live subscription at once.
 	// stats count the writer's work, for benchmarks and tuning.
 	stats struct{ commits, requests, pages atomic.Int64 }
 
+	// notify is closed and replaced after every commit that wrote events,
+	// waking every live subscription at once.
 	notifyMu sync.Mutex
 	notify   chan struct{}
 }
@@ -222,7 +222,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 	// Copy so that filling in IDs does not touch the caller's slice.
 	own := make([]events.Proposed, len(evs))
 	copy(own, evs)
-	seen := make(map[uuid.UUID]struct{}, len(own))
+	var seen map[uuid.UUID]struct{} // only for several events
+	if len(own) > 1 {
+		seen = make(map[uuid.UUID]struct{}, len(own))
+	}
 	for i := range own {
 		p := &own[i]
 		if err := p.Validate(); err != nil {
@@ -238,17 +241,39 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 			}
 			p.ID = id
 		}
-		if _, dup := seen[p.ID]; dup {
-			return events.AppendResult{}, fmt.Errorf("append %s: %w: event ID %s appears twice", stream, events.ErrInvalid, p.ID)
+		if seen != nil {
+			if _, dup := seen[p.ID]; dup {
+				return events.AppendResult{}, fmt.Errorf("append %s: %w: event ID %s appears twice", stream, events.ErrInvalid, p.ID)
+			}
+			seen[p.ID] = struct{}{}
 		}
-		seen[p.ID] = struct{}{}
 	}
-	req := &request{ctx: ctx, stream: stream, expected: expected, evs: own, reply: make(chan reply, 1)}
+	req := newAppendRequest(ctx, stream, expected, own)
 	r, err := s.submit(ctx, req)
 	if err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	return r.res, r.err
+}
+
+// newAppendRequest encodes evs (valid, with IDs) for the writer. Encoding
+// happens here, in parallel with other callers, rather than in the single
+// writer; the writer then never reads the caller's payloads, which matters
+// when Append returns early on ctx while the writer works.
+func newAppendRequest(ctx context.Context, stream string, expected events.Expected, evs []events.Proposed) *request {
+	size := 0
+	for i := range evs {
+		size += eventSize(stream, &evs[i])
+	}
+	buf := make([]byte, 0, size)
+	recs := make([][]byte, len(evs))
+	for i := range evs {
+		start := len(buf)
+		buf = appendEvent(buf, stream, &evs[i])
+		recs[i] = buf[start:len(buf):len(buf)]
+		evs[i].Data = nil
+	}
+	return &request{ctx: ctx, stream: stream, expected: expected, evs: evs, recs: recs, reply: make(chan reply, 1)}
 }
 
 // submit hands req to the writer and waits for its reply. If ctx ends while

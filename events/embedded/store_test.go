@@ -280,7 +280,7 @@ func TestBatchRequestsAreIndependent(t *testing.T) {
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	req := func(ctx context.Context, stream string, exp events.Expected, evs ...events.Proposed) *request {
-		return &request{ctx: ctx, stream: stream, expected: exp, evs: evs, reply: make(chan reply, 1)}
+		return newAppendRequest(ctx, stream, exp, evs)
 	}
 	batch := []*request{
 		req(ctx, "a", events.NoStream, a1),                                                    // ok: a@0, pos 3

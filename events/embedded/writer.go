@@ -17,9 +17,18 @@ type request struct {
 	ctx      context.Context
 	stream   string
 	expected events.Expected
-	evs      []events.Proposed
-	snap     *events.Snapshot // set for SaveSnapshot
-	reply    chan reply       // buffered: the writer never blocks on it
+	evs      []events.Proposed // IDs only: the payloads are in recs
+	recs     [][]byte          // encoded records, revision and time to fill in
+	snap     *events.Snapshot  // set for SaveSnapshot
+	reply    chan reply        // buffered: the writer never blocks on it
+}
+
+// fail wraps err as the error of req's call.
+func (r *request) fail(err error) error {
+	if r.snap != nil {
+		return fmt.Errorf("save snapshot of %s: %w", r.stream, err)
+	}
+	return fmt.Errorf("append %s: %w", r.stream, err)
 }
 
 type reply struct {
@@ -120,7 +129,9 @@ func (w *writer) commit(batch []*request) {
 		return
 	}
 	if err != nil {
-		w.replies[0] = reply{err: fmt.Errorf("%s: %w", batch[0].stream, err)}
+		// The disk may recover (space freed, device back); a retry with the
+		// same IDs is safe whatever happened.
+		w.replies[0] = reply{err: batch[0].fail(fmt.Errorf("%w: %w", events.ErrUnavailable, err))}
 		w.s.log.Error("commit failed", "stream", batch[0].stream, "err", err)
 	}
 	wrote := err == nil && head != w.head
@@ -152,8 +163,9 @@ func (w *writer) apply(batch []*request, replies []reply) (uint64, error) {
 		idx:       tx.Bucket(bucketIdx),
 		ids:       tx.Bucket(bucketIDs),
 		snapshots: tx.Bucket(bucketSnapshots),
-		now:       w.s.clock(),
 	}
+	t.nowTime = w.s.clock()
+	t.now = timeNanos(t.nowTime)
 	// The head is read from the database rather than trusted from memory:
 	// after a failed commit the file is the only authority.
 	if k, _ := t.log.Cursor().Last(); k != nil {
@@ -164,7 +176,7 @@ func (w *writer) apply(batch []*request, replies []reply) (uint64, error) {
 	t.log.FillPercent = 1.0
 	for i, req := range batch {
 		if err := req.ctx.Err(); err != nil {
-			replies[i] = reply{err: fmt.Errorf("%s: %w", req.stream, err)}
+			replies[i] = reply{err: req.fail(err)} // the caller gave up: skip
 			continue
 		}
 		if req.snap != nil {
@@ -194,7 +206,8 @@ type txn struct {
 	idxCur                   *bolt.Cursor
 	key                      []byte // scratch idx key
 	head                     uint64
-	now                      time.Time
+	now                      int64 // commit time, Unix nanoseconds
+	nowTime                  time.Time
 }
 
 // append applies one Append request. reqErr rejects the request alone; err
@@ -222,7 +235,8 @@ func (t *txn) append(req *request) (res events.AppendResult, reqErr, err error) 
 		rev := first + uint64(i)
 		t.head++
 		seq := seqKey(t.w.alloc(8), t.head)
-		rec := appendEvent(t.w.alloc(eventSize(req.stream, p)), req.stream, rev, t.now, p)
+		rec := req.recs[i]
+		setPlace(rec, rev, t.now)
 		if err := t.log.Put(seq, rec); err != nil {
 			return res, nil, fmt.Errorf("%s: put event: %w", req.stream, err)
 		}
@@ -270,11 +284,11 @@ func (t *txn) retry(req *request) (res events.AppendResult, ok bool, reqErr erro
 		var sk [8]byte
 		rec := t.log.Get(seqKey(sk[:0], seq))
 		if rec == nil {
-			return res, false, fmt.Errorf("%s: %w: event %s at position %d missing from log", req.stream, errCorrupt, id, seq)
+			return res, false, req.fail(fmt.Errorf("%w: event %s at position %d missing from log", errCorrupt, id, seq))
 		}
 		h, err := decodeHeader(rec)
 		if err != nil {
-			return res, false, fmt.Errorf("%s: event at position %d: %w", req.stream, seq, err)
+			return res, false, req.fail(fmt.Errorf("event at position %d: %w", seq, err))
 		}
 		if i == 0 {
 			firstRev = h.rev
@@ -306,11 +320,11 @@ func (t *txn) dupErr(req *request, id uuid.UUID) error {
 	if v := t.ids.Get(id[:]); v != nil {
 		where = fmt.Sprintf("at position %d", u64(v))
 	}
-	return fmt.Errorf("append %s: %w: event %s is stored %s", req.stream, events.ErrDuplicateID, id, where)
+	return req.fail(fmt.Errorf("%w: event %s is stored %s", events.ErrDuplicateID, id, where))
 }
 
 func (t *txn) saveSnapshot(snap *events.Snapshot) error {
-	snap.Recorded = t.now
+	snap.Recorded = t.nowTime
 	v := appendSnapshot(t.w.alloc(1+4*10+len(snap.Type)+len(snap.Data)), snap)
 	return t.snapshots.Put([]byte(snap.Stream), v)
 }

@@ -134,6 +134,6 @@ func All() []Payload {
 	}
 }
 
-// UTC returns t in UTC, rounded to nothing, so that what is encoded is what
-// the fold saw (time.Time's monotonic reading and zone do not survive JSON).
+// UTC returns t without its monotonic clock reading and in UTC: neither
+// survives JSON, and a payload should compare equal to itself read back.
 func UTC(t time.Time) time.Time { return t.Round(0).UTC() }

@@ -1,0 +1,255 @@
+package caller_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/schema"
+)
+
+// benchEnv is a store and a policy whose limits let benchmark traffic pass
+// without blocks, so that every Admit is a full decision and append.
+func benchEnv(b *testing.B) *env {
+	b.Helper()
+	e := newEnv(&testing.T{}, b.TempDir())
+	b.Cleanup(func() { e.store.Close() })
+	cfg := policy.DefaultConfig()
+	cfg.LimitHour, cfg.LimitDay = 1_000_000, 1_000_000
+	pol, err := policy.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.pol = pol
+	return e
+}
+
+func benchNode(b *testing.B, e *env, idle time.Duration) *caller.Client {
+	b.Helper()
+	t := &testing.T{}
+	n, c := startNode(t, "bench", e.deps(0, idle), nil)
+	b.Cleanup(func() { n.Stop(false) })
+	return c
+}
+
+func reportRate(b *testing.B, unit string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
+
+// BenchmarkAdmitDistinct: every call from a different number, so each
+// Admit activates a grain, folds an empty stream and appends durably; the
+// store's group commit shares fsyncs between concurrent grains.
+func BenchmarkAdmitDistinct(b *testing.B) {
+	e := benchEnv(b)
+	c := benchNode(b, e, 0)
+	var seq atomic.Int64
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			key := fmt.Sprintf("+7999%07d", n)
+			if _, err := c.Admit(context.Background(), key, caller.Admit{CallID: fmt.Sprintf("d%d", n), Kind: phone.KindE164}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b, "decisions/s")
+}
+
+// BenchmarkAdmitHot: one number called from 64 goroutines. A grain decides
+// one call at a time (each decision depends on the previous one), so this
+// is bounded by one durable append per decision.
+func BenchmarkAdmitHot(b *testing.B) {
+	e := benchEnv(b)
+	c := benchNode(b, e, 0)
+	var seq atomic.Int64
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			if _, err := c.Admit(context.Background(), number, caller.Admit{CallID: fmt.Sprintf("h%d", n), Kind: phone.KindE164}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b, "decisions/s")
+}
+
+// BenchmarkGrainMemory activates 100,000 grains, each with a typical
+// history of three calls today, and reports the heap each one holds:
+// actor, mailbox, cluster bookkeeping and folded state together.
+func BenchmarkGrainMemory(b *testing.B) {
+	const grains = 100_000
+	for range b.N {
+		e := benchEnv(b)
+		c := benchNode(b, e, 0)
+		// Seed the histories directly in the store, so that activation
+		// folds them; the grains are then activated by a status request.
+		ctx := context.Background()
+		for i := 0; i < grains; i += 1000 {
+			errs := make(chan error, 1000)
+			for j := i; j < i+1000; j++ {
+				go func() { errs <- seedCalls(ctx, e, fmt.Sprintf("+7998%07d", j), 3) }()
+			}
+			for range 1000 {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		before := heapInUse()
+		sem := make(chan struct{}, 256)
+		errs := make(chan error, grains)
+		for j := range grains {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				s, err := c.Status(ctx, fmt.Sprintf("+7998%07d", j))
+				if err == nil && s.Status.Day != 3 {
+					err = fmt.Errorf("grain %d folded %d calls, want 3", j, s.Status.Day)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+		for range cap(sem) {
+			sem <- struct{}{}
+		}
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/grains, "bytes/grain")
+		runtime.KeepAlive(c)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// seedCalls appends n decided calls for key, a minute apart, as the grain
+// would have.
+func seedCalls(ctx context.Context, e *env, key string, n int) error {
+	var st policy.State
+	var recs []schema.Record
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for i := range n {
+		dec, err := e.pol.Decide(&st, policy.Call{ID: fmt.Sprintf("%s-%d", key, i), Caller: phone.Number{Key: key, Kind: phone.KindE164}}, at)
+		if err != nil {
+			return err
+		}
+		for _, r := range dec.Records {
+			if err := e.pol.Apply(&st, r.Payload); err != nil {
+				return err
+			}
+		}
+		recs = append(recs, dec.Records...)
+		at = at.Add(time.Minute)
+	}
+	props, err := schema.Proposals(recs, events.Metadata{Actor: "bench"})
+	if err != nil {
+		return err
+	}
+	_, err = e.store.Append(ctx, schema.CallerStream(key), events.NoStream, props...)
+	return err
+}
+
+// BenchmarkRehydrate activates a grain whose number has 10,000 events, from
+// the events alone and from a snapshot plus the events after it.
+func BenchmarkRehydrate(b *testing.B) {
+	const history = 10_000
+	for _, withSnapshot := range []bool{false, true} {
+		b.Run(fmt.Sprintf("snapshot=%v", withSnapshot), func(b *testing.B) {
+			e := benchEnv(b)
+			e.clock.now = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+			ctx := context.Background()
+			key := "+79997776655"
+			seedHistory(b, e, key, history)
+			deps := e.deps(0, 0)
+			sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quietLogger() }))
+			defer sys.Shutdown()
+			if withSnapshot {
+				// The first activation folds the whole stream and saves a
+				// snapshot of it.
+				deps.SnapshotEvery = history / 2
+				activate(b, sys, deps, key)
+				if _, ok, _ := e.store.LoadSnapshot(ctx, schema.CallerStream(key)); !ok {
+					b.Fatal("no snapshot was saved")
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				activate(b, sys, deps, key)
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/activation")
+		})
+	}
+}
+
+// seedHistory appends n decided calls for key in batches.
+func seedHistory(b *testing.B, e *env, key string, n int) {
+	ctx := context.Background()
+	var st policy.State
+	at := e.clock.Now().Add(-time.Duration(n) * time.Second)
+	var rev uint64
+	exists := false
+	for done := 0; done < n; {
+		var recs []schema.Record
+		for i := 0; i < 1000 && done < n; i++ {
+			dec, err := e.pol.Decide(&st, policy.Call{ID: fmt.Sprintf("r%d", done), Caller: phone.Number{Key: key, Kind: phone.KindE164}}, at)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range dec.Records {
+				if err := e.pol.Apply(&st, r.Payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			recs = append(recs, dec.Records...)
+			at = at.Add(time.Second)
+			done++
+		}
+		props, err := schema.Proposals(recs, events.Metadata{Actor: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := e.store.Append(ctx, schema.CallerStream(key), events.ExactOrNoStream(rev, exists), props...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rev, exists = res.LastRevision, true
+	}
+}
+
+// activate spawns a fresh grain for key, waits until it has folded its
+// history and answered, and stops it.
+func activate(b *testing.B, sys *actor.ActorSystem, deps caller.Deps, key string) {
+	pid := sys.Root.Spawn(caller.Props(deps))
+	defer sys.Root.Stop(pid)
+	sys.Root.Send(pid, &cluster.ClusterInit{Identity: &cluster.ClusterIdentity{Identity: key, Kind: caller.KindName}})
+	if _, err := caller.RequestPID(sys.Root, pid, caller.GetStatus{}, 30*time.Second); err != nil {
+		b.Fatal(err)
+	}
+}
