@@ -42,49 +42,49 @@ type Config struct {
 	// (itself included) more than LimitHour breaks the hourly limit. 0
 	// disables the rule. Default 5: five calls in an hour is a lot for a
 	// person with a problem; the sixth is challenged.
-	LimitHour int `env:"LIMIT_HOUR" envDefault:"5"`
+	LimitHour int `env:"LIMIT_HOUR" envDefault:"5" desc:"calls in the last hour above which a caller is blocked at GUARD_LIMIT_LEVEL (0 disables)"`
 
 	// LimitDay: the same over the last day. 0 disables the rule. When both
 	// limits are set LimitDay must be at least LimitHour, or the hourly
 	// rule could never fire first. Default 20: a busy day for a person
 	// (or a small business client) is well under it; a caller over it is
 	// a nuisance even when spread out to dodge the hourly limit.
-	LimitDay int `env:"LIMIT_DAY" envDefault:"20"`
+	LimitDay int `env:"LIMIT_DAY" envDefault:"20" desc:"calls in the last day above which a caller is blocked at GUARD_LIMIT_LEVEL (0 disables)"`
 
 	// LimitLevel is the block level a broken limit sets, 1 to 9. Default 3,
 	// the seed's automatic block: soft, so the caller is challenged.
-	LimitLevel int `env:"LIMIT_LEVEL" envDefault:"3"`
+	LimitLevel int `env:"LIMIT_LEVEL" envDefault:"3" desc:"block level a broken limit sets (1-5 challenge, 6-9 reject)"`
 
 	// BlockFor is how long an automatic block (limits and escalation) lasts
 	// after the last offending event: every call that breaks a limit again
 	// pushes the expiry out. Must be positive. Default 24h, one daily
 	// window: a nuisance caller who stops is still challenged for a day; a
 	// person passes the challenge once and is verified (VerifiedFor).
-	BlockFor time.Duration `env:"BLOCK_FOR" envDefault:"24h"`
+	BlockFor time.Duration `env:"BLOCK_FOR" envDefault:"24h" desc:"how long an automatic block lasts after the last offending call"`
 
 	// EscalateAfter: this many failed challenges within a day (see Day)
 	// raise the caller's block to EscalationLevel. 0 disables escalation.
 	// Default 3: a person mistypes once, maybe twice; a bot that cannot
 	// hear the code fails every time. A passed challenge resets the count.
-	EscalateAfter int `env:"ESCALATE_AFTER" envDefault:"3"`
+	EscalateAfter int `env:"ESCALATE_AFTER" envDefault:"3" desc:"failed challenges within a day that raise the block to GUARD_ESCALATION_LEVEL (0 disables)"`
 
 	// EscalationLevel is the level escalation sets, 1 to 9 and above
 	// LimitLevel. Default 6, the lowest hard block: the caller's calls are
 	// rejected without being answered.
-	EscalationLevel int `env:"ESCALATION_LEVEL" envDefault:"6"`
+	EscalationLevel int `env:"ESCALATION_LEVEL" envDefault:"6" desc:"level escalation sets (6 = reject)"`
 
 	// CountAbandoned makes a challenge the caller hung up on count as a
 	// failure for escalation. Default false: a person who hangs up on an
 	// unexpected recording has not shown they are a bot, and an abandoned
 	// challenge cost nothing (it ended inside the unbilled interval).
-	CountAbandoned bool `env:"COUNT_ABANDONED" envDefault:"false"`
+	CountAbandoned bool `env:"COUNT_ABANDONED" envDefault:"false" desc:"count a challenge the caller hung up on as a failure for escalation"`
 
 	// VerifiedFor is how long a passed challenge lets the caller through a
 	// soft block without a new challenge. 0 disables verification. Hard
 	// blocks are never bypassed. Default 6h, one sitting of a customer
 	// sorting out a problem; short enough that a lucky guess (one in a
 	// hundred for a two-digit code) buys a bot little.
-	VerifiedFor time.Duration `env:"VERIFIED_FOR" envDefault:"6h"`
+	VerifiedFor time.Duration `env:"VERIFIED_FOR" envDefault:"6h" desc:"how long a passed challenge lets a soft-blocked caller through without a new challenge (0 disables)"`
 
 	// Anonymous is the verdict for callers without a usable number
 	// (withheld or unparsable, phone.AnonymousKey): pass, challenge or
@@ -93,7 +93,7 @@ type Config struct {
 	// admin can still whitelist or block the "anonymous" key at run time.
 	// Default challenge: some customers hide their number, and a challenge
 	// costs them two key presses and a bot nothing billable.
-	Anonymous schema.Verdict `env:"ANONYMOUS" envDefault:"challenge"`
+	Anonymous schema.Verdict `env:"ANONYMOUS" envDefault:"challenge" desc:"verdict for withheld or unparsable caller IDs: pass, challenge or reject"`
 }
 
 // MaxEscalateAfter bounds EscalateAfter, and so the failed challenges a

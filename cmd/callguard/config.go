@@ -10,8 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/callguard/callguard/actors/policy"
 )
 
 // envPrefix is the prefix of every configuration variable.
@@ -32,6 +35,21 @@ type Config struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info" desc:"log level: debug, info, warn or error"`
 	// LogFormat is text (for people) or json (for log shippers).
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text" desc:"log format: text or json"`
+
+	// Region is the libphonenumber region used to read caller numbers
+	// written without a country code ("8 999 ..." in Russia).
+	Region string `env:"REGION" envDefault:"RU" desc:"default region (ISO 3166 code) for caller numbers without a country code"`
+
+	// Policy is the blocking policy (limits, levels, expiry, escalation).
+	Policy policy.Config
+
+	// SnapshotEvery and GrainIdle tune the caller grains.
+	SnapshotEvery int           `env:"SNAPSHOT_EVERY" envDefault:"100" desc:"a caller grain saves a snapshot after this many new events (0 disables)"`
+	GrainIdle     time.Duration `env:"GRAIN_IDLE" envDefault:"10m" desc:"a caller grain idle this long is passivated (its memory freed)"`
+
+	// ClusterName and ClusterListen place this node in the actor cluster.
+	ClusterName   string `env:"CLUSTER_NAME" envDefault:"callguard" desc:"actor cluster name; the same on every node of one deployment"`
+	ClusterListen string `env:"CLUSTER_LISTEN" envDefault:"127.0.0.1:0" desc:"host:port of this node's actor remoting (port 0: any free port)"`
 }
 
 // loadConfig reads the configuration from environ (os.Environ() form) and
@@ -45,7 +63,7 @@ func loadConfig(environ []string) (Config, error) {
 	}
 	cfg, err := env.ParseAsWithOptions[Config](env.Options{Prefix: envPrefix, Environment: vars})
 	if err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
+		return Config{}, fmt.Errorf("configuration: %s", nameVariables(err.Error()))
 	}
 	if cfg.NodeName == "" {
 		if host, err := os.Hostname(); err == nil {
@@ -75,6 +93,15 @@ func (c Config) validate() error {
 	if c.EventStoreURL == "" && c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("%sDATA_DIR is empty and %sEVENTSTORE_URL is not set: the store needs one of them", envPrefix, envPrefix))
 	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, errors.New(nameVariables(err.Error())))
+	}
+	if c.SnapshotEvery < 0 {
+		errs = append(errs, fmt.Errorf("%sSNAPSHOT_EVERY is %d, want 0 or more", envPrefix, c.SnapshotEvery))
+	}
+	if c.GrainIdle <= 0 {
+		errs = append(errs, fmt.Errorf("%sGRAIN_IDLE is %v, want a positive duration", envPrefix, c.GrainIdle))
+	}
 	if c.EventStoreURL != "" {
 		if u, err := url.Parse(c.EventStoreURL); err != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover") {
 			errs = append(errs, fmt.Errorf("%sEVENTSTORE_URL must be an esdb:// or esdb+discover:// connection string", envPrefix))
@@ -83,26 +110,48 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// nameVariables rewrites the names other packages give settings (the env
+// library's Go field names, the policy's kebab-case names) into the
+// variables an operator sets, so an error says what to fix.
+func nameVariables(msg string) string {
+	t := reflect.TypeOf(Config{})
+	var pairs []string
+	for _, v := range configVars() {
+		field := t.FieldByIndex(v.index).Name
+		kebab := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(v.Name, envPrefix), "_", "-"))
+		pairs = append(pairs, fmt.Sprintf("field %q", field), v.Name, kebab+" ", v.Name+" ", kebab+")", v.Name+")")
+	}
+	return strings.NewReplacer(pairs...).Replace(msg)
+}
+
 // configVar is one documented configuration variable.
 type configVar struct {
 	Name, Default, Desc string
 	Secret              bool
-	field               string
+	index               []int
 }
 
 // configVars lists every variable of Config in declaration order.
 func configVars() []configVar {
-	t := reflect.TypeOf(Config{})
-	vars := make([]configVar, 0, t.NumField())
+	return appendVars(nil, reflect.TypeOf(Config{}), nil)
+}
+
+// appendVars walks t's fields; nested structs without an env tag (such as
+// policy.Config) contribute their own variables under the same prefix.
+func appendVars(vars []configVar, t reflect.Type, index []int) []configVar {
 	for i := range t.NumField() {
 		f := t.Field(i)
+		idx := append(append([]int(nil), index...), i)
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 		if name == "" {
+			if f.Type.Kind() == reflect.Struct {
+				vars = appendVars(vars, f.Type, idx)
+			}
 			continue
 		}
 		vars = append(vars, configVar{
 			Name: envPrefix + name, Default: f.Tag.Get("envDefault"), Desc: f.Tag.Get("desc"),
-			Secret: f.Tag.Get("secret") == "true", field: f.Name,
+			Secret: f.Tag.Get("secret") == "true", index: idx,
 		})
 	}
 	return vars
@@ -128,7 +177,7 @@ func printConfig(w io.Writer, cfg Config) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	v := reflect.ValueOf(cfg)
 	for _, cv := range configVars() {
-		val := fmt.Sprint(v.FieldByName(cv.field).Interface())
+		val := fmt.Sprint(v.FieldByIndex(cv.index).Interface())
 		if cv.Secret {
 			val = maskSecret(val)
 		}

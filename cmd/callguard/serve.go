@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -16,24 +15,18 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		return err
 	}
 	log := newLogger(stderr, cfg)
-	store, err := openStore(ctx, cfg, log)
+	g, err := startGuard(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close event store", "err", err)
-		}
-	}()
-	head, err := store.Head(ctx)
+	defer g.stop()
+	head, err := g.store.Head(ctx)
 	if err != nil {
 		return fmt.Errorf("read head of the event log: %w", err)
 	}
-	log.Info("callguard serving", "version", version, "head", head.String())
+	log.Info("callguard serving", "version", version, "head", head.String(),
+		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay)
 	<-ctx.Done()
 	log.Info("callguard stopping", "reason", context.Cause(ctx))
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil
-	}
-	return ctx.Err()
+	return nil
 }
