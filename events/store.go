@@ -37,7 +37,10 @@ type Store interface {
 	// Append is idempotent by event ID: if the events' IDs are already the
 	// events at the end of this stream's history (a retry after a lost
 	// reply), it returns the original result and writes nothing, whatever
-	// expected says. An ID stored elsewhere gives ErrDuplicateID.
+	// expected says. An ID stored earlier in this stream gives
+	// ErrDuplicateID. IDs are unique per stream, as in EventStoreDB: the
+	// store does not compare them across streams (callguard derives each
+	// ID from its stream's key, so they cannot collide).
 	//
 	// A stream not in the expected state gives a *ConflictError.
 	Append(ctx context.Context, stream string, expected Expected, evs ...Proposed) (AppendResult, error)

@@ -10,7 +10,7 @@
 //
 //	log       8-byte big-endian sequence (1-based) -> event record (codec.go)
 //	idx       len16 + stream + 8-byte revision -> 8-byte sequence
-//	ids       16-byte event ID -> 8-byte sequence
+//	ids       stream (2-byte length + name) + 16-byte event ID -> 8-byte sequence
 //	snapshots stream name -> snapshot record
 //
 // An event's Position is {Commit: seq, Prepare: seq}. A stream's last

@@ -285,8 +285,8 @@ func TestBatchRequestsAreIndependent(t *testing.T) {
 	batch := []*request{
 		req(ctx, "a", events.NoStream, a1),                                                    // ok: a@0, pos 3
 		req(ctx, "a", events.NoStream, ev("A", `x`)),                                          // conflict: sees a@0 from above
-		req(ctx, "b", events.Any, b1, events.Proposed{ID: a1.ID, Type: "B", Version: 1}),      // a1's ID is taken
-		req(ctx, "a", events.Exact(0), a2),                                                    // ok: a@1, pos 4
+		req(ctx, "b", events.Any, b1, events.Proposed{ID: a1.ID, Type: "B", Version: 1}),      // ok: IDs are per stream, b@0..1, pos 4..5
+		req(ctx, "a", events.Exact(0), a2),                                                    // ok: a@1, pos 6
 		req(ctx, "a", events.NoStream, a1),                                                    // a1 stored but no longer the end: duplicate
 		req(ctx, "a", events.Exact(7), a2),                                                    // retry of the previous one: idempotent
 		req(cancelled, "c", events.Any, ev("C", `{}`)),                                        // caller gone: skipped
@@ -298,10 +298,10 @@ func TestBatchRequestsAreIndependent(t *testing.T) {
 	check := []func(reply) error{
 		wantResult(0, 0, 3),
 		wantErr(events.ErrConflict),
+		wantResult(0, 1, 5),
+		wantResult(1, 1, 6),
 		wantErr(events.ErrDuplicateID),
-		wantResult(1, 1, 4),
-		wantErr(events.ErrDuplicateID),
-		wantResult(1, 1, 4),
+		wantResult(1, 1, 6),
 		wantErr(context.Canceled),
 		wantResult(1, 1, 2),
 		wantErr(nil),
@@ -315,11 +315,11 @@ func TestBatchRequestsAreIndependent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 4 || all[2].ID != a1.ID || all[3].ID != a2.ID {
+	if len(all) != 6 || all[2].ID != a1.ID || all[4].ID != a1.ID || all[5].ID != a2.ID {
 		t.Fatalf("log after batch: %v", all)
 	}
-	if got, _ := s.ReadStream(ctx, "b", events.Forward, 0, 10); len(got) != 0 {
-		t.Errorf("rejected request left events in b: %v", got)
+	if got, _ := s.ReadStream(ctx, "b", events.Forward, 0, 10); len(got) != 2 || got[1].ID != a1.ID {
+		t.Errorf("b holds %v, want b1 and an event with a1's ID (IDs are unique per stream)", got)
 	}
 	if got, _ := s.ReadStream(ctx, "c", events.Forward, 0, 10); len(got) != 0 {
 		t.Errorf("cancelled request left events in c: %v", got)

@@ -243,7 +243,7 @@ func (t *txn) append(req *request) (res events.AppendResult, reqErr, err error) 
 		if err := t.idx.Put(revKey(t.w.alloc(2+len(req.stream)+8), req.stream, rev), seq); err != nil {
 			return res, nil, fmt.Errorf("%s: put index: %w", req.stream, err)
 		}
-		if err := t.ids.Put(p.ID[:], seq); err != nil {
+		if err := t.ids.Put(idKey(t.w.alloc(2+len(req.stream)+16), req.stream, p.ID[:]), seq); err != nil {
 			return res, nil, fmt.Errorf("%s: put ID: %w", req.stream, err)
 		}
 	}
@@ -266,13 +266,13 @@ func (t *txn) retry(req *request) (res events.AppendResult, ok bool, reqErr erro
 	)
 	for i := range req.evs {
 		id := req.evs[i].ID
-		v := t.ids.Get(id[:])
+		v := t.ids.Get(t.idKey(req.stream, id))
 		if v == nil {
 			if i == 0 {
 				// The common case: a new first ID. The other IDs must be new
 				// too, or the append would store an ID twice.
 				for j := 1; j < len(req.evs); j++ {
-					if other := req.evs[j].ID; t.ids.Get(other[:]) != nil {
+					if other := req.evs[j].ID; t.ids.Get(t.idKey(req.stream, other)) != nil {
 						return res, false, t.dupErr(req, other)
 					}
 				}
@@ -315,9 +315,14 @@ func (t *txn) lastRevision(stream string) (uint64, bool) {
 	return lastRevision(t.idxCur, t.key)
 }
 
+func (t *txn) idKey(stream string, id uuid.UUID) []byte {
+	t.key = idKey(t.key[:0], stream, id[:])
+	return t.key
+}
+
 func (t *txn) dupErr(req *request, id uuid.UUID) error {
 	where := "elsewhere"
-	if v := t.ids.Get(id[:]); v != nil {
+	if v := t.ids.Get(t.idKey(req.stream, id)); v != nil {
 		where = fmt.Sprintf("at position %d", u64(v))
 	}
 	return req.fail(fmt.Errorf("%w: event %s is stored %s", events.ErrDuplicateID, id, where))

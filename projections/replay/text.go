@@ -1,0 +1,107 @@
+package replay
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/schema"
+)
+
+const dateTime = "2006-01-02 15:04:05"
+
+// WriteText renders the report for a person, times in UTC: the settings,
+// the counts, the breakdown of changed calls, then each number that would
+// end in a different state with its standing now and under the settings
+// and the calls decided differently.
+func (r Report) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	s := r.Settings
+	fmt.Fprintf(bw, "Replay under limit-hour=%d limit-day=%d limit-level=%d block-for=%s escalate-after=%d escalation-level=%d count-abandoned=%t verified-for=%s anonymous=%s\n",
+		s.LimitHour, s.LimitDay, s.LimitLevel, s.BlockFor, s.EscalateAfter, s.EscalationLevel, s.CountAbandoned, s.VerifiedFor, s.Anonymous)
+	fmt.Fprintf(bw, "Log read through position %s: %d callers, %d calls", r.Through, r.Callers, r.Calls)
+	if r.Skipped > 0 {
+		fmt.Fprintf(bw, ", %d %s skipped (not folded by the policy)", r.Skipped, plural(r.Skipped, "event", "events"))
+	}
+	bw.WriteString(".\n")
+	if !r.AsOf.IsZero() {
+		fmt.Fprintf(bw, "Standing compared as of %s UTC.\n", r.AsOf.UTC().Format(dateTime))
+	} else {
+		fmt.Fprintf(bw, "Standing compared right after each number's last event.\n")
+	}
+
+	fmt.Fprintf(bw, "\nCalls decided differently: %d of %d, from %d %s\n", r.CallsChanged, r.Calls, r.CallersChanged, plural(r.CallersChanged, "caller", "callers"))
+	for _, t := range r.Transitions {
+		fmt.Fprintf(bw, "  %-21s %d\n", fmt.Sprintf("%s -> %s", t.From, t.To), t.Calls)
+	}
+	if r.Unresolved > 0 {
+		fmt.Fprintf(bw, "Challenged only under these settings, outcome unknown: %d %s\n", r.Unresolved, plural(r.Unresolved, "call", "calls"))
+	}
+	fmt.Fprintf(bw, "Numbers that would end in a different state: %d of %d\n", r.NumbersChanged, r.Callers)
+
+	for _, n := range r.Numbers {
+		fmt.Fprintf(bw, "\n%s\n", n.Key)
+		fmt.Fprintf(bw, "  now       %s\n", standing(n.Now))
+		fmt.Fprintf(bw, "  would be  %s\n", standing(n.WouldBe))
+		fmt.Fprintf(bw, "  differs   %s\n", strings.Join(n.Differs, ", "))
+		fmt.Fprintf(bw, "  calls     %d of %d decided differently\n", n.CallsChanged, n.Calls)
+		for _, c := range n.Changes {
+			fmt.Fprintf(bw, "    %s  %s  %s -> %s\n", c.At.UTC().Format(dateTime), c.CallID, verdict(c.Was, c.WasLevel, ""), verdict(c.Now, c.NowLevel, c.NowRule))
+		}
+		if n.MoreChanges > 0 {
+			fmt.Fprintf(bw, "    ... and %d more\n", n.MoreChanges)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("replay: write text: %w", err)
+	}
+	return nil
+}
+
+func verdict(v schema.Verdict, level int, rule schema.Rule) string {
+	s := string(v)
+	if level > 0 {
+		s += fmt.Sprintf(" level %d", level)
+	}
+	if rule != "" {
+		s += " (" + string(rule) + ")"
+	}
+	return s
+}
+
+// standing says in words where a number stands.
+func standing(s policy.Status) string {
+	var parts []string
+	if s.Level > 0 {
+		b := fmt.Sprintf("blocked at level %d (%s, %s)", s.Level, s.Kind, s.Rule)
+		if !s.Until.IsZero() {
+			b += " until " + stamp(s.Until)
+		}
+		parts = append(parts, b)
+	} else {
+		parts = append(parts, "not blocked")
+	}
+	if s.Whitelisted {
+		w := "whitelisted"
+		if !s.WhitelistUntil.IsZero() {
+			w += " until " + stamp(s.WhitelistUntil)
+		}
+		parts = append(parts, w)
+	}
+	if !s.VerifiedUntil.IsZero() {
+		parts = append(parts, "verified until "+stamp(s.VerifiedUntil))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(dateTime) }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
