@@ -20,6 +20,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/callguard/callguard/actors/phone"
@@ -380,6 +381,18 @@ func (g *grain) outcome(m *Outcome) (Applied, error) {
 func (g *grain) command(m *Command) (Applied, error) {
 	ctx, cancel := g.storeCtx()
 	defer cancel()
+	// A retried command must answer "repeated", not be judged again
+	// against the state it already changed (a second unblock would find
+	// the caller not blocked and fail).
+	if m.Command.ID != "" {
+		ev, found, err := g.findRecent(ctx, schema.CommandEventID(g.key, m.Command.ID))
+		if err != nil {
+			return Applied{}, storeErr(err)
+		}
+		if found {
+			return Applied{Events: []string{ev.Type}, Revision: ev.Revision, Repeated: true}, nil
+		}
+	}
 	var out Applied
 	err := g.retryConflicts(ctx, func() error {
 		var (
@@ -409,6 +422,28 @@ func (g *grain) command(m *Command) (Applied, error) {
 		return Applied{Repeated: true, Revision: g.rev}, nil
 	}
 	return out, storeErr(err)
+}
+
+// recentCommands is how far back a retried command is looked for. Admin
+// commands are rare, and a retry comes seconds after the original.
+const recentCommands = 256
+
+// findRecent looks for the event with ID id among the stream's newest
+// events.
+func (g *grain) findRecent(ctx context.Context, id uuid.UUID) (events.Event, bool, error) {
+	if !g.exists {
+		return events.Event{}, false, nil
+	}
+	evs, err := g.d.Store.ReadStream(ctx, g.stream, events.Backward, ^uint64(0), recentCommands)
+	if err != nil {
+		return events.Event{}, false, fmt.Errorf("read %s: %w", g.stream, err)
+	}
+	for _, ev := range evs {
+		if ev.ID == id {
+			return ev, true, nil
+		}
+	}
+	return events.Event{}, false, nil
 }
 
 func (g *grain) applyRecords(ctx context.Context, recs []schema.Record, meta events.Metadata) (Applied, error) {

@@ -2,6 +2,7 @@ package caller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -315,5 +316,32 @@ func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
 			t.Fatal(err)
 		}
 		time.Sleep(interval)
+	}
+}
+
+func TestRetriedCommandIsRepeatedNotRejudged(t *testing.T) {
+	e := newEnv(t, "")
+	_, c := startNode(t, "retry-cmd", e.deps(0, 0), nil)
+	ctx := context.Background()
+	block := caller.Command{Verb: caller.VerbBlock, Command: policy.Command{ID: "cmd-1", By: "alice", Why: "fraud", Level: 7}}
+	if _, err := c.Command(ctx, number, block); err != nil {
+		t.Fatal(err)
+	}
+	unblock := caller.Command{Verb: caller.VerbUnblock, Command: policy.Command{ID: "cmd-2", By: "alice", Why: "sorted out"}}
+	first, err := c.Command(ctx, number, unblock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Command(ctx, number, unblock)
+	if err != nil {
+		t.Fatalf("retried unblock: %v, want it reported as repeated", err)
+	}
+	if !again.Repeated || again.Revision != first.Revision {
+		t.Fatalf("retried unblock = %+v, want repeated at revision %d", again, first.Revision)
+	}
+	// A new unblock (another ID) is judged: the caller is not blocked.
+	unblock.Command.ID = "cmd-3"
+	if _, err := c.Command(ctx, number, unblock); !errors.Is(err, caller.ErrState) {
+		t.Fatalf("second, distinct unblock = %v, want ErrState", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/policy"
 )
 
@@ -42,6 +43,12 @@ type Config struct {
 
 	// Policy is the blocking policy (limits, levels, expiry, escalation).
 	Policy policy.Config
+
+	// Admin is the admin HTTP API. An empty token is replaced at start by
+	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
+	Admin adminapi.Config
+	// AdminURL is where the CLI finds a running guard's admin API.
+	AdminURL string `env:"ADMIN_URL" desc:"URL of a running guard's admin API, for the CLI (default: http:// + GUARD_ADMIN_LISTEN)"`
 
 	// SnapshotEvery and GrainIdle tune the caller grains.
 	SnapshotEvery int           `env:"SNAPSHOT_EVERY" envDefault:"100" desc:"a caller grain saves a snapshot after this many new events (0 disables)"`
@@ -89,6 +96,9 @@ func (c Config) validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("%sLOG_FORMAT is %q, want text or json", envPrefix, c.LogFormat))
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < adminapi.MinTokenLength {
+		errs = append(errs, fmt.Errorf("%sADMIN_TOKEN is %d characters, want at least %d (try: openssl rand -base64 24)", envPrefix, len(c.Admin.Token), adminapi.MinTokenLength))
 	}
 	if c.EventStoreURL == "" && c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("%sDATA_DIR is empty and %sEVENTSTORE_URL is not set: the store needs one of them", envPrefix, envPrefix))

@@ -3,9 +3,14 @@
 //
 // Usage:
 //
-//	callguard serve     run the guard
-//	callguard config    print the effective configuration (secrets masked)
-//	callguard version   print the version
+//	callguard serve                     run the guard
+//	callguard whitelist add|remove ...  admin commands, sent to a running guard
+//	callguard block | unblock ...
+//	callguard status NUMBER
+//	callguard audit NUMBER              a caller's history and why it was blocked
+//	callguard replay [--limit-hour N]   what other policy settings would change
+//	callguard config                    print the effective configuration (secrets masked)
+//	callguard version                   print the version
 package main
 
 import (
@@ -33,6 +38,12 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the guard", runServe},
+		{"whitelist", "whitelist add|remove NUMBER --reason WHY: keep a number always passed", runWhitelist},
+		{"block", "block NUMBER --level N --reason WHY: block a number by hand", runBlock},
+		{"unblock", "unblock NUMBER --reason WHY: lift a block", runUnblock},
+		{"status", "status NUMBER: a caller's standing and live counters", runStatus},
+		{"audit", "audit NUMBER [--json]: a caller's whole history, with why each block happened", runAudit},
+		{"replay", "replay [--limit-hour N ...]: what would change under other policy settings", runReplay},
 		{"config", "print the effective configuration (--markdown: the README table)", runConfig},
 		{"version", "print the version", runVersion},
 	}

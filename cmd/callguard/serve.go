@@ -24,9 +24,17 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	if err != nil {
 		return fmt.Errorf("read head of the event log: %w", err)
 	}
+	adminDone, err := startAdmin(ctx, cfg, g)
+	if err != nil {
+		return err
+	}
 	log.Info("callguard serving", "version", version, "head", head.String(),
 		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay)
-	<-ctx.Done()
-	log.Info("callguard stopping", "reason", context.Cause(ctx))
-	return nil
+	select {
+	case <-ctx.Done():
+		log.Info("callguard stopping", "reason", context.Cause(ctx))
+		return <-adminDone
+	case err := <-adminDone:
+		return fmt.Errorf("admin API stopped: %w", err)
+	}
 }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/callguard/callguard/actors/adminapi"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/projections/audit"
+	"github.com/callguard/callguard/projections/replay"
+)
+
+// tokenFile is where a guard started without GUARD_ADMIN_TOKEN keeps the
+// token it drew, readable by the operator's account only; the CLI on the
+// same machine reads it from there.
+const tokenFile = "admin.token"
+
+// adminToken returns the configured token, or the one kept in the data
+// directory, drawing and saving a new one on first start. The token itself
+// is never logged.
+func adminToken(cfg Config, create bool) (token, source string, err error) {
+	if cfg.Admin.Token != "" {
+		return cfg.Admin.Token, envPrefix + "ADMIN_TOKEN", nil
+	}
+	path := filepath.Join(cfg.DataDir, tokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), path, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !create {
+		return "", "", fmt.Errorf("no admin token: set %sADMIN_TOKEN or start the guard once to create %s: %w", envPrefix, path, err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", "", fmt.Errorf("draw an admin token: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", "", fmt.Errorf("create %s: %w", cfg.DataDir, err)
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("save the admin token: %w", err)
+	}
+	return token, path, nil
+}
+
+// startAdmin serves the admin API of g until ctx ends. It returns once the
+// API is listening, or with the reason it cannot.
+func startAdmin(ctx context.Context, cfg Config, g *guard) (<-chan error, error) {
+	acfg := cfg.Admin
+	if host, _, err := net.SplitHostPort(acfg.Listen); err == nil && isLoopbackHost(host) {
+		// On loopback a missing token is drawn and kept for the local CLI;
+		// beyond loopback the operator must choose one (adminapi refuses).
+		token, source, err := adminToken(cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		acfg.Token = token
+		g.log.Info("admin API token", "from", source)
+	}
+	srv, err := adminapi.New(acfg, adminapi.Deps{
+		Callers:    g.callers,
+		Normalizer: g.numbers,
+		History: adminapi.HistoryFunc(func(ctx context.Context, key string) (any, error) {
+			return audit.Build(ctx, g.store, key)
+		}),
+		Replay: adminapi.ReplayFunc(func(ctx context.Context, settings map[string]string) (any, error) {
+			pc, err := policyWith(cfg.Policy, settings)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
+			}
+			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()))
+		}),
+		Logger: g.log.With("component", "admin"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", acfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: listen on %s: %w", acfg.Listen, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	return done, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// policyWith applies replay settings (flag name to value) to base.
+func policyWith(base policy.Config, settings map[string]string) (policy.Config, error) {
+	fs := newPolicyFlagSet(&base)
+	for name, value := range settings {
+		if fs.Lookup(name) == nil {
+			return base, fmt.Errorf("unknown setting %q", name)
+		}
+		if err := fs.Set(name, value); err != nil {
+			return base, fmt.Errorf("%s=%q: %v", name, value, err)
+		}
+	}
+	return base, base.Validate()
+}
+
+// adminClient is the CLI's way to a running guard.
+type adminClient struct{ *adminapi.Client }
+
+func newAdminClient(cfg Config) (*adminClient, error) {
+	token, _, err := adminToken(cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	base := cfg.AdminURL
+	if base == "" {
+		base = "http://" + cfg.Admin.Listen
+	}
+	return &adminClient{&adminapi.Client{BaseURL: base, Token: token, HTTP: &http.Client{Timeout: 5 * time.Minute}}}, nil
+}
+
+func (c *adminClient) history(ctx context.Context, key string) (audit.Timeline, error) {
+	var tl audit.Timeline
+	raw, err := c.History(ctx, key)
+	if err != nil {
+		return tl, err
+	}
+	return tl, json.Unmarshal(raw, &tl)
+}
+
+func (c *adminClient) replay(ctx context.Context, changed map[string]string) (replay.Report, error) {
+	var rep replay.Report
+	raw, err := c.Replay(ctx, changed)
+	if err != nil {
+		return rep, err
+	}
+	return rep, json.Unmarshal(raw, &rep)
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/callguard/callguard/actors/adminapi"
+)
+
+// adminFlags are the flags every admin command shares.
+type adminFlags struct {
+	fs     *flag.FlagSet
+	by     *string
+	reason *string
+	key    *string
+	asJSON *bool
+}
+
+func newAdminFlags(name, usage string, stderr io.Writer) *adminFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	by := "admin"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		by = u.Username
+	}
+	f := &adminFlags{
+		fs:     fs,
+		by:     fs.String("by", by, "who is doing this (recorded in the event)"),
+		reason: fs.String("reason", "", "why (required; recorded in the event)"),
+		key:    fs.String("idempotency-key", "", "repeat a command safely: the same key is applied once"),
+		asJSON: fs.Bool("json", false, "print the result as JSON"),
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: callguard %s\n", usage)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+// parse parses args (flags may follow the number) and returns the
+// positional arguments.
+func (f *adminFlags) parse(args []string, want int) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		args = f.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != want {
+		f.fs.Usage()
+		return nil, usageError{fmt.Sprintf("want %d argument(s), got %d", want, len(pos))}
+	}
+	return pos, nil
+}
+
+func parseUntil(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usageError{fmt.Sprintf("--until %q: want a duration (72h) or an RFC 3339 time (2026-12-31T23:59:59+03:00)", s)}
+	}
+	return t, nil
+}
+
+func printResult(stdout io.Writer, asJSON bool, res adminapi.CommandResult) error {
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	note := ""
+	if res.Repeated {
+		note = " (repeated: already applied, nothing new written)"
+	}
+	_, err := fmt.Fprintf(stdout, "%s: %s at revision %d%s\n", res.Number, strings.Join(res.Events, ", "), res.Revision, note)
+	return err
+}
+
+// runWhitelist: callguard whitelist add|remove NUMBER --reason R.
+func runWhitelist(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
+		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|TIME]"}
+	}
+	verb := args[0]
+	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)
+	until := f.fs.String("until", "", "add only: the entry expires after this duration or at this RFC 3339 time")
+	pos, err := f.parse(args[1:], 1)
+	if err != nil {
+		return err
+	}
+	c, err := cliClient(environ)
+	if err != nil {
+		return err
+	}
+	var res adminapi.CommandResult
+	if verb == "add" {
+		u, err := parseUntil(*until)
+		if err != nil {
+			return err
+		}
+		res, err = c.Whitelist(ctx, adminapi.WhitelistRequest{Number: pos[0], By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+		if err != nil {
+			return err
+		}
+	} else {
+		res, err = c.Unwhitelist(ctx, pos[0], adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
+		if err != nil {
+			return err
+		}
+	}
+	return printResult(stdout, *f.asJSON, res)
+}
+
+// runBlock: callguard block NUMBER --level N --reason R.
+func runBlock(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newAdminFlags("block", "block NUMBER --level 1-9 --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)
+	level := f.fs.Int("level", 0, "block level: 1-5 challenge the caller, 6-9 reject its calls (required)")
+	until := f.fs.String("until", "", "the block expires after this duration or at this RFC 3339 time (default: until lifted)")
+	pos, err := f.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	u, err := parseUntil(*until)
+	if err != nil {
+		return err
+	}
+	c, err := cliClient(environ)
+	if err != nil {
+		return err
+	}
+	res, err := c.Block(ctx, pos[0], adminapi.BlockRequest{Level: *level, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+	if err != nil {
+		return err
+	}
+	return printResult(stdout, *f.asJSON, res)
+}
+
+// runUnblock: callguard unblock NUMBER --reason R.
+func runUnblock(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newAdminFlags("unblock", "unblock NUMBER --reason WHY [--by WHO]", stderr)
+	pos, err := f.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := cliClient(environ)
+	if err != nil {
+		return err
+	}
+	res, err := c.Unblock(ctx, pos[0], adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
+	if err != nil {
+		return err
+	}
+	return printResult(stdout, *f.asJSON, res)
+}
+
+// runStatus: callguard status NUMBER — the caller's standing and counters.
+func runStatus(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	f := newAdminFlags("status", "status NUMBER", stderr)
+	pos, err := f.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := cliClient(environ)
+	if err != nil {
+		return err
+	}
+	v, err := c.Caller(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cliClient(environ []string) (*adminClient, error) {
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return nil, err
+	}
+	return newAdminClient(cfg)
+}

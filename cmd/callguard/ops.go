@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/projections/audit"
+	"github.com/callguard/callguard/projections/replay"
+)
+
+// runAudit prints a caller's whole history as a timeline: every call with
+// its counts and verdict, every block with the rule and the calls that made
+// it fire, every challenge, admin command and expiry.
+func runAudit(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the timeline as JSON")
+	tz := fs.String("tz", "Local", "time zone of the printed times (IANA name, e.g. Europe/Moscow)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: callguard audit [--json] [--tz ZONE] NUMBER")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usageError{"audit takes one number"}
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return usageError{fmt.Sprintf("--tz %q: %v", *tz, err)}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	key, err := callerKey(cfg, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	tl, err := withStore(ctx, cfg, stderr, func(store events.Store) (audit.Timeline, error) {
+		return audit.Build(ctx, store, key)
+	}, func(c *adminClient) (audit.Timeline, error) {
+		return c.history(ctx, key)
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(tl)
+	}
+	return tl.WriteText(stdout, loc)
+}
+
+// runReplay re-decides the whole log under other policy settings and says
+// what would change. It only reads the store.
+func runReplay(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	settings := cfg.Policy // flags start from the configured policy
+	fs := newPolicyFlagSet(&settings)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: callguard replay [--json] [policy flags]\n\nRe-decides every recorded call under the given settings (default: the configured ones) and prints what would change. Policy flags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return usageError{"replay takes no arguments besides flags"}
+	}
+	if err := settings.Validate(); err != nil {
+		return usageError{nameFlags(err.Error())}
+	}
+	changed := map[string]string{}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "json" {
+			changed[f.Name] = f.Value.String()
+		}
+	})
+	now := time.Now()
+	rep, err := withStore(ctx, cfg, stderr, func(store events.Store) (replay.Report, error) {
+		return replay.Run(ctx, store, settings, replay.AsOf(now))
+	}, func(c *adminClient) (replay.Report, error) {
+		return c.replay(ctx, changed)
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(stdout)
+}
+
+// nameFlags turns the policy's setting names into the flags that set them.
+func nameFlags(msg string) string {
+	for _, n := range []string{"limit-hour", "limit-day", "limit-level", "block-for", "escalate-after", "escalation-level", "verified-for", "anonymous"} {
+		msg = strings.ReplaceAll(msg, n+" ", "--"+n+" ")
+	}
+	return msg
+}
+
+func callerKey(cfg Config, number string) (string, error) {
+	numbers, err := phone.New(cfg.Region)
+	if err != nil {
+		return "", fmt.Errorf("%sREGION: %w", envPrefix, err)
+	}
+	n := numbers.Normalize(number)
+	if n.Kind == phone.KindUnparsable {
+		return "", usageError{fmt.Sprintf("%q is not a phone number", number)}
+	}
+	return n.Key, nil
+}
+
+// withStore runs direct against the event store. The embedded store can be
+// open in one process only; when a guard is serving on it, the same work
+// is asked of that guard over its admin API instead.
+func withStore[T any](ctx context.Context, cfg Config, stderr io.Writer, direct func(events.Store) (T, error), viaAPI func(*adminClient) (T, error)) (T, error) {
+	var zero T
+	quiet := newLogger(io.Discard, cfg)
+	store, err := openStore(ctx, cfg, quiet)
+	if errors.Is(err, events.ErrLocked) {
+		fmt.Fprintf(stderr, "callguard: a guard is serving on %s; asking it over its admin API\n", cfg.DataDir)
+		c, cerr := newAdminClient(cfg)
+		if cerr != nil {
+			return zero, cerr
+		}
+		return viaAPI(c)
+	}
+	if err != nil {
+		return zero, err
+	}
+	defer store.Close()
+	return direct(store)
+}
+
+// newPolicyFlagSet returns a flag set with a flag for every policy
+// setting of c, named like its environment variable in kebab case
+// (GUARD_LIMIT_HOUR: --limit-hour), each setting the field in place.
+func newPolicyFlagSet(c *policy.Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" {
+			continue
+		}
+		fs.Var(fieldValue{v.Field(i)}, strings.ToLower(strings.ReplaceAll(name, "_", "-")), f.Tag.Get("desc"))
+	}
+	return fs
+}
+
+// fieldValue is a flag.Value over one field of policy.Config.
+type fieldValue struct{ v reflect.Value }
+
+func (f fieldValue) String() string {
+	if !f.v.IsValid() {
+		return ""
+	}
+	return fmt.Sprint(f.v.Interface())
+}
+
+func (f fieldValue) Set(s string) error { return setField(f.v, s) }
+
+// IsBoolFlag lets a bool setting be given as --count-abandoned alone.
+func (f fieldValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
+
+func setField(field reflect.Value, s string) error {
+	switch {
+	case field.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		field.SetInt(int64(d))
+	case field.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		field.SetInt(int64(n))
+	case field.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		field.SetBool(b)
+	case field.Kind() == reflect.String:
+		field.SetString(s)
+	default:
+		return fmt.Errorf("unsupported setting type %s", field.Type())
+	}
+	return nil
+}
