@@ -60,7 +60,8 @@ func TestRegistryDecode(t *testing.T) {
 }
 
 func TestDeriveIDIsDeterministicAndSeparated(t *testing.T) {
-	if DeriveID("call-1", "received") != DeriveID("call-1", "received") {
+	a, b := DeriveID("call-1", "received"), DeriveID("call-1", "received")
+	if a != b {
 		t.Fatal("same parts gave different IDs")
 	}
 	if DeriveID("ab", "c") == DeriveID("a", "bc") {

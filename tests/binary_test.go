@@ -121,10 +121,8 @@ func (g *guardProcess) stop(t *testing.T) {
 	select {
 	case err := <-g.done:
 		g.done <- err
-		if err != nil {
-			if _, ok := err.(*exec.ExitError); ok {
-				t.Errorf("callguard exited with %v on SIGINT\n%s", err, g.output())
-			}
+		if _, ok := err.(*exec.ExitError); ok {
+			t.Errorf("callguard exited with %v on SIGINT\n%s", err, g.output())
 		}
 	case <-time.After(15 * time.Second):
 		_ = g.cmd.Process.Kill()
