@@ -9,9 +9,9 @@ var (
 	// ErrConflict is the sentinel of *ConflictError: the stream was not in
 	// the expected state.
 	ErrConflict = errors.New("wrong expected revision")
-	// ErrDuplicateID means an event ID is already stored in the stream
-	// somewhere other than where this append would put it, so the append
-	// is neither new nor an idempotent retry.
+	// ErrDuplicateID means an event ID is already among the stream's
+	// recent events, somewhere other than where this append would put it,
+	// so the append is neither new nor an idempotent retry.
 	ErrDuplicateID = errors.New("event ID already used")
 	// ErrInvalid means the arguments of a call are malformed.
 	ErrInvalid = errors.New("invalid argument")

@@ -37,10 +37,12 @@ type Store interface {
 	// Append is idempotent by event ID: if the events' IDs are already the
 	// events at the end of this stream's history (a retry after a lost
 	// reply), it returns the original result and writes nothing, whatever
-	// expected says. An ID stored earlier in this stream gives
-	// ErrDuplicateID. IDs are unique per stream, as in EventStoreDB: the
-	// store does not compare them across streams (callguard derives each
-	// ID from its stream's key, so they cannot collide).
+	// expected says. An ID among the stream's recent events (at least its
+	// last 64) that is not such a retry gives ErrDuplicateID. As in
+	// EventStoreDB, IDs are checked against recent events of the same
+	// stream only: not across streams (callguard derives each ID from its
+	// stream's key, so they cannot collide) and not deep in a stream's
+	// history (a retry follows its lost reply within seconds).
 	//
 	// A stream not in the expected state gives a *ConflictError.
 	Append(ctx context.Context, stream string, expected Expected, evs ...Proposed) (AppendResult, error)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -294,6 +295,13 @@ func (g *grain) admit(m *Admit) (Verdict, error) {
 	call := policy.Call{
 		ID: m.CallID, Caller: phone.Number{Key: g.key, Kind: m.Kind},
 		Presented: m.Presented, Callee: m.Callee, Source: m.Source,
+	}
+	// A repeated request (the cluster retries after a timeout) for a call
+	// this grain has already decided gets the recorded verdict; the store's
+	// idempotent append catches the repeats this check cannot see.
+	if slices.Contains(g.st.CallIDs, m.CallID) {
+		v, err := g.recordedVerdict(ctx, m.CallID)
+		return v, storeErr(err)
 	}
 	var v Verdict
 	err := g.retryConflicts(ctx, func() error {

@@ -293,13 +293,4 @@ func revKey(b []byte, stream string, rev uint64) []byte {
 	return binary.BigEndian.AppendUint64(streamPrefix(b, stream), rev)
 }
 
-// idKey is an event ID's key in the "ids" bucket. IDs are unique per
-// stream (as in EventStoreDB), so the key starts with the stream: a stream's
-// IDs sit together, and an append dirties one ID page near its stream's
-// others instead of a random page of one store-wide index, which is what
-// the fsync of each group commit pays for.
-func idKey(b []byte, stream string, id []byte) []byte {
-	return append(streamPrefix(b, stream), id...)
-}
-
 func u64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

@@ -9,8 +9,7 @@
 // Layout (bbolt buckets):
 //
 //	log       8-byte big-endian sequence (1-based) -> event record (codec.go)
-//	idx       len16 + stream + 8-byte revision -> 8-byte sequence
-//	ids       stream (2-byte length + name) + 16-byte event ID -> 8-byte sequence
+//	idx       len16 + stream + 8-byte revision -> 8-byte sequence + 16-byte event ID
 //	snapshots stream name -> snapshot record
 //
 // An event's Position is {Commit: seq, Prepare: seq}. A stream's last
@@ -55,7 +54,6 @@ const maxEventSize = 1 << 30
 var (
 	bucketLog       = []byte("log")
 	bucketIdx       = []byte("idx")
-	bucketIDs       = []byte("ids")
 	bucketSnapshots = []byte("snapshots")
 )
 
@@ -151,7 +149,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	}
 	var head uint64
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketLog, bucketIdx, bucketIDs, bucketSnapshots} {
+		for _, name := range [][]byte{bucketLog, bucketIdx, bucketSnapshots} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -235,7 +233,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 			return events.AppendResult{}, fmt.Errorf("append %s: %w: event %d payload is %d bytes", stream, events.ErrInvalid, i, len(p.Data))
 		}
 		if p.ID == uuid.Nil {
-			id, err := uuid.NewV7() // time-ordered: cheaper inserts into "ids"
+			id, err := uuid.NewV7()
 			if err != nil {
 				id = uuid.New()
 			}

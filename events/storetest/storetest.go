@@ -21,7 +21,7 @@
 //   - Append with no events, an empty stream name, or any invalid event
 //     (Proposed.Validate) returns ErrInvalid and writes nothing.
 //   - Two events with one ID in a single Append are refused (ErrInvalid or
-//     ErrDuplicateID) and nothing is written: IDs are unique in a stream.
+//     ErrDuplicateID) and nothing is written.
 //   - Repeating an append whose events are stored but are no longer the end
 //     of their stream gives ErrDuplicateID (the IDs are stored elsewhere than
 //     where the append would put them), as does a batch that mixes stored
