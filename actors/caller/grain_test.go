@@ -53,7 +53,7 @@ func newEnv(t *testing.T, dir string) *env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := embedded.Open(context.Background(), dir)
+	st, err := embedded.Open(context.Background(), dir, embedded.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
