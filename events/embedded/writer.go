@@ -269,8 +269,8 @@ func (t *txn) retry(req *request) (res events.AppendResult, ok bool, reqErr erro
 	n := len(req.evs)
 	t.key = revKey(t.key[:0], req.stream, ^uint64(0))
 	prefixLen := len(t.key) - 8
-	k, v := t.idxCur.Seek(t.key)
-	if k == nil {
+	var k, v []byte
+	if k, _ = t.idxCur.Seek(t.key); k == nil {
 		k, v = t.idxCur.Last()
 	} else {
 		k, v = t.idxCur.Prev()
