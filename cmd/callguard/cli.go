@@ -91,6 +91,24 @@ func printResult(stdout io.Writer, asJSON bool, res adminapi.CommandResult) erro
 	return err
 }
 
+// send parses an admin command's flags and its one number, connects to the
+// running guard and prints what the command wrote.
+func (f *adminFlags) send(ctx context.Context, args, environ []string, stdout io.Writer, do func(c *adminClient, number string) (adminapi.CommandResult, error)) error {
+	pos, err := f.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := cliClient(environ)
+	if err != nil {
+		return err
+	}
+	res, err := do(c, pos[0])
+	if err != nil {
+		return err
+	}
+	return printResult(stdout, *f.asJSON, res)
+}
+
 // runWhitelist: callguard whitelist add|remove NUMBER --reason R.
 func runWhitelist(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
@@ -99,31 +117,16 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 	verb := args[0]
 	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)
 	until := f.fs.String("until", "", "add only: the entry expires after this duration or at this RFC 3339 time")
-	pos, err := f.parse(args[1:], 1)
-	if err != nil {
-		return err
-	}
-	c, err := cliClient(environ)
-	if err != nil {
-		return err
-	}
-	var res adminapi.CommandResult
-	if verb == "add" {
+	return f.send(ctx, args[1:], environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
+		if verb == "remove" {
+			return c.Unwhitelist(ctx, number, adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
+		}
 		u, err := parseUntil(*until)
 		if err != nil {
-			return err
+			return adminapi.CommandResult{}, err
 		}
-		res, err = c.Whitelist(ctx, adminapi.WhitelistRequest{Number: pos[0], By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
-		if err != nil {
-			return err
-		}
-	} else {
-		res, err = c.Unwhitelist(ctx, pos[0], adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
-		if err != nil {
-			return err
-		}
-	}
-	return printResult(stdout, *f.asJSON, res)
+		return c.Whitelist(ctx, adminapi.WhitelistRequest{Number: number, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+	})
 }
 
 // runBlock: callguard block NUMBER --level N --reason R.
@@ -131,41 +134,21 @@ func runBlock(ctx context.Context, args []string, environ []string, stdout, stde
 	f := newAdminFlags("block", "block NUMBER --level 1-9 --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)
 	level := f.fs.Int("level", 0, "block level: 1-5 challenge the caller, 6-9 reject its calls (required)")
 	until := f.fs.String("until", "", "the block expires after this duration or at this RFC 3339 time (default: until lifted)")
-	pos, err := f.parse(args, 1)
-	if err != nil {
-		return err
-	}
-	u, err := parseUntil(*until)
-	if err != nil {
-		return err
-	}
-	c, err := cliClient(environ)
-	if err != nil {
-		return err
-	}
-	res, err := c.Block(ctx, pos[0], adminapi.BlockRequest{Level: *level, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
-	if err != nil {
-		return err
-	}
-	return printResult(stdout, *f.asJSON, res)
+	return f.send(ctx, args, environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
+		u, err := parseUntil(*until)
+		if err != nil {
+			return adminapi.CommandResult{}, err
+		}
+		return c.Block(ctx, number, adminapi.BlockRequest{Level: *level, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+	})
 }
 
 // runUnblock: callguard unblock NUMBER --reason R.
 func runUnblock(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("unblock", "unblock NUMBER --reason WHY [--by WHO]", stderr)
-	pos, err := f.parse(args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := cliClient(environ)
-	if err != nil {
-		return err
-	}
-	res, err := c.Unblock(ctx, pos[0], adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
-	if err != nil {
-		return err
-	}
-	return printResult(stdout, *f.asJSON, res)
+	return f.send(ctx, args, environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
+		return c.Unblock(ctx, number, adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
+	})
 }
 
 // runStatus: callguard status NUMBER — the caller's standing and counters.
