@@ -16,6 +16,7 @@ import (
 
 	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/policy"
+	sipguard "github.com/callguard/callguard/sip/guard"
 )
 
 // envPrefix is the prefix of every configuration variable.
@@ -43,6 +44,9 @@ type Config struct {
 
 	// Policy is the blocking policy (limits, levels, expiry, escalation).
 	Policy policy.Config
+
+	// SIP is the SIP front: listeners, trusted trunks, the PBX, challenges.
+	SIP sipguard.Config
 
 	// Admin is the admin HTTP API. An empty token is replaced at start by
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).

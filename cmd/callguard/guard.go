@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
+	sipguard "github.com/callguard/callguard/sip/guard"
 )
 
 // guard is one running node: its store, its cluster member hosting the
@@ -22,6 +24,7 @@ import (
 type guard struct {
 	store   events.Store
 	node    *node.Node
+	sip     *sipguard.Guard
 	callers *caller.Client
 	numbers *phone.Normalizer
 	policy  *policy.Policy
@@ -54,10 +57,32 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		return nil, errors.Join(err, store.Close())
 	}
 	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address())
-	return &guard{
+	g := &guard{
 		store: store, node: n, numbers: numbers, policy: pol, log: log,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
-	}, nil
+	}
+	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
+		Callers: g.callers, Store: store, Numbers: numbers, Clock: time.Now, Rand: rand.Reader,
+		Logger: log, ActorSystem: n.System, Node: cfg.NodeName,
+	})
+	if err != nil {
+		g.stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+// serveSIP runs the SIP front until ctx ends and returns once it listens,
+// or with the reason it cannot.
+func (g *guard) serveSIP(ctx context.Context) (<-chan error, error) {
+	done := make(chan error, 1)
+	go func() { done <- g.sip.Serve(ctx) }()
+	select {
+	case <-g.sip.Ready():
+		return done, nil
+	case err := <-done:
+		return nil, fmt.Errorf("SIP: %w", err)
+	}
 }
 
 // stop leaves the cluster (its grains stop, saving snapshots) and closes

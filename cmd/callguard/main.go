@@ -44,6 +44,7 @@ func commands() []command {
 		{"status", "status NUMBER: a caller's standing and live counters", runStatus},
 		{"audit", "audit NUMBER [--json]: a caller's whole history, with why each block happened", runAudit},
 		{"replay", "replay [--limit-hour N ...]: what would change under other policy settings", runReplay},
+		{"demo", "demo: a guard, a PBX and a carrier on loopback, with bots and people calling", runDemo},
 		{"config", "print the effective configuration (--markdown: the README table)", runConfig},
 		{"version", "print the version", runVersion},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -19,22 +20,39 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	if err != nil {
 		return err
 	}
+	// Stopped last: the SIP front drains its calls (hangs them up and
+	// writes their final events) before the store closes.
 	defer g.stop()
 	head, err := g.store.Head(ctx)
 	if err != nil {
 		return fmt.Errorf("read head of the event log: %w", err)
 	}
-	adminDone, err := startAdmin(ctx, cfg, g)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sipDone, err := g.serveSIP(ctx)
 	if err != nil {
 		return err
 	}
+	adminDone, err := startAdmin(ctx, cfg, g)
+	if err != nil {
+		cancel()
+		return errors.Join(err, <-sipDone)
+	}
 	log.Info("callguard serving", "version", version, "head", head.String(),
-		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay)
+		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay, "mode", cfg.SIP.Mode)
+	var sipErr, adminErr error
 	select {
 	case <-ctx.Done():
 		log.Info("callguard stopping", "reason", context.Cause(ctx))
-		return <-adminDone
-	case err := <-adminDone:
-		return fmt.Errorf("admin API stopped: %w", err)
+		sipErr, adminErr = <-sipDone, <-adminDone
+	case adminErr = <-adminDone:
+		cancel()
+		adminErr = fmt.Errorf("admin API stopped: %w", adminErr)
+		sipErr = <-sipDone
+	case sipErr = <-sipDone:
+		cancel()
+		sipErr = fmt.Errorf("SIP stopped: %w", sipErr)
+		adminErr = <-adminDone
 	}
+	return errors.Join(sipErr, adminErr)
 }

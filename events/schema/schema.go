@@ -127,11 +127,11 @@ func NewRegistry() *events.Registry {
 
 // All returns a zero value of every payload type, for registries and tests.
 func All() []Payload {
-	return []Payload{
+	return append([]Payload{
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}
+	}, callPayloads()...)
 }
 
 // UTC returns t without its monotonic clock reading and in UTC: neither

@@ -1,0 +1,203 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/schema"
+)
+
+// Callers reaches the caller grains. *caller.Client satisfies it.
+type Callers interface {
+	Admit(ctx context.Context, key string, req caller.Admit) (caller.Verdict, error)
+	Outcome(ctx context.Context, key string, req caller.Outcome) (caller.Applied, error)
+}
+
+// Config is how calls are handled; sip/guard fills it from its own
+// configuration.
+type Config struct {
+	// Mode: schema.Enforce carries verdicts out, schema.Observe passes
+	// every call and records what enforcing would have done.
+	Mode schema.Mode
+	// Grace is the carrier's unbilled interval after answer. A challenged
+	// caller has Grace minus one second from the 200 OK to type the code;
+	// the guard hangs up at that deadline. At least 1.1 s.
+	Grace time.Duration
+	// CodeDigits is the length of the challenge code (1..MaxCodeDigits).
+	CodeDigits int
+	// StoreDown is what happens to a call when the grain cannot decide
+	// (caller.ErrStore, caller.ErrUnavailable): schema.Pass (fail open,
+	// the default: never lose a real customer's call) or schema.Reject.
+	StoreDown schema.Verdict
+	// DecideTimeout bounds the grain's decision.
+	DecideTimeout time.Duration
+	// OutcomeRetryFor bounds how long an outcome report is retried while
+	// the grain or the store is down.
+	OutcomeRetryFor time.Duration
+	// StreamRetryFor bounds how long the call stream's appends are
+	// retried while the store is down; events still unwritten after it are
+	// dropped and counted.
+	StreamRetryFor time.Duration
+}
+
+// deadlineMargin is what the guard keeps between its hang-up and the end
+// of the carrier's grace interval: the seed's "one second less".
+const deadlineMargin = time.Second
+
+// Window is how long a challenged caller has to type the code after the
+// 200 OK: Grace minus one second.
+func (c Config) Window() time.Duration { return c.Grace - deadlineMargin }
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Mode != schema.Enforce && c.Mode != schema.Observe {
+		errs = append(errs, fmt.Errorf("mode %q, want enforce or observe", c.Mode))
+	}
+	if c.Grace < deadlineMargin+100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("grace %v leaves the caller no time to type: want at least %v", c.Grace, deadlineMargin+100*time.Millisecond))
+	}
+	if c.CodeDigits < 1 || c.CodeDigits > MaxCodeDigits {
+		errs = append(errs, fmt.Errorf("code digits %d, want 1..%d", c.CodeDigits, MaxCodeDigits))
+	}
+	if c.StoreDown != schema.Pass && c.StoreDown != schema.Reject {
+		errs = append(errs, fmt.Errorf("store-down policy %q, want pass or reject", c.StoreDown))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) defaults() {
+	if c.DecideTimeout <= 0 {
+		c.DecideTimeout = 2 * time.Second
+	}
+	if c.OutcomeRetryFor <= 0 {
+		c.OutcomeRetryFor = time.Minute
+	}
+	if c.StreamRetryFor <= 0 {
+		c.StreamRetryFor = 10 * time.Minute
+	}
+}
+
+// Deps is what every call actor of a node shares.
+type Deps struct {
+	Callers Callers
+	Store   events.Store
+	// Clock stamps events and measures durations; time.Now in production.
+	Clock func() time.Time
+	// AfterFunc arms the challenge timer; time.AfterFunc by default. It
+	// returns a function that stops the timer.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	// Rand is the code's random source: crypto/rand.Reader in production.
+	Rand io.Reader
+	// Node names this node in event metadata.
+	Node   string
+	Logger *slog.Logger
+	// Counters are shared by the node's calls (for metrics); nil allocates
+	// private ones.
+	Counters *Counters
+	// Tracker counts actors, outcome reports and stream writers still at
+	// work, so that a node can drain them on shutdown; nil allocates one.
+	Tracker *Tracker
+}
+
+func (d *Deps) validate() error {
+	switch {
+	case d.Callers == nil:
+		return errors.New("call: no Callers")
+	case d.Store == nil:
+		return errors.New("call: no Store")
+	case d.Rand == nil:
+		return errors.New("call: no random source")
+	}
+	return nil
+}
+
+func (d *Deps) defaults() {
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.AfterFunc == nil {
+		d.AfterFunc = func(dur time.Duration, f func()) func() bool { return time.AfterFunc(dur, f).Stop }
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Counters == nil {
+		d.Counters = &Counters{}
+	}
+	if d.Tracker == nil {
+		d.Tracker = &Tracker{}
+	}
+}
+
+// Counters count what calls did, for metrics. All fields are safe for
+// concurrent use.
+type Counters struct {
+	Started                                      atomic.Uint64
+	Passed, Challenged, Rejected                 atomic.Uint64 // by action taken
+	Observed                                     atomic.Uint64 // calls passed only because of observe mode
+	StoreDown                                    atomic.Uint64 // calls decided by the store-down policy
+	ChallengesPassed, ChallengesFailed           atomic.Uint64
+	ChallengesAbandoned                          atomic.Uint64
+	Answered, Billed, Unbilled                   atomic.Uint64 // ended calls
+	EventsWritten, EventsDropped, OutcomesFailed atomic.Uint64
+	Active                                       atomic.Int64 // call actors running
+}
+
+// Tracker counts work in flight (actors, outcome reports, stream writers).
+type Tracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0; replaced when n leaves 0
+}
+
+func (t *Tracker) add() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *Tracker) done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+	}
+	t.mu.Unlock()
+}
+
+// Busy returns the work in flight.
+func (t *Tracker) Busy() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
+// Wait returns when no work is in flight, or with ctx's error.
+func (t *Tracker) Wait(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		if t.n == 0 {
+			t.mu.Unlock()
+			return nil
+		}
+		idle := t.idle
+		t.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("call: %d still at work: %w", t.Busy(), ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,33 @@
+// Package call is the call actor: one short-lived protoactor-go actor per
+// call, spawned on the node's local actor system when an INVITE is
+// accepted for processing and stopped when the call ends.
+//
+// The actor is the call's brain; the SIP side (package sip/guard) is its
+// hands. The actor
+//
+//   - asks the caller's grain for the verdict (caller.Admit) and acts on it
+//     only once the grain returned, that is once the verdict is durable;
+//   - carries the verdict out through Effects: Reject, Pass, Challenge,
+//     then Bridge or Hangup;
+//   - draws the challenge code and judges the caller's attempt;
+//   - owns the challenge timer: the caller has the carrier's unbilled grace
+//     interval minus one second, counted from the 200 OK, to type the code,
+//     and the guard hangs up at that deadline, before the carrier starts
+//     billing;
+//   - tells the grain how the challenge ended (caller.Outcome);
+//   - records what happened in the call's own stream ("call-<id>", see
+//     events/schema/calls.go).
+//
+// The SIP side reports facts as messages (Answered, EarlyMedia, Digit,
+// PBXAnswered, Ended). Effects never block the actor: they start SIP and
+// RTP work on the session's own goroutines and report back by message.
+//
+// Ownership: every field of the actor is touched only from its Receive,
+// one message at a time, so a late digit and the deadline cannot both win.
+// The grain request and the outcome report run on goroutines of their own
+// and reach the actor as messages. The call stream is written by a
+// streamWriter goroutine that appends in order and retries while the store
+// is down, so a call is never slowed by its audit trail and no fact is lost
+// to a short outage; the caller stream's CallReceived, written by the
+// grain, is the durable record a verdict waits for.
+package call

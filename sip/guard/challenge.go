@@ -1,0 +1,373 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+
+	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/dtmf"
+	"github.com/callguard/callguard/sip/media"
+	"github.com/callguard/callguard/sip/sdp"
+)
+
+// challenge is the guard's own media for a challenged call: one RTP port
+// facing the caller, the announcement sender, the receiver feeding the key
+// collector, and, once bridged, a second port facing the PBX.
+type challenge struct {
+	conn   *media.Conn
+	ans    sdp.Answer
+	codec  media.Codec // the caller's, with the caller's payload type
+	evPT   uint8       // the caller's telephone-event payload type, 0 if none
+	sender *media.Sender
+	coll   *dtmf.Collector
+	sink   *switchSink
+
+	ctx        context.Context // the media's lifetime
+	cancel     context.CancelFunc
+	playCancel context.CancelFunc // the announcement and the silence after it
+	ringCancel context.CancelFunc // the ringback while the PBX rings
+
+	pbxConn  *media.Conn
+	pbxOffer *sdp.Session
+}
+
+// stop ends the media and frees the ports (loop only).
+func (c *challenge) stop() {
+	c.cancel()
+	c.conn.Close()
+	if c.pbxConn != nil {
+		c.pbxConn.Close()
+	}
+}
+
+// ptCodec is a G.711 codec under the payload type the peer chose: an offer
+// may map PCMU or PCMA to a dynamic payload type (RFC 3551 §3).
+type ptCodec struct {
+	media.Codec
+	pt uint8
+}
+
+func (c ptCodec) PayloadType() uint8 { return c.pt }
+
+func codecFor(c sdp.Codec) (media.Codec, error) {
+	mc, ok := media.CodecByName(c.Name)
+	if !ok {
+		return nil, fmt.Errorf("codec %s is not G.711", c.Name)
+	}
+	if mc.PayloadType() != c.PayloadType {
+		return ptCodec{Codec: mc, pt: c.PayloadType}, nil
+	}
+	return mc, nil
+}
+
+// doChallenge starts a challenge (loop only): answer the offer with the
+// guard's media in 183 Session Progress (early media, RFC 3960), play the
+// announcement of code, then answer with 200 OK (see onPromptDone). Keys
+// go to the call actor as they come.
+func (s *session) doChallenge(code string) {
+	if s.ended || s.final {
+		return
+	}
+	g := s.g
+	failed := func(status int, text string, err error) {
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, status: status, text: text, q850: q850TemporaryFailure, detail: fmt.Sprint(err)})
+	}
+	conn, err := g.ports.ListenUDP(g.set.mediaIP)
+	if err != nil {
+		s.log.Error("no RTP port for a challenge", "err", err)
+		failed(503, textNoPort, err)
+		return
+	}
+	ans, err := sdp.Negotiate(s.offerSDP, sdp.Capabilities{
+		Addr: g.set.mediaIP, Port: conn.Port(), Username: "callguard",
+		SessionID: uint64(s.now().UnixNano()), SessionVersion: 1,
+	})
+	if err == nil && (!ans.Remote.Addr().IsValid() || ans.Remote.Addr().IsUnspecified() || ans.Remote.Port() == 0) {
+		err = fmt.Errorf("%w: the offer's audio address %v cannot receive", sdp.ErrUnsupported, ans.Remote)
+	}
+	if err != nil {
+		conn.Close()
+		failed(sdp.StatusFor(err), "no acceptable media", err)
+		return
+	}
+	codec, err := codecFor(ans.Codec)
+	if err != nil {
+		conn.Close()
+		failed(488, "no acceptable media", err)
+		return
+	}
+	c := &challenge{conn: conn, ans: ans, codec: codec, sink: &switchSink{}}
+	if ans.DTMF {
+		c.evPT = ans.DTMFPayloadType
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.coll, err = dtmf.NewCollector(dtmf.CollectorConfig{MaxKeys: 16}); err == nil {
+		c.sink.set(c.coll)
+		var recv *media.Receiver
+		recv, err = media.NewReceiver(media.ReceiverConfig{
+			Conn: conn, Remote: ans.Remote, Codecs: []media.Codec{codec}, EventPayloadType: c.evPT, Sink: c.sink,
+		})
+		if err == nil {
+			c.sender, err = media.NewSender(media.SenderConfig{
+				Conn: conn, Remote: net.UDPAddrFromAddrPort(ans.Remote), Codec: codec, EventPayloadType: c.evPT,
+			})
+		}
+		if err == nil {
+			s.chal = c
+			s.goDo(func() func() {
+				if err := recv.Run(c.ctx); err != nil {
+					s.log.Debug("RTP receiver stopped", "err", err)
+				}
+				return nil
+			})
+		}
+	}
+	var pcm []int16
+	if err == nil {
+		pcm, err = g.set.prompts.Sequence(code)
+	}
+	if err != nil {
+		c.stop()
+		s.chal = nil
+		failed(500, "media error", err)
+		return
+	}
+	s.callerSDP = ans.Body()
+	if err := s.respondProvisional(183, "Session Progress", s.callerSDP, "application/sdp"); err != nil {
+		s.log.Debug("183 not sent", "err", err)
+		if errors.Is(s.tx.Err(), sip.ErrTransactionCanceled) {
+			return // a CANCEL raced us, and its handler ends the call
+		}
+		failed(500, "media error", err)
+		return
+	}
+	s.report(call.EarlyMedia{At: s.now(), Codec: ans.Codec.Name, TelephoneEvent: ans.DTMF})
+	s.forwardKeys(c)
+	var playCtx context.Context
+	playCtx, c.playCancel = context.WithCancel(c.ctx)
+	s.goDo(func() func() {
+		err := c.sender.Play(playCtx, pcm)
+		return func() { s.onPromptDone(c, playCtx, err) }
+	})
+}
+
+// forwardKeys sends each key the collector gets to the call actor, which
+// judges the code (loop only).
+func (s *session) forwardKeys(c *challenge) {
+	s.goDo(func() func() {
+		for i := 0; ; i++ {
+			k, err := c.coll.Next(c.ctx, i)
+			if err != nil {
+				return nil
+			}
+			s.report(call.Digit{Key: k.Key, Method: k.Source.String(), At: s.now()})
+		}
+	})
+}
+
+// onPromptDone answers the call once the announcement has played, and
+// keeps RTP flowing (silence) while the caller types: a stream that stops
+// may make a gateway think the call is dead.
+func (s *session) onPromptDone(c *challenge, playCtx context.Context, err error) {
+	if c != s.chal || s.ended || s.bridging || s.final {
+		return
+	}
+	if err != nil {
+		s.log.Warn("announcement failed", "err", err)
+	}
+	s.answerCaller(s.callerSDP, "application/sdp", schema.PartyGuard)
+	s.playLoop(c, playCtx, make([]int16, media.ClockRate/5))
+}
+
+// playLoop plays pcm over and over until ctx ends (loop only).
+func (s *session) playLoop(c *challenge, ctx context.Context, pcm []int16) {
+	s.goDo(func() func() {
+		for ctx.Err() == nil {
+			if err := c.sender.Play(ctx, pcm); err != nil {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// ringback is the Russian ring tone (GOST 21655, also ITU-T E.180's
+// common plan): 425 Hz, 0.8 s on, 3.2 s off. A caller who typed the code
+// hears it while the PBX rings instead of dead air.
+func ringback() []int16 {
+	const (
+		on    = media.ClockRate * 8 / 10
+		total = media.ClockRate * 4
+		amp   = 0.2 * 32767
+	)
+	pcm := make([]int16, total)
+	for i := 0; i < on; i++ {
+		pcm[i] = int16(amp * math.Sin(2*math.Pi*425*float64(i)/media.ClockRate))
+	}
+	return pcm
+}
+
+// doBridge connects a caller who typed the right code to the PBX (loop
+// only): ringback to the caller, an INVITE with the guard's own offer to
+// the PBX, and, once it answers, RTP relayed between the two legs.
+func (s *session) doBridge() {
+	c := s.chal
+	if s.ended || c == nil || s.bridging {
+		return
+	}
+	s.bridging = true
+	c.playCancel()
+	var ringCtx context.Context
+	ringCtx, c.ringCancel = context.WithCancel(c.ctx)
+	s.playLoop(c, ringCtx, ringback())
+	conn, err := s.g.ports.ListenUDP(s.g.set.mediaIP)
+	if err != nil {
+		s.log.Error("no RTP port for the PBX leg", "err", err)
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, status: 503, text: textNoPort, q850: q850TemporaryFailure})
+		return
+	}
+	c.pbxConn = conn
+	// Offer the caller's codec first, so that the PBX normally takes it
+	// and the relay need not transcode.
+	first := sdp.PCMU
+	second := sdp.PCMA
+	if c.ans.Codec.Name == sdp.PCMA.Name {
+		first, second = sdp.PCMA, sdp.PCMU
+	}
+	offer, err := sdp.NewOffer(sdp.Capabilities{
+		Addr: s.g.set.mediaIP, Port: conn.Port(), Username: "callguard", Codecs: []sdp.Codec{first, second},
+		Preference: sdp.PreferLocal, SessionID: uint64(s.now().UnixNano()), SessionVersion: 1,
+	})
+	if err != nil {
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, status: 500, text: "media error", q850: q850TemporaryFailure, detail: err.Error()})
+		return
+	}
+	c.pbxOffer = offer
+	s.startPBX(offer.Marshal(), true)
+}
+
+// onBridgeAnswered starts the relay once the PBX answered the bridge
+// with res (loop only).
+func (s *session) onBridgeAnswered(res *sip.Response) {
+	c := s.chal
+	fail := func(err error) {
+		s.log.Warn("PBX answer unusable", "err", err)
+		s.end(ending{by: schema.PartyPBX, cause: schema.EndMediaFailed, status: 488, text: "PBX media unusable", q850: q850TemporaryFailure, detail: err.Error()})
+	}
+	answer, err := sdp.Parse(res.Body())
+	if err != nil {
+		fail(err)
+		return
+	}
+	neg, err := sdp.ReadAnswer(c.pbxOffer, answer)
+	if err != nil {
+		fail(err)
+		return
+	}
+	pbxCodec, err := codecFor(neg.Codec)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var pbxEv uint8
+	if neg.DTMF {
+		pbxEv = neg.DTMFPayloadType
+	}
+	toCaller := newRelay(c.conn, net.UDPAddrFromAddrPort(c.ans.Remote), c.codec, c.evPT)
+	recv, err := media.NewReceiver(media.ReceiverConfig{
+		Conn: c.pbxConn, Remote: neg.Remote, Codecs: []media.Codec{pbxCodec}, EventPayloadType: pbxEv, Sink: toCaller,
+	})
+	if err != nil {
+		fail(err)
+		return
+	}
+	if c.ringCancel != nil {
+		c.ringCancel()
+	}
+	c.sink.set(newRelay(c.pbxConn, net.UDPAddrFromAddrPort(neg.Remote), pbxCodec, pbxEv))
+	s.goDo(func() func() {
+		if err := recv.Run(c.ctx); err != nil {
+			s.log.Debug("PBX RTP receiver stopped", "err", err)
+		}
+		return nil
+	})
+	s.report(call.PBXAnswered{At: s.now()})
+	if !s.answered {
+		// The code was typed during the announcement: the caller is
+		// answered now that the PBX is.
+		s.answerCaller(s.callerSDP, "application/sdp", schema.PartyPBX)
+	}
+}
+
+// switchSink passes a receiver's output to the current sink: the key
+// collector during the challenge, the relay to the PBX once bridged.
+type switchSink struct {
+	cur atomic.Pointer[media.Sink]
+}
+
+func (w *switchSink) set(s media.Sink) { w.cur.Store(&s) }
+
+func (w *switchSink) Audio(h *rtp.Header, pcm []int16) {
+	if s := w.cur.Load(); s != nil {
+		(*s).Audio(h, pcm)
+	}
+}
+
+func (w *switchSink) Event(h *rtp.Header, payload []byte) {
+	if s := w.cur.Load(); s != nil {
+		(*s).Event(h, payload)
+	}
+}
+
+// relay forwards one direction of a bridged call's RTP: audio re-encoded
+// with the far leg's codec (a no-op re-encoding when both use the same
+// G.711 law, a transcoding between μ-law and A-law otherwise), and RFC
+// 4733 telephone-events under the far leg's payload type (dropped if it
+// negotiated none). SSRC, sequence numbers, timestamps and marker bits are
+// kept: the relay adds no packets and loses none, so the far end's jitter
+// buffer and RFC 4733 decoder see the original stream. It is used by one
+// receiver goroutine.
+type relay struct {
+	conn    net.PacketConn
+	to      net.Addr
+	codec   media.Codec
+	eventPT uint8
+	buf     []byte
+	payload []byte
+}
+
+func newRelay(conn net.PacketConn, to net.Addr, codec media.Codec, eventPT uint8) *relay {
+	return &relay{conn: conn, to: to, codec: codec, eventPT: eventPT, buf: make([]byte, 1500)}
+}
+
+func (r *relay) Audio(h *rtp.Header, pcm []int16) {
+	r.payload = r.codec.Encode(r.payload[:0], pcm)
+	r.send(h, r.codec.PayloadType(), r.payload)
+}
+
+func (r *relay) Event(h *rtp.Header, payload []byte) {
+	if r.eventPT == 0 {
+		return
+	}
+	r.send(h, r.eventPT, payload)
+}
+
+func (r *relay) send(h *rtp.Header, pt uint8, payload []byte) {
+	p := rtp.Packet{Header: rtp.Header{
+		Version: 2, Marker: h.Marker, PayloadType: pt,
+		SequenceNumber: h.SequenceNumber, Timestamp: h.Timestamp, SSRC: h.SSRC, CSRC: h.CSRC,
+	}, Payload: payload}
+	n, err := p.MarshalTo(r.buf)
+	if err != nil {
+		return
+	}
+	_, _ = r.conn.WriteTo(r.buf[:n], r.to)
+}

@@ -1,0 +1,208 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/trust"
+	"github.com/callguard/callguard/sounds"
+)
+
+// ErrConfig means the configuration is refused; the message says why.
+var ErrConfig = errors.New("SIP guard configuration")
+
+// DefaultListen is where the guard listens for SIP unless told otherwise:
+// loopback only. A guard started with no configuration then exposes
+// nothing (its only trusted peers are loopback too), and 5060 is where
+// a carrier trunk or a local test caller looks first. Set GUARD_SIP_LISTEN
+// to the trunk-facing address (e.g. 0.0.0.0:5060, with the carrier's
+// addresses in GUARD_TRUSTED_PEERS) to take real traffic.
+const DefaultListen = "127.0.0.1:5060"
+
+// Config configures the SIP guard. The env tags are read under the
+// binary's GUARD_ prefix (GUARD_SIP_LISTEN, ...).
+type Config struct {
+	// Listen is the host:port of the SIP listeners: UDP and TCP on the
+	// same address (RFC 3261 §18: a UA must handle both, and a carrier
+	// falls back to TCP for messages too large for UDP).
+	Listen string `env:"SIP_LISTEN" envDefault:"127.0.0.1:5060" desc:"host:port of the SIP listeners (UDP and TCP); loopback by default so nothing is exposed until configured"`
+
+	// TrustedPeers are the CIDRs (or single addresses) allowed to send
+	// calls: the carrier's signalling addresses. Others get 403 and are
+	// counted. P-Asserted-Identity is believed only from them.
+	TrustedPeers string `env:"TRUSTED_PEERS" envDefault:"127.0.0.1/32,::1/128" desc:"comma-separated CIDRs allowed to send calls (the carrier's trunk); others get 403"`
+
+	// PBXURI is where passed calls go. When the URI has no user part, the
+	// dialled number (the Request-URI user of the carrier's INVITE) is put
+	// there, so the PBX can route several toll-free numbers.
+	PBXURI string `env:"PBX_URI" envDefault:"sip:pbx@127.0.0.1:5070" desc:"SIP URI of the PBX that passed calls are sent to (add ;transport=tcp for TCP)"`
+
+	// Mode is enforce (carry verdicts out) or observe (decide and record
+	// every call, pass them all).
+	Mode string `env:"MODE" envDefault:"enforce" desc:"enforce, or observe: decide and record every call but pass all of them (run a week in observe mode before enforcing)"`
+
+	// Grace is the carrier's unbilled interval after answer: calls shorter
+	// than this are not billed. A challenged caller has Grace minus one
+	// second after the 200 OK to type the code, and the guard hangs up
+	// then. Set it to your carrier's figure.
+	Grace time.Duration `env:"GRACE" envDefault:"3s" desc:"the carrier's unbilled interval after answer; a challenged caller gets GRACE minus 1s to type the code (at least 1.1s)"`
+
+	// CodeDigits is the length of the challenge code.
+	CodeDigits int `env:"CODE_DIGITS" envDefault:"2" desc:"digits in the challenge code (1-8)"`
+
+	// Language selects the embedded prompts (ru, en); with SoundsDir set
+	// it only labels the operator's recordings.
+	Language string `env:"LANGUAGE" envDefault:"ru" desc:"language of the embedded challenge prompts: ru or en"`
+
+	// SoundsDir replaces the embedded prompts with the operator's own
+	// recordings (prompt.wav and 0.wav-9.wav, 8 kHz mono 16-bit PCM),
+	// checked at start.
+	SoundsDir string `env:"SOUNDS_DIR" desc:"folder of the operator's own prompt recordings (prompt.wav, 0.wav ... 9.wav; 8 kHz mono 16-bit); empty uses the embedded ones"`
+
+	// RejectStatus is the final status of a rejected call (RFC 3261 §21:
+	// 4xx, 5xx or 6xx). 603 Decline says "this callee does not want the
+	// call, do not try elsewhere".
+	RejectStatus int `env:"REJECT_STATUS" envDefault:"603" desc:"SIP status of rejected calls (400-699); 603 Decline by default"`
+
+	// MediaIP is the address put in the guard's SDP (c= and o=) and bound
+	// for RTP. Empty means the host of SIP_LISTEN, which must then be a
+	// specific address.
+	MediaIP string `env:"MEDIA_IP" desc:"IP address the guard's RTP uses and announces in SDP (default: the host of GUARD_SIP_LISTEN)"`
+
+	// RTPPorts is the UDP port range of the guard's RTP, "lo-hi". Each
+	// challenged call takes one even port (RTCP's odd one above it is kept
+	// free); a bridged one takes two.
+	RTPPorts string `env:"RTP_PORTS" envDefault:"20000-29999" desc:"UDP port range for the guard's RTP (challenges and bridged calls), lo-hi"`
+
+	// StoreDown is what happens to a call when the caller grain cannot
+	// decide (the store or the grain is down): pass (fail open: never lose
+	// a real customer's call) or reject (fail closed). The decision is
+	// recorded in the call's stream once the store is back.
+	StoreDown string `env:"STORE_DOWN" envDefault:"pass" desc:"when no verdict can be recorded (store down): pass the call (fail open) or reject it with 503 (fail closed)"`
+
+	// DecideTimeout bounds the caller grain's decision; past it the
+	// store-down policy applies.
+	DecideTimeout time.Duration `env:"DECIDE_TIMEOUT" envDefault:"2s" desc:"time limit for the caller grain's verdict; past it GUARD_STORE_DOWN applies"`
+
+	// PBXTimeout is how long the PBX may take to send its first response
+	// (100 Trying included) before it counts as unreachable and the caller
+	// gets 503. RFC 3261's Timer B (32 s) is far longer than a caller
+	// waits in silence.
+	PBXTimeout time.Duration `env:"PBX_TIMEOUT" envDefault:"5s" desc:"time for the PBX's first response before it counts as unreachable (caller gets 503)"`
+
+	// RingTimeout is how long the PBX may ring without answering; then
+	// the PBX leg is cancelled and the caller gets 480.
+	RingTimeout time.Duration `env:"RING_TIMEOUT" envDefault:"90s" desc:"time the PBX may ring unanswered before the call is ended with 480"`
+}
+
+// DefaultConfig returns the configuration with every field at its
+// documented default (the envDefault tags), as a guard started with no
+// GUARD_ variables gets it.
+func DefaultConfig() Config {
+	c, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
+	if err != nil {
+		// Only a malformed envDefault tag can fail here; a test parses them.
+		panic(fmt.Sprintf("guard: default configuration: %v", err))
+	}
+	return c
+}
+
+// settings is Config checked and parsed.
+type settings struct {
+	listen     string
+	trusted    *trust.List
+	pbx        sip.Uri
+	pbxUser    bool // PBX_URI has a user part of its own
+	mode       schema.Mode
+	storeDown  schema.Verdict
+	mediaIP    netip.Addr
+	rtpLo      int
+	rtpHi      int
+	reject     int
+	prompts    *sounds.Prompts
+	call       call.Config
+	pbxTimeout time.Duration
+	ringTime   time.Duration
+}
+
+// parse validates c and returns the parsed settings; every problem is
+// reported, each naming its variable.
+func (c Config) parse() (settings, error) {
+	var (
+		s    settings
+		errs []error
+	)
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		bad("GUARD_SIP_LISTEN %q is not host:port: %v", c.Listen, err)
+	}
+	s.listen = c.Listen
+	if s.trusted, err = trust.Parse(c.TrustedPeers); err != nil {
+		bad("GUARD_TRUSTED_PEERS: %v", err)
+	}
+	if err := sip.ParseUri(c.PBXURI, &s.pbx); err != nil || s.pbx.Host == "" ||
+		(s.pbx.Scheme != "sip" && s.pbx.Scheme != "sips") {
+		bad("GUARD_PBX_URI %q is not a sip: URI with a host", c.PBXURI)
+	}
+	s.pbxUser = s.pbx.User != ""
+	switch schema.Mode(c.Mode) {
+	case schema.Enforce, schema.Observe:
+		s.mode = schema.Mode(c.Mode)
+	default:
+		bad("GUARD_MODE is %q, want enforce or observe", c.Mode)
+	}
+	switch schema.Verdict(c.StoreDown) {
+	case schema.Pass, schema.Reject:
+		s.storeDown = schema.Verdict(c.StoreDown)
+	default:
+		bad("GUARD_STORE_DOWN is %q, want pass or reject", c.StoreDown)
+	}
+	if c.RejectStatus < 400 || c.RejectStatus > 699 {
+		bad("GUARD_REJECT_STATUS is %d, want a final error status 400-699", c.RejectStatus)
+	}
+	s.reject = c.RejectStatus
+	mediaIP := c.MediaIP
+	if mediaIP == "" {
+		mediaIP = host
+	}
+	if s.mediaIP, err = netip.ParseAddr(mediaIP); err != nil || s.mediaIP.IsUnspecified() || s.mediaIP.IsMulticast() {
+		bad("GUARD_MEDIA_IP %q is not a unicast IP address (it defaults to the host of GUARD_SIP_LISTEN; set it when listening on all interfaces)", mediaIP)
+	}
+	s.mediaIP = s.mediaIP.Unmap()
+	lo, hi, ok := strings.Cut(c.RTPPorts, "-")
+	s.rtpLo, err = strconv.Atoi(strings.TrimSpace(lo))
+	if err == nil {
+		s.rtpHi, err = strconv.Atoi(strings.TrimSpace(hi))
+	}
+	if !ok || err != nil || s.rtpLo < 1024 || s.rtpHi > 65535 || s.rtpHi-s.rtpLo < 1 {
+		bad("GUARD_RTP_PORTS %q is not a range lo-hi within 1024-65535", c.RTPPorts)
+	}
+	if s.prompts, err = sounds.Load(c.Language, c.SoundsDir); err != nil {
+		bad("GUARD_LANGUAGE/GUARD_SOUNDS_DIR: %v", err)
+	}
+	s.call = call.Config{
+		Mode: s.mode, Grace: c.Grace, CodeDigits: c.CodeDigits, StoreDown: s.storeDown,
+		DecideTimeout: c.DecideTimeout,
+	}
+	if err := s.call.Validate(); err != nil {
+		bad("GUARD_GRACE/GUARD_CODE_DIGITS: %v", err)
+	}
+	if c.DecideTimeout <= 0 || c.PBXTimeout <= 0 || c.RingTimeout <= 0 {
+		bad("GUARD_DECIDE_TIMEOUT, GUARD_PBX_TIMEOUT and GUARD_RING_TIMEOUT must be positive")
+	}
+	s.pbxTimeout, s.ringTime = c.PBXTimeout, c.RingTimeout
+	return s, errors.Join(errs...)
+}

@@ -1,0 +1,308 @@
+package guard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/node"
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/guard"
+	"github.com/callguard/callguard/sounds"
+)
+
+// testGrace is the grace interval of the tests: the caller has half a
+// second after the 200 OK.
+const testGrace = 1500 * time.Millisecond
+
+// tollFree is the number the tests call.
+const tollFree = "+78005553535"
+
+// testCode is the code the guard draws from fixedRand: digits 4 and 7.
+const testCode = "47"
+
+// fixedRand yields 4, 7, 4, 7, ... so the drawn code is testCode.
+type fixedRand struct{}
+
+func (fixedRand) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = "\x04\x07"[i%2]
+	}
+	return len(p), nil
+}
+
+// The package's tests share one actor node and one event store (starting
+// a cluster member takes about a second); each test calls from a number
+// of its own, so caller grains and call streams do not mix.
+var shared struct {
+	store   events.Store
+	callers *caller.Client
+	node    *node.Node
+}
+
+var numberSeq atomic.Int64
+
+// TestMain starts the shared node, and quiets sipgo's package-level
+// logger, which its connection bookkeeping writes to whatever the user
+// agent's options say.
+func TestMain(m *testing.M) {
+	sip.SetDefaultLogger(quiet())
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "guard-test-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		st, err := embedded.Open(context.Background(), dir)
+		if err != nil {
+			panic(err)
+		}
+		defer st.Close()
+		pol, err := policy.New(policy.DefaultConfig())
+		if err != nil {
+			panic(err)
+		}
+		n, err := node.Start(context.Background(), node.Config{
+			ClusterName: "guard-test", Listen: "127.0.0.1:0",
+			Kinds:  []*cluster.Kind{caller.NewKind(caller.Deps{Store: st, Policy: pol, Node: "test", Logger: quiet()})},
+			Logger: quiet(),
+		})
+		if err != nil {
+			panic(err)
+		}
+		defer n.Stop(false)
+		shared.store, shared.node = st, n
+		shared.callers = &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second}
+		return m.Run()
+	}())
+}
+
+func quiet() *slog.Logger {
+	if os.Getenv("GUARD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// env is one guard on loopback with the real caller grains, a fake PBX,
+// and the number this test calls from.
+type env struct {
+	t        *testing.T
+	store    events.Store
+	callers  *caller.Client
+	guard    *guard.Guard
+	pbx      *fakePBX
+	number   string
+	done     chan error
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+}
+
+type envOption func(*guard.Config, *guard.Deps)
+
+func withConfig(f func(*guard.Config)) envOption {
+	return func(c *guard.Config, _ *guard.Deps) { f(c) }
+}
+
+// withCallers replaces the grain client.
+func withCallers(c guard.Callers) envOption {
+	return func(_ *guard.Config, d *guard.Deps) { d.Callers = c }
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	return newEnvPBX(t, false, opts...)
+}
+
+// newEnvPBX is newEnv with a PBX that listens on TCP as well when pbxTCP,
+// and GUARD_PBX_URI pointing at it over TCP.
+func newEnvPBX(t *testing.T, pbxTCP bool, opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, store: shared.store, callers: shared.callers,
+		number: fmt.Sprintf("+7999%07d", 1000000+numberSeq.Add(1))}
+	e.pbx = newFakePBXOn(t, pbxTCP)
+	numbers, err := phone.New("RU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := guard.Config{
+		Listen: "127.0.0.1:0", TrustedPeers: "127.0.0.1/32", PBXURI: "sip:pbx@" + e.pbx.addr,
+		Mode: "enforce", Grace: testGrace, CodeDigits: 2, Language: "en", SoundsDir: shortPrompts(t),
+		RejectStatus: 603, RTPPorts: "30000-39999", StoreDown: "pass",
+		DecideTimeout: 2 * time.Second, PBXTimeout: 800 * time.Millisecond, RingTimeout: 10 * time.Second,
+	}
+	deps := guard.Deps{
+		Callers: e.callers, Store: e.store, Numbers: numbers, Clock: time.Now, Rand: fixedRand{},
+		Logger: quiet(), ActorSystem: shared.node.System, Node: "test",
+	}
+	if pbxTCP {
+		cfg.PBXURI += ";transport=tcp"
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	g, err := guard.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.guard = g
+	ctx, cancel := context.WithCancel(context.Background())
+	e.done = make(chan error, 1)
+	go func() { e.done <- g.Serve(ctx) }()
+	select {
+	case <-g.Ready():
+	case err := <-e.done:
+		t.Fatalf("guard did not start: %v", err)
+	}
+	e.cancel = cancel
+	t.Cleanup(e.stop)
+	return e
+}
+
+// stop stops the guard and checks it stopped cleanly; it may be called
+// more than once.
+func (e *env) stop() {
+	e.stopOnce.Do(func() {
+		e.cancel()
+		select {
+		case err := <-e.done:
+			if err != nil {
+				e.t.Errorf("guard stopped with %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			e.t.Errorf("guard did not stop")
+		}
+	})
+}
+
+// uri is the guard's SIP URI for the toll-free number.
+func (e *env) uri() string {
+	return fmt.Sprintf("sip:%s@%s", strings.TrimPrefix(tollFree, "+"), e.guard.UDPAddr())
+}
+
+// block gives the test caller a manual block at level (3 challenges, 7
+// rejects).
+func (e *env) block(level int) {
+	e.t.Helper()
+	cmd := caller.Command{Verb: caller.VerbBlock, Command: policy.Command{ID: fmt.Sprintf("block-%d", level), By: "test", Why: "test", Level: level}}
+	if _, err := e.callers.Command(context.Background(), e.number, cmd); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// callStream waits for a call stream that has ended, and returns its
+// events decoded by type.
+func (e *env) callStream() map[string]any {
+	e.t.Helper()
+	reg := schema.NewRegistry()
+	var out map[string]any
+	waitFor(e.t, 5*time.Second, func() error {
+		evs, err := e.store.ReadAll(context.Background(), events.Start, 10000)
+		if err != nil {
+			return err
+		}
+		streams := map[string][]events.Event{}
+		mine := map[string]bool{}
+		var ended string
+		for _, ev := range evs {
+			if !strings.HasPrefix(ev.Stream, schema.CallStreamPrefix) {
+				continue
+			}
+			streams[ev.Stream] = append(streams[ev.Stream], ev)
+			if ev.Type == schema.TypeCallStarted && strings.Contains(string(ev.Data), `"caller":"`+e.number+`"`) {
+				mine[ev.Stream] = true
+			}
+			if ev.Type == schema.TypeCallEnded && mine[ev.Stream] {
+				ended = ev.Stream
+			}
+		}
+		if ended == "" {
+			return fmt.Errorf("no call stream has ended yet (%d streams)", len(streams))
+		}
+		out = map[string]any{}
+		for _, ev := range streams[ended] {
+			p, err := reg.Decode(ev)
+			if err != nil {
+				return err
+			}
+			out[ev.Type] = p
+		}
+		return nil
+	})
+	return out
+}
+
+// callerStream returns the caller's stream, by type (last of each).
+func (e *env) callerStream() map[string]json.RawMessage {
+	e.t.Helper()
+	evs, err := events.ReadWholeStream(context.Background(), e.store, schema.CallerStream(e.number), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]json.RawMessage{}
+	for _, ev := range evs {
+		out[ev.Type] = ev.Data
+	}
+	return out
+}
+
+// waitFor polls f until it returns nil or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// shortPrompts writes a prompt set of short tones (the phrase 200 ms, each
+// digit 100 ms) so that challenges in tests take a fraction of a second.
+func shortPrompts(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tone := func(freq float64, d time.Duration) []int16 {
+		n := int(d.Seconds() * sounds.SampleRate)
+		pcm := make([]int16, n)
+		for i := range pcm {
+			pcm[i] = int16(8000 * math.Sin(2*math.Pi*freq*float64(i)/sounds.SampleRate))
+		}
+		return pcm
+	}
+	write := func(name string, pcm []int16) {
+		if err := os.WriteFile(filepath.Join(dir, name), sounds.EncodeWAV(sounds.SampleRate, pcm), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("prompt.wav", tone(300, 200*time.Millisecond))
+	for d := 0; d <= 9; d++ {
+		write(fmt.Sprintf("%d.wav", d), tone(400+float64(d)*30, 100*time.Millisecond))
+	}
+	return dir
+}
+
+var _ io.Reader = fixedRand{}

@@ -1,0 +1,127 @@
+package guard
+
+import (
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/sip/callerid"
+	"github.com/callguard/callguard/sip/sdp"
+	"github.com/callguard/callguard/sip/validate"
+)
+
+// onInvite takes a new call from the carrier: trust, validation, identity,
+// then a session and its call actor. The handler returns only once the
+// INVITE has its final response: sipgo terminates a server transaction
+// whose handler returned without one.
+func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if inDialog(req) {
+		// A re-INVITE (RFC 3261 §14) within a call.
+		ref, ok := g.dialogs.lookup(req)
+		if !ok {
+			if !g.trusted(req) {
+				g.refuse(req, tx)
+				return
+			}
+			g.stats.noDialog.Add(1)
+			g.respond(req, tx, 481, "", nil)
+			return
+		}
+		if g.valid(req, tx) {
+			ref.s.onRefresh(ref.leg, req, tx)
+		}
+		return
+	}
+	if !g.trusted(req) {
+		g.refuse(req, tx)
+		return
+	}
+	if !g.valid(req, tx) {
+		return
+	}
+	g.stats.invites.Add(1)
+	bad := func(status int, why string) {
+		g.stats.invalid.Add(1)
+		g.log.Debug("INVITE refused", "status", status, "why", why, "source", req.Source(), "callId", callIDOf(req))
+		g.respond(req, tx, status, why, nil)
+	}
+	// RFC 3261 §8.1.1.8: an INVITE MUST carry a Contact; without one there
+	// is nowhere to send the BYE.
+	if req.Contact() == nil {
+		bad(400, "missing Contact")
+		return
+	}
+	body, err := validate.SessionBody(req)
+	if err != nil {
+		bad(400, "no session description in the body")
+		return
+	}
+	if len(body) == 0 {
+		// An INVITE without an offer (RFC 3261 §13.2.1: the offer then
+		// comes in our 2xx) cannot be challenged with early media, and the
+		// guard does not relay delayed offers on the pass path.
+		bad(488, "SDP offer required")
+		return
+	}
+	offer, err := sdp.Parse(body)
+	if err != nil {
+		bad(sdp.StatusFor(err), "bad SDP offer")
+		return
+	}
+	// Untrusted sources never get here, so P-Asserted-Identity is believed
+	// when present (RFC 3325 §5), else From.
+	cl, err := callerid.CallerOf(req, true, g.d.Numbers)
+	if err != nil {
+		bad(400, "bad caller identity")
+		return
+	}
+	ce, err := callerid.CalleeOf(req, g.d.Numbers)
+	if err != nil {
+		bad(404, "no called number")
+		return
+	}
+	s, err := g.newSession(req, tx, body, offer, cl, ce)
+	if err != nil {
+		g.log.Error("cannot start a call", "err", err, "callId", callIDOf(req))
+		g.respond(req, tx, 503, "guard busy", nil)
+		return
+	}
+	s.waitInvite()
+}
+
+// callKey derives the guard's ID of a call from what identifies the
+// INVITE transaction on the wire (RFC 3261 §17.2.3 and the dialog's
+// Call-ID and From tag), so that the same INVITE seen again (a carrier
+// resending after a guard restart) gets the same ID, and the caller grain
+// decides it once.
+func callKey(req *sip.Request) string {
+	fromTag := ""
+	if f := req.From(); f != nil {
+		fromTag, _ = f.Params.Get("tag")
+	}
+	cseq := ""
+	if c := req.CSeq(); c != nil {
+		cseq = strconv.FormatUint(uint64(c.SeqNo), 10)
+	}
+	return events.DeriveID("sip-invite", req.Source(), callIDOf(req), fromTag, cseq).String()
+}
+
+// setupOf is what the call actor is told about a new call.
+func (g *Guard) setupOf(id string, req *sip.Request, cl callerid.Caller, ce callerid.Identity) call.Setup {
+	from := "from"
+	if cl.Source == callerid.SourcePAI {
+		from = "pai"
+	}
+	callee := ce.Number.Key
+	if ce.Number.Kind != phone.KindE164 {
+		callee = ce.URI.Number()
+	}
+	return call.Setup{
+		ID: id, SIPCallID: callIDOf(req),
+		Caller: cl.Number, Presented: cl.Raw, IdentityFrom: from, Callee: callee,
+		Source: req.Source(), Transport: req.Transport(), Received: g.d.Clock(),
+	}
+}

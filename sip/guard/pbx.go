@@ -1,0 +1,322 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/events/schema"
+)
+
+// Why a PBX INVITE was given up, set before its context is cancelled.
+const (
+	whyNone        int32 = iota
+	whyUnreachable       // no response within PBX_TIMEOUT
+	whyNoAnswer          // RING_TIMEOUT ran out
+	whyHangup            // the call ended on our side
+)
+
+// pbxCall is the PBX leg of a call: the guard as UAC towards the PBX.
+type pbxCall struct {
+	s         *session
+	bridge    bool   // the challenge path (our media), not the pass path
+	localSDP  []byte // the offer we sent
+	transport string
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	why    atomic.Int32
+	heard  atomic.Bool // any response from the PBX
+
+	mu  sync.Mutex
+	dlg *sipgo.DialogClientSession // set once the INVITE is sent
+
+	// loop-owned
+	answered    bool
+	byeReceived bool
+	byeSent     bool
+}
+
+func (p *pbxCall) dialog() *sipgo.DialogClientSession {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dlg
+}
+
+// target is the PBX's remote target (its Contact in the 200), for
+// in-dialog requests.
+func (p *pbxCall) target() sip.Uri {
+	d := p.dialog()
+	if d != nil && d.InviteResponse != nil {
+		if c := d.InviteResponse.Contact(); c != nil {
+			return *c.Address.Clone()
+		}
+	}
+	if d != nil {
+		return *d.InviteRequest.Recipient.Clone()
+	}
+	return sip.Uri{}
+}
+
+// pbxInvite builds the INVITE to the PBX. The caller's identity goes
+// through: From (display name and URI, with a tag of our own, since this
+// is a dialog of its own), P-Asserted-Identity (the carrier asserted it to
+// us, and the PBX is inside our trust domain, RFC 3325 §5) and Privacy. To
+// is the dialled number; the Request-URI is GUARD_PBX_URI, with the
+// dialled number as user part when that URI has none.
+func (s *session) pbxInvite(body []byte) *sip.Request {
+	g := s.g
+	ruri := *g.set.pbx.Clone()
+	if !g.set.pbxUser {
+		ruri.User = s.inv.Recipient.User
+	}
+	req := sip.NewRequest(sip.INVITE, ruri)
+	if f := s.inv.From(); f != nil {
+		from := &sip.FromHeader{DisplayName: f.DisplayName, Address: *f.Address.Clone()}
+		from.Params.Add("tag", sip.GenerateTagN(16))
+		req.AppendHeader(from)
+	}
+	if t := s.inv.To(); t != nil {
+		req.AppendHeader(&sip.ToHeader{DisplayName: t.DisplayName, Address: *t.Address.Clone()})
+	}
+	for _, name := range []string{"P-Asserted-Identity", "Privacy"} {
+		for _, h := range s.inv.GetHeaders(name) {
+			req.AppendHeader(sip.NewHeader(name, h.Value()))
+		}
+	}
+	// A B2BUA starts a new request, but a guard that loops back to itself
+	// (a PBX routing the call to the trunk again) must still run out of
+	// hops: carry the carrier's Max-Forwards down by one (cf. RFC 3261
+	// §16.6 step 3).
+	mf := sip.MaxForwardsHeader(69)
+	if m := s.inv.MaxForwards(); m != nil && m.Val() > 0 {
+		mf = sip.MaxForwardsHeader(m.Val() - 1)
+	}
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	transport := "UDP"
+	if tp, ok := ruri.UriParams.Get("transport"); ok && tp != "" {
+		transport = strings.ToUpper(tp)
+	}
+	req.SetTransport(transport)
+	if transport == "UDP" {
+		g.laddr.Copy(&req.Laddr)
+	}
+	return req
+}
+
+// startPBX INVITEs the PBX with body as the offer (loop only). On the pass
+// path (bridge false) the PBX's provisional responses are relayed to the
+// caller.
+func (s *session) startPBX(body []byte, bridge bool) {
+	req := s.pbxInvite(body)
+	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport()}
+	p.ctx, p.cancel = context.WithCancelCause(context.Background())
+	s.pbx = p
+	ua := s.g.dialogUA[p.transport]
+	if ua == nil {
+		ua = s.g.dialogUA["UDP"]
+	}
+	pbxTimeout, ringTimeout := s.g.set.pbxTimeout, s.g.set.ringTime
+	s.goDo(func() func() {
+		// A PBX that sends nothing at all (not even 100 Trying) is down:
+		// give up without a CANCEL, which RFC 3261 §9.1 forbids before a
+		// provisional response anyway.
+		silent := time.AfterFunc(pbxTimeout, func() {
+			if !p.heard.Load() && p.why.CompareAndSwap(whyNone, whyUnreachable) {
+				p.cancel(sipgo.WaitAnswerForceCancelErr)
+			}
+		})
+		defer silent.Stop()
+		ringing := time.AfterFunc(ringTimeout, func() {
+			if p.why.CompareAndSwap(whyNone, whyNoAnswer) {
+				p.cancel(nil)
+			}
+		})
+		defer ringing.Stop()
+		dlg, err := ua.WriteInvite(p.ctx, req)
+		if err != nil {
+			return func() { s.onPBXUnreachable(p, err) }
+		}
+		p.mu.Lock()
+		p.dlg = dlg
+		p.mu.Unlock()
+		err = dlg.WaitAnswer(p.ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+			p.heard.Store(true)
+			if !bridge && r.IsProvisional() && r.StatusCode > 100 {
+				s.post(func() { s.onPBXProvisional(p, r) })
+			}
+			return nil
+		}})
+		if err == nil {
+			// RFC 3261 §13.2.2.4: the UAC core ACKs every 2xx itself; the
+			// PBX leg is its own dialog, so it is ACKed at once.
+			ackErr := dlg.Ack(context.Background())
+			return func() { s.onPBXAnswered(p, ackErr) }
+		}
+		if res := dlg.InviteResponse; res != nil && res.IsSuccess() {
+			// The PBX answered as we cancelled (the 200 crossed our
+			// CANCEL, RFC 3261 §9.1): ACK and BYE it.
+			ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+			defer cancel()
+			if err := dlg.Ack(ctx); err == nil {
+				_ = dlg.Bye(ctx)
+			}
+			return func() { s.onPBXGone(p, err) }
+		}
+		var refused *sipgo.ErrDialogResponse
+		if errors.As(err, &refused) {
+			res := refused.Res
+			return func() { s.onPBXRefused(p, res) }
+		}
+		return func() { s.onPBXGone(p, err) }
+	})
+}
+
+// onPBXProvisional relays the PBX's 18x (and its early media SDP) to the
+// caller on the pass path.
+func (s *session) onPBXProvisional(p *pbxCall, r *sip.Response) {
+	if p != s.pbx || s.ended || s.final {
+		return
+	}
+	ct := ""
+	if h := r.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	if err := s.respondProvisional(r.StatusCode, r.Reason, r.Body(), ct); err != nil {
+		s.log.Debug("relay of provisional response failed", "status", r.StatusCode, "err", err)
+	}
+}
+
+// onPBXAnswered: the PBX sent 200 OK and was ACKed.
+func (s *session) onPBXAnswered(p *pbxCall, ackErr error) {
+	dlg := p.dialog()
+	p.answered = true
+	s.g.dialogs.add(dlg.ID, s, pbxLeg)
+	s.ids = append(s.ids, dlg.ID)
+	if s.ended || p != s.pbx {
+		// The call ended while the PBX answered.
+		p.hangup(ending{text: "call ended", q850: q850NormalClearing})
+		return
+	}
+	if ackErr != nil {
+		s.log.Warn("ACK to the PBX failed", "err", ackErr)
+	}
+	if p.bridge {
+		s.onBridgeAnswered(dlg.InviteResponse)
+		return
+	}
+	ct := "application/sdp"
+	if h := dlg.InviteResponse.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	s.answerCaller(dlg.InviteResponse.Body(), ct, schema.PartyPBX)
+}
+
+// onPBXRefused: the PBX answered the INVITE with an error. On the pass
+// path the caller gets the same status (busy stays busy), except the ones
+// that only make sense on our leg.
+func (s *session) onPBXRefused(p *pbxCall, res *sip.Response) {
+	if p != s.pbx || s.ended {
+		return
+	}
+	status := res.StatusCode
+	switch {
+	case status >= 300 && status < 400:
+		// A redirect points at the PBX's contacts; the carrier must not
+		// be sent around the guard.
+		status = 480
+	case status == 401 || status == 407:
+		// The PBX wants credentials from the guard, not from the caller.
+		status = 503
+	case status > 699:
+		status = 500
+	}
+	s.end(ending{
+		by: schema.PartyPBX, cause: schema.EndPBXRefused, status: status,
+		text: "PBX: " + res.StartLine(), q850: q850For(res.StatusCode),
+	})
+}
+
+// onPBXUnreachable: the INVITE could not be sent.
+func (s *session) onPBXUnreachable(p *pbxCall, err error) {
+	if p != s.pbx || s.ended {
+		return
+	}
+	s.log.Warn("PBX unreachable", "err", err)
+	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXUnreachable, status: 503, text: textUnreachable, q850: q850TemporaryFailure, detail: err.Error()})
+}
+
+// onPBXGone: the INVITE transaction ended without an answer: cancelled by
+// us (the call ended, or RING_TIMEOUT), given up (PBX_TIMEOUT), or lost
+// (transport error, Timer B).
+func (s *session) onPBXGone(p *pbxCall, err error) {
+	if p != s.pbx || s.ended {
+		return
+	}
+	switch p.why.Load() {
+	case whyNoAnswer:
+		s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXNoAnswer, status: 480, text: textNoAnswer, q850: 19})
+	default:
+		s.log.Warn("PBX did not answer the INVITE", "err", err)
+		detail := ""
+		if err != nil {
+			detail = err.Error()
+		}
+		s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXUnreachable, status: 503, text: textUnreachable, q850: q850TemporaryFailure, detail: detail})
+	}
+}
+
+// hangup ends the PBX leg as the call ends (loop only): CANCEL while it
+// rings, BYE once answered, nothing if the PBX hung up itself.
+func (p *pbxCall) hangup(e ending) {
+	if p.byeSent || p.byeReceived {
+		return
+	}
+	if !p.answered {
+		p.why.CompareAndSwap(whyNone, whyHangup)
+		p.cancel(nil) // WaitAnswer sends the CANCEL (RFC 3261 §9.1)
+		return
+	}
+	p.byeSent = true
+	dlg := p.dialog()
+	bye := sip.NewRequest(sip.BYE, p.target())
+	p.s.route(bye, p.transport, "")
+	if e.text != "" {
+		bye.AppendHeader(reasonHeader("Q.850", e.q850, e.text))
+	}
+	p.s.goDo(func() func() {
+		ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+		defer cancel()
+		if err := dlg.WriteBye(ctx, bye); err != nil {
+			p.s.log.Debug("BYE to PBX failed", "err", err)
+		}
+		return nil
+	})
+}
+
+// q850For maps the PBX's refusal onto the Q.850 cause of the BYE sent to
+// an already answered caller (the bridged challenge path).
+func q850For(status int) int {
+	switch status {
+	case 486, 600:
+		return 17 // user busy
+	case 480, 408:
+		return 19 // no answer from user
+	case 404, 604:
+		return 1 // unallocated number
+	case 603:
+		return q850CallRejected
+	}
+	return 31 // normal, unspecified
+}
+
+var _ call.Effects = (*session)(nil)

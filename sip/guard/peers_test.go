@@ -1,0 +1,444 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/sip/media"
+	"github.com/callguard/callguard/sip/sdp"
+)
+
+// A SIP peer on loopback UDP: a sipgo user agent with a server and a
+// client bound to one socket.
+type peer struct {
+	ua   *sipgo.UserAgent
+	srv  *sipgo.Server
+	cli  *sipgo.Client
+	addr string
+	dua  *sipgo.DialogUA
+	conn net.PacketConn
+	tcp  net.Listener
+}
+
+func newPeer(t *testing.T, name string) *peer {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet())),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := conn.LocalAddr().String()
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort(addr)
+	p := &peer{ua: ua, srv: srv, cli: cli, addr: addr, dua: &sipgo.DialogUA{
+		Client:     cli,
+		ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: name, Host: "127.0.0.1", Port: int(ap.Port())}},
+	}}
+	p.conn = conn
+	t.Cleanup(func() {
+		conn.Close()
+		ua.Close()
+	})
+	return p
+}
+
+// serve starts reading requests; call it once the handlers are set.
+func (p *peer) serve() {
+	go p.srv.ServeUDP(p.conn)
+	if p.tcp != nil {
+		go p.srv.ServeTCP(p.tcp)
+	}
+}
+
+// listenTCP makes the peer listen on TCP too, on the UDP port, and
+// advertise TCP in its Contact.
+func (p *peer) listenTCP(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	p.tcp = l
+	p.dua.ContactHDR.Address.UriParams = sip.HeaderParams{{K: "transport", V: "tcp"}}
+}
+
+// rtpSocket is a media socket on loopback and the offer or answer that
+// points at it.
+func rtpSocket(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func portOf(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
+
+// pbxMode is how the fake PBX treats an INVITE.
+type pbxMode int
+
+const (
+	pbxAnswer pbxMode = iota // 180, then 200 OK with an SDP answer
+	pbxBusy                  // 486 Busy Here
+	pbxRing                  // 180 and nothing more
+)
+
+// fakePBX is the PBX: a UAS that records what it gets.
+type fakePBX struct {
+	*peer
+	t   *testing.T
+	rtp *net.UDPConn
+
+	mu      sync.Mutex
+	mode    pbxMode
+	invites []*sip.Request
+	dialogs map[string]*sipgo.DialogServerSession
+	byes    chan time.Time
+	cancels chan struct{}
+	answers chan time.Time
+	infos   chan *sip.Request
+}
+
+// newFakePBXOn starts a fake PBX, listening on TCP as well when tcp.
+func newFakePBXOn(t *testing.T, tcp bool) *fakePBX {
+	pr := newPeer(t, "pbx")
+	if tcp {
+		pr.listenTCP(t)
+	}
+	p := &fakePBX{
+		peer: pr, t: t, rtp: rtpSocket(t),
+		dialogs: map[string]*sipgo.DialogServerSession{},
+		byes:    make(chan time.Time, 64), cancels: make(chan struct{}, 64), answers: make(chan time.Time, 64),
+		infos: make(chan *sip.Request, 64),
+	}
+	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		notify(p.infos, req)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	p.srv.OnInvite(p.onInvite)
+	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		if d := p.dialog(req); d != nil {
+			_ = d.ReadAck(req, tx)
+		}
+	})
+	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		d := p.dialog(req)
+		if d == nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+			return
+		}
+		_ = d.ReadBye(req, tx)
+		notify(p.byes, time.Now())
+	})
+	p.serve()
+	return p
+}
+
+func (p *fakePBX) setMode(m pbxMode) {
+	p.mu.Lock()
+	p.mode = m
+	p.mu.Unlock()
+}
+
+func (p *fakePBX) dialog(req *sip.Request) *sipgo.DialogServerSession {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dialogs[id]
+}
+
+func (p *fakePBX) lastInvite() *sip.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.invites) == 0 {
+		return nil
+	}
+	return p.invites[len(p.invites)-1]
+}
+
+func (p *fakePBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	p.invites = append(p.invites, req)
+	mode := p.mode
+	p.mu.Unlock()
+	d, err := p.dua.ReadInvite(req, tx)
+	if err != nil {
+		p.t.Errorf("PBX: read INVITE: %v", err)
+		return
+	}
+	p.mu.Lock()
+	p.dialogs[d.ID] = d
+	p.mu.Unlock()
+	switch mode {
+	case pbxBusy:
+		_ = d.Respond(486, "Busy Here", nil)
+		return
+	case pbxRing:
+		_ = d.Respond(180, "Ringing", nil)
+		<-d.Context().Done()
+		if errors.Is(context.Cause(d.Context()), sip.ErrTransactionCanceled) {
+			notify(p.cancels, struct{}{})
+		}
+		return
+	}
+	_ = d.Respond(180, "Ringing", nil)
+	offer, err := sdp.Parse(req.Body())
+	if err != nil {
+		p.t.Errorf("PBX: offer: %v", err)
+		_ = d.Respond(488, "Not Acceptable Here", nil)
+		return
+	}
+	ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: netip.MustParseAddr("127.0.0.1"), Port: portOf(p.rtp), SessionID: 7, SessionVersion: 1})
+	if err != nil {
+		_ = d.Respond(488, "Not Acceptable Here", nil)
+		return
+	}
+	// sipgo handles each response on a goroutine of its own, so a 200
+	// right behind the 180 may overtake it; a real PBX rings first.
+	time.Sleep(50 * time.Millisecond)
+	notify(p.answers, time.Now())
+	_ = d.RespondSDP(ans.Body())
+}
+
+// hangup sends BYE on the PBX's (only) dialog.
+func (p *fakePBX) hangup(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	var d *sipgo.DialogServerSession
+	for _, x := range p.dialogs {
+		d = x
+	}
+	p.mu.Unlock()
+	if d == nil {
+		t.Fatal("PBX has no dialog to hang up")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Bye(ctx); err != nil {
+		t.Fatalf("PBX BYE: %v", err)
+	}
+}
+
+// fakeCaller is the carrier: a UAC with a media socket, calling from its
+// env's number.
+type fakeCaller struct {
+	*peer
+	t      *testing.T
+	rtp    *net.UDPConn
+	number string
+
+	mu      sync.Mutex
+	dialogs map[string]*sipgo.DialogClientSession
+	byes    chan *sip.Request
+	byeAt   chan time.Time
+}
+
+func newFakeCaller(e *env) *fakeCaller {
+	t := e.t
+	c := &fakeCaller{peer: newPeer(t, "carrier"), t: t, rtp: rtpSocket(t), number: e.number,
+		dialogs: map[string]*sipgo.DialogClientSession{}, byes: make(chan *sip.Request, 64), byeAt: make(chan time.Time, 64)}
+	c.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		at := time.Now()
+		id, _ := sip.DialogIDFromRequestUAC(req)
+		c.mu.Lock()
+		d := c.dialogs[id]
+		c.mu.Unlock()
+		if d == nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+			return
+		}
+		_ = d.ReadBye(req, tx)
+		notify(c.byeAt, at)
+		notify(c.byes, req)
+	})
+	c.serve()
+	return c
+}
+
+// offer is the caller's SDP offer: PCMU, PCMA and telephone-event 101 on
+// its media socket.
+func (c *fakeCaller) offer() []byte {
+	o, err := sdp.NewOffer(sdp.Capabilities{Addr: netip.MustParseAddr("127.0.0.1"), Port: portOf(c.rtp), SessionID: 1, SessionVersion: 1})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return o.Marshal()
+}
+
+// call is one INVITE from the fake caller and what came back.
+type call struct {
+	dlg       *sipgo.DialogClientSession
+	responses []*sip.Response
+	err       error
+	answered  time.Time
+}
+
+func (cl *call) final() *sip.Response {
+	if len(cl.responses) == 0 {
+		return nil
+	}
+	return cl.responses[len(cl.responses)-1]
+}
+
+func (cl *call) status() int {
+	if r := cl.final(); r != nil {
+		return r.StatusCode
+	}
+	return 0
+}
+
+// response returns the first response with status, or nil.
+func (cl *call) response(status int) *sip.Response {
+	for _, r := range cl.responses {
+		if r.StatusCode == status {
+			return r
+		}
+	}
+	return nil
+}
+
+// invite calls uri from the env's number with the caller's offer and waits for
+// the final response (ACKing a 2xx). extra headers are added; onResponse
+// (optional) sees each response as it arrives.
+func (c *fakeCaller) invite(ctx context.Context, uri string, onResponse func(*sip.Response), extra ...sip.Header) *call {
+	return c.inviteFrom(ctx, c.number, uri, onResponse, extra...)
+}
+
+// inviteFrom is invite from another number.
+func (c *fakeCaller) inviteFrom(ctx context.Context, number, uri string, onResponse func(*sip.Response), extra ...sip.Header) *call {
+	c.t.Helper()
+	var target sip.Uri
+	if err := sip.ParseUri(uri, &target); err != nil {
+		c.t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	from := &sip.FromHeader{DisplayName: "Ivan", Address: sip.Uri{Scheme: "sip", User: number, Host: "carrier.example"}}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: target.User, Host: target.Host}})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	for _, h := range extra {
+		req.AppendHeader(h)
+	}
+	req.SetBody(c.offer())
+	cl := &call{}
+	dlg, err := c.dua.WriteInvite(ctx, req)
+	if err != nil {
+		cl.err = err
+		return cl
+	}
+	cl.dlg = dlg
+	var mu sync.Mutex
+	cl.err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+		mu.Lock()
+		cl.responses = append(cl.responses, r)
+		mu.Unlock()
+		if onResponse != nil {
+			onResponse(r)
+		}
+		return nil
+	}})
+	if dlg.InviteResponse != nil && (len(cl.responses) == 0 || cl.final() != dlg.InviteResponse) {
+		// The final response after a CANCEL arrives outside OnResponse.
+		cl.responses = append(cl.responses, dlg.InviteResponse)
+	}
+	if cl.err == nil {
+		cl.answered = time.Now()
+		c.mu.Lock()
+		c.dialogs[dlg.ID] = dlg
+		c.mu.Unlock()
+		if err := dlg.Ack(context.Background()); err != nil {
+			c.t.Fatalf("ACK: %v", err)
+		}
+	}
+	return cl
+}
+
+// hangup sends BYE on an answered call.
+func (c *fakeCaller) hangup(cl *call) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cl.dlg.Bye(ctx); err != nil {
+		c.t.Fatalf("BYE: %v", err)
+	}
+}
+
+// media is the caller's RTP towards the guard, from the guard's SDP.
+type callerMedia struct {
+	sender *media.Sender
+	rec    *media.Recorder
+	recv   *media.Receiver
+}
+
+// startMedia starts receiving the guard's RTP and prepares to send keys to
+// it, using the SDP of res (the 183).
+func (c *fakeCaller) startMedia(ctx context.Context, res *sip.Response) *callerMedia {
+	c.t.Helper()
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		c.t.Fatalf("guard's SDP: %v", err)
+	}
+	offer, _ := sdp.Parse(c.offer())
+	neg, err := sdp.ReadAnswer(offer, ans)
+	if err != nil {
+		c.t.Fatalf("guard's SDP answer: %v", err)
+	}
+	codec, _ := media.CodecByName(neg.Codec.Name)
+	m := &callerMedia{rec: &media.Recorder{}}
+	m.sender, err = media.NewSender(media.SenderConfig{Conn: c.rtp, Remote: net.UDPAddrFromAddrPort(neg.Remote), Codec: codec, EventPayloadType: neg.DTMFPayloadType})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m.recv, err = media.NewReceiver(media.ReceiverConfig{Conn: c.rtp, Remote: neg.Remote, Codecs: []media.Codec{codec}, EventPayloadType: neg.DTMFPayloadType, Sink: m.rec})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	go m.recv.Run(ctx)
+	return m
+}
+
+// typeKeys sends keys as RFC 4733 events.
+func (m *callerMedia) typeKeys(ctx context.Context, t *testing.T, keys string) {
+	t.Helper()
+	for _, k := range keys {
+		if err := m.sender.SendKey(ctx, k, 60*time.Millisecond); err != nil {
+			t.Fatalf("send key %c: %v", k, err)
+		}
+	}
+}
+
+// notify sends v unless ch is full: a long test that does not read a
+// channel must not block the peer's handlers.
+func notify[T any](ch chan T, v T) {
+	select {
+	case ch <- v:
+	default:
+	}
+}

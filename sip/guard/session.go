@@ -1,0 +1,581 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/callerid"
+	"github.com/callguard/callguard/sip/dtmf"
+	"github.com/callguard/callguard/sip/sdp"
+)
+
+// errShuttingDown refuses new calls while the guard stops.
+var errShuttingDown = errors.New("guard: shutting down")
+
+// session is the SIP side of one call: the caller leg (the guard as UAS),
+// the PBX leg when there is one (the guard as UAC), and the guard's media
+// for a challenge. It implements call.Effects for the call's actor.
+//
+// Every field below "loop-owned" is read and written only by the loop
+// goroutine: post queues a function to it. Work that blocks (waiting for
+// an ACK, a BYE's 200, the PBX's answer, the announcement to finish) runs
+// in helper goroutines started by goDo, whose results come back through
+// post. The loop ends once the call has ended and no helper is left, so a
+// helper's result (a late 200 from the PBX, say) is always handled.
+type session struct {
+	g   *Guard
+	id  string
+	log *slog.Logger
+	pid *actor.PID
+	ua  *sipgo.DialogUA
+	inv *sip.Request // the carrier's INVITE, read only
+	tx  sip.ServerTransaction
+	dlg *sipgo.DialogServerSession // the caller leg
+
+	offer    []byte // the caller's SDP offer
+	offerSDP *sdp.Session
+
+	ops        chan func()
+	quit       chan struct{} // closed when the loop has ended
+	inviteDone chan struct{} // closed when the INVITE has its final response
+	inviteOnce sync.Once
+	answerDone chan struct{} // closed when our 200 OK was ACKed (or given up)
+
+	// loop-owned
+	helpers    int
+	final      bool   // the caller has a final response (487 after CANCEL included)
+	answered   bool   // ... and it was a 2xx
+	callerGone bool   // the caller cancelled or sent BYE
+	ended      bool   // Ended was reported; the call is over
+	callerSDP  []byte // the SDP the caller got from us (for refreshes)
+	pbx        *pbxCall
+	chal       *challenge
+	bridging   bool
+	ids        []string // dialog IDs registered for this call
+}
+
+func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []byte, offer *sdp.Session, cl callerid.Caller, ce callerid.Identity) (*session, error) {
+	ua := g.dialogUA[strings.ToUpper(req.Transport())]
+	if ua == nil {
+		ua = g.dialogUA["UDP"]
+	}
+	dlg, err := ua.ReadInvite(req, tx)
+	if err != nil {
+		return nil, fmt.Errorf("read INVITE dialog: %w", err)
+	}
+	id := callKey(req)
+	s := &session{
+		g: g, id: id, ua: ua, inv: req, tx: tx, dlg: dlg, offer: body, offerSDP: offer,
+		log: g.log.With("call", id, "callId", callIDOf(req)),
+		ops: make(chan func(), 64), quit: make(chan struct{}), inviteDone: make(chan struct{}), answerDone: make(chan struct{}),
+	}
+	if !g.addSession(s) {
+		return nil, errShuttingDown
+	}
+	g.dialogs.add(dlg.ID, s, callerLeg)
+	s.ids = append(s.ids, dlg.ID)
+	pid, err := g.calls.Spawn(g.d.ActorSystem, g.setupOf(id, req, cl, ce), s)
+	if err != nil {
+		g.dialogs.remove(dlg.ID)
+		g.dropSession(s)
+		return nil, fmt.Errorf("spawn call actor: %w", err)
+	}
+	s.pid = pid
+	// RFC 3261 §9.2: sipgo's transaction layer answers the CANCEL (200)
+	// and the INVITE (487); the session has to let go of the call.
+	if !tx.OnCancel(func(*sip.Request) { s.post(s.onCallerCancel) }) {
+		s.post(s.onCallerCancel)
+	}
+	go s.loop()
+	return s, nil
+}
+
+// loop runs the session's state changes in order. The dialogs stay
+// registered until it ends, after the call: a late ACK for our 200 OK, or
+// a BYE that crossed ours, still finds its dialog.
+func (s *session) loop() {
+	defer close(s.quit)
+	defer func() { s.g.dialogs.remove(s.ids...) }()
+	for {
+		f := <-s.ops
+		s.run(f)
+		if s.ended && s.helpers == 0 {
+			return
+		}
+	}
+}
+
+// run calls f, turning a panic into the end of the call rather than of the
+// process.
+func (s *session) run(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.g.stats.panics.Add(1)
+			s.log.Error("session panicked", "panic", r)
+			s.end(ending{by: schema.PartyGuard, cause: schema.EndError, status: 500, text: "internal error", q850: q850TemporaryFailure})
+		}
+	}()
+	f()
+}
+
+// post queues f for the loop. It reports false when the loop has ended
+// (the call is over and nothing is listening).
+func (s *session) post(f func()) bool {
+	select {
+	case <-s.quit:
+		return false
+	default:
+	}
+	select {
+	case s.ops <- f:
+		return true
+	case <-s.quit:
+		return false
+	}
+}
+
+// do runs f on the loop and waits for it, for handlers that need an
+// answer from the session's state. It reports false when the loop ended.
+func (s *session) do(f func()) bool {
+	done := make(chan struct{})
+	if !s.post(func() { f(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-s.quit:
+		return false
+	}
+}
+
+// goDo runs work on a helper goroutine (loop only); the function work
+// returns, if any, then runs on the loop.
+func (s *session) goDo(work func() func()) {
+	s.helpers++
+	go func() {
+		var next func()
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("session helper panicked", "panic", r)
+				next = nil
+			}
+			// The loop cannot have ended: it waits for this helper.
+			s.ops <- func() {
+				s.helpers--
+				if next != nil {
+					next()
+				}
+			}
+		}()
+		next = work()
+	}()
+}
+
+// report sends a fact to the call actor.
+func (s *session) report(msg any) { s.g.d.ActorSystem.Root.Send(s.pid, msg) }
+
+func (s *session) now() time.Time { return s.g.d.Clock() }
+
+// waitInvite blocks the INVITE handler until the INVITE's final response
+// has been sent (see onInvite).
+func (s *session) waitInvite() {
+	select {
+	case <-s.inviteDone:
+	case <-s.tx.Done():
+	case <-s.quit:
+	}
+}
+
+func (s *session) inviteFinished() { s.inviteOnce.Do(func() { close(s.inviteDone) }) }
+
+// Effects: the call actor's orders. Each is queued for the loop.
+
+// Reject implements call.Effects.
+func (s *session) Reject(r call.Rejection) { s.post(func() { s.doReject(r) }) }
+
+// Pass implements call.Effects.
+func (s *session) Pass() { s.post(s.doPass) }
+
+// Challenge implements call.Effects.
+func (s *session) Challenge(code string) { s.post(func() { s.doChallenge(code) }) }
+
+// Bridge implements call.Effects.
+func (s *session) Bridge() { s.post(s.doBridge) }
+
+// Hangup implements call.Effects.
+func (s *session) Hangup(h call.Hangup) { s.post(func() { s.doHangup(h) }) }
+
+func (s *session) doReject(r call.Rejection) {
+	e := ending{by: schema.PartyGuard, cause: schema.EndRejected, status: s.g.set.reject, text: rejectionText(r), q850: q850CallRejected}
+	if r.StoreDown {
+		// Fail closed: 503 says "not now", and a carrier may route the
+		// call elsewhere; the policy did not refuse this caller.
+		e.cause, e.status = schema.EndStoreDown, 503
+	}
+	s.end(e)
+}
+
+func (s *session) doHangup(h call.Hangup) {
+	status, q := hangupStatus(h, s.g.set.reject)
+	text := h.Detail
+	if h.Cause == schema.EndChallengeFailed {
+		text = "challenge failed: " + h.Detail
+	}
+	s.end(ending{by: schema.PartyGuard, cause: h.Cause, status: status, text: text, q850: q})
+}
+
+func (s *session) doPass() {
+	if s.ended {
+		return
+	}
+	s.startPBX(s.offer, false)
+}
+
+// ending says how a call ends and what each leg is told.
+type ending struct {
+	by    schema.Party
+	cause schema.EndCause
+	// status is the final response for a caller not yet answered (with a
+	// Reason header carrying text); q850 the Reason cause of the BYE to
+	// an answered one.
+	status int
+	text   string
+	q850   int
+	detail string
+}
+
+// end finishes the call: the caller gets its final response or a BYE, the
+// PBX leg is cancelled or hung up, the media stops, and the actor hears
+// Ended. Only the first call acts.
+func (s *session) end(e ending) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	at := s.now()
+	switch {
+	case s.callerGone:
+	case !s.final:
+		s.final = true
+		s.respondFinal(e.status, e.text)
+	case s.answered:
+		s.byeCaller(e.q850, e.text)
+	}
+	if s.pbx != nil {
+		s.pbx.hangup(e)
+	}
+	if s.chal != nil {
+		s.chal.stop()
+	}
+	s.g.dropSession(s)
+	status := e.status
+	if s.answered {
+		status = 0
+	}
+	detail := e.detail
+	if detail == "" {
+		detail = e.text
+	}
+	s.report(call.Ended{At: at, By: e.by, Cause: e.cause, Status: status, Detail: detail})
+}
+
+// respondFinal sends a final error response to the INVITE (loop only).
+// It goes straight to the transaction, which retransmits it and absorbs
+// the ACK (RFC 3261 §17.2.1).
+func (s *session) respondFinal(status int, text string) {
+	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, status, phrase(status), nil)
+	if text != "" {
+		res.AppendHeader(reasonHeader("SIP", status, text))
+	}
+	if err := s.tx.Respond(res); err != nil {
+		s.log.Debug("final response not sent", "status", status, "err", err)
+	}
+	s.inviteFinished()
+}
+
+// respondProvisional sends a 1xx with a body to the caller (loop only). A
+// 1xx with a To tag creates an early dialog, so it carries our Contact
+// (RFC 3261 §12.1.1).
+func (s *session) respondProvisional(status int, reason string, body []byte, contentType string) error {
+	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, status, reason, body)
+	if len(body) > 0 {
+		res.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	}
+	res.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
+	return s.tx.Respond(res)
+}
+
+// answerCaller sends the 200 OK to the caller (loop only) and reports the
+// answer. The response is retransmitted until the ACK comes (RFC 3261
+// §13.3.1.4), on a helper goroutine.
+func (s *session) answerCaller(body []byte, contentType string, by schema.Party) {
+	if s.final || s.ended {
+		return
+	}
+	s.final, s.answered = true, true
+	s.callerSDP = body
+	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, 200, "OK", body)
+	if len(body) > 0 {
+		res.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	}
+	s.report(call.Answered{At: s.now(), By: by})
+	s.goDo(func() func() {
+		err := s.dlg.WriteResponse(res)
+		s.inviteFinished()
+		close(s.answerDone)
+		return func() {
+			// A BYE may overtake the ACK (sipgo handles each request on a
+			// goroutine of its own): the dialog has then ended, and the
+			// BYE ends the call.
+			if err != nil && !s.ended && s.dlg.LoadState() != sip.DialogStateEnded {
+				// §13.3.1.4: no ACK for the 2xx in 64*T1: the session
+				// SHOULD be ended with a BYE.
+				s.log.Warn("no ACK for our 200 OK; ending the call", "err", err)
+				s.end(ending{by: schema.PartyGuard, cause: schema.EndError, status: 500, text: "no ACK", q850: q850TemporaryFailure})
+			}
+		}
+	})
+}
+
+// byeCaller ends the answered caller leg with a BYE carrying a Reason
+// (loop only).
+func (s *session) byeCaller(q850 int, text string) {
+	cont := s.inv.Contact()
+	bye := sip.NewRequest(sip.BYE, *cont.Address.Clone())
+	s.route(bye, s.inv.Transport(), s.inv.Source())
+	if text != "" {
+		bye.AppendHeader(reasonHeader("Q.850", q850, text))
+	}
+	s.goDo(func() func() {
+		ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+		defer cancel()
+		// RFC 3261 §15: the callee's UA MUST NOT send a BYE on a confirmed
+		// dialog until it has received an ACK for its 2xx (or the server
+		// transaction timed out); answerDone says so, and also that the
+		// 200 OK is the dialog's InviteResponse that WriteBye reads.
+		select {
+		case <-s.answerDone:
+		case <-ctx.Done():
+			return nil
+		}
+		if err := s.dlg.WriteBye(ctx, bye); err != nil {
+			s.log.Debug("BYE to caller failed", "err", err)
+		}
+		return nil
+	})
+}
+
+// route makes an in-dialog request leave the way its dialog came in: on
+// UDP from the listening socket (so the peer sees the guard's address and
+// port), on TCP over the connection the peer opened.
+func (s *session) route(req *sip.Request, transport, source string) {
+	req.SetTransport(transport)
+	if strings.EqualFold(transport, "UDP") {
+		s.g.laddr.Copy(&req.Laddr)
+		return
+	}
+	if source != "" {
+		req.SetDestination(source)
+	}
+}
+
+// Caller-side events.
+
+func (s *session) onCallerCancel() {
+	if s.final || s.ended {
+		return
+	}
+	// The transaction layer has sent 487 Request Terminated.
+	s.final, s.callerGone = true, true
+	s.inviteFinished()
+	s.end(ending{by: schema.PartyCaller, cause: schema.EndCallerCancelled, status: 487, text: "CANCEL"})
+}
+
+// onAck confirms the caller leg (an ACK for our 2xx). ACKs of re-INVITE
+// answers (another CSeq) need nothing.
+func (s *session) onAck(l leg, req *sip.Request, tx sip.ServerTransaction) {
+	if l != callerLeg || req.CSeq() == nil || req.CSeq().SeqNo != s.dlg.InviteRequest.CSeq().SeqNo {
+		return
+	}
+	if err := s.dlg.ReadAck(req, tx); err != nil {
+		s.log.Debug("ACK not accepted", "err", err)
+	}
+}
+
+// onBye ends the call from either side. RFC 3261 §15.1.2: the BYE gets
+// 200; a BYE in an early dialog also ends the INVITE with 487.
+func (s *session) onBye(l leg, req *sip.Request, tx sip.ServerTransaction) {
+	if l == pbxLeg {
+		var p *pbxCall
+		s.do(func() { p = s.pbx })
+		if p == nil || p.dialog() == nil {
+			s.g.respond(req, tx, 481, "", nil)
+			return
+		}
+		if err := p.dialog().ReadBye(req, tx); err != nil {
+			s.log.Debug("PBX BYE", "err", err)
+		}
+		s.post(func() {
+			p.byeReceived = true
+			s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXHangup, status: 480, text: "PBX hung up", q850: q850NormalClearing})
+		})
+		return
+	}
+	// A BYE in an early dialog (RFC 3261 §15.1.2) ends the INVITE with
+	// 487 first; the BYE itself gets 200.
+	s.do(func() {
+		if !s.final && !s.ended {
+			s.respondFinal(487, "")
+			s.final, s.callerGone = true, true
+		}
+	})
+	if err := s.dlg.ReadBye(req, tx); err != nil {
+		// §12.2.2: a CSeq lower than the dialog's is answered 500.
+		s.log.Debug("caller BYE refused", "err", err)
+		s.g.respond(req, tx, 500, "", nil)
+		return
+	}
+	s.post(func() {
+		if s.ended {
+			return
+		}
+		cause := schema.EndCallerHangup
+		if !s.answered {
+			cause = schema.EndCallerCancelled
+		}
+		s.final, s.callerGone = true, true
+		s.end(ending{by: schema.PartyCaller, cause: cause, status: 487, text: "caller hung up", q850: q850NormalClearing})
+	})
+}
+
+// onInfo takes a key from the caller during a challenge (RFC 6086 legacy
+// INFO with application/dtmf-relay or application/dtmf, see sip/dtmf), and
+// relays INFO between the legs of a connected call (a caller typing into
+// the PBX's menu).
+func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
+	var (
+		coll  *dtmf.Collector
+		relay *relayTarget
+	)
+	s.do(func() {
+		switch {
+		case s.ended:
+		case l == callerLeg && s.chal != nil && !s.bridging:
+			coll = s.chal.coll
+		case l == callerLeg && s.pbx != nil && s.pbx.answered:
+			if d := s.pbx.dialog(); d != nil {
+				relay = &relayTarget{send: d.Do, to: s.pbx.target(), transport: s.pbx.transport}
+			}
+		case l == pbxLeg && s.answered:
+			relay = &relayTarget{send: s.dlg.Do, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
+		}
+	})
+	switch {
+	case coll != nil:
+		ct := ""
+		if h := req.ContentType(); h != nil {
+			ct = h.Value()
+		}
+		k, err := coll.Info(ct, req.Body())
+		switch {
+		case errors.Is(err, dtmf.ErrContentType):
+			s.g.respond(req, tx, 415, "", []sip.Header{sip.NewHeader("Accept", dtmf.ContentTypeRelay+", "+dtmf.ContentTypeDTMF)})
+		case err != nil:
+			s.g.respond(req, tx, 400, "", nil)
+		default:
+			s.log.Debug("key by INFO", "key", string(k.Key))
+			s.g.respond(req, tx, 200, "", nil)
+		}
+	case relay != nil:
+		s.relayRequest(req, tx, relay)
+	default:
+		s.g.respond(req, tx, 200, "", nil)
+	}
+}
+
+// relayTarget is the other leg of an in-dialog request to relay.
+type relayTarget struct {
+	send      func(context.Context, *sip.Request) (*sip.Response, error)
+	to        sip.Uri
+	transport string
+	source    string
+	// after, when set, must be closed before sending: a request to the
+	// caller waits until our 200 OK was ACKed, as a BYE must (RFC 3261
+	// §15), and because sipgo builds the request from that 200.
+	after <-chan struct{}
+}
+
+// relayRequest sends a copy of an in-dialog request (INFO) on the other
+// leg and answers with that leg's status.
+func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *relayTarget) {
+	out := sip.NewRequest(req.Method, t.to)
+	if body := req.Body(); len(body) > 0 {
+		if h := req.ContentType(); h != nil {
+			out.AppendHeader(sip.NewHeader("Content-Type", h.Value()))
+		}
+		out.SetBody(body)
+	}
+	s.route(out, t.transport, t.source)
+	ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+	defer cancel()
+	if t.after != nil {
+		select {
+		case <-t.after:
+		case <-ctx.Done():
+			s.g.respond(req, tx, 408, "", nil)
+			return
+		}
+	}
+	res, err := t.send(ctx, out)
+	if err != nil {
+		s.g.respond(req, tx, 408, "", nil)
+		return
+	}
+	s.g.respond(req, tx, res.StatusCode, "", nil)
+}
+
+// onRefresh answers a re-INVITE or UPDATE inside a call with the SDP the
+// guard already gave that leg: a session refresh (RFC 4028) or a repeated
+// offer keeps the session as it is (RFC 3264 §8: an unchanged o= version
+// means an unchanged description). Changes of media (hold, a new codec)
+// are not relayed to the other leg.
+func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
+	var body []byte
+	ok := s.do(func() {
+		if s.ended {
+			return
+		}
+		if l == callerLeg {
+			body = s.callerSDP
+		} else if s.pbx != nil {
+			body = s.pbx.localSDP
+		}
+	})
+	if !ok {
+		s.g.respond(req, tx, 481, "", nil)
+		return
+	}
+	if len(req.Body()) == 0 {
+		body = nil
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", body)
+	if len(body) > 0 {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	res.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("refresh answer not sent", "err", err)
+	}
+}
