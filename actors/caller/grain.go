@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -24,7 +23,6 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
@@ -98,6 +96,13 @@ type grain struct {
 	exists    bool
 	sinceSnap int
 	loadErr   error
+
+	// The Admit pipeline (batch.go): a batch whose append is in flight,
+	// the calls decided on top of it, and messages waiting their turn.
+	inflight      bool
+	inflightBatch []*pendingAdmit
+	next          []*pendingAdmit
+	queue         []queued
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -118,10 +123,15 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.passivate(ctx)
 	case *anypb.Any:
 		g.handle(ctx, msg)
+	case *appendDone:
+		g.batchDone(ctx, msg)
 	}
 }
 
 func (g *grain) passivate(ctx actor.Context) {
+	if g.busy() || len(g.queue) > 0 {
+		return // not idle after all: calls are pending
+	}
 	if g.sinceSnap > 0 && g.d.SnapshotEvery > 0 {
 		g.snapshot()
 	}
@@ -141,20 +151,40 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 		}
 		g.loadErr = nil
 	}
-	var reply any
 	switch m := msg.(type) {
 	case *Admit:
-		reply, err = g.admit(m)
-	case *Outcome:
-		reply, err = g.outcome(m)
-	case *Command:
-		reply, err = g.command(m)
+		if len(g.queue) > 0 {
+			g.queue = append(g.queue, queued{ctx.Sender(), m}) // keep arrival order
+			return
+		}
+		g.admitAsync(ctx, ctx.Sender(), m)
+		return
 	case *GetStatus:
-		reply = Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}
-	default:
-		err = fmt.Errorf("%w: a caller grain does not take %T", ErrInvalid, m)
+		// Answered at once, from the state including decided calls whose
+		// batch is still being written.
+		g.respond(ctx, Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}, nil)
+		return
 	}
+	if g.busy() || len(g.queue) > 0 {
+		g.queue = append(g.queue, queued{ctx.Sender(), msg})
+		return
+	}
+	reply, err := g.handleSync(msg)
 	g.respond(ctx, reply, err)
+}
+
+// handleSync runs an outcome or a command when no batch is pending: it
+// decides, appends and folds before answering.
+func (g *grain) handleSync(msg any) (any, error) {
+	switch m := msg.(type) {
+	case *Outcome:
+		return g.outcome(m)
+	case *Command:
+		return g.command(m)
+	case *GetStatus:
+		return Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}, nil
+	}
+	return nil, fmt.Errorf("%w: a caller grain does not take %T", ErrInvalid, msg)
 }
 
 func (g *grain) respond(ctx actor.Context, reply any, err error) {
@@ -287,48 +317,6 @@ func (g *grain) retryConflicts(ctx context.Context, attempt func() error) error 
 
 func (g *grain) meta(actorName, correlation string) events.Metadata {
 	return events.Metadata{Node: g.d.Node, Actor: actorName, CorrelationID: correlation}
-}
-
-func (g *grain) admit(m *Admit) (Verdict, error) {
-	ctx, cancel := g.storeCtx()
-	defer cancel()
-	call := policy.Call{
-		ID: m.CallID, Caller: phone.Number{Key: g.key, Kind: m.Kind},
-		Presented: m.Presented, Callee: m.Callee, Source: m.Source,
-	}
-	// A repeated request (the cluster retries after a timeout) for a call
-	// this grain has already decided gets the recorded verdict; the store's
-	// idempotent append catches the repeats this check cannot see.
-	if slices.Contains(g.st.CallIDs, m.CallID) {
-		v, err := g.recordedVerdict(ctx, m.CallID)
-		return v, storeErr(err)
-	}
-	var v Verdict
-	err := g.retryConflicts(ctx, func() error {
-		dec, err := g.d.Policy.Decide(&g.st, call, g.d.Clock())
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-		res, repeated, err := g.appendAndFold(ctx, dec.Records, g.meta("grain", m.CallID))
-		if err != nil {
-			return err
-		}
-		if repeated {
-			v, err = g.recordedVerdict(ctx, m.CallID)
-			return err
-		}
-		v = Verdict{
-			CallID: m.CallID, Verdict: dec.Verdict, Level: dec.Level, Rule: dec.Rule, Reason: dec.Reason,
-			Hour: dec.Hour, Day: dec.Day, At: dec.At, Revision: callRevision(dec.Records, res),
-		}
-		return nil
-	})
-	if errors.Is(err, events.ErrDuplicateID) {
-		// The call's events were appended before but are no longer the
-		// newest: an earlier request for this call got through.
-		v, err = g.recordedVerdict(ctx, m.CallID)
-	}
-	return v, storeErr(err)
 }
 
 // callRevision finds the revision of the CallReceived among appended recs.
