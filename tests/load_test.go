@@ -64,7 +64,7 @@ var freshNumbers = func() *atomic.Int64 {
 }()
 
 func freshCaller(int) string {
-	return fmt.Sprintf("+7998%08d", freshNumbers.Add(1)%100_000_000)
+	return fmt.Sprintf("+7998%07d", freshNumbers.Add(1)%10_000_000) // +7 998 xxx xx xx: a possible Russian mobile number
 }
 
 // runLoad places b.N (or n) calls at rate and reports the latencies.
