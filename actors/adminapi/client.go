@@ -88,31 +88,47 @@ func (c *Client) Replay(ctx context.Context, settings map[string]string) (json.R
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, idemKey string, into any) error {
-	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/"))
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("admin API: base URL %q is not an http(s) URL", c.BaseURL)
-	}
-	path, u.RawQuery, _ = strings.Cut(path, "?")
-	// The number is already escaped; set RawPath so that "%2B" stays one.
-	u.RawPath = u.EscapedPath() + path
-	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
-		return fmt.Errorf("admin API: path %q: %w", path, err)
-	}
-	var rd io.Reader
+	var (
+		rd          io.Reader
+		contentType string
+	)
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("admin API: encode %s %s: %w", method, path, err)
 		}
-		rd = bytes.NewReader(b)
+		rd, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	data, err := c.exchange(ctx, method, path, "application/json, "+ProblemMediaType, contentType, rd, idemKey)
 	if err != nil {
-		return fmt.Errorf("admin API: %s %s: %w", method, path, err)
+		return err
 	}
-	req.Header.Set("Accept", "application/json, "+ProblemMediaType)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if err := json.Unmarshal(data, into); err != nil {
+		return fmt.Errorf("admin API: %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// exchange sends one request and returns the body of a success answer,
+// or the answer's *Problem.
+func (c *Client) exchange(ctx context.Context, method, path, accept, contentType string, body io.Reader, idemKey string) ([]byte, error) {
+	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("admin API: base URL %q is not an http(s) URL", c.BaseURL)
+	}
+	path, u.RawQuery, _ = strings.Cut(path, "?")
+	// The number is already escaped; set RawPath so that "%2B" stays one.
+	u.RawPath = u.EscapedPath() + path
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return nil, fmt.Errorf("admin API: path %q: %w", path, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", accept)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -127,20 +143,24 @@ func (c *Client) do(ctx context.Context, method, path string, body any, idemKey 
 	resp, err := hc.Do(req)
 	if err != nil {
 		// The error names the URL, never the headers: no token in it.
-		return fmt.Errorf("admin API: %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("admin API: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("admin API: %s %s: read answer: %w", method, path, err)
+		return nil, fmt.Errorf("admin API: %s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if err := json.Unmarshal(data, into); err != nil {
-			return fmt.Errorf("admin API: %s %s: decode answer: %w", method, path, err)
-		}
-		return nil
+		return data, nil
 	}
-	return problemOf(resp, data)
+	return nil, problemOf(resp, data)
+}
+
+func decodeAnswer(data []byte, into any, what string) error {
+	if err := json.Unmarshal(data, into); err != nil {
+		return fmt.Errorf("admin API: %s: decode answer: %w", what, err)
+	}
+	return nil
 }
 
 // problemOf decodes an error answer. An answer that is not a problem (a

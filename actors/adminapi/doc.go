@@ -11,6 +11,15 @@
 //	DELETE /v1/blocks/{number}              {by?, reason}? or ?reason=      200 CommandResult
 //	GET    /v1/callers/{number}                                             200 CallerView
 //	GET    /v1/callers/{number}/history                                     200 audit timeline
+//	GET    /v1/replay?limit-hour=...                                        200 replay report
+//	GET    /v1/blacklist?prefix&level&kind&rule&expired&after&limit        200 page, or CSV
+//	GET    /v1/whitelist?prefix&expired&after&limit                        200 page, or CSV
+//	POST   /v1/whitelist/import?by&reason    text/csv                       200 import result
+//	GET    /v1/reports/daily?from&to&callee                                 200 report, or CSV
+//	GET    /v1/reports/top?from&to&limit                                    200 top callers, or CSV
+//	GET    /v1/callers?prefix&after&limit                                   200 caller profiles
+//	GET    /v1/projections                                                  200 projection status and lag
+//	POST   /v1/projections/{name}/rebuild    (name or "all")                202 rebuilding
 //	GET    /v1/problems                                                     200 {problems: [...]}
 //	GET    /openapi.json  (no auth)                                         200 OpenAPI 3.1
 //	GET    /healthz       (no auth)                                         200 "ok"
@@ -20,6 +29,20 @@
 // encoded in a path ("%2B79990001122", "79990001122", "8%20999%20000-11-22"),
 // or the literal "anonymous" for the shared key of callers without a
 // number.
+//
+// # Read side
+//
+// The lists, reports, caller profiles and projections are read from the
+// node's projections (package projections/...), which follow the event
+// log within milliseconds when live; GET /v1/projections says how far
+// behind each one is. A list or report route answers CSV instead of JSON
+// when the Accept header ranks text/csv above application/json, or with
+// ?format=csv; a CSV export holds every entry the filters match, without
+// paging. The whitelist import takes a CSV body (the whitelist export's
+// columns: number, until, by, reason) and sends one whitelist command per
+// row through the caller grains: invalid rows are reported by line and
+// the rest applied, and importing the same file again writes nothing
+// twice.
 //
 // # Authentication
 //

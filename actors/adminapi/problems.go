@@ -40,6 +40,10 @@ const (
 	CodeCallerUnavailable    = "caller-unavailable"
 	CodeNotImplemented       = "not-implemented"
 	CodeInternal             = "internal"
+	CodeInvalidDate          = "invalid-date"
+	CodeInvalidCSV           = "invalid-csv"
+	CodeUnknownProjection    = "unknown-projection"
+	CodeReadSideFailed       = "read-side-failed"
 )
 
 // ProblemInfo documents one problem code.
@@ -70,7 +74,7 @@ var catalogue = []ProblemInfo{
 	{Code: CodeMalformedJSON, Status: http.StatusBadRequest, Title: "Malformed JSON",
 		Description: "The request body is empty where one is required, is not JSON, or holds more than one JSON value. Nothing was written."},
 	{Code: CodeUnsupportedMediaType, Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type",
-		Description: "A request body must be sent with Content-Type: application/json."},
+		Description: "A request body must be sent with Content-Type: application/json (text/csv for POST /v1/whitelist/import)."},
 	{Code: CodeBodyTooLarge, Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
 		Description: "The request body is larger than the API accepts (1 MiB). Nothing was written."},
 	{Code: CodeStateConflict, Status: http.StatusConflict, Title: "Command does not fit the caller's state",
@@ -84,9 +88,17 @@ var catalogue = []ProblemInfo{
 	{Code: CodeCallerUnavailable, Status: http.StatusServiceUnavailable, Title: "Caller grain unavailable",
 		Description: "The caller's grain could not be reached in time (the cluster is starting, changing topology or overloaded). Retry with the same Idempotency-Key after Retry-After seconds."},
 	{Code: CodeNotImplemented, Status: http.StatusNotImplemented, Title: "Not available on this node",
-		Description: "The endpoint exists but this node was started without the component that serves it (the audit timeline)."},
+		Description: "The endpoint exists but this node was started without the component that serves it (the audit timeline, replay, or the read side: lists, import, reports, profiles, projections)."},
 	{Code: CodeInternal, Status: http.StatusInternalServerError, Title: "Internal error",
 		Description: "An unexpected error; the instance member matches the request_id in the guard's log."},
+	{Code: CodeInvalidDate, Status: http.StatusBadRequest, Title: "Invalid date or range",
+		Description: "A report's from or to is not a date YYYY-MM-DD (in the reports' time zone), from is after to, or the range is longer than 366 days."},
+	{Code: CodeInvalidCSV, Status: http.StatusBadRequest, Title: "Not a whitelist CSV",
+		Description: "The import's body is not UTF-8 CSV, has no header row with a number column, has a quoting error, or more than 10,000 rows. Nothing was applied; the detail names the line. Rows that are CSV but invalid (a bad number, a missing reason) are not this problem: they are listed in the import's answer."},
+	{Code: CodeUnknownProjection, Status: http.StatusNotFound, Title: "No such projection",
+		Description: "The projection named in the path is not one of this node's (GET /v1/projections lists them; all rebuilds every one)."},
+	{Code: CodeReadSideFailed, Status: http.StatusServiceUnavailable, Title: "Read side unavailable",
+		Description: "The projections' database or the event store behind it could not be read. Retry after Retry-After seconds; GET /v1/projections and /readyz say more."},
 }
 
 // Catalogue returns a copy of the problem catalogue, type URIs filled in.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -94,6 +95,17 @@ type Deps struct {
 	History History
 	// Replay serves GET /v1/replay; nil answers it with 501.
 	Replay Replayer
+	// Lists serves GET /v1/blacklist and GET /v1/whitelist; Import serves
+	// POST /v1/whitelist/import; Reports serves GET /v1/reports/daily and
+	// GET /v1/reports/top; Profiles serves GET /v1/callers; Projections
+	// serves GET /v1/projections and POST /v1/projections/{name}/rebuild.
+	// Each nil answers its routes with 501, so a node can run without its
+	// read side (see readside.go).
+	Lists       Lists
+	Import      WhitelistImporter
+	Reports     Reports
+	Profiles    Profiles
+	Projections Projections
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -148,6 +160,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	case deps.Normalizer == nil:
 		return nil, errors.New("adminapi: Deps.Normalizer is nil")
 	}
+	// A nil pointer in an interface is not a nil interface: a node that
+	// passes a read-side part it does not have (a nil *importer.Importer)
+	// gets 501, not a panic.
+	if isNilPointer(deps.Lists) {
+		deps.Lists = nil
+	}
+	if isNilPointer(deps.Import) {
+		deps.Import = nil
+	}
+	if isNilPointer(deps.Reports) {
+		deps.Reports = nil
+	}
+	if isNilPointer(deps.Profiles) {
+		deps.Profiles = nil
+	}
+	if isNilPointer(deps.Projections) {
+		deps.Projections = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -179,10 +209,23 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/callers/{number}", handler: s.callerStatus},
 		{pattern: "GET /v1/callers/{number}/history", handler: s.history},
 		{pattern: "GET /v1/replay", handler: s.replay},
+		{pattern: "GET /v1/blacklist", handler: s.blacklist},
+		{pattern: "GET /v1/whitelist", handler: s.whitelistList},
+		{pattern: "POST /v1/whitelist/import", handler: s.importWhitelist},
+		{pattern: "GET /v1/reports/daily", handler: s.dailyReport},
+		{pattern: "GET /v1/reports/top", handler: s.topReport},
+		{pattern: "GET /v1/callers", handler: s.searchCallers},
+		{pattern: "GET /v1/projections", handler: s.projections},
+		{pattern: "POST /v1/projections/{name}/rebuild", handler: s.rebuild},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},
 	}
+}
+
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.IsValid() && rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // Handler returns the API's handler, for tests and for mounting behind

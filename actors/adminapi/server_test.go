@@ -501,7 +501,7 @@ func TestMuxErrorsAreProblems(t *testing.T) {
 		wantAllow  string
 	}{
 		{req{method: "GET", path: "/v1/nothing"}, 404, CodeNotFound, ""},
-		{req{method: "GET", path: "/v1/whitelist"}, 405, CodeMethodNotAllowed, "POST"},
+		{req{method: "PUT", path: "/v1/whitelist"}, 405, CodeMethodNotAllowed, "POST"},
 		{req{method: "POST", path: "/v1/blocks/%2B79990001122"}, 405, CodeMethodNotAllowed, "DELETE, PUT"},
 	}
 	for _, tt := range tests {
@@ -538,7 +538,8 @@ func TestProblemCatalogue(t *testing.T) {
 	// Every code constant is in the catalogue.
 	for _, c := range []string{CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodeInvalidNumber, CodeInvalidRequest,
 		CodeMalformedJSON, CodeUnsupportedMediaType, CodeBodyTooLarge, CodeStateConflict, CodeCommandRefused,
-		CodeUnknownCaller, CodeStoreFailed, CodeCallerUnavailable, CodeNotImplemented, CodeInternal} {
+		CodeUnknownCaller, CodeStoreFailed, CodeCallerUnavailable, CodeNotImplemented, CodeInternal,
+		CodeInvalidDate, CodeInvalidCSV, CodeUnknownProjection, CodeReadSideFailed} {
 		if !seen[c] {
 			t.Errorf("code %s is not in the catalogue", c)
 		}

@@ -1,0 +1,255 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/projections/internal/simtest"
+	"github.com/callguard/callguard/projections/lists"
+	"github.com/callguard/callguard/projections/runner"
+)
+
+var at = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// world is a store with the lists projection running over it and a
+// Commander that applies commands to it through the real policy.
+type world struct {
+	t     *testing.T
+	sim   *simtest.Sim
+	r     *runner.Runner
+	lists *lists.Lists
+	mu    sync.Mutex
+	now   time.Time
+	seen  map[string]bool // commands applied, by key and ID
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := embedded.Open(context.Background(), filepath.Join(dir, "events"), embedded.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	w := &world{t: t, now: at, seen: map[string]bool{}}
+	r, err := runner.Open(context.Background(), filepath.Join(dir, runner.DirName), store,
+		[]runner.Projection{lists.NewProjection()}, runner.Options{Logger: quiet(), Clock: w.clock, SequentialPositions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.r, w.sim, w.lists = r, simtest.New(t, store, policy.DefaultConfig()), lists.New(r, w.clock)
+	return w
+}
+
+func (w *world) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.now
+}
+
+func (w *world) set(t time.Time) {
+	w.mu.Lock()
+	w.now = t
+	w.mu.Unlock()
+}
+
+func (w *world) catchUp() {
+	w.t.Helper()
+	if err := w.r.CatchUp(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) command(verb, key string, cmd policy.Command) {
+	w.t.Helper()
+	if err := w.sim.Command(verb, key, cmd, w.clock()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// Command implements Commander as the caller grain does: the real policy,
+// errors classified alike, a command applied before answered as repeated.
+// A reason of "store down" fails as the store would.
+func (w *world) Command(_ context.Context, key string, cmd caller.Command) (caller.Applied, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.Contains(cmd.Command.Why, "store down") {
+		return caller.Applied{}, fmt.Errorf("%w: disk full", caller.ErrStore)
+	}
+	id := key + "/" + cmd.Command.ID
+	if w.seen[id] {
+		return caller.Applied{Repeated: true}, nil
+	}
+	err := w.sim.Command(cmd.Verb, key, cmd.Command, w.now)
+	switch {
+	case errors.Is(err, policy.ErrWhitelisted), errors.Is(err, policy.ErrNotWhitelisted), errors.Is(err, policy.ErrNotBlocked):
+		return caller.Applied{}, fmt.Errorf("%w: %v", caller.ErrState, err)
+	case err != nil:
+		return caller.Applied{}, fmt.Errorf("%w: %v", caller.ErrInvalid, err)
+	}
+	w.seen[id] = true
+	return caller.Applied{Events: []string{"Whitelisted"}}, nil
+}
+
+func numbers(t *testing.T) *phone.Normalizer {
+	t.Helper()
+	n, err := phone.New("RU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func cmd(id, by, why string) policy.Command { return policy.Command{ID: id, By: by, Why: why} }
+
+func ptime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.String()
+}
+
+func TestImportWhitelist(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	b := cmd("k1", "bob", "fraud")
+	b.Level = 7
+	w.command("block", "+79990000009", b)
+	im := New(w, numbers(t), w.clock, quiet())
+	file := "\ufeffNumber;Reason;Until;Note\n" + // a spreadsheet's export: BOM, semicolons, an extra column
+		"+7 999 000-00-01;VIP;;first\n" +
+		"89990000002;corporate;2026-11-03T00:00:00+03:00;\n" +
+		"# a comment line\n" +
+		"not a number;x;;\n" +
+		"+79990000003;;;\n" + // no reason and no default: refused
+		"+79990000001;again;;\n" + // the same number twice
+		"+79990000004;late;2026-11-01T00:00:00Z;\n" + // expiry in the past
+		"\n" +
+		"+79990000005;\"two\nlines\";;\n" + // a control character in the reason
+		"+79990000009;blocked;;\n" + // the policy refuses: blocked numbers can be whitelisted, fine
+		"+79990000006;store down;;\n" // the grain's store fails: retry later
+	res, err := im.ImportWhitelist(ctx, strings.NewReader(file), Defaults{By: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range res.Errors {
+		lines = append(lines, fmt.Sprintf("%d %s %s retry=%v", e.Line, e.Number, e.Field, e.Retry))
+	}
+	wantLines := []string{
+		"5 not a number number retry=false",
+		"6 +79990000003 reason retry=false",
+		"7 +79990000001 number retry=false",
+		"8 +79990000004 until retry=false",
+		"10 +79990000005 reason retry=false",
+		"13 +79990000006  retry=true",
+	}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Fatalf("errors:\n%s\nwant\n%s\n%+v", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"), res.Errors)
+	}
+	if res.Rows != 9 || res.Applied != 3 || res.Repeated != 0 || res.Failed != 6 || fmt.Sprint(res.IgnoredColumns) != "[Note]" {
+		t.Fatalf("result %+v", res)
+	}
+	w.catchUp()
+	wp, err := w.lists.Whitelist(ctx, lists.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range wp.Items {
+		got = append(got, fmt.Sprintf("%s %s %s %s %s", e.Number, e.By, e.Reason, ptime(e.Until), e.CommandID))
+	}
+	want := []string{
+		"+79990000001 alice VIP - whitelist:import:" + res.File + ":2",
+		"+79990000002 alice corporate 2026-11-02 21:00:00 +0000 UTC whitelist:import:" + res.File + ":3",
+		"+79990000009 alice blocked - whitelist:import:" + res.File + ":12",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("whitelist after import:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Importing the same file again writes nothing twice.
+	again, err := im.ImportWhitelist(ctx, strings.NewReader(file), Defaults{By: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.File != res.File || again.Applied != 0 || again.Repeated != 3 {
+		t.Fatalf("re-import %+v", again)
+	}
+
+	for name, bad := range map[string]string{
+		"empty":          "",
+		"no number":      "phone number,reason\n+79990000001,x\n",
+		"bad quoting":    "number,reason\n+79990000001,\"x\n",
+		"not text":       "number\n\xff\xfe\n",
+		"twice a column": "number,reason,why\n+79990000001,x,y\n",
+	} {
+		if _, err := im.ImportWhitelist(ctx, strings.NewReader(bad), Defaults{By: "a", Reason: "r"}); !errors.Is(err, ErrCSV) {
+			t.Errorf("%s: %v, want ErrCSV", name, err)
+		}
+	}
+}
+
+// TestExportImportRoundTrip exports a whitelist as CSV, imports it into
+// another store, and exports that: the same entries (numbers, expiries,
+// who and why) come out.
+func TestExportImportRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	src := newWorld(t)
+	for i, by := range []string{"alice", "bob", "Ольга Петрова", "-dash"} {
+		c := cmd(fmt.Sprintf("k%d", i), by, fmt.Sprintf("reason %d, with a comma and \"quotes\"", i))
+		if i%2 == 1 {
+			c.Until = at.Add(time.Duration(i) * time.Hour)
+		}
+		src.command("whitelist", fmt.Sprintf("+7999000000%d", i), c)
+	}
+	src.catchUp()
+	export := func(w *world) (string, []lists.WhitelistEntry) {
+		p, err := w.lists.Whitelist(ctx, lists.Query{Limit: lists.Unlimited})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := lists.WriteWhitelistCSV(&b, p.Items); err != nil {
+			t.Fatal(err)
+		}
+		return b.String(), p.Items
+	}
+	csv1, entries1 := export(src)
+
+	dst := newWorld(t)
+	dst.set(at.Add(time.Minute))
+	res, err := New(dst, numbers(t), dst.clock, quiet()).ImportWhitelist(ctx, strings.NewReader(csv1), Defaults{})
+	if err != nil || res.Applied != 4 || res.Failed != 0 {
+		t.Fatalf("import %+v, %v", res, err)
+	}
+	dst.catchUp()
+	_, entries2 := export(dst)
+	if len(entries1) != len(entries2) {
+		t.Fatalf("%d entries exported, %d after the round trip", len(entries1), len(entries2))
+	}
+	for i := range entries1 {
+		a, b := entries1[i], entries2[i]
+		if a.Number != b.Number || a.By != b.By || a.Reason != b.Reason || ptime(a.Until) != ptime(b.Until) {
+			t.Errorf("entry %d: exported %+v, round trip %+v", i, a, b)
+		}
+	}
+}

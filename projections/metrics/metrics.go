@@ -1,0 +1,307 @@
+// Package metrics is the guard's Prometheus instrumentation and its
+// health probes: the metrics every part of a node reports into, on a
+// registry of its own (never the client library's global default), served
+// at /metrics, and /healthz and /readyz for load balancers and
+// orchestrators.
+//
+// It lives with the projections because, like them, it only observes:
+// nothing in it decides a call, and readiness is defined by the
+// projections' lag. It depends on no actor or SIP package, so every layer
+// (sip/, actors/, events/ through InstrumentStore) can report into it
+// without an import cycle. Each instrumentation point is one method call
+// (ObserveDecision, ObserveAppend, SIPRequest, ...); a nil *Metrics is
+// valid and records nothing, so a part built without metrics (a test, the
+// CLI) needs no stand-in.
+//
+// Metric names (all prefixed callguard_):
+//
+//	calls_total{verdict}                     calls decided: pass, challenge, reject, store-down
+//	decision_seconds{verdict}                histogram: INVITE to verdict
+//	store_append_seconds                     histogram: Store.Append latency
+//	store_append_errors_total                appends that failed
+//	projection_lag_events{projection}        events behind the head of the log
+//	projection_lag_seconds{projection}       age of the oldest event not applied
+//	projection_failed{projection}            1 when stopped on an event
+//	grains_active                            caller grains activated on this node
+//	challenges_active                        challenges in progress on this node
+//	sip_messages_total{direction,method,class}  SIP traffic: class is request or 1xx..6xx
+//	sip_untrusted_rejected_total             requests from sources not on the trusted trunk list
+//
+// plus the Go runtime and process collectors.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/runner"
+)
+
+// Namespace prefixes every metric.
+const Namespace = "callguard"
+
+// VerdictStoreDown labels calls the grain could not decide (the store-down
+// policy handled them).
+const VerdictStoreDown = "store-down"
+
+// latencyBuckets span a fast decision on a warm grain (half a
+// millisecond) to one that waited on a slow store (seconds): doubling
+// from 0.5 ms to about 8 s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 15)
+
+// Metrics holds the node's metrics. Its methods are safe for concurrent
+// use, and do nothing on a nil *Metrics.
+type Metrics struct {
+	reg           *prometheus.Registry
+	calls         *prometheus.CounterVec
+	decision      *prometheus.HistogramVec
+	appendLatency prometheus.Histogram
+	appendErrors  prometheus.Counter
+	grains        prometheus.Gauge
+	challenges    prometheus.Gauge
+	sipMessages   *prometheus.CounterVec
+	untrusted     prometheus.Counter
+}
+
+// New returns the metrics on a new registry, with the Go runtime and
+// process collectors.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "calls_total",
+			Help: "Calls decided, by verdict (pass, challenge, reject; store-down when the grain could not decide).",
+		}, []string{"verdict"}),
+		decision: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "decision_seconds",
+			Help:    "Time from an INVITE to its verdict, durable in the store, by verdict.",
+			Buckets: latencyBuckets,
+		}, []string{"verdict"}),
+		appendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "store_append_seconds",
+			Help:    "Latency of event store appends (durable on return).",
+			Buckets: latencyBuckets,
+		}),
+		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "store_append_errors_total",
+			Help: "Event store appends that failed (conflicts included).",
+		}),
+		grains: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "grains_active",
+			Help: "Caller grains active on this node.",
+		}),
+		challenges: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "challenges_active",
+			Help: "Challenges in progress on this node.",
+		}),
+		sipMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sip_messages_total",
+			Help: "SIP messages by direction (in, out), method and class (request, or the response's 1xx to 6xx).",
+		}, []string{"direction", "method", "class"}),
+		untrusted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sip_untrusted_rejected_total",
+			Help: "SIP requests refused because their source is not a trusted trunk.",
+		}),
+	}
+	reg.MustRegister(m.calls, m.decision, m.appendLatency, m.appendErrors, m.grains, m.challenges,
+		m.sipMessages, m.untrusted,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every verdict shows from the start, at zero: a rate over a series
+	// that appears only with its first call reads as no data.
+	for _, v := range []string{string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown} {
+		m.calls.WithLabelValues(v)
+	}
+	return m
+}
+
+// Registry returns the registry, to add collectors or gather in tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// verdictLabel bounds the verdict label to the known values.
+func verdictLabel(v string) string {
+	switch v {
+	case string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown:
+		return v
+	}
+	return "other"
+}
+
+// ObserveDecision counts a call decided with verdict (a schema.Verdict, or
+// VerdictStoreDown) and records how long the decision took.
+func (m *Metrics) ObserveDecision(verdict string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	v := verdictLabel(verdict)
+	m.calls.WithLabelValues(v).Inc()
+	m.decision.WithLabelValues(v).Observe(d.Seconds())
+}
+
+// ObserveAppend records an event store append that took d and failed with
+// err (nil: succeeded).
+func (m *Metrics) ObserveAppend(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.appendLatency.Observe(d.Seconds())
+	if err != nil {
+		m.appendErrors.Inc()
+	}
+}
+
+// GrainActivated and GrainPassivated count caller grains in and out of
+// memory on this node.
+func (m *Metrics) GrainActivated() {
+	if m != nil {
+		m.grains.Inc()
+	}
+}
+
+// GrainPassivated: see GrainActivated.
+func (m *Metrics) GrainPassivated() {
+	if m != nil {
+		m.grains.Dec()
+	}
+}
+
+// ChallengeStarted and ChallengeEnded count the challenges in progress.
+func (m *Metrics) ChallengeStarted() {
+	if m != nil {
+		m.challenges.Inc()
+	}
+}
+
+// ChallengeEnded: see ChallengeStarted.
+func (m *Metrics) ChallengeEnded() {
+	if m != nil {
+		m.challenges.Dec()
+	}
+}
+
+// Directions of SIP messages.
+const (
+	In  = "in"
+	Out = "out"
+)
+
+// SIPRequest counts a SIP request received (In) or sent (Out).
+func (m *Metrics) SIPRequest(direction, method string) {
+	if m == nil {
+		return
+	}
+	m.sipMessages.WithLabelValues(directionLabel(direction), methodLabel(method), "request").Inc()
+}
+
+// SIPResponse counts a SIP response with status to a request of method.
+func (m *Metrics) SIPResponse(direction, method string, status int) {
+	if m == nil {
+		return
+	}
+	m.sipMessages.WithLabelValues(directionLabel(direction), methodLabel(method), statusClass(status)).Inc()
+}
+
+// RejectedUntrusted counts a request refused for its untrusted source.
+// The source itself is not a label: a scan from many addresses must not
+// grow the metrics without bound (the SIP log names them).
+func (m *Metrics) RejectedUntrusted() {
+	if m != nil {
+		m.untrusted.Inc()
+	}
+}
+
+func directionLabel(d string) string {
+	if d == In || d == Out {
+		return d
+	}
+	return "other"
+}
+
+// methods are the SIP methods (RFC 3261 and its extensions) the label
+// keeps; anything else, including garbage from a scanner, is "other".
+var methods = map[string]bool{
+	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "REGISTER": true,
+	"INFO": true, "PRACK": true, "UPDATE": true, "REFER": true, "NOTIFY": true, "SUBSCRIBE": true, "MESSAGE": true, "PUBLISH": true,
+}
+
+func methodLabel(method string) string {
+	if m := strings.ToUpper(method); methods[m] {
+		return m
+	}
+	return "other"
+}
+
+func statusClass(status int) string {
+	if status < 100 || status > 699 {
+		return "other"
+	}
+	return string(rune('0'+status/100)) + "xx"
+}
+
+// WatchProjections reports the lag and state of src's projections (the
+// runner) at every scrape.
+func (m *Metrics) WatchProjections(src runner.StatusSource) {
+	if m == nil || src == nil {
+		return
+	}
+	m.reg.MustRegister(&projectionCollector{src: src})
+}
+
+// projectionCollector asks the runner at scrape time: lag is a function
+// of the clock, and a cached value would be as old as the last refresh.
+type projectionCollector struct {
+	src runner.StatusSource
+}
+
+var (
+	lagEventsDesc = prometheus.NewDesc(Namespace+"_projection_lag_events",
+		"Events the projection is behind the head of the log.", []string{"projection"}, nil)
+	lagSecondsDesc = prometheus.NewDesc(Namespace+"_projection_lag_seconds",
+		"How long the oldest event the projection has not applied has been in the store.", []string{"projection"}, nil)
+	failedDesc = prometheus.NewDesc(Namespace+"_projection_failed",
+		"1 when the projection stopped on an event it could not apply.", []string{"projection"}, nil)
+	eventsDesc = prometheus.NewDesc(Namespace+"_projection_events",
+		"Events the projection has consumed since the start of the log.", []string{"projection"}, nil)
+)
+
+func (c *projectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- lagEventsDesc
+	ch <- lagSecondsDesc
+	ch <- failedDesc
+	ch <- eventsDesc
+}
+
+// scrapeTimeout bounds the store reads of one scrape.
+const scrapeTimeout = 2 * time.Second
+
+func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	sts, err := c.src.Status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(lagEventsDesc, err)
+		return
+	}
+	for _, st := range sts {
+		failed := 0.0
+		if st.State == runner.Failed {
+			failed = 1
+		}
+		ch <- prometheus.MustNewConstMetric(lagEventsDesc, prometheus.GaugeValue, float64(st.LagEvents), st.Name)
+		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, st.LagSeconds, st.Name)
+		ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.GaugeValue, failed, st.Name)
+		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(st.Events), st.Name)
+	}
+}

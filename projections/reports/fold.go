@@ -1,0 +1,293 @@
+// Package reports is what managers read about the line: per day and per
+// called (toll-free) number, the calls that came in and what became of
+// them, the calls that cost nothing, the calls the PBX did not answer,
+// the money the guard saved, the callers that called or were blocked
+// most, and the calls per hour of day.
+//
+// # Sources
+//
+// The caller streams are always there: CallReceived (a call, its callee
+// and its verdict) and ChallengeOutcome give the calls in, the verdicts
+// and the challenge outcomes; BlockApplied the blocks per caller. The
+// call streams (events/schema/calls.go: CallStarted ... CallEnded) add
+// what happened on the wire: whether the call was answered, by the PBX
+// or by the guard, how long it lasted and whether the carrier bills it.
+// Figures that need the call streams (unbilled, offered, connected,
+// unanswered, billed minutes) are 0 in a log without them, and Tracked
+// says how many calls they cover; the verdict figures never need them.
+// A call the guard could not decide (the store was down) has a call
+// stream but no CallReceived: it counts as a call in and as StoreDown.
+//
+// # Days
+//
+// Every call counts on the day, and in the hour, its decision (or, for a
+// store-down call, its arrival) fell in the configured time zone, and so
+// do its challenge outcome and its end, however much later they come.
+//
+// # Money saved
+//
+// The estimate, per row: every rejected call and every failed challenge
+// would, without the guard, have reached the PBX and cost what an
+// answered call costs on average, so
+//
+//	saved minutes = (Rejected + ChallengesFailed) × minutes per call
+//	              − minutes billed for those calls anyway
+//	saved         = saved minutes × tariff per minute
+//
+// where minutes per call is the average billed length of the row's calls
+// connected to the PBX (per started minute, or per second with
+// Config.Billing "second"), or Config.AssumedMinutes when the row has
+// none to average (no call streams, or no connected call that day).
+// Abandoned challenges are left out: a caller who hung up on the
+// announcement may have been a person. It is an estimate: a blocked
+// dialler would often have hung up sooner, or called on and on.
+//
+// # Read model
+//
+// Fold functions are pure (Counters and one event in, Counters out); the
+// projection stores raw counts and minutes only, so the tariff and the
+// billing rule apply at query time and can change without a rebuild.
+// The time zone is part of the projection's version: changing it
+// rebuilds the reports.
+package reports
+
+import (
+	"time"
+
+	"github.com/callguard/callguard/events/schema"
+)
+
+// Counters are the raw figures of one day and callee.
+type Counters struct {
+	// CallsIn counts calls decided (CallReceived) plus calls the store
+	// could not decide (StoreDown).
+	CallsIn int
+	// Verdicts of the decided calls.
+	Passed     int
+	Challenged int
+	Rejected   int
+	// Outcomes of the challenges.
+	ChallengesPassed    int
+	ChallengesFailed    int
+	ChallengesAbandoned int
+	// StoreDown counts calls with no verdict (the store-down policy
+	// handled them).
+	StoreDown int
+
+	// From the call streams, counted when the call ends.
+
+	// Tracked counts calls whose end was recorded.
+	Tracked int
+	// Unbilled counts ended calls the carrier does not bill (never
+	// answered, or ended within the grace interval); AnsweredUnbilled
+	// those among them that were answered (mostly challenges).
+	Unbilled         int
+	AnsweredUnbilled int
+	// Offered counts calls sent to the PBX (passed, or passed their
+	// challenge); Connected those the PBX answered; Unanswered the rest
+	// (no answer, busy, unreachable, or the caller gave up waiting).
+	Offered    int
+	Connected  int
+	Unanswered int
+	// ConnectedBilled counts connected calls the carrier bills, and
+	// ConnectedMs / ConnectedMinutes their length (exact, and in started
+	// minutes).
+	ConnectedBilled  int
+	ConnectedMs      int64
+	ConnectedMinutes int64
+	// BilledCalls counts every billed call, BilledMs and BilledMinutes
+	// their length.
+	BilledCalls   int
+	BilledMs      int64
+	BilledMinutes int64
+	// BlockedBilledMs and BlockedBilledMinutes are what rejected and
+	// failed-challenge calls were billed anyway (should be 0: a challenge
+	// ends within the grace interval).
+	BlockedBilledMs      int64
+	BlockedBilledMinutes int64
+
+	// Hours counts CallsIn by hour of day.
+	Hours [24]int
+}
+
+// Add adds o to c.
+func (c *Counters) Add(o Counters) {
+	c.CallsIn += o.CallsIn
+	c.Passed += o.Passed
+	c.Challenged += o.Challenged
+	c.Rejected += o.Rejected
+	c.ChallengesPassed += o.ChallengesPassed
+	c.ChallengesFailed += o.ChallengesFailed
+	c.ChallengesAbandoned += o.ChallengesAbandoned
+	c.StoreDown += o.StoreDown
+	c.Tracked += o.Tracked
+	c.Unbilled += o.Unbilled
+	c.AnsweredUnbilled += o.AnsweredUnbilled
+	c.Offered += o.Offered
+	c.Connected += o.Connected
+	c.Unanswered += o.Unanswered
+	c.ConnectedBilled += o.ConnectedBilled
+	c.ConnectedMs += o.ConnectedMs
+	c.ConnectedMinutes += o.ConnectedMinutes
+	c.BilledCalls += o.BilledCalls
+	c.BilledMs += o.BilledMs
+	c.BilledMinutes += o.BilledMinutes
+	c.BlockedBilledMs += o.BlockedBilledMs
+	c.BlockedBilledMinutes += o.BlockedBilledMinutes
+	for h := range c.Hours {
+		c.Hours[h] += o.Hours[h]
+	}
+}
+
+// CallerCounters are one caller's figures of one day, for the top lists.
+type CallerCounters struct {
+	Calls      int
+	Passed     int
+	Challenged int
+	Rejected   int
+	Failed     int
+	// Blocks counts the blocks applied to the caller that day.
+	Blocks int
+}
+
+// Add adds o to c.
+func (c *CallerCounters) Add(o CallerCounters) {
+	c.Calls += o.Calls
+	c.Passed += o.Passed
+	c.Challenged += o.Challenged
+	c.Rejected += o.Rejected
+	c.Failed += o.Failed
+	c.Blocks += o.Blocks
+}
+
+// Call is what the reports remember of a call between its first event
+// and its last: where it counts (Day, Hour, Callee) and what happened to
+// it so far.
+type Call struct {
+	Day    string
+	Hour   int
+	Callee string
+	// Caller is the caller key of a call stream's call.
+	Caller string
+	// From the call stream.
+	Action    schema.Verdict
+	Verdict   schema.Verdict
+	Outcome   schema.Outcome
+	Offered   bool
+	Connected bool
+}
+
+// Received folds a decided call into its day's counters (c) and its
+// caller's (cc).
+func Received(c Counters, cc CallerCounters, e schema.CallReceived, hour int) (Counters, CallerCounters) {
+	c.CallsIn++
+	c.Hours[hour]++
+	cc.Calls++
+	switch e.Verdict {
+	case schema.Pass:
+		c.Passed++
+		cc.Passed++
+	case schema.Challenge:
+		c.Challenged++
+		cc.Challenged++
+	case schema.Reject:
+		c.Rejected++
+		cc.Rejected++
+	}
+	return c, cc
+}
+
+// Outcome folds a challenge's outcome into the counters of its call's day
+// and of its caller's.
+func Outcome(c Counters, cc CallerCounters, o schema.Outcome) (Counters, CallerCounters) {
+	switch o {
+	case schema.Passed:
+		c.ChallengesPassed++
+	case schema.Failed:
+		c.ChallengesFailed++
+		cc.Failed++
+	case schema.Abandoned:
+		c.ChallengesAbandoned++
+	}
+	return c, cc
+}
+
+// Decided folds a call stream's CallDecided into the call, and into its
+// day's counters when the store could not decide it (such a call has no
+// CallReceived to count it).
+func Decided(c Counters, call Call, e schema.CallDecided) (Counters, Call) {
+	call.Action, call.Verdict = e.Action, e.Verdict
+	if e.Action == schema.Pass {
+		call.Offered = true
+	}
+	if e.StoreDown {
+		c.CallsIn++
+		c.StoreDown++
+		c.Hours[call.Hour]++
+	}
+	return c, call
+}
+
+// ChallengeEnded folds the end of a call's challenge into the call: a
+// passed challenge sends the call on to the PBX.
+func ChallengeEnded(call Call, e schema.ChallengeEnded) Call {
+	call.Outcome = e.Outcome
+	if e.Outcome == schema.Passed {
+		call.Offered = true
+	}
+	return call
+}
+
+// Answered folds CallAnswered and CallBridged: the PBX answering the
+// call (directly, or after a passed challenge) connects it.
+func Answered(call Call, by schema.Party) Call {
+	if by == schema.PartyPBX {
+		call.Connected = true
+	}
+	return call
+}
+
+// Ended folds the end of a call into its day's counters.
+func Ended(c Counters, call Call, e schema.CallEnded) Counters {
+	c.Tracked++
+	answered := e.AnsweredAt != nil
+	if !e.Billed {
+		c.Unbilled++
+		if answered {
+			c.AnsweredUnbilled++
+		}
+	}
+	if call.Offered {
+		c.Offered++
+		if call.Connected {
+			c.Connected++
+		} else {
+			c.Unanswered++
+		}
+	}
+	if e.Billed {
+		ms, minutes := e.DurationMs, startedMinutes(e.DurationMs)
+		c.BilledCalls++
+		c.BilledMs += ms
+		c.BilledMinutes += minutes
+		if call.Connected {
+			c.ConnectedBilled++
+			c.ConnectedMs += ms
+			c.ConnectedMinutes += minutes
+		}
+		if call.Verdict == schema.Reject || call.Outcome == schema.Failed {
+			c.BlockedBilledMs += ms
+			c.BlockedBilledMinutes += minutes
+		}
+	}
+	return c
+}
+
+// startedMinutes is a call's length in started minutes: how per-minute
+// tariffs bill it.
+func startedMinutes(ms int64) int64 {
+	if ms <= 0 {
+		return 0
+	}
+	return (ms + int64(time.Minute/time.Millisecond) - 1) / int64(time.Minute/time.Millisecond)
+}
