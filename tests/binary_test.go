@@ -63,7 +63,9 @@ func runGuard(t *testing.T, env ...string) (*guardProcess, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), env...)
+	// Every listener on a free port unless the test says otherwise (the
+	// last value of a variable wins), so guards never collide.
+	cmd.Env = append(append(os.Environ(), "GUARD_SIP_LISTEN=127.0.0.1:0", "GUARD_METRICS_LISTEN=127.0.0.1:0", "GUARD_ADMIN_LISTEN=127.0.0.1:0"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/projections/audit"
+	"github.com/callguard/callguard/projections/readside"
 	"github.com/callguard/callguard/projections/replay"
 )
 
@@ -58,7 +59,7 @@ func adminToken(cfg Config, create bool) (token, source string, err error) {
 
 // startAdmin serves the admin API of g until ctx ends. It returns once the
 // API is listening, or with the reason it cannot.
-func startAdmin(ctx context.Context, cfg Config, g *guard) (<-chan error, error) {
+func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide) (<-chan error, error) {
 	acfg := cfg.Admin
 	if host, _, err := net.SplitHostPort(acfg.Listen); err == nil && isLoopbackHost(host) {
 		// On loopback a missing token is drawn and kept for the local CLI;
@@ -83,6 +84,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard) (<-chan error, error)
 			}
 			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()))
 		}),
+		Lists: rs.Lists, Import: rs.Importer, Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Logger: g.log.With("component", "admin"),
 	})
 	if err != nil {

@@ -111,8 +111,18 @@ func (f *adminFlags) send(ctx context.Context, args, environ []string, stdout io
 
 // runWhitelist: callguard whitelist add|remove NUMBER --reason R.
 func runWhitelist(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			return runWhitelistList(ctx, args[1:], environ, stdout, stderr, false)
+		case "export":
+			return runWhitelistList(ctx, args[1:], environ, stdout, stderr, true)
+		case "import":
+			return runWhitelistImport(ctx, args[1:], environ, stdout, stderr)
+		}
+	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|TIME]"}
+		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|TIME] | list | export | import FILE.csv"}
 	}
 	verb := args[0]
 	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)

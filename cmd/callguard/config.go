@@ -16,6 +16,7 @@ import (
 
 	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/projections/reports"
 	sipguard "github.com/callguard/callguard/sip/guard"
 )
 
@@ -51,6 +52,17 @@ type Config struct {
 	// Admin is the admin HTTP API. An empty token is replaced at start by
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
 	Admin adminapi.Config
+	// The read side: projections, reports, metrics and readiness.
+	TimeZone          string        `env:"TIMEZONE" envDefault:"Europe/Moscow" desc:"IANA time zone of report days and hours and of profiles' calls today (changing it rebuilds them)"`
+	TariffPerMinute   float64       `env:"TARIFF_PER_MINUTE" envDefault:"0" desc:"cost of a minute of a call to the toll-free number, for the money-saved estimate"`
+	Currency          string        `env:"CURRENCY" envDefault:"RUB" desc:"currency label of money figures"`
+	AssumedMinutes    float64       `env:"ASSUMED_CALL_MINUTES" envDefault:"2" desc:"minutes a blocked call is assumed to last when a day has no answered calls to average"`
+	Billing           string        `env:"BILLING" envDefault:"minute" desc:"carrier billing: minute (every started minute) or second"`
+	ProjectionBatch   int           `env:"PROJECTION_BATCH" envDefault:"16384" desc:"events per projection transaction at most"`
+	MetricsListen     string        `env:"METRICS_LISTEN" envDefault:"127.0.0.1:9780" desc:"host:port of /metrics, /healthz and /readyz (no auth; loopback by default); empty disables"`
+	ReadyMaxLag       time.Duration `env:"READY_MAX_LAG" envDefault:"10s" desc:"/readyz fails while a projection is further behind than this"`
+	ReadyMaxLagEvents uint64        `env:"READY_MAX_LAG_EVENTS" envDefault:"0" desc:"/readyz fails while a projection is more events behind (0: no limit)"`
+
 	// AdminURL is where the CLI finds a running guard's admin API.
 	AdminURL string `env:"ADMIN_URL" desc:"URL of a running guard's admin API, for the CLI (default: http:// + GUARD_ADMIN_LISTEN)"`
 
@@ -104,6 +116,11 @@ func (c Config) validate() error {
 	if c.Admin.Token != "" && len(c.Admin.Token) < adminapi.MinTokenLength {
 		errs = append(errs, fmt.Errorf("%sADMIN_TOKEN is %d characters, want at least %d (try: openssl rand -base64 24)", envPrefix, len(c.Admin.Token), adminapi.MinTokenLength))
 	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		errs = append(errs, fmt.Errorf("%sTIMEZONE %q: %v", envPrefix, c.TimeZone, err))
+	} else if err := c.reportsConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.EventStoreURL == "" && c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("%sDATA_DIR is empty and %sEVENTSTORE_URL is not set: the store needs one of them", envPrefix, envPrefix))
 	}
@@ -136,6 +153,16 @@ func nameVariables(msg string) string {
 		pairs = append(pairs, fmt.Sprintf("field %q", field), v.Name, kebab+" ", v.Name+" ", kebab+")", v.Name+")")
 	}
 	return strings.NewReplacer(pairs...).Replace(msg)
+}
+
+// reportsConfig is the reports' settings (the time zone must be valid).
+func (c Config) reportsConfig() reports.Config {
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return reports.Config{Location: loc, TariffPerMinute: c.TariffPerMinute, Currency: c.Currency,
+		AssumedMinutes: c.AssumedMinutes, Billing: c.Billing}
 }
 
 // configVar is one documented configuration variable.

@@ -16,6 +16,9 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/metrics"
+	"github.com/callguard/callguard/projections/readside"
+	"github.com/callguard/callguard/projections/runner"
 	sipguard "github.com/callguard/callguard/sip/guard"
 )
 
@@ -25,6 +28,7 @@ type guard struct {
 	store   events.Store
 	node    *node.Node
 	sip     *sipguard.Guard
+	metrics *metrics.Metrics
 	callers *caller.Client
 	numbers *phone.Normalizer
 	policy  *policy.Policy
@@ -40,10 +44,12 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	if err != nil {
 		return nil, fmt.Errorf("%sREGION: %w", envPrefix, err)
 	}
-	store, err := openStore(ctx, cfg, log)
+	rawStore, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	store := metrics.InstrumentStore(rawStore, m)
 	kind := caller.NewKind(caller.Deps{
 		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
 		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle,
@@ -58,7 +64,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	}
 	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address())
 	g := &guard{
-		store: store, node: n, numbers: numbers, policy: pol, log: log,
+		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 	}
 	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
@@ -83,6 +89,24 @@ func (g *guard) serveSIP(ctx context.Context) (<-chan error, error) {
 	case err := <-done:
 		return nil, fmt.Errorf("SIP: %w", err)
 	}
+}
+
+// openReadSide opens the projections in the data directory; rebuilds of
+// stale ones and catching up happen once it is started.
+func openReadSide(ctx context.Context, cfg Config, store events.Store, g *guard, log *slog.Logger) (*readside.ReadSide, error) {
+	rcfg := readside.Config{
+		Dir: cfg.DataDir, Store: store, Clock: time.Now, Logger: log.With("component", "projections"),
+		Reports: cfg.reportsConfig(),
+		Runner:  runner.Options{BatchSize: cfg.ProjectionBatch, SequentialPositions: cfg.EventStoreURL == ""},
+	}
+	if g != nil {
+		rcfg.Commands, rcfg.Numbers = g.callers, g.numbers
+	}
+	rs, err := readside.Open(ctx, rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open projections: %w", err)
+	}
+	return rs, nil
 }
 
 // stop leaves the cluster (its grains stop, saving snapshots) and closes

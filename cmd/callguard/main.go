@@ -38,7 +38,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the guard", runServe},
-		{"whitelist", "whitelist add|remove NUMBER --reason WHY: keep a number always passed", runWhitelist},
+		{"whitelist", "whitelist add|remove NUMBER --reason WHY | list | export | import FILE.csv", runWhitelist},
+		{"blacklist", "blacklist [--prefix P] [--format text|csv|json]: the numbers blocked now", runBlacklist},
+		{"report", "report [top] [--from D --to D] [--format text|csv|json]: calls, challenges, blocks, money saved", runReport},
+		{"callers", "callers [--prefix P]: caller profiles", runCallers},
+		{"projections", "projections [status] | rebuild [NAME|all]: the read models and their lag", runProjections},
 		{"block", "block NUMBER --level N --reason WHY: block a number by hand", runBlock},
 		{"unblock", "unblock NUMBER --reason WHY: lift a block", runUnblock},
 		{"status", "status NUMBER: a caller's standing and live counters", runStatus},
