@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +103,24 @@ func TestReportOfAScriptedRun(t *testing.T) {
 	if code != 0 || !strings.Contains(out, blocked) || strings.Contains(out, whitelisted) {
 		t.Fatalf("blacklist:\n%s", out)
 	}
-	_ = g
+	// The metrics a Prometheus scrape sees.
+	re := regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`)
+	m := re.FindStringSubmatch(g.output())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", g.output())
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`callguard_calls_total{verdict="reject"} 2`, `callguard_calls_total{verdict="challenge"} 1`, "callguard_decision_seconds_bucket", "callguard_sip_messages_total", "callguard_grains_active"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if resp, err := http.Get("http://" + m[1] + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/readyz: %v %v", resp, err)
+	}
 }

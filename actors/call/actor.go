@@ -13,6 +13,7 @@ import (
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/metrics"
 )
 
 // Spawner starts call actors that share one node's dependencies and
@@ -72,18 +73,22 @@ const (
 // Internal messages.
 type (
 	verdictResult struct {
-		v   caller.Verdict
-		err error
+		v    caller.Verdict
+		err  error
+		took time.Duration // the grain's decision, as the call saw it
 	}
 	deadline struct{}
 )
 
 type callActor struct {
-	d     *Deps
-	cfg   Config
-	setup Setup
-	fx    Effects
-	log   *slog.Logger
+	// gauged is set while the call counts as an active challenge in the
+	// metrics.
+	gauged bool
+	d      *Deps
+	cfg    Config
+	setup  Setup
+	fx     Effects
+	log    *slog.Logger
 
 	w     *streamWriter
 	phase phase
@@ -124,6 +129,10 @@ func (a *callActor) Receive(ctx actor.Context) {
 		a.onVerdict(ctx, m)
 	case EarlyMedia:
 		if a.phase == challenging {
+			if !a.gauged {
+				a.gauged = true
+				a.d.Metrics.ChallengeStarted()
+			}
 			a.w.add(schema.ChallengeStarted{CallID: a.setup.ID, Digits: len(a.code), Codec: m.Codec, TelephoneEvent: m.TelephoneEvent, At: schema.UTC(m.At)})
 		}
 	case Answered:
@@ -165,8 +174,9 @@ func (a *callActor) start(ctx actor.Context) {
 	go func() {
 		dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DecideTimeout)
 		defer cancel()
+		start := time.Now()
 		v, err := a.d.Callers.Admit(dctx, s.Caller.Key, req)
-		system.Root.Send(self, verdictResult{v: v, err: err})
+		system.Root.Send(self, verdictResult{v: v, err: err, took: time.Since(start)})
 	}()
 }
 
@@ -188,8 +198,10 @@ func (a *callActor) onVerdict(ctx actor.Context, m verdictResult) {
 		}
 		dec.StoreDown, dec.Error, dec.Action = true, m.err.Error(), a.action
 		a.d.Counters.StoreDown.Add(1)
+		a.d.Metrics.ObserveDecision(metrics.VerdictStoreDown, m.took)
 		a.log.Warn("no verdict; store-down policy applies", "policy", a.action, "err", m.err)
 	} else {
+		a.d.Metrics.ObserveDecision(string(m.v.Verdict), m.took)
 		a.verdict = m.v
 		a.action = m.v.Verdict
 		if a.cfg.Mode == schema.Observe {
@@ -360,6 +372,9 @@ func (a *callActor) challengeEnded(o schema.Outcome, cause string) {
 		return
 	}
 	a.outcome = o
+	if a.gauged {
+		a.d.Metrics.ChallengeEnded()
+	}
 	switch o {
 	case schema.Passed:
 		a.d.Counters.ChallengesPassed.Add(1)

@@ -13,6 +13,7 @@ import (
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/metrics"
 )
 
 // Callers reaches the caller grains. *caller.Client satisfies it.
@@ -106,6 +107,9 @@ type Deps struct {
 	// Tracker counts actors, outcome reports and stream writers still at
 	// work, so that a node can drain them on shutdown; nil allocates one.
 	Tracker *Tracker
+	// Metrics receives decision latencies and challenge counts; nil is
+	// fine.
+	Metrics *metrics.Metrics
 }
 
 func (d *Deps) validate() error {

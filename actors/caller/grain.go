@@ -26,6 +26,7 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/metrics"
 )
 
 // KindName is the cluster kind of caller grains.
@@ -50,6 +51,8 @@ type Deps struct {
 	// MaxConflictRetries bounds reload-and-retry after revision conflicts.
 	MaxConflictRetries int
 	Logger             *slog.Logger
+	// Metrics counts active grains; nil is fine.
+	Metrics *metrics.Metrics
 }
 
 func (d *Deps) defaults() {
@@ -108,6 +111,7 @@ type grain struct {
 func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *cluster.ClusterInit:
+		g.d.Metrics.GrainActivated()
 		g.key = msg.Identity.Identity
 		g.stream = schema.CallerStream(g.key)
 		if err := g.load(); err != nil {
@@ -121,6 +125,10 @@ func (g *grain) Receive(ctx actor.Context) {
 		}
 	case *actor.ReceiveTimeout:
 		g.passivate(ctx)
+	case *actor.Stopped:
+		if g.key != "" {
+			g.d.Metrics.GrainPassivated()
+		}
 	case *anypb.Any:
 		g.handle(ctx, msg)
 	case *appendDone:

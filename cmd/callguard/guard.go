@@ -53,7 +53,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	kind := caller.NewKind(caller.Deps{
 		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
 		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle,
-		Logger: log.With("component", "caller"),
+		Logger: log.With("component", "caller"), Metrics: m,
 	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen,
@@ -69,7 +69,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	}
 	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
 		Callers: g.callers, Store: store, Numbers: numbers, Clock: time.Now, Rand: rand.Reader,
-		Logger: log, ActorSystem: n.System, Node: cfg.NodeName,
+		Logger: log, ActorSystem: n.System, Node: cfg.NodeName, Metrics: m,
 	})
 	if err != nil {
 		g.stop()

@@ -64,6 +64,7 @@ import (
 	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/metrics"
 	"github.com/callguard/callguard/sip/media"
 	"github.com/callguard/callguard/sip/trust"
 	"github.com/callguard/callguard/sip/validate"
@@ -88,6 +89,9 @@ type Deps struct {
 	ActorSystem *actor.ActorSystem
 	// Node names this node in the metadata of call stream events.
 	Node string
+	// Metrics counts SIP messages, refusals, decisions and challenges;
+	// nil is fine.
+	Metrics *metrics.Metrics
 }
 
 // Guard is the SIP front of one node.
@@ -161,7 +165,7 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	g.dialogs.m = map[string]dialogRef{}
 	g.calls, err = call.NewSpawner(call.Deps{
 		Callers: deps.Callers, Store: deps.Store, Clock: deps.Clock, Rand: deps.Rand,
-		Node: deps.Node, Logger: deps.Logger.With("component", "call"),
+		Node: deps.Node, Logger: deps.Logger.With("component", "call"), Metrics: deps.Metrics,
 	}, set.call)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -421,6 +425,7 @@ func (g *Guard) dropSession(s *session) {
 func (g *Guard) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		g.stats.requests.Add(1)
+		g.d.Metrics.SIPRequest(metrics.In, string(req.Method))
 		defer func() {
 			if r := recover(); r != nil {
 				g.stats.panics.Add(1)
@@ -446,7 +451,9 @@ func (g *Guard) respond(req *sip.Request, tx sip.ServerTransaction, status int, 
 	}
 	if err := tx.Respond(res); err != nil {
 		g.log.Debug("respond failed", "status", status, "method", req.Method, "err", err)
+		return
 	}
+	g.d.Metrics.SIPResponse(metrics.Out, string(req.Method), status)
 }
 
 // trusted checks the request's source against GUARD_TRUSTED_PEERS,
@@ -464,6 +471,7 @@ func (g *Guard) trusted(req *sip.Request) bool {
 // "the server understood the request, but is refusing to fulfill it").
 func (g *Guard) refuse(req *sip.Request, tx sip.ServerTransaction) {
 	g.stats.refused.Add(1)
+	g.d.Metrics.RejectedUntrusted()
 	g.log.Debug("request from an untrusted source refused", "method", req.Method, "source", req.Source())
 	g.respond(req, tx, 403, textUntrusted, nil)
 }
