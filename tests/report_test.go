@@ -65,7 +65,7 @@ func TestReportOfAScriptedRun(t *testing.T) {
 
 	var total struct {
 		CallsIn, Passed, Challenged, ChallengesFailed, Rejected, Unbilled, Connected int
-		Saved                                                                      float64
+		Saved                                                                        float64
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
