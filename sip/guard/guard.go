@@ -606,57 +606,40 @@ func (g *Guard) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	ref.s.onAck(ref.leg, req, tx)
 }
 
-// onBye ends the call of the dialog the BYE belongs to, on either leg.
-func (g *Guard) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	ref, ok := g.dialogs.lookup(req)
-	if !ok {
-		if !g.trusted(req) {
-			g.refuse(req, tx)
+// inDialog routes a request that belongs to an existing dialog (BYE, INFO,
+// UPDATE) to its session and leg. One that matches no dialog gets 481
+// (RFC 3261 §12.2.2) from a trusted source, 403 from anyone else.
+func (g *Guard) inDialog(handle func(s *session, l leg, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		ref, ok := g.dialogs.lookup(req)
+		if !ok {
+			if !g.trusted(req) {
+				g.refuse(req, tx)
+				return
+			}
+			g.stats.noDialog.Add(1)
+			g.respond(req, tx, 481, "", nil)
 			return
 		}
-		g.stats.noDialog.Add(1)
-		g.respond(req, tx, 481, "", nil)
-		return
+		if !g.valid(req, tx) {
+			return
+		}
+		handle(ref.s, ref.leg, req, tx)
 	}
-	if !g.valid(req, tx) {
-		return
-	}
-	ref.s.onBye(ref.leg, req, tx)
+}
+
+// onBye ends the call of the dialog the BYE belongs to, on either leg.
+func (g *Guard) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	g.inDialog((*session).onBye)(req, tx)
 }
 
 // onInfo takes DTMF from the caller (SIP INFO) during a challenge, and
 // relays INFO between the legs of a connected call.
 func (g *Guard) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	ref, ok := g.dialogs.lookup(req)
-	if !ok {
-		if !g.trusted(req) {
-			g.refuse(req, tx)
-			return
-		}
-		g.stats.noDialog.Add(1)
-		g.respond(req, tx, 481, "", nil)
-		return
-	}
-	if !g.valid(req, tx) {
-		return
-	}
-	ref.s.onInfo(ref.leg, req, tx)
+	g.inDialog((*session).onInfo)(req, tx)
 }
 
 // onUpdate handles UPDATE (RFC 3311) inside a dialog: see session.onRefresh.
 func (g *Guard) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	ref, ok := g.dialogs.lookup(req)
-	if !ok {
-		if !g.trusted(req) {
-			g.refuse(req, tx)
-			return
-		}
-		g.stats.noDialog.Add(1)
-		g.respond(req, tx, 481, "", nil)
-		return
-	}
-	if !g.valid(req, tx) {
-		return
-	}
-	ref.s.onRefresh(ref.leg, req, tx)
+	g.inDialog((*session).onRefresh)(req, tx)
 }
