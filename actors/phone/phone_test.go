@@ -2,6 +2,7 @@ package phone
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -174,5 +175,27 @@ func TestConcurrentUse(t *testing.T) {
 		if got := <-done; got != "+78005553535" {
 			t.Errorf("got %q", got)
 		}
+	}
+}
+
+func TestNormalizeCacheAnswersAlikeAndStaysBounded(t *testing.T) {
+	n, err := New("RU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"8 999 000-11-22", "+79990001122", "anonymous", "sip:+79990001122@trunk", "garbage!"} {
+		first, second := n.Normalize(in), n.Normalize(in)
+		if first != second || first != n.normalize(in) {
+			t.Fatalf("%q: %v, then %v from the cache; uncached %v", in, first, second, n.normalize(in))
+		}
+	}
+	for i := range cacheSize + 10 {
+		n.Normalize(fmt.Sprintf("+7999%07d", i))
+	}
+	n.mu.Lock()
+	size := len(n.cache)
+	n.mu.Unlock()
+	if size > cacheSize {
+		t.Fatalf("cache holds %d entries, bound %d", size, cacheSize)
 	}
 }
