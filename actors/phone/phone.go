@@ -94,8 +94,9 @@ type Normalizer struct {
 	// expressions, a tenth of the guard's CPU under a flood, while a bot
 	// presents the same identity on every call. Bounded: cleared whole
 	// when it reaches cacheSize, so a spoofed flood cannot grow it.
-	mu    sync.Mutex
-	cache map[string]Number
+	mu       sync.Mutex
+	cache    map[string]Number
+	cacheMax int
 }
 
 // cacheSize bounds the Normalizer's cache of recent answers.
@@ -112,7 +113,7 @@ func New(region string) (*Normalizer, error) {
 	if phonenumbers.GetCountryCodeForRegion(r) == 0 {
 		return nil, fmt.Errorf("phone: default region %q: %w", region, ErrRegion)
 	}
-	return &Normalizer{region: r, cache: make(map[string]Number)}, nil
+	return &Normalizer{region: r, cache: make(map[string]Number), cacheMax: cacheSize}, nil
 }
 
 // Region returns the default region.
@@ -152,7 +153,7 @@ func (n *Normalizer) Normalize(presented string) Number {
 	}
 	num = n.normalize(presented)
 	n.mu.Lock()
-	if len(n.cache) >= cacheSize {
+	if len(n.cache) >= n.cacheMax {
 		clear(n.cache)
 	}
 	n.cache[presented] = num

@@ -189,13 +189,14 @@ func TestNormalizeCacheAnswersAlikeAndStaysBounded(t *testing.T) {
 			t.Fatalf("%q: %v, then %v from the cache; uncached %v", in, first, second, n.normalize(in))
 		}
 	}
-	for i := range cacheSize + 10 {
+	n.cacheMax = 100 // the production bound, cacheSize, works alike
+	for i := range n.cacheMax + 10 {
 		n.Normalize(fmt.Sprintf("+7999%07d", i))
 	}
 	n.mu.Lock()
 	size := len(n.cache)
 	n.mu.Unlock()
-	if size > cacheSize {
-		t.Fatalf("cache holds %d entries, bound %d", size, cacheSize)
+	if size > n.cacheMax {
+		t.Fatalf("cache holds %d entries, bound %d", size, n.cacheMax)
 	}
 }
