@@ -48,7 +48,31 @@ type appendDone struct {
 	err   error
 }
 
-func (g *grain) busy() bool { return g.inflight || len(g.next) > 0 }
+// pipeline is a busy grain's Admit pipeline: the batch whose append is in
+// flight, the calls decided on top of it, and messages waiting their turn.
+type pipeline struct {
+	inflight      bool
+	inflightBatch []*pendingAdmit
+	next          []*pendingAdmit
+	queue         []queued
+}
+
+func (g *grain) busy() bool { return g.p != nil && (g.p.inflight || len(g.p.next) > 0) }
+
+// pipe returns the pipeline, creating it for the first pending call.
+func (g *grain) pipe() *pipeline {
+	if g.p == nil {
+		g.p = &pipeline{}
+	}
+	return g.p
+}
+
+// settle drops the pipeline once nothing is pending or waiting.
+func (g *grain) settle() {
+	if g.p != nil && !g.busy() && len(g.p.queue) == 0 {
+		g.p = nil
+	}
+}
 
 // admitAsync decides m now and answers once its batch is durable.
 func (g *grain) admitAsync(ctx actor.Context, sender *actor.PID, m *Admit) {
@@ -68,19 +92,23 @@ func (g *grain) admitAsync(ctx actor.Context, sender *actor.PID, m *Admit) {
 		g.send(ctx, sender, nil, err)
 		return
 	}
-	g.next = append(g.next, p)
-	if !g.inflight {
+	pl := g.pipe()
+	pl.next = append(pl.next, p)
+	if !pl.inflight {
 		g.flush(ctx)
 	}
 }
 
 func (g *grain) pendingFor(callID string) *pendingAdmit {
-	for _, p := range g.inflightBatch {
+	if g.p == nil {
+		return nil
+	}
+	for _, p := range g.p.inflightBatch {
 		if p.m.CallID == callID {
 			return p
 		}
 	}
-	for _, p := range g.next {
+	for _, p := range g.p.next {
 		if p.m.CallID == callID {
 			return p
 		}
@@ -110,8 +138,9 @@ func (g *grain) decide(p *pendingAdmit) error {
 
 // flush starts the append of the next batch.
 func (g *grain) flush(ctx actor.Context) {
-	batch := g.next
-	g.next = nil
+	pl := g.pipe()
+	batch := pl.next
+	pl.next = nil
 	var props []events.Proposed
 	for _, p := range batch {
 		ps, err := schema.Proposals(p.dec.Records, g.meta("grain", p.m.CallID))
@@ -126,7 +155,7 @@ func (g *grain) flush(ctx actor.Context) {
 		want = g.rev + 1
 	}
 	expected := events.ExactOrNoStream(g.rev, g.exists)
-	g.inflight, g.inflightBatch = true, batch
+	pl.inflight, pl.inflightBatch = true, batch
 	self, root, store, stream := ctx.Self(), ctx.ActorSystem().Root, g.d.Store, g.stream
 	sctx, cancel := g.storeCtx()
 	go func() {
@@ -138,7 +167,8 @@ func (g *grain) flush(ctx actor.Context) {
 
 // batchDone answers the calls of a durable batch, or decides them again.
 func (g *grain) batchDone(ctx actor.Context, d *appendDone) {
-	g.inflight, g.inflightBatch = false, nil
+	pl := g.pipe()
+	pl.inflight, pl.inflightBatch = false, nil
 	if d.err == nil && d.res.FirstRevision == d.want {
 		g.rev, g.exists = d.res.LastRevision, true
 		rev := d.res.FirstRevision
@@ -157,7 +187,7 @@ func (g *grain) batchDone(ctx actor.Context, d *appendDone) {
 	} else {
 		g.redo(ctx, d)
 	}
-	if len(g.next) > 0 {
+	if len(pl.next) > 0 {
 		g.flush(ctx)
 		return
 	}
@@ -172,8 +202,9 @@ func (g *grain) batchDone(ctx actor.Context, d *appendDone) {
 // batch's own calls; a conflict (another activation wrote) or a duplicate
 // (a call was already recorded) decides them again.
 func (g *grain) redo(ctx actor.Context, d *appendDone) {
-	again := append(d.batch, g.next...)
-	g.next = nil
+	pl := g.pipe()
+	again := append(d.batch, pl.next...)
+	pl.next = nil
 	if err := g.load(); err != nil {
 		g.loadErr = err
 		for _, p := range again {
@@ -212,16 +243,16 @@ func (g *grain) redo(ctx actor.Context, d *appendDone) {
 			}
 			continue
 		}
-		g.next = append(g.next, p)
+		pl.next = append(pl.next, p)
 	}
 }
 
 // drain handles the messages that waited while batches were pending, in
 // the order they came, until one of them starts a batch again.
 func (g *grain) drain(ctx actor.Context) {
-	for len(g.queue) > 0 && !g.busy() {
-		q := g.queue[0]
-		g.queue = g.queue[1:]
+	for g.p != nil && len(g.p.queue) > 0 && !g.busy() {
+		q := g.p.queue[0]
+		g.p.queue = g.p.queue[1:]
 		if m, ok := q.msg.(*Admit); ok {
 			g.admitAsync(ctx, q.sender, m)
 			continue
@@ -229,6 +260,7 @@ func (g *grain) drain(ctx actor.Context) {
 		reply, err := g.handleSync(q.msg)
 		g.send(ctx, q.sender, reply, err)
 	}
+	g.settle()
 }
 
 // send answers sender; replies and failures are packed like Respond's.

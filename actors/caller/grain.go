@@ -100,12 +100,9 @@ type grain struct {
 	sinceSnap int
 	loadErr   error
 
-	// The Admit pipeline (batch.go): a batch whose append is in flight,
-	// the calls decided on top of it, and messages waiting their turn.
-	inflight      bool
-	inflightBatch []*pendingAdmit
-	next          []*pendingAdmit
-	queue         []queued
+	// p is the Admit pipeline (batch.go) while calls are pending; nil
+	// when the grain is idle, so an idle grain does not carry it.
+	p *pipeline
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -137,7 +134,7 @@ func (g *grain) Receive(ctx actor.Context) {
 }
 
 func (g *grain) passivate(ctx actor.Context) {
-	if g.busy() || len(g.queue) > 0 {
+	if g.p != nil {
 		return // not idle after all: calls are pending
 	}
 	if g.sinceSnap > 0 && g.d.SnapshotEvery > 0 {
@@ -161,8 +158,8 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 	}
 	switch m := msg.(type) {
 	case *Admit:
-		if len(g.queue) > 0 {
-			g.queue = append(g.queue, queued{ctx.Sender(), m}) // keep arrival order
+		if g.p != nil && len(g.p.queue) > 0 {
+			g.p.queue = append(g.p.queue, queued{ctx.Sender(), m}) // keep arrival order
 			return
 		}
 		g.admitAsync(ctx, ctx.Sender(), m)
@@ -173,8 +170,8 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 		g.respond(ctx, Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}, nil)
 		return
 	}
-	if g.busy() || len(g.queue) > 0 {
-		g.queue = append(g.queue, queued{ctx.Sender(), msg})
+	if g.p != nil {
+		g.p.queue = append(g.p.queue, queued{ctx.Sender(), msg})
 		return
 	}
 	reply, err := g.handleSync(msg)
