@@ -72,7 +72,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: GUARD_ADMIN_LISTEN %q is not host:port: %v", ErrConfig, c.Listen, err)
 	}
 	switch {
-	case c.Token == "" && !isLoopback(host):
+	case c.Token == "" && !IsLoopback(host):
 		return fmt.Errorf("%w: refusing to listen on %s, beyond loopback, without a token: set GUARD_ADMIN_TOKEN (or listen on 127.0.0.1)", ErrConfig, c.Listen)
 	case c.Token == "":
 		return fmt.Errorf("%w: GUARD_ADMIN_TOKEN is empty: the admin API requires a bearer token even on loopback, since any local process or a web page in a local browser can reach %s", ErrConfig, c.Listen)
@@ -86,10 +86,10 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// isLoopback reports whether a listen host keeps the API on this machine.
+// IsLoopback reports whether a listen host keeps the API on this machine.
 // Names other than "localhost" are not resolved: what they resolve to can
 // change, and a refusal to start is cheaper than an exposed API.
-func isLoopback(host string) bool {
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -259,7 +259,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	tls := s.cfg.TLSCert != ""
 	addr := ln.Addr().String()
-	if host, _, err := net.SplitHostPort(addr); err == nil && !isLoopback(host) && !tls {
+	if host, _, err := net.SplitHostPort(addr); err == nil && !IsLoopback(host) && !tls {
 		s.d.Logger.Warn("admin API listens beyond loopback over plain HTTP: the bearer token crosses the network in clear; set GUARD_ADMIN_TLS_CERT/KEY or terminate TLS in front", "addr", addr)
 	}
 	s.d.Logger.Info("admin API listening", "addr", addr, "tls", tls)

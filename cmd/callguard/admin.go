@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +60,7 @@ func adminToken(cfg Config, create bool) (token, source string, err error) {
 // API is listening, or with the reason it cannot.
 func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide) (<-chan error, error) {
 	acfg := cfg.Admin
-	if host, _, err := net.SplitHostPort(acfg.Listen); err == nil && isLoopbackHost(host) {
+	if host, _, err := net.SplitHostPort(acfg.Listen); err == nil && adminapi.IsLoopback(host) {
 		// On loopback a missing token is drawn and kept for the local CLI;
 		// beyond loopback the operator must choose one (adminapi refuses).
 		token, source, err := adminToken(cfg, true)
@@ -100,13 +99,6 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 	return done, nil
 }
 
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
 
 // policyWith applies replay settings (flag name to value) to base.
 func policyWith(base policy.Config, settings map[string]string) (policy.Config, error) {
