@@ -99,7 +99,6 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 	return done, nil
 }
 
-
 // policyWith applies replay settings (flag name to value) to base.
 func policyWith(base policy.Config, settings map[string]string) (policy.Config, error) {
 	fs := newPolicyFlagSet(&base)
