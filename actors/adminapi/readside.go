@@ -217,21 +217,7 @@ func (s *Server) blacklist(w http.ResponseWriter, r *http.Request) {
 	if v.failed(w, r) {
 		return
 	}
-	csv := wantsCSV(r)
-	if csv {
-		// An export: everything the filters match, whatever the paging.
-		lq.After, lq.Limit = "", lists.Unlimited
-	}
-	page, err := s.d.Lists.Blacklist(r.Context(), lq)
-	if err != nil {
-		s.readFail(w, r, fmt.Errorf("blacklist: %w", err))
-		return
-	}
-	if csv {
-		s.writeCSV(w, r, "blacklist.csv", func(out io.Writer) error { return lists.WriteBlacklistCSV(out, page.Items) })
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, page)
+	serveList(s, w, r, lq, "blacklist", s.d.Lists.Blacklist, lists.WriteBlacklistCSV)
 }
 
 func (s *Server) whitelistList(w http.ResponseWriter, r *http.Request) {
@@ -243,17 +229,25 @@ func (s *Server) whitelistList(w http.ResponseWriter, r *http.Request) {
 	if v.failed(w, r) {
 		return
 	}
+	serveList(s, w, r, lq, "whitelist", s.d.Lists.Whitelist, lists.WriteWhitelistCSV)
+}
+
+// serveList answers a list query with a page as JSON or, when the client
+// asks for CSV, with every entry the filters match (an export ignores
+// paging).
+func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, lq lists.Query, name string,
+	fetch func(context.Context, lists.Query) (lists.Page[T], error), writeCSV func(io.Writer, []T) error) {
 	csv := wantsCSV(r)
 	if csv {
 		lq.After, lq.Limit = "", lists.Unlimited
 	}
-	page, err := s.d.Lists.Whitelist(r.Context(), lq)
+	page, err := fetch(r.Context(), lq)
 	if err != nil {
-		s.readFail(w, r, fmt.Errorf("whitelist: %w", err))
+		s.readFail(w, r, fmt.Errorf("%s: %w", name, err))
 		return
 	}
 	if csv {
-		s.writeCSV(w, r, "whitelist.csv", func(out io.Writer) error { return lists.WriteWhitelistCSV(out, page.Items) })
+		s.writeCSV(w, r, name+".csv", func(out io.Writer) error { return writeCSV(out, page.Items) })
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, page)
