@@ -32,8 +32,7 @@ const bucketCallers = "callers"
 // Projection keeps the profiles. It is immutable and safe for concurrent
 // use.
 type Projection struct {
-	reg *events.Registry
-	loc *time.Location
+	rm.Zoned
 }
 
 var _ runner.Projection = (*Projection)(nil)
@@ -41,17 +40,14 @@ var _ runner.Projection = (*Projection)(nil)
 // NewProjection returns the profiles projection, counting days in loc
 // (nil: UTC).
 func NewProjection(loc *time.Location) *Projection {
-	if loc == nil {
-		loc = time.UTC
-	}
-	return &Projection{reg: schema.NewRegistry(), loc: loc}
+	return &Projection{rm.NewZoned(loc)}
 }
 
 // Name implements runner.Projection.
 func (p *Projection) Name() string { return Name }
 
 // Version implements runner.Projection.
-func (p *Projection) Version() string { return version + " tz=" + rm.ZoneVersion(p.loc) }
+func (p *Projection) Version() string { return p.Zoned.Version(version) }
 
 // Begin implements runner.Projection.
 func (p *Projection) Begin(root *bolt.Bucket) runner.Batch {
@@ -97,7 +93,7 @@ func (b *batch) Apply(ev events.Event) error {
 		}
 		b.cache[key] = c
 	}
-	if next, changed := Fold(c.r, pl, b.p.loc); changed {
+	if next, changed := Fold(c.r, pl, b.p.Loc); changed {
 		c.r, c.dirty = next, true
 	}
 	return nil
@@ -108,10 +104,10 @@ func (b *batch) Apply(ev events.Event) error {
 // uses.
 func (b *batch) decode(ev events.Event) (schema.Payload, error) {
 	if ev.Type != schema.TypeCallReceived {
-		return rm.Decode(b.p.reg, ev)
+		return rm.Decode(b.p.Reg, ev)
 	}
 	var e schema.CallReceived
-	err := rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err := rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		switch string(name) {
 		case "callId":
 			e.CallID, err = rm.String(v)

@@ -44,8 +44,7 @@ const (
 // Projection keeps the reports. It is immutable and safe for concurrent
 // use.
 type Projection struct {
-	reg *events.Registry
-	loc *time.Location
+	rm.Zoned
 }
 
 var _ runner.Projection = (*Projection)(nil)
@@ -53,17 +52,14 @@ var _ runner.Projection = (*Projection)(nil)
 // NewProjection returns the reports projection, counting days and hours
 // in loc (nil: UTC).
 func NewProjection(loc *time.Location) *Projection {
-	if loc == nil {
-		loc = time.UTC
-	}
-	return &Projection{reg: schema.NewRegistry(), loc: loc}
+	return &Projection{rm.NewZoned(loc)}
 }
 
 // Name implements runner.Projection.
 func (p *Projection) Name() string { return Name }
 
 // Version implements runner.Projection.
-func (p *Projection) Version() string { return version + " tz=" + rm.ZoneVersion(p.loc) }
+func (p *Projection) Version() string { return p.Zoned.Version(version) }
 
 // Begin implements runner.Projection.
 func (p *Projection) Begin(root *bolt.Bucket) runner.Batch {
@@ -147,7 +143,7 @@ type (
 // rm.Members for why not encoding/json); the JSON names are schema's.
 
 func (b *batch) received(ev events.Event) (e receivedSubset, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		switch string(name) {
 		case "callId":
 			e.CallID, err = rm.String(v)
@@ -164,7 +160,7 @@ func (b *batch) received(ev events.Event) (e receivedSubset, err error) {
 }
 
 func (b *batch) outcome(ev events.Event) (e outcomeSubset, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		switch string(name) {
 		case "callId":
 			e.CallID, err = rm.String(v)
@@ -179,7 +175,7 @@ func (b *batch) outcome(ev events.Event) (e outcomeSubset, err error) {
 }
 
 func (b *batch) at(ev events.Event) (at time.Time, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		if string(name) == "at" {
 			at, err = rm.Time(v)
 		}
@@ -189,7 +185,7 @@ func (b *batch) at(ev events.Event) (at time.Time, err error) {
 }
 
 func (b *batch) started(ev events.Event) (e startedSubset, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		switch string(name) {
 		case "caller":
 			e.Caller, err = rm.String(v)
@@ -204,7 +200,7 @@ func (b *batch) started(ev events.Event) (e startedSubset, err error) {
 }
 
 func (b *batch) decided(ev events.Event) (e decidedSubset, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		switch string(name) {
 		case "verdict":
 			e.Verdict, err = str[schema.Verdict](v)
@@ -220,7 +216,7 @@ func (b *batch) decided(ev events.Event) (e decidedSubset, err error) {
 
 // member reads one string member of a payload.
 func (b *batch) member(ev events.Event, member string) (s string, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		if string(name) == member {
 			s, err = rm.String(v)
 		}
@@ -230,7 +226,7 @@ func (b *batch) member(ev events.Event, member string) (s string, err error) {
 }
 
 func (b *batch) ended(ev events.Event) (e endedSubset, err error) {
-	err = rm.Members(b.p.reg, ev, func(name, v []byte) (err error) {
+	err = rm.Members(b.p.Reg, ev, func(name, v []byte) (err error) {
 		switch string(name) {
 		case "answeredAt":
 			var t time.Time
@@ -276,7 +272,7 @@ func (b *batch) applyCaller(ev events.Event, key string) error {
 		if err != nil {
 			return err
 		}
-		day, hour := rm.Day(e.At, b.p.loc), rm.Hour(e.At, b.p.loc)
+		day, hour := rm.Day(e.At, b.p.Loc), rm.Hour(e.At, b.p.Loc)
 		dk, ck := dayKey(day, e.Callee), dayKey(day, key)
 		c, err := b.days.get(dk)
 		if err != nil {
@@ -305,7 +301,7 @@ func (b *batch) applyCaller(ev events.Event, key string) error {
 		if !found {
 			// An outcome without a challenged call before it: count it
 			// on its own day, for no callee, rather than lose it.
-			call = Call{Day: rm.Day(e.At, b.p.loc)}
+			call = Call{Day: rm.Day(e.At, b.p.Loc)}
 		}
 		b.outcomes.remove(ok)
 		dk, ck := dayKey(call.Day, call.Callee), dayKey(call.Day, key)
@@ -325,7 +321,7 @@ func (b *batch) applyCaller(ev events.Event, key string) error {
 		if err != nil {
 			return err
 		}
-		ck := dayKey(rm.Day(at, b.p.loc), key)
+		ck := dayKey(rm.Day(at, b.p.Loc), key)
 		cc, err := b.callers.get(ck)
 		if err != nil {
 			return err
@@ -344,7 +340,7 @@ func (b *batch) applyCall(ev events.Event, id string) error {
 		if err != nil {
 			return err
 		}
-		b.calls.put(id, Call{Day: rm.Day(e.At, b.p.loc), Hour: rm.Hour(e.At, b.p.loc), Callee: e.Callee, Caller: e.Caller})
+		b.calls.put(id, Call{Day: rm.Day(e.At, b.p.Loc), Hour: rm.Hour(e.At, b.p.Loc), Callee: e.Callee, Caller: e.Caller})
 	case schema.TypeCallDecided:
 		e, err := b.decided(ev)
 		if err != nil {

@@ -91,3 +91,22 @@ func ZoneVersion(loc *time.Location) string {
 	_, jul := time.Date(2026, 7, 15, 12, 0, 0, 0, loc).Zone()
 	return fmt.Sprintf("%s%+d%+d", loc.String(), jan, jul)
 }
+
+// Zoned is what every projection that counts days shares: the registry it
+// decodes payloads with and the time zone its days are in. The zone is
+// part of its version, so changing it rebuilds the projection.
+type Zoned struct {
+	Reg *events.Registry
+	Loc *time.Location
+}
+
+// NewZoned returns a Zoned for loc (nil: UTC).
+func NewZoned(loc *time.Location) Zoned {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return Zoned{Reg: schema.NewRegistry(), Loc: loc}
+}
+
+// Version returns the projection version v with the zone appended.
+func (z Zoned) Version(v string) string { return v + " tz=" + ZoneVersion(z.Loc) }
