@@ -138,22 +138,27 @@ func callerKey(cfg Config, number string) (string, error) {
 // open in one process only; when a guard is serving on it, the same work
 // is asked of that guard over its admin API instead.
 func withStore[T any](ctx context.Context, cfg Config, stderr io.Writer, direct func(events.Store) (T, error), viaAPI func(*adminClient) (T, error)) (T, error) {
-	var zero T
-	quiet := newLogger(io.Discard, cfg)
-	store, err := openStore(ctx, cfg, quiet)
+	store, err := openStore(ctx, cfg, newLogger(io.Discard, cfg))
 	if errors.Is(err, events.ErrLocked) {
-		fmt.Fprintf(stderr, "callguard: a guard is serving on %s; asking it over its admin API\n", cfg.DataDir)
-		c, cerr := newAdminClient(cfg)
-		if cerr != nil {
-			return zero, cerr
-		}
-		return viaAPI(c)
+		return askGuard(cfg, stderr, viaAPI)
 	}
 	if err != nil {
+		var zero T
 		return zero, err
 	}
 	defer store.Close()
 	return direct(store)
+}
+
+// askGuard does the work through the running guard's admin API.
+func askGuard[T any](cfg Config, stderr io.Writer, viaAPI func(*adminClient) (T, error)) (T, error) {
+	fmt.Fprintf(stderr, "callguard: a guard is serving on %s; asking it over its admin API\n", cfg.DataDir)
+	c, err := newAdminClient(cfg)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return viaAPI(c)
 }
 
 // newPolicyFlagSet returns a flag set with a flag for every policy

@@ -25,39 +25,26 @@ import (
 // guard holds the data directory (opening them catches them up with the
 // log first), else through the running guard's admin API.
 func withReadSide[T any](ctx context.Context, cfg Config, stderr io.Writer, direct func(*readside.ReadSide) (T, error), viaAPI func(*adminClient) (T, error)) (T, error) {
-	var zero T
-	api := func() (T, error) {
-		fmt.Fprintf(stderr, "callguard: a guard is serving on %s; asking it over its admin API\n", cfg.DataDir)
-		c, err := newAdminClient(cfg)
+	return withStore(ctx, cfg, stderr, func(store events.Store) (T, error) {
+		var zero T
+		rs, err := openReadSide(ctx, cfg, store, nil, newLogger(io.Discard, cfg))
+		if errors.Is(err, runner.ErrLocked) {
+			// With EventStoreDB the store is shared; the projection files
+			// are what a running guard holds.
+			return askGuard(cfg, stderr, viaAPI)
+		}
 		if err != nil {
 			return zero, err
 		}
-		return viaAPI(c)
-	}
-	quiet := newLogger(io.Discard, cfg)
-	store, err := openStore(ctx, cfg, quiet)
-	if errors.Is(err, events.ErrLocked) {
-		return api()
-	}
-	if err != nil {
-		return zero, err
-	}
-	defer store.Close()
-	rs, err := openReadSide(ctx, cfg, store, nil, quiet)
-	if errors.Is(err, runner.ErrLocked) {
-		return api()
-	}
-	if err != nil {
-		return zero, err
-	}
-	defer rs.Close()
-	if err := rs.Start(ctx); err != nil {
-		return zero, err
-	}
-	if err := rs.Runner.CatchUp(ctx); err != nil {
-		return zero, fmt.Errorf("catch the projections up: %w", err)
-	}
-	return direct(rs)
+		defer rs.Close()
+		if err := rs.Start(ctx); err != nil {
+			return zero, err
+		}
+		if err := rs.Runner.CatchUp(ctx); err != nil {
+			return zero, fmt.Errorf("catch the projections up: %w", err)
+		}
+		return direct(rs)
+	}, viaAPI)
 }
 
 func newReadFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *string) {
