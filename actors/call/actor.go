@@ -3,7 +3,6 @@ package call
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -13,51 +12,7 @@ import (
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/metrics"
 )
-
-// Spawner starts call actors that share one node's dependencies and
-// configuration, both checked once. It is safe for concurrent use.
-type Spawner struct {
-	d   *Deps
-	cfg Config
-}
-
-// NewSpawner checks deps and cfg and fills their defaults.
-func NewSpawner(deps Deps, cfg Config) (*Spawner, error) {
-	if err := deps.validate(); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("call: config: %w", err)
-	}
-	deps.defaults()
-	cfg.defaults()
-	return &Spawner{d: &deps, cfg: cfg}, nil
-}
-
-// Counters are the counters of every call this Spawner started.
-func (sp *Spawner) Counters() *Counters { return sp.d.Counters }
-
-// Wait returns once every actor, outcome report and call stream writer
-// has finished, or with ctx's error.
-func (sp *Spawner) Wait(ctx context.Context) error { return sp.d.Tracker.Wait(ctx) }
-
-// Spawn starts the actor of one call on system. The SIP side sends the
-// call's facts to the returned PID (system.Root.Send) and receives the
-// actor's orders through fx.
-func (sp *Spawner) Spawn(system *actor.ActorSystem, setup Setup, fx Effects) (*actor.PID, error) {
-	if setup.ID == "" {
-		return nil, errors.New("call: setup has no call ID")
-	}
-	a := &callActor{d: sp.d, cfg: sp.cfg, setup: setup, fx: fx}
-	a.log = sp.d.Logger.With("call", setup.ID, "caller", setup.Caller.Key)
-	props := actor.PropsFromProducer(func() actor.Actor { return a })
-	sp.d.Tracker.add()
-	sp.d.Counters.Started.Add(1)
-	sp.d.Counters.Active.Add(1)
-	return system.Root.Spawn(props), nil
-}
 
 // phase is where a call is in its life.
 type phase uint8
@@ -131,7 +86,7 @@ func (a *callActor) Receive(ctx actor.Context) {
 		if a.phase == challenging {
 			if !a.gauged {
 				a.gauged = true
-				a.d.Metrics.ChallengeStarted()
+				a.d.Observer.ChallengeStarted()
 			}
 			a.w.add(schema.ChallengeStarted{CallID: a.setup.ID, Digits: len(a.code), Codec: m.Codec, TelephoneEvent: m.TelephoneEvent, At: schema.UTC(m.At)})
 		}
@@ -198,10 +153,10 @@ func (a *callActor) onVerdict(ctx actor.Context, m verdictResult) {
 		}
 		dec.StoreDown, dec.Error, dec.Action = true, m.err.Error(), a.action
 		a.d.Counters.StoreDown.Add(1)
-		a.d.Metrics.ObserveDecision(metrics.VerdictStoreDown, m.took)
+		a.d.Observer.Undecided(m.took)
 		a.log.Warn("no verdict; store-down policy applies", "policy", a.action, "err", m.err)
 	} else {
-		a.d.Metrics.ObserveDecision(string(m.v.Verdict), m.took)
+		a.d.Observer.Decided(m.v.Verdict, m.took)
 		a.verdict = m.v
 		a.action = m.v.Verdict
 		if a.cfg.Mode == schema.Observe {
@@ -373,7 +328,7 @@ func (a *callActor) challengeEnded(o schema.Outcome, cause string) {
 	}
 	a.outcome = o
 	if a.gauged {
-		a.d.Metrics.ChallengeEnded()
+		a.d.Observer.ChallengeEnded()
 	}
 	switch o {
 	case schema.Passed:

@@ -13,7 +13,6 @@ import (
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/metrics"
 )
 
 // Callers reaches the caller grains. *caller.Client satisfies it.
@@ -87,6 +86,26 @@ func (c *Config) defaults() {
 	}
 }
 
+// Observer is told what the node's calls do, for metrics. Its methods
+// must not block.
+type Observer interface {
+	// Decided: the grain decided a call with v; took is how long the call
+	// waited for it.
+	Decided(v schema.Verdict, took time.Duration)
+	// Undecided: the grain could not decide; the store-down policy applies.
+	Undecided(took time.Duration)
+	// ChallengeStarted and ChallengeEnded bracket a challenge in progress.
+	ChallengeStarted()
+	ChallengeEnded()
+}
+
+type noObserver struct{}
+
+func (noObserver) Decided(schema.Verdict, time.Duration) {}
+func (noObserver) Undecided(time.Duration)               {}
+func (noObserver) ChallengeStarted()                     {}
+func (noObserver) ChallengeEnded()                       {}
+
 // Deps is what every call actor of a node shares.
 type Deps struct {
 	Callers Callers
@@ -107,9 +126,9 @@ type Deps struct {
 	// Tracker counts actors, outcome reports and stream writers still at
 	// work, so that a node can drain them on shutdown; nil allocates one.
 	Tracker *Tracker
-	// Metrics receives decision latencies and challenge counts; nil is
+	// Observer receives decision latencies and challenge counts; nil is
 	// fine.
-	Metrics *metrics.Metrics
+	Observer Observer
 }
 
 func (d *Deps) validate() error {
@@ -139,6 +158,9 @@ func (d *Deps) defaults() {
 	}
 	if d.Tracker == nil {
 		d.Tracker = &Tracker{}
+	}
+	if d.Observer == nil {
+		d.Observer = noObserver{}
 	}
 }
 

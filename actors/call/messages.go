@@ -3,7 +3,7 @@ package call
 import (
 	"time"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 

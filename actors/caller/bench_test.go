@@ -13,9 +13,9 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 

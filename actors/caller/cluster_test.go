@@ -18,7 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 )
 
 func TestTwoMembersRouteANumberToOneActivation(t *testing.T) {

@@ -26,7 +26,6 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/metrics"
 )
 
 // KindName is the cluster kind of caller grains.
@@ -51,8 +50,8 @@ type Deps struct {
 	// MaxConflictRetries bounds reload-and-retry after revision conflicts.
 	MaxConflictRetries int
 	Logger             *slog.Logger
-	// Metrics counts active grains; nil is fine.
-	Metrics *metrics.Metrics
+	// Observer counts active grains; nil is fine.
+	Observer Observer
 }
 
 func (d *Deps) defaults() {
@@ -73,7 +72,22 @@ func (d *Deps) defaults() {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
+	if d.Observer == nil {
+		d.Observer = noObserver{}
+	}
 }
+
+// Observer is told when grains come into and leave this node's memory,
+// for metrics. Its methods must not block.
+type Observer interface {
+	GrainActivated()
+	GrainPassivated()
+}
+
+type noObserver struct{}
+
+func (noObserver) GrainActivated()  {}
+func (noObserver) GrainPassivated() {}
 
 // NewKind returns the cluster kind that activates caller grains with deps.
 func NewKind(deps Deps) *cluster.Kind {
@@ -108,7 +122,7 @@ type grain struct {
 func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *cluster.ClusterInit:
-		g.d.Metrics.GrainActivated()
+		g.d.Observer.GrainActivated()
 		g.key = msg.Identity.Identity
 		g.stream = schema.CallerStream(g.key)
 		if err := g.load(); err != nil {
@@ -124,7 +138,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.passivate(ctx)
 	case *actor.Stopped:
 		if g.key != "" {
-			g.d.Metrics.GrainPassivated()
+			g.d.Observer.GrainPassivated()
 		}
 	case *anypb.Any:
 		g.handle(ctx, msg)

@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 

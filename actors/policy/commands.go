@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -79,8 +79,8 @@ func (p *Policy) Unwhitelist(st *State, key string, cmd Command, now time.Time) 
 // Unblock or cmd.Until; the rules neither raise, extend nor expire it. A
 // whitelisted caller gives ErrWhitelisted.
 func (p *Policy) Block(st *State, key string, cmd Command, now time.Time) ([]schema.Record, error) {
-	if cmd.Level < MinLevel || cmd.Level > MaxLevel {
-		return nil, fmt.Errorf("policy: block %s: %w: level %d, want %d to %d (1-5 challenge, 6-9 reject)", key, ErrInvalid, cmd.Level, MinLevel, MaxLevel)
+	if cmd.Level < schema.MinLevel || cmd.Level > schema.MaxLevel {
+		return nil, fmt.Errorf("policy: block %s: %w: level %d, want %d to %d (1-5 challenge, 6-9 reject)", key, ErrInvalid, cmd.Level, schema.MinLevel, schema.MaxLevel)
 	}
 	at, err := p.checkCommand("block", st, key, cmd, now, true)
 	if err != nil {

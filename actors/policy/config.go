@@ -129,14 +129,14 @@ func (c Config) Validate() error {
 		return bad("limit-day is %d, want 0 (off) or more", c.LimitDay)
 	case c.LimitHour > 0 && c.LimitDay > 0 && c.LimitDay < c.LimitHour:
 		return bad("limit-day (%d) must be at least limit-hour (%d), or the hourly limit can never fire", c.LimitDay, c.LimitHour)
-	case c.LimitLevel < MinLevel || c.LimitLevel > MaxLevel:
-		return bad("limit-level is %d, want %d to %d", c.LimitLevel, MinLevel, MaxLevel)
+	case c.LimitLevel < schema.MinLevel || c.LimitLevel > schema.MaxLevel:
+		return bad("limit-level is %d, want %d to %d", c.LimitLevel, schema.MinLevel, schema.MaxLevel)
 	case c.BlockFor <= 0:
 		return bad("block-for is %v, want a positive duration", c.BlockFor)
 	case c.EscalateAfter < 0 || c.EscalateAfter > MaxEscalateAfter:
 		return bad("escalate-after is %d, want 0 (off) to %d", c.EscalateAfter, MaxEscalateAfter)
-	case c.EscalateAfter > 0 && (c.EscalationLevel < MinLevel || c.EscalationLevel > MaxLevel):
-		return bad("escalation-level is %d, want %d to %d", c.EscalationLevel, MinLevel, MaxLevel)
+	case c.EscalateAfter > 0 && (c.EscalationLevel < schema.MinLevel || c.EscalationLevel > schema.MaxLevel):
+		return bad("escalation-level is %d, want %d to %d", c.EscalationLevel, schema.MinLevel, schema.MaxLevel)
 	case c.EscalateAfter > 0 && c.EscalationLevel <= c.LimitLevel:
 		return bad("escalation-level (%d) must be above limit-level (%d), or escalation raises nothing", c.EscalationLevel, c.LimitLevel)
 	case c.VerifiedFor < 0:

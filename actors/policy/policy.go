@@ -43,7 +43,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -145,7 +145,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	case key == phone.AnonymousKey:
 		// An admin blocked the anonymous key: the block decides, without
 		// verification (one caller's pass must not let the others through).
-		d.Verdict, d.Level, d.Rule, d.Reason = LevelVerdict(v.level), v.level, v.rule, blockReason(v)
+		d.Verdict, d.Level, d.Rule, d.Reason = schema.LevelVerdict(v.level), v.level, v.rule, blockReason(v)
 	default:
 		rule, limit, count := p.offence(hour, day)
 		switch {
@@ -167,7 +167,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			v.until = at + int64(p.cfg.BlockFor)
 			ev.BlockUntil = tmPtr(v.until)
 		}
-		d.Level, d.Verdict, d.Rule = v.level, LevelVerdict(v.level), v.rule
+		d.Level, d.Verdict, d.Rule = v.level, schema.LevelVerdict(v.level), v.rule
 		switch {
 		case d.Verdict == schema.Pass:
 			d.Level, d.Rule = 0, ""

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -102,8 +102,8 @@ func TestValidateWrapsErrConfig(t *testing.T) {
 func TestLevelVerdict(t *testing.T) {
 	want := map[int]schema.Verdict{-1: schema.Pass, 0: schema.Pass, 1: schema.Challenge, 5: schema.Challenge, 6: schema.Reject, 9: schema.Reject, 10: schema.Reject}
 	for level, v := range want {
-		if got := LevelVerdict(level); got != v {
-			t.Errorf("LevelVerdict(%d) = %s, want %s", level, got, v)
+		if got := schema.LevelVerdict(level); got != v {
+			t.Errorf("schema.LevelVerdict(%d) = %s, want %s", level, got, v)
 		}
 	}
 }
@@ -111,7 +111,7 @@ func TestLevelVerdict(t *testing.T) {
 // TestManualLevels checks every level an admin can set, through Decide.
 func TestManualLevels(t *testing.T) {
 	p := mustPolicy(t, nil)
-	for level := MinLevel; level <= MaxLevel; level++ {
+	for level := schema.MinLevel; level <= schema.MaxLevel; level++ {
 		var st State
 		recs, err := p.Block(&st, "+79990001122", Command{ID: "b", By: "bob", Why: "test", Level: level}, t0)
 		if err != nil {
@@ -122,7 +122,7 @@ func TestManualLevels(t *testing.T) {
 		}
 		d := decideApply(t, p, &st, "+79990001122", "c", t0.Add(time.Minute))
 		want := schema.Challenge
-		if level >= HardMin {
+		if level >= schema.HardMin {
 			want = schema.Reject
 		}
 		if d.Verdict != want || d.Level != level || d.Rule != schema.RuleManual {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 

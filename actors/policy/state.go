@@ -9,28 +9,6 @@ import (
 	"github.com/callguard/callguard/events/schema"
 )
 
-// Levels of a block: 0 none, MinLevel..SoftMax challenge, HardMin..MaxLevel
-// reject. These are the seed's levels.
-const (
-	MinLevel = 1
-	SoftMax  = 5
-	HardMin  = 6
-	MaxLevel = 9
-)
-
-// LevelVerdict returns the verdict a block level calls for when nothing
-// else (whitelist, verification) applies.
-func LevelVerdict(level int) schema.Verdict {
-	switch {
-	case level <= 0:
-		return schema.Pass
-	case level < HardMin:
-		return schema.Challenge
-	default:
-		return schema.Reject
-	}
-}
-
 // Snapshot naming of State, for events.Snapshot.Type and Version. Bump the
 // version when State's JSON changes shape; an older snapshot is then
 // ignored and the state rebuilt from the stream.

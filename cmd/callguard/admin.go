@@ -15,11 +15,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/policy"
-	"github.com/callguard/callguard/projections/audit"
+	"github.com/callguard/callguard/actors/policy/audit"
+	"github.com/callguard/callguard/actors/policy/replay"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/projections/readside"
-	"github.com/callguard/callguard/projections/replay"
 )
 
 // tokenFile is where a guard started without GUARD_ADMIN_TOKEN keeps the
@@ -83,7 +84,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			}
 			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()))
 		}),
-		Lists: rs.Lists, Import: rs.Importer, Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
+		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Logger: g.log.With("component", "admin"),
 	})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callguard/callguard/actors/adminapi"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 )
 
 // adminFlags are the flags every admin command shares.

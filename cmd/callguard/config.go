@@ -14,8 +14,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/projections/reports"
 	sipguard "github.com/callguard/callguard/sip/guard"
 )

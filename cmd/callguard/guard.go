@@ -12,9 +12,9 @@ import (
 
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/metrics"
 	"github.com/callguard/callguard/projections/readside"
@@ -53,7 +53,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	kind := caller.NewKind(caller.Deps{
 		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
 		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle,
-		Logger: log.With("component", "caller"), Metrics: m,
+		Logger: log.With("component", "caller"), Observer: m,
 	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen,
@@ -69,7 +69,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	}
 	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
 		Callers: g.callers, Store: store, Numbers: numbers, Clock: time.Now, Rand: rand.Reader,
-		Logger: log, ActorSystem: n.System, Node: cfg.NodeName, Metrics: m,
+		Logger: log, ActorSystem: n.System, Node: cfg.NodeName, Observer: m, Calls: m,
 	})
 	if err != nil {
 		g.stop()
@@ -93,14 +93,11 @@ func (g *guard) serveSIP(ctx context.Context) (<-chan error, error) {
 
 // openReadSide opens the projections in the data directory; rebuilds of
 // stale ones and catching up happen once it is started.
-func openReadSide(ctx context.Context, cfg Config, store events.Store, g *guard, log *slog.Logger) (*readside.ReadSide, error) {
+func openReadSide(ctx context.Context, cfg Config, store events.Store, log *slog.Logger) (*readside.ReadSide, error) {
 	rcfg := readside.Config{
 		Dir: cfg.DataDir, Store: store, Clock: time.Now, Logger: log.With("component", "projections"),
 		Reports: cfg.reportsConfig(),
 		Runner:  runner.Options{BatchSize: cfg.ProjectionBatch, SequentialPositions: cfg.EventStoreURL == ""},
-	}
-	if g != nil {
-		rcfg.Commands, rcfg.Numbers = g.callers, g.numbers
 	}
 	rs, err := readside.Open(ctx, rcfg)
 	if err != nil {

@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/policy/audit"
+	"github.com/callguard/callguard/actors/policy/replay"
 	"github.com/callguard/callguard/events"
-	"github.com/callguard/callguard/projections/audit"
-	"github.com/callguard/callguard/projections/replay"
+	"github.com/callguard/callguard/events/phone"
 )
 
 // runAudit prints a caller's whole history as a timeline: every call with

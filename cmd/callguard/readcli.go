@@ -11,10 +11,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
-	"github.com/callguard/callguard/projections/lists/importer"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/readside"
 	"github.com/callguard/callguard/projections/reports"
@@ -27,7 +27,7 @@ import (
 func withReadSide[T any](ctx context.Context, cfg Config, stderr io.Writer, direct func(*readside.ReadSide) (T, error), viaAPI func(*adminClient) (T, error)) (T, error) {
 	return withStore(ctx, cfg, stderr, func(store events.Store) (T, error) {
 		var zero T
-		rs, err := openReadSide(ctx, cfg, store, nil, newLogger(io.Discard, cfg))
+		rs, err := openReadSide(ctx, cfg, store, newLogger(io.Discard, cfg))
 		if errors.Is(err, runner.ErrLocked) {
 			// With EventStoreDB the store is shared; the projection files
 			// are what a running guard holds.

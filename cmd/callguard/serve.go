@@ -33,7 +33,7 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	if err != nil {
 		return fmt.Errorf("read head of the event log: %w", err)
 	}
-	rs, err := openReadSide(ctx, cfg, g.store, g, log)
+	rs, err := openReadSide(ctx, cfg, g.store, log)
 	if err != nil {
 		return err
 	}

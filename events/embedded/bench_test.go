@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
+
+	"github.com/callguard/callguard/events"
 )
 
 // benchEvent is a payload of realistic size (about 150 bytes of JSON).

@@ -7,8 +7,9 @@ import (
 	"math"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
+
+	"github.com/callguard/callguard/events"
 )
 
 // The log keeps the envelope in a compact binary form rather than JSON: a

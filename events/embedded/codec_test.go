@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
+
+	"github.com/callguard/callguard/events"
 )
 
 func TestEventCodecRoundTrip(t *testing.T) {

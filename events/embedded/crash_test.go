@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/callguard/callguard/events"
 )
 
 const crashDirEnv = "EMBEDDED_CRASH_CHILD_DIR"

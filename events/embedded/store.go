@@ -30,10 +30,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/callguard/callguard/events"
 )
 
 // FileName is the database file inside the data directory.

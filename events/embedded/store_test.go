@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
+
+	"github.com/callguard/callguard/events"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -7,9 +7,10 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/callguard/callguard/events"
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/callguard/callguard/events"
 )
 
 // request is one Append or SaveSnapshot handed to the writer.

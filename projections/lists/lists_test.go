@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/policy/simtest"
 	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/internal/simtest"
 	"github.com/callguard/callguard/projections/runner"
 )
 

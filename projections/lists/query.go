@@ -10,7 +10,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/internal/rm"
 	"github.com/callguard/callguard/projections/runner"
@@ -64,8 +63,8 @@ func (q Query) validate(black bool) (Query, error) {
 		return q, fmt.Errorf("%w: the whitelist has no level, kind or rule", ErrQuery)
 	}
 	switch {
-	case q.Level != 0 && (q.Level < policy.MinLevel || q.Level > policy.MaxLevel):
-		return q, fmt.Errorf("%w: level %d, want %d to %d", ErrQuery, q.Level, policy.MinLevel, policy.MaxLevel)
+	case q.Level != 0 && (q.Level < schema.MinLevel || q.Level > schema.MaxLevel):
+		return q, fmt.Errorf("%w: level %d, want %d to %d", ErrQuery, q.Level, schema.MinLevel, schema.MaxLevel)
 	case q.Kind != "" && q.Kind != schema.Auto && q.Kind != schema.Manual:
 		return q, fmt.Errorf("%w: kind %q, want auto or manual", ErrQuery, q.Kind)
 	}
@@ -143,7 +142,7 @@ func (l *Lists) Blacklist(ctx context.Context, q Query) (Page[BlacklistEntry], e
 		white := rm.Sub(root, bucketWhite)
 		return scan(ctx, rm.Sub(root, bucketBlack), q, &page, func(number string, b Block) (BlacklistEntry, bool) {
 			e := BlacklistEntry{
-				Number: number, Level: b.Level, Effect: policy.LevelVerdict(b.Level), Kind: b.Kind, Rule: b.Rule,
+				Number: number, Level: b.Level, Effect: schema.LevelVerdict(b.Level), Kind: b.Kind, Rule: b.Rule,
 				Since: b.Since, Until: b.Until, By: b.By, Reason: b.Reason, CommandID: b.CommandID, CallID: b.CallID,
 				Expired: Expired(b.Until, now),
 			}

@@ -6,12 +6,11 @@
 //
 // It lives with the projections because, like them, it only observes:
 // nothing in it decides a call, and readiness is defined by the
-// projections' lag. It depends on no actor or SIP package, so every layer
-// (sip/, actors/, events/ through InstrumentStore) can report into it
-// without an import cycle. Each instrumentation point is one method call
-// (ObserveDecision, ObserveAppend, SIPRequest, ...); a nil *Metrics is
-// valid and records nothing, so a part built without metrics (a test, the
-// CLI) needs no stand-in.
+// projections' lag. Nothing below cmd imports it: each part that reports
+// declares the small observer interface it needs (caller.Observer,
+// call.Observer, guard.Observer) and cmd hands it a *Metrics, which
+// satisfies them all; the store is wrapped by InstrumentStore. A nil
+// *Metrics is valid and records nothing.
 //
 // Metric names (all prefixed callguard_):
 //
@@ -150,6 +149,16 @@ func (m *Metrics) ObserveDecision(verdict string, d time.Duration) {
 	m.decision.WithLabelValues(v).Observe(d.Seconds())
 }
 
+// Decided counts a call the caller grain decided with v and records how
+// long the decision took (the call actor's observer).
+func (m *Metrics) Decided(v schema.Verdict, took time.Duration) {
+	m.ObserveDecision(string(v), took)
+}
+
+// Undecided counts a call the grain could not decide (the store-down
+// policy handled it).
+func (m *Metrics) Undecided(took time.Duration) { m.ObserveDecision(VerdictStoreDown, took) }
+
 // ObserveAppend records an event store append that took d and failed with
 // err (nil: succeeded).
 func (m *Metrics) ObserveAppend(d time.Duration, err error) {
@@ -212,6 +221,12 @@ func (m *Metrics) SIPResponse(direction, method string, status int) {
 	}
 	m.sipMessages.WithLabelValues(directionLabel(direction), methodLabel(method), statusClass(status)).Inc()
 }
+
+// RequestIn counts a SIP request received (the SIP edge's observer).
+func (m *Metrics) RequestIn(method string) { m.SIPRequest(In, method) }
+
+// ResponseOut counts a SIP response sent to a request of method.
+func (m *Metrics) ResponseOut(method string, status int) { m.SIPResponse(Out, method, status) }
 
 // RejectedUntrusted counts a request refused for its untrusted source.
 // The source itself is not a label: a scan from many addresses must not

@@ -10,7 +10,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/internal/rm"
@@ -324,7 +323,7 @@ func View(number string, r Record, now time.Time, loc *time.Location) Profile {
 	s := r.Standing.InForce(now)
 	p.State.Effect = schema.Pass
 	if b := s.Block; b != nil {
-		p.State.Level, p.State.Effect, p.State.Kind, p.State.Rule, p.State.Until = b.Level, policy.LevelVerdict(b.Level), b.Kind, b.Rule, b.Until
+		p.State.Level, p.State.Effect, p.State.Kind, p.State.Rule, p.State.Until = b.Level, schema.LevelVerdict(b.Level), b.Kind, b.Rule, b.Until
 	}
 	if w := s.Whitelist; w != nil {
 		p.State.Whitelisted, p.State.WhitelistUntil = true, w.Until

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/policy"
-	"github.com/callguard/callguard/projections/internal/simtest"
+	"github.com/callguard/callguard/actors/policy/simtest"
 )
 
 // benchEvents is the size of BenchmarkRebuild's log; CALLGUARD_BENCH_EVENTS

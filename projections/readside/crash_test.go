@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/policy/simtest"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/internal/simtest"
 )
 
 const (

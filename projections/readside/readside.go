@@ -1,7 +1,7 @@
 // Package readside assembles a node's read side: the projection runner
 // with every projection (lists, profiles, reports) over one projections
 // database, and the queries over them. A node opens it once, starts it
-// beside the caller grains, and hands its parts to the admin API.
+// beside the caller grains; cmd hands its parts to the admin API.
 package readside
 
 import (
@@ -12,10 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/projections/lists"
-	"github.com/callguard/callguard/projections/lists/importer"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/reports"
 	"github.com/callguard/callguard/projections/runner"
@@ -39,10 +37,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Runner tunes the runner; its Clock and Logger are set from above.
 	Runner runner.Options
-	// Commands and Numbers enable the whitelist import (both required
-	// for it; nil leaves Importer nil).
-	Commands importer.Commander
-	Numbers  *phone.Normalizer
 }
 
 // ReadSide is the running read side.
@@ -51,8 +45,6 @@ type ReadSide struct {
 	Lists    *lists.Lists
 	Profiles *profiles.Profiles
 	Reports  *reports.Reports
-	// Importer is nil unless Config.Commands and Config.Numbers are set.
-	Importer *importer.Importer
 }
 
 // Open opens the projections' databases in cfg.Dir with every projection;
@@ -90,9 +82,6 @@ func Open(ctx context.Context, cfg Config) (*ReadSide, error) {
 		Lists:    lists.New(r, cfg.Clock),
 		Profiles: profiles.New(r, loc, cfg.Clock),
 		Reports:  rep,
-	}
-	if cfg.Commands != nil && cfg.Numbers != nil {
-		rs.Importer = importer.New(cfg.Commands, cfg.Numbers, cfg.Clock, cfg.Logger.With("component", "import"))
 	}
 	return rs, nil
 }

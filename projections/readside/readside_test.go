@@ -10,9 +10,9 @@ import (
 	_ "time/tzdata" // the tests' zone must not depend on the machine
 
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/policy/simtest"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
-	"github.com/callguard/callguard/projections/internal/simtest"
 	"github.com/callguard/callguard/projections/lists"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/reports"

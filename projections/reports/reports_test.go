@@ -14,9 +14,9 @@ import (
 	_ "time/tzdata" // the tests' zone must not depend on the machine
 
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/policy/simtest"
 	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/internal/simtest"
 	"github.com/callguard/callguard/projections/runner"
 )
 

@@ -1,7 +1,7 @@
 // Package callerid takes the caller and the callee of an INVITE: who is
 // calling the toll-free number, and which number they called, both as
 // presented and as the E.164 key the caller grain is named by
-// (actors/phone).
+// (events/phone).
 //
 // The caller comes from P-Asserted-Identity (RFC 3325) only when the
 // request arrived from a trusted trunk (package trust): that header is the
@@ -22,8 +22,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/events/phone"
 )
 
 // Sentinel errors.

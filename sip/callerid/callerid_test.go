@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/events/phone"
 )
 
 func normalizer(t testing.TB) *phone.Normalizer {

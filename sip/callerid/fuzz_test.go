@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 )
 
 // FuzzCallerID feeds hostile header values to the caller and callee

@@ -20,10 +20,10 @@ import (
 
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/guard"
 	"github.com/callguard/callguard/sounds"

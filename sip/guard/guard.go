@@ -61,10 +61,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/actors/call"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
-	"github.com/callguard/callguard/projections/metrics"
 	"github.com/callguard/callguard/sip/media"
 	"github.com/callguard/callguard/sip/trust"
 	"github.com/callguard/callguard/sip/validate"
@@ -89,10 +88,26 @@ type Deps struct {
 	ActorSystem *actor.ActorSystem
 	// Node names this node in the metadata of call stream events.
 	Node string
-	// Metrics counts SIP messages, refusals, decisions and challenges;
-	// nil is fine.
-	Metrics *metrics.Metrics
+	// Observer counts SIP messages and refusals; nil is fine.
+	Observer Observer
+	// Calls observes decisions and challenges; nil is fine.
+	Calls call.Observer
 }
+
+// Observer is told of the SIP traffic, for metrics. Its methods must not
+// block.
+type Observer interface {
+	RequestIn(method string)
+	ResponseOut(method string, status int)
+	// RejectedUntrusted: a request refused for its untrusted source.
+	RejectedUntrusted()
+}
+
+type noObserver struct{}
+
+func (noObserver) RequestIn(string)        {}
+func (noObserver) ResponseOut(string, int) {}
+func (noObserver) RejectedUntrusted()      {}
 
 // Guard is the SIP front of one node.
 type Guard struct {
@@ -153,6 +168,9 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if deps.Observer == nil {
+		deps.Observer = noObserver{}
+	}
 	ports, err := media.NewPortAllocator(set.rtpLo, set.rtpHi)
 	if err != nil {
 		return nil, fmt.Errorf("%w: GUARD_RTP_PORTS: %v", ErrConfig, err)
@@ -165,7 +183,7 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	g.dialogs.m = map[string]dialogRef{}
 	g.calls, err = call.NewSpawner(call.Deps{
 		Callers: deps.Callers, Store: deps.Store, Clock: deps.Clock, Rand: deps.Rand,
-		Node: deps.Node, Logger: deps.Logger.With("component", "call"), Metrics: deps.Metrics,
+		Node: deps.Node, Logger: deps.Logger.With("component", "call"), Observer: deps.Calls,
 	}, set.call)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -425,7 +443,7 @@ func (g *Guard) dropSession(s *session) {
 func (g *Guard) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		g.stats.requests.Add(1)
-		g.d.Metrics.SIPRequest(metrics.In, string(req.Method))
+		g.d.Observer.RequestIn(string(req.Method))
 		defer func() {
 			if r := recover(); r != nil {
 				g.stats.panics.Add(1)
@@ -453,7 +471,7 @@ func (g *Guard) respond(req *sip.Request, tx sip.ServerTransaction, status int, 
 		g.log.Debug("respond failed", "status", status, "method", req.Method, "err", err)
 		return
 	}
-	g.d.Metrics.SIPResponse(metrics.Out, string(req.Method), status)
+	g.d.Observer.ResponseOut(string(req.Method), status)
 }
 
 // trusted checks the request's source against GUARD_TRUSTED_PEERS,
@@ -471,7 +489,7 @@ func (g *Guard) trusted(req *sip.Request) bool {
 // "the server understood the request, but is refusing to fulfill it").
 func (g *Guard) refuse(req *sip.Request, tx sip.ServerTransaction) {
 	g.stats.refused.Add(1)
-	g.d.Metrics.RejectedUntrusted()
+	g.d.Observer.RejectedUntrusted()
 	g.log.Debug("request from an untrusted source refused", "method", req.Method, "source", req.Source())
 	g.respond(req, tx, 403, textUntrusted, nil)
 }

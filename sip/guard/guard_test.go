@@ -16,8 +16,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/dtmf"
 	"github.com/callguard/callguard/sip/guard"

@@ -6,8 +6,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/actors/call"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/sip/callerid"
 	"github.com/callguard/callguard/sip/sdp"
 	"github.com/callguard/callguard/sip/validate"

@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
-	"github.com/callguard/callguard/projections/lists/importer"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/reports"
 	"github.com/callguard/callguard/projections/runner"

@@ -16,9 +16,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
+	"github.com/callguard/callguard/events/schema"
 )
 
 // Request bodies as the server decodes them. Until is a string so that a
@@ -126,9 +127,9 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case body.Level == nil:
-		v.add("level", inBody, fmt.Sprintf("is required: %d to %d (%d–%d challenge, %d–%d reject)", policy.MinLevel, policy.MaxLevel, policy.MinLevel, policy.SoftMax, policy.HardMin, policy.MaxLevel))
-	case *body.Level < policy.MinLevel || *body.Level > policy.MaxLevel:
-		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; unblock with DELETE)", *body.Level, policy.MinLevel, policy.MaxLevel, policy.MinLevel, policy.SoftMax, policy.HardMin, policy.MaxLevel))
+		v.add("level", inBody, fmt.Sprintf("is required: %d to %d (%d–%d challenge, %d–%d reject)", schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
+	case *body.Level < schema.MinLevel || *body.Level > schema.MaxLevel:
+		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; unblock with DELETE)", *body.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
 	default:
 		cmd.Level = *body.Level
 	}

@@ -11,13 +11,13 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/callguard/callguard/actors/adminapi"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 

@@ -25,8 +25,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/projections/lists"
 )
 

@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/projections/lists"
-	"github.com/callguard/callguard/projections/lists/importer"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/reports"
 )

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 )
 
 const testToken = "test-token-0123456789abcdef"

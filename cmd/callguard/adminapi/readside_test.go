@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
-	"github.com/callguard/callguard/projections/lists/importer"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/readside"
 	"github.com/callguard/callguard/projections/reports"
@@ -369,8 +369,7 @@ func TestReadSideEndToEnd(t *testing.T) {
 	recs, err := pol.Whitelist(&st2, "+79990003344", policy.Command{ID: "k1", By: "alice", Why: "VIP, gold"}, testNow)
 	write("+79990003344", recs, err)
 
-	rs, err := readside.Open(ctx, readside.Config{Dir: dir, Store: store, Logger: quiet, Clock: func() time.Time { return testNow.Add(time.Hour) },
-		Commands: &fakeCallers{}, Numbers: testNormalizer(t)})
+	rs, err := readside.Open(ctx, readside.Config{Dir: dir, Store: store, Logger: quiet, Clock: func() time.Time { return testNow.Add(time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}

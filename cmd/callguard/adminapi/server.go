@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
+	"github.com/callguard/callguard/events/phone"
 )
 
 // Limits and timeouts of the HTTP server. The API serves a few admins and

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -143,7 +142,7 @@ func callerView(st caller.Status, asOf time.Time) CallerView {
 	}
 	if s.Level > 0 {
 		v.Block = &BlockView{
-			Level: s.Level, Effect: policy.LevelVerdict(s.Level), Kind: s.Kind, Rule: s.Rule,
+			Level: s.Level, Effect: schema.LevelVerdict(s.Level), Kind: s.Kind, Rule: s.Rule,
 			Since: s.Since, Until: timePtr(s.Until),
 		}
 	}

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/phone"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/policy/simtest"
 	"github.com/callguard/callguard/events/embedded"
-	"github.com/callguard/callguard/projections/internal/simtest"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/projections/lists"
 	"github.com/callguard/callguard/projections/runner"
 )
