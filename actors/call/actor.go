@@ -102,20 +102,17 @@ func (a *callActor) drawCode(r verdictResult) string {
 // apply carries out the machine's outputs in order.
 func (a *callActor) apply(ctx actor.Context, outs []output) {
 	for _, o := range outs {
+		a.tally(o)
 		switch o := o.(type) {
 		case recordEvent:
-			a.tally(o.ev)
 			a.w.add(o.ev)
 		case askGrain:
 			a.ask(ctx, o.req)
 		case orderReject:
-			a.d.Counters.Rejected.Add(1)
 			a.fx.Reject(o.r)
 		case orderPass:
-			a.d.Counters.Passed.Add(1)
 			a.fx.Pass()
 		case orderChallenge:
-			a.d.Counters.Challenged.Add(1)
 			a.fx.Challenge(o.code)
 		case orderBridge:
 			a.fx.Bridge()
@@ -141,10 +138,21 @@ func (a *callActor) apply(ctx actor.Context, outs []output) {
 	}
 }
 
-// tally keeps the counters and the observer in step with the events the
-// machine records: they are a running projection of the call stream.
-func (a *callActor) tally(ev schema.Payload) {
+// tally keeps the counters and the observer in step with the machine's
+// outputs: actions by the orders given, the rest by the events recorded.
+func (a *callActor) tally(o output) {
 	c := a.d.Counters
+	var ev schema.Payload
+	switch o := o.(type) {
+	case orderReject:
+		c.Rejected.Add(1)
+	case orderPass:
+		c.Passed.Add(1)
+	case orderChallenge:
+		c.Challenged.Add(1)
+	case recordEvent:
+		ev = o.ev
+	}
 	switch e := ev.(type) {
 	case schema.CallDecided:
 		if e.StoreDown {
