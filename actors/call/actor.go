@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,55 +13,35 @@ import (
 	"github.com/callguard/callguard/events/schema"
 )
 
-// phase is where a call is in its life.
-type phase uint8
+// verdictResult is the grain's answer, as the request goroutine hands it
+// to the actor.
+type verdictResult struct {
+	v    caller.Verdict
+	err  error
+	took time.Duration // the grain's decision, as the call saw it
+}
 
-const (
-	deciding    phase = iota // waiting for the grain
-	passing                  // on the pass path (or rejected, waiting for Ended)
-	challenging              // announcing the code or waiting for it
-	judged                   // the attempt was judged: bridging or hanging up
-	over                     // Ended received and recorded
-)
-
-// Internal messages.
-type (
-	verdictResult struct {
-		v    caller.Verdict
-		err  error
-		took time.Duration // the grain's decision, as the call saw it
-	}
-	deadline struct{}
-)
-
+// callActor is the shell around one call's machine: it feeds the machine
+// the facts it receives and carries out what the machine returns. It owns
+// the timer, the stream writer, the grain requests, the observer and the
+// counters; the rules are the machine's.
 type callActor struct {
+	d     *Deps
+	cfg   Config
+	setup Setup
+	fx    Effects
+	log   *slog.Logger
+
+	m         *machine
+	w         *streamWriter
+	stopTimer func() bool
+	// took is how long the grain took to decide, for the observer.
+	took time.Duration
+	// ended is the CallEnded recorded, for the last log line.
+	ended schema.CallEnded
 	// gauged is set while the call counts as an active challenge in the
 	// metrics.
 	gauged bool
-	d      *Deps
-	cfg    Config
-	setup  Setup
-	fx     Effects
-	log    *slog.Logger
-
-	w     *streamWriter
-	phase phase
-
-	decided   bool
-	verdict   caller.Verdict
-	storeDown bool
-	action    schema.Verdict
-
-	code       string
-	typed      []rune
-	methods    []string
-	outcome    schema.Outcome // set once the grain was told
-	answeredAt time.Time
-	stopTimer  func() bool
-
-	// ended holds an Ended that came before the verdict: it is recorded
-	// once the decision is, so that the stream reads in order.
-	ended *Ended
 }
 
 // Receive handles one message. A panic here is caught: a restarted call
@@ -72,34 +51,19 @@ func (a *callActor) Receive(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.log.Error("call actor panicked; hanging up", "panic", r)
-			if a.phase != over {
+			if a.m == nil || !a.m.isOver() {
 				a.fx.Hangup(Hangup{Cause: schema.EndError, Detail: "internal error"})
 			}
 		}
 	}()
-	switch m := ctx.Message().(type) {
+	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
 	case verdictResult:
-		a.onVerdict(ctx, m)
-	case EarlyMedia:
-		if a.phase == challenging {
-			if !a.gauged {
-				a.gauged = true
-				a.d.Observer.ChallengeStarted()
-			}
-			a.w.add(schema.ChallengeStarted{CallID: a.setup.ID, Digits: len(a.code), Codec: m.Codec, TelephoneEvent: m.TelephoneEvent, At: schema.UTC(m.At)})
-		}
-	case Answered:
-		a.onAnswered(ctx, m)
-	case Digit:
-		a.onDigit(m)
-	case deadline:
-		a.onDeadline()
-	case PBXAnswered:
-		a.w.add(schema.CallBridged{CallID: a.setup.ID, At: schema.UTC(m.At)})
-	case Ended:
-		a.onEnded(ctx, m)
+		a.took = msg.took
+		a.apply(ctx, a.m.step(admitted{v: msg.v, err: msg.err, code: a.drawCode(msg)}, a.d.Clock()))
+	case fact:
+		a.apply(ctx, a.m.step(msg, a.d.Clock()))
 	case *actor.Stopped:
 		a.d.Counters.Active.Add(-1)
 		a.d.Tracker.done()
@@ -107,243 +71,141 @@ func (a *callActor) Receive(ctx actor.Context) {
 }
 
 func (a *callActor) start(ctx actor.Context) {
-	s := a.setup
-	a.w = newStreamWriter(a.d.Store, schema.CallStream(s.ID),
-		events.Metadata{Node: a.d.Node, Actor: "call", CorrelationID: s.ID},
-		a.cfg.StreamRetryFor, a.d.Logger, a.d.Counters)
+	a.m = newMachine(a.cfg, a.setup)
+	a.w = newStreamWriter(a.d.Store, schema.CallStream(a.setup.ID),
+		events.Metadata{Node: a.d.Node, Actor: "call", CorrelationID: a.setup.ID},
+		a.cfg.StreamRetryFor, a.d.Logger, a.d.Counters, a.d.Clock, a.d.Sleep)
 	a.d.Tracker.add()
 	go func() {
 		defer a.d.Tracker.done()
 		a.w.run()
 	}()
-	a.w.add(schema.CallStarted{
-		CallID: s.ID, SIPCallID: s.SIPCallID, Caller: s.Caller.Key, CallerKind: s.Caller.Kind.String(),
-		Presented: s.Presented, IdentityFrom: s.IdentityFrom, Callee: s.Callee,
-		Source: s.Source, Transport: s.Transport, Mode: a.cfg.Mode, At: schema.UTC(s.Received),
-	})
-	req := caller.Admit{CallID: s.ID, Kind: s.Caller.Kind, Callee: s.Callee, Source: s.Source}
-	if s.Caller.Anonymous() {
-		req.Presented = s.Presented
+	a.apply(ctx, a.m.start())
+}
+
+// drawCode draws the code for a challenge verdict, on the actor's
+// goroutine (the random source need not be safe for concurrent use). It
+// returns "" when the verdict is no challenge or the draw failed; the
+// machine then has no code to play and hangs up a call it must challenge.
+func (a *callActor) drawCode(r verdictResult) string {
+	if r.err != nil || r.v.Verdict != schema.Challenge {
+		return ""
 	}
+	code, err := DrawCode(a.d.Rand, a.cfg.CodeDigits)
+	if err != nil {
+		a.log.Error("cannot draw a code", "err", err)
+		return ""
+	}
+	return code
+}
+
+// apply carries out the machine's outputs in order.
+func (a *callActor) apply(ctx actor.Context, outs []output) {
+	for _, o := range outs {
+		a.tally(o)
+		switch o := o.(type) {
+		case recordEvent:
+			a.w.add(o.ev)
+		case askGrain:
+			a.ask(ctx, o.req)
+		case orderReject:
+			a.fx.Reject(o.r)
+		case orderPass:
+			a.fx.Pass()
+		case orderChallenge:
+			a.fx.Challenge(o.code)
+		case orderBridge:
+			a.fx.Bridge()
+		case orderHangup:
+			a.fx.Hangup(o.h)
+		case armTimer:
+			system, self := ctx.ActorSystem(), ctx.Self()
+			a.stopTimer = a.d.AfterFunc(o.at.Sub(a.d.Clock()), func() { system.Root.Send(self, deadlineReached{}) })
+		case stopTimer:
+			if a.stopTimer != nil {
+				a.stopTimer()
+				a.stopTimer = nil
+			}
+		case tellOutcome:
+			a.d.Tracker.add()
+			go a.reportOutcome(o.outcome)
+		case finish:
+			a.w.close()
+			e := a.ended
+			a.log.Debug("call ended", "cause", e.Cause, "by", e.By, "status", e.Status, "durationMs", e.DurationMs, "billed", e.Billed, "detail", o.detail)
+			ctx.Stop(ctx.Self())
+		}
+	}
+}
+
+// tally keeps the counters and the observer in step with the machine's
+// outputs: actions by the orders given, the rest by the events recorded.
+func (a *callActor) tally(o output) {
+	c := a.d.Counters
+	var ev schema.Payload
+	switch o := o.(type) {
+	case orderReject:
+		c.Rejected.Add(1)
+	case orderPass:
+		c.Passed.Add(1)
+	case orderChallenge:
+		c.Challenged.Add(1)
+	case recordEvent:
+		ev = o.ev
+	}
+	switch e := ev.(type) {
+	case schema.CallDecided:
+		if e.StoreDown {
+			c.StoreDown.Add(1)
+			a.d.Observer.Undecided(a.took)
+			a.log.Warn("no verdict; store-down policy applies", "policy", e.Action, "err", e.Error)
+			return
+		}
+		a.d.Observer.Decided(e.Verdict, a.took)
+		if e.Mode == schema.Observe && e.Verdict != schema.Pass {
+			c.Observed.Add(1)
+		}
+	case schema.ChallengeStarted:
+		if !a.gauged {
+			a.gauged = true
+			a.d.Observer.ChallengeStarted()
+		}
+	case schema.ChallengeEnded:
+		if a.gauged {
+			a.d.Observer.ChallengeEnded()
+		}
+		switch e.Outcome {
+		case schema.Passed:
+			c.ChallengesPassed.Add(1)
+		case schema.Failed:
+			c.ChallengesFailed.Add(1)
+		default:
+			c.ChallengesAbandoned.Add(1)
+		}
+	case schema.CallEnded:
+		if e.AnsweredAt != nil {
+			c.Answered.Add(1)
+		}
+		if e.Billed {
+			c.Billed.Add(1)
+		} else {
+			c.Unbilled.Add(1)
+		}
+		a.ended = e
+	}
+}
+
+// ask sends Admit to the grain on a goroutine of its own; the answer
+// comes back as a verdictResult message.
+func (a *callActor) ask(ctx actor.Context, req caller.Admit) {
 	system, self := ctx.ActorSystem(), ctx.Self()
 	go func() {
 		dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DecideTimeout)
 		defer cancel()
-		start := time.Now()
-		v, err := a.d.Callers.Admit(dctx, s.Caller.Key, req)
-		system.Root.Send(self, verdictResult{v: v, err: err, took: time.Since(start)})
+		start := a.d.Clock()
+		v, err := a.d.Callers.Admit(dctx, a.setup.Caller.Key, req)
+		system.Root.Send(self, verdictResult{v: v, err: err, took: a.d.Clock().Sub(start)})
 	}()
-}
-
-func (a *callActor) onVerdict(ctx actor.Context, m verdictResult) {
-	if a.decided {
-		return
-	}
-	a.decided = true
-	now := a.d.Clock()
-	dec := schema.CallDecided{CallID: a.setup.ID, Mode: a.cfg.Mode, At: schema.UTC(now)}
-	if m.err != nil {
-		// The grain could not record a verdict: fail open or closed as
-		// configured. caller.ErrInvalid (a request the grain refuses) is
-		// treated alike: the caller must not be punished for our bug.
-		a.storeDown = true
-		a.action = a.cfg.StoreDown
-		if a.cfg.Mode == schema.Observe {
-			a.action = schema.Pass // observe mode refuses nothing
-		}
-		dec.StoreDown, dec.Error, dec.Action = true, m.err.Error(), a.action
-		a.d.Counters.StoreDown.Add(1)
-		a.d.Observer.Undecided(m.took)
-		a.log.Warn("no verdict; store-down policy applies", "policy", a.action, "err", m.err)
-	} else {
-		a.d.Observer.Decided(m.v.Verdict, m.took)
-		a.verdict = m.v
-		a.action = m.v.Verdict
-		if a.cfg.Mode == schema.Observe {
-			a.action = schema.Pass
-			if m.v.Verdict != schema.Pass {
-				a.d.Counters.Observed.Add(1)
-			}
-		}
-		rev := m.v.Revision
-		dec.Verdict, dec.Level, dec.Rule, dec.Reason, dec.Action, dec.CallerRevision =
-			m.v.Verdict, m.v.Level, m.v.Rule, m.v.Reason, a.action, &rev
-	}
-	a.w.add(dec)
-	if a.ended != nil {
-		// The caller left while the grain decided. A challenge that never
-		// started is still the grain's to hear about: the caller
-		// abandoned it.
-		if !a.storeDown && a.action == schema.Challenge {
-			a.challengeEnded(schema.Abandoned, "caller-left")
-		}
-		a.record(ctx, *a.ended)
-		return
-	}
-	switch a.action {
-	case schema.Reject:
-		a.d.Counters.Rejected.Add(1)
-		a.phase = passing
-		a.fx.Reject(Rejection{StoreDown: a.storeDown, Error: dec.Error, Rule: a.verdict.Rule, Level: a.verdict.Level, Reason: a.verdict.Reason})
-	case schema.Challenge:
-		code, err := DrawCode(a.d.Rand, a.cfg.CodeDigits)
-		if err != nil {
-			// Without randomness there is no challenge; hang up rather
-			// than pass a caller the policy wanted checked.
-			a.log.Error("cannot draw a code", "err", err)
-			a.phase = passing
-			a.fx.Hangup(Hangup{Cause: schema.EndError, Detail: "no code"})
-			return
-		}
-		a.d.Counters.Challenged.Add(1)
-		a.code, a.phase = code, challenging
-		a.fx.Challenge(code)
-	default:
-		a.d.Counters.Passed.Add(1)
-		a.phase = passing
-		a.fx.Pass()
-	}
-}
-
-func (a *callActor) onAnswered(ctx actor.Context, m Answered) {
-	if !a.answeredAt.IsZero() {
-		return
-	}
-	a.answeredAt = m.At
-	a.w.add(schema.CallAnswered{CallID: a.setup.ID, By: m.By, At: schema.UTC(m.At)})
-	if a.phase != challenging {
-		return
-	}
-	// The window runs from the 200 OK: the carrier's grace interval starts
-	// there, and the guard must hang up one second before it ends.
-	left := m.At.Add(a.cfg.Window()).Sub(a.d.Clock())
-	system, self := ctx.ActorSystem(), ctx.Self()
-	a.stopTimer = a.d.AfterFunc(left, func() { system.Root.Send(self, deadline{}) })
-}
-
-func (a *callActor) onDigit(m Digit) {
-	if a.phase != challenging || m.Key < '0' || m.Key > '9' {
-		// Keys outside the window, and * # A-D, are not part of a code.
-		return
-	}
-	a.typed = append(a.typed, m.Key)
-	if !slices.Contains(a.methods, m.Method) {
-		a.methods = append(a.methods, m.Method)
-	}
-	if len(a.typed) < len(a.code) {
-		return
-	}
-	// One attempt only: a second try would double a guessing bot's odds.
-	correct := codeMatches(a.code, string(a.typed))
-	a.phase = judged
-	a.w.add(schema.CodeEntered{CallID: a.setup.ID, Correct: correct, Digits: len(a.typed), Methods: a.methods, At: schema.UTC(m.At)})
-	if correct {
-		a.stop()
-		a.challengeEnded(schema.Passed, "code-correct")
-		a.fx.Bridge()
-		return
-	}
-	a.challengeEnded(schema.Failed, "code-wrong")
-	if a.answeredAt.IsZero() {
-		// Wrong before the 200 OK (typed during the announcement): refuse
-		// the call now, it need never be answered.
-		a.fx.Hangup(Hangup{Cause: schema.EndChallengeFailed, Detail: "wrong code"})
-		return
-	}
-	// Answered: the deadline timer hangs up, at the same moment as for a
-	// caller who typed nothing, so a bot learns nothing from the timing.
-}
-
-func (a *callActor) onDeadline() {
-	switch a.phase {
-	case challenging:
-		a.challengeEnded(schema.Failed, "no-code")
-		a.phase = judged
-		a.fx.Hangup(Hangup{Cause: schema.EndChallengeFailed, Detail: "no code"})
-	case judged:
-		if a.outcome == schema.Failed {
-			a.fx.Hangup(Hangup{Cause: schema.EndChallengeFailed, Detail: "wrong code"})
-		}
-	}
-}
-
-func (a *callActor) onEnded(ctx actor.Context, m Ended) {
-	if a.phase == over {
-		return
-	}
-	if !a.decided {
-		a.ended = &m
-		return
-	}
-	if a.outcome == "" && a.code != "" {
-		cause := "caller-left"
-		if m.Cause == schema.EndMediaFailed {
-			cause = "media-failed"
-		}
-		a.challengeEnded(schema.Abandoned, cause)
-	}
-	a.record(ctx, m)
-}
-
-// record writes CallEnded, closes the stream and stops the actor.
-func (a *callActor) record(ctx actor.Context, m Ended) {
-	a.stop()
-	a.phase = over
-	ev := schema.CallEnded{
-		CallID: a.setup.ID, Cause: m.Cause, By: m.By, Status: m.Status,
-		At: schema.UTC(m.At), GraceMs: a.cfg.Grace.Milliseconds(),
-	}
-	if !a.answeredAt.IsZero() {
-		at := schema.UTC(a.answeredAt)
-		ev.AnsweredAt = &at
-		ev.Status = 0
-		ev.DurationMs = max(0, m.At.Sub(a.answeredAt).Milliseconds())
-		// The carrier bills an answered call that lasted the whole grace
-		// interval or longer.
-		ev.Billed = ev.DurationMs >= a.cfg.Grace.Milliseconds()
-		a.d.Counters.Answered.Add(1)
-	}
-	if ev.Billed {
-		a.d.Counters.Billed.Add(1)
-	} else {
-		a.d.Counters.Unbilled.Add(1)
-	}
-	a.w.add(ev)
-	a.w.close()
-	a.log.Debug("call ended", "cause", m.Cause, "by", m.By, "status", m.Status, "durationMs", ev.DurationMs, "billed", ev.Billed, "detail", m.Detail)
-	ctx.Stop(ctx.Self())
-}
-
-func (a *callActor) stop() {
-	if a.stopTimer != nil {
-		a.stopTimer()
-		a.stopTimer = nil
-	}
-}
-
-// challengeEnded records the challenge's outcome and tells the grain, once.
-func (a *callActor) challengeEnded(o schema.Outcome, cause string) {
-	if a.outcome != "" {
-		return
-	}
-	a.outcome = o
-	if a.gauged {
-		a.d.Observer.ChallengeEnded()
-	}
-	switch o {
-	case schema.Passed:
-		a.d.Counters.ChallengesPassed.Add(1)
-	case schema.Failed:
-		a.d.Counters.ChallengesFailed.Add(1)
-	default:
-		a.d.Counters.ChallengesAbandoned.Add(1)
-	}
-	a.w.add(schema.ChallengeEnded{CallID: a.setup.ID, Outcome: o, Cause: cause, At: schema.UTC(a.d.Clock())})
-	if a.storeDown {
-		return // the grain never recorded this call
-	}
-	a.d.Tracker.add()
-	go a.reportOutcome(o)
 }
 
 // reportOutcome tells the grain how the challenge ended, retrying while
@@ -353,7 +215,7 @@ func (a *callActor) reportOutcome(o schema.Outcome) {
 	defer a.d.Tracker.done()
 	key := a.setup.Caller.Key
 	req := caller.Outcome{CallID: a.setup.ID, Outcome: o}
-	giveUp := time.Now().Add(a.cfg.OutcomeRetryFor)
+	giveUp := a.d.Clock().Add(a.cfg.OutcomeRetryFor)
 	pause := 100 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.DecideTimeout)
@@ -362,12 +224,12 @@ func (a *callActor) reportOutcome(o schema.Outcome) {
 		if err == nil {
 			return
 		}
-		if errors.Is(err, caller.ErrInvalid) || time.Now().After(giveUp) {
+		if errors.Is(err, caller.ErrInvalid) || a.d.Clock().After(giveUp) {
 			a.d.Counters.OutcomesFailed.Add(1)
 			a.log.Error("challenge outcome not recorded", "outcome", o, "err", err)
 			return
 		}
-		time.Sleep(pause)
+		a.d.Sleep(pause)
 		pause = min(2*pause, 5*time.Second)
 	}
 }

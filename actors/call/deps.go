@@ -110,8 +110,13 @@ func (noObserver) ChallengeEnded()                       {}
 type Deps struct {
 	Callers Callers
 	Store   events.Store
-	// Clock stamps events and measures durations; time.Now in production.
+	// Clock stamps events, measures durations and bounds retries; time.Now
+	// in production. It is called from several goroutines.
 	Clock func() time.Time
+	// Sleep pauses a retry (an outcome report, a call stream append);
+	// time.Sleep by default. A fake Clock should advance in it, or retries
+	// bounded by the clock never give up.
+	Sleep func(d time.Duration)
 	// AfterFunc arms the challenge timer; time.AfterFunc by default. It
 	// returns a function that stops the timer.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
@@ -146,6 +151,9 @@ func (d *Deps) validate() error {
 func (d *Deps) defaults() {
 	if d.Clock == nil {
 		d.Clock = time.Now
+	}
+	if d.Sleep == nil {
+		d.Sleep = time.Sleep
 	}
 	if d.AfterFunc == nil {
 		d.AfterFunc = func(dur time.Duration, f func()) func() bool { return time.AfterFunc(dur, f).Stop }

@@ -22,12 +22,25 @@
 // PBXAnswered, Ended). Effects never block the actor: they start SIP and
 // RTP work on the session's own goroutines and report back by message.
 //
-// Ownership: every field of the actor is touched only from its Receive,
-// one message at a time, so a late digit and the deadline cannot both win.
-// The grain request and the outcome report run on goroutines of their own
-// and reach the actor as messages. The call stream is written by a
-// streamWriter goroutine that appends in order and retries while the store
-// is down, so a call is never slowed by its audit trail and no fact is lost
-// to a short outage; the caller stream's CallReceived, written by the
-// grain, is the durable record a verdict waits for.
+// Rules and shell: the call's rules (one attempt, the deadline, what is
+// billed, observe mode, the store-down policy, a caller who leaves before
+// the verdict, when the grain hears an outcome) are a pure state machine
+// in machine.go: a fact and the time it is handled go in, the events to
+// record and the orders to carry out come out, with no clock, goroutine or
+// I/O. The scripts in testdata/*.txt walk it through each rule. The actor
+// (actor.go) is the shell: it feeds the machine the messages it receives,
+// stamped with the injected clock, draws the code from the injected random
+// source, and executes the machine's outputs: the stream writer, the
+// grain requests, the timer (Deps.AfterFunc), the Effects. The counters
+// and the observer follow the events and orders the machine returns.
+//
+// Ownership: the machine and every field of the actor are touched only
+// from Receive, one message at a time, so a late digit and the deadline
+// cannot both win. The grain request and the outcome report run on
+// goroutines of their own and reach the actor as messages; their retries
+// pause with Deps.Sleep and give up by Deps.Clock. The call stream is
+// written by a streamWriter goroutine that appends in order and retries
+// while the store is down, so a call is never slowed by its audit trail
+// and no fact is lost to a short outage; the caller stream's CallReceived,
+// written by the grain, is the durable record a verdict waits for.
 package call

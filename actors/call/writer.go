@@ -27,6 +27,8 @@ type streamWriter struct {
 	log      *slog.Logger
 	counters *Counters
 	retryFor time.Duration
+	clock    func() time.Time
+	sleep    func(time.Duration)
 
 	mu     sync.Mutex
 	queue  []events.Proposed
@@ -39,9 +41,10 @@ type streamWriter struct {
 	exists bool
 }
 
-func newStreamWriter(store events.Store, stream string, meta events.Metadata, retryFor time.Duration, log *slog.Logger, c *Counters) *streamWriter {
+func newStreamWriter(store events.Store, stream string, meta events.Metadata, retryFor time.Duration, log *slog.Logger, c *Counters,
+	clock func() time.Time, sleep func(time.Duration)) *streamWriter {
 	return &streamWriter{
-		store: store, stream: stream, meta: meta, log: log, counters: c, retryFor: retryFor,
+		store: store, stream: stream, meta: meta, log: log, counters: c, retryFor: retryFor, clock: clock, sleep: sleep,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -112,7 +115,7 @@ func (w *streamWriter) appendBatch(batch []events.Proposed) {
 			w.rev, w.exists = res.LastRevision, true
 			w.counters.EventsWritten.Add(uint64(len(batch)))
 			if !firstFailure.IsZero() {
-				w.log.Info("call stream: written after store recovered", "stream", w.stream, "events", len(batch), "after", time.Since(firstFailure).Round(time.Millisecond))
+				w.log.Info("call stream: written after store recovered", "stream", w.stream, "events", len(batch), "after", w.clock().Sub(firstFailure).Round(time.Millisecond))
 			}
 			return
 		case errors.As(err, &conflict):
@@ -135,15 +138,15 @@ func (w *streamWriter) appendBatch(batch []events.Proposed) {
 			return
 		}
 		if firstFailure.IsZero() {
-			firstFailure = time.Now()
+			firstFailure = w.clock()
 			w.log.Warn("call stream: append failed, retrying", "stream", w.stream, "err", err)
 		}
-		if time.Since(firstFailure) > w.retryFor {
+		if w.clock().Sub(firstFailure) > w.retryFor {
 			w.counters.EventsDropped.Add(uint64(len(batch)))
 			w.log.Error("call stream: events dropped after retrying", "stream", w.stream, "events", len(batch), "for", w.retryFor, "err", err)
 			return
 		}
-		time.Sleep(pause)
+		w.sleep(pause)
 		pause = min(2*pause, 5*time.Second)
 	}
 }
