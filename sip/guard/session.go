@@ -33,14 +33,14 @@ var errShuttingDown = errors.New("guard: shutting down")
 // post. The loop ends once the call has ended and no helper is left, so a
 // helper's result (a late 200 from the PBX, say) is always handled.
 type session struct {
-	g    *Guard
-	id   string
-	log  *slog.Logger
-	call *call.Call
-	ua   *sipgo.DialogUA
-	inv  *sip.Request // the carrier's INVITE, read only
-	tx   sip.ServerTransaction
-	dlg  *sipgo.DialogServerSession // the caller leg
+	g   *Guard
+	id  string
+	log *slog.Logger
+	act *call.Call
+	ua  *sipgo.DialogUA
+	inv *sip.Request // the carrier's INVITE, read only
+	tx  sip.ServerTransaction
+	dlg *sipgo.DialogServerSession // the caller leg
 
 	offer    []byte // the caller's SDP offer
 	offerSDP *sdp.Session
@@ -90,7 +90,7 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 		g.dropSession(s)
 		return nil, fmt.Errorf("spawn call actor: %w", err)
 	}
-	s.call = c
+	s.act = c
 	// RFC 3261 §9.2: sipgo's transaction layer answers the CANCEL (200)
 	// and the INVITE (487); the session has to let go of the call.
 	if !tx.OnCancel(func(*sip.Request) { s.post(s.onCallerCancel) }) {
@@ -183,7 +183,7 @@ func (s *session) goDo(work func() func()) {
 }
 
 // report sends a fact to the call actor.
-func (s *session) report(msg any) { s.call.Tell(msg) }
+func (s *session) report(msg any) { s.act.Tell(msg) }
 
 func (s *session) now() time.Time { return s.g.d.Clock() }
 
