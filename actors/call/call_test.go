@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/callguard/callguard/actors/call"
@@ -53,7 +52,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		n, err := node.Start(context.Background(), node.Config{
-			ClusterName: "call-test", Listen: "127.0.0.1:0",
+			ClusterName: "call-test", Listen: "127.0.0.1:0", Provider: node.SingleMemberProvider(),
 			Kinds:  []*cluster.Kind{caller.NewKind(caller.Deps{Store: st, Policy: pol, Node: "test", Logger: quiet()})},
 			Logger: quiet(),
 		})
@@ -163,7 +162,7 @@ type harness struct {
 	number string
 	id     string
 	fx     *effects
-	pid    *actor.PID
+	call   *call.Call
 	sp     *call.Spawner
 }
 
@@ -181,23 +180,23 @@ func start(t *testing.T, cs call.Callers, cfg call.Config, prepare func(number s
 	if cs == nil {
 		cs = shared.callers
 	}
-	sp, err := call.NewSpawner(call.Deps{Callers: cs, Store: shared.store, Rand: fixedRand{}, Node: "test", Logger: quiet()}, cfg)
+	sp, err := call.NewSpawner(shared.node.System, call.Deps{Callers: cs, Store: shared.store, Rand: fixedRand{}, Node: "test", Logger: quiet()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.sp = sp
-	pid, err := sp.Spawn(shared.node.System, call.Setup{
+	c, err := sp.Start(call.Setup{
 		ID: h.id, SIPCallID: "abc@carrier", Caller: phone.Number{Key: h.number, Kind: phone.KindE164},
 		IdentityFrom: "from", Callee: "+78005553535", Source: "127.0.0.1:5060", Transport: "UDP", Received: time.Now(),
 	}, h.fx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.pid = pid
+	h.call = c
 	return h
 }
 
-func (h *harness) send(msg any) { shared.node.System.Root.Send(h.pid, msg) }
+func (h *harness) send(msg any) { h.call.Tell(msg) }
 
 func (h *harness) block(level int) func(string) {
 	return func(number string) {

@@ -21,24 +21,29 @@ type Callers interface {
 	Outcome(ctx context.Context, key string, req caller.Outcome) (caller.Applied, error)
 }
 
-// Config is how calls are handled; sip/guard fills it from its own
-// configuration.
+// Config is how calls are handled. Each env tag names the field's
+// environment variable under the binary's GUARD_ prefix (GUARD_MODE, ...);
+// cmd reads them.
 type Config struct {
 	// Mode: schema.Enforce carries verdicts out, schema.Observe passes
 	// every call and records what enforcing would have done.
-	Mode schema.Mode
+	Mode schema.Mode `env:"MODE" envDefault:"enforce" desc:"enforce, or observe: decide and record every call but pass all of them (run a week in observe mode before enforcing)"`
 	// Grace is the carrier's unbilled interval after answer. A challenged
 	// caller has Grace minus one second from the 200 OK to type the code;
-	// the guard hangs up at that deadline. At least 1.1 s.
-	Grace time.Duration
+	// the guard hangs up at that deadline. At least 1.1 s. Set it to the
+	// carrier's figure.
+	Grace time.Duration `env:"GRACE" envDefault:"3s" desc:"the carrier's unbilled interval after answer; a challenged caller gets GRACE minus 1s to type the code (at least 1.1s)"`
 	// CodeDigits is the length of the challenge code (1..MaxCodeDigits).
-	CodeDigits int
+	CodeDigits int `env:"CODE_DIGITS" envDefault:"2" desc:"digits in the challenge code (1-8)"`
 	// StoreDown is what happens to a call when the grain cannot decide
 	// (caller.ErrStore, caller.ErrUnavailable): schema.Pass (fail open,
-	// the default: never lose a real customer's call) or schema.Reject.
-	StoreDown schema.Verdict
-	// DecideTimeout bounds the grain's decision.
-	DecideTimeout time.Duration
+	// the default: never lose a real customer's call) or schema.Reject
+	// (fail closed). The decision is recorded in the call's stream once
+	// the store is back.
+	StoreDown schema.Verdict `env:"STORE_DOWN" envDefault:"pass" desc:"when no verdict can be recorded (store down): pass the call (fail open) or reject it with 503 (fail closed)"`
+	// DecideTimeout bounds the grain's decision; past it the store-down
+	// policy applies. Zero means 2 s.
+	DecideTimeout time.Duration `env:"DECIDE_TIMEOUT" envDefault:"2s" desc:"time limit for the caller grain's verdict; past it GUARD_STORE_DOWN applies"`
 	// OutcomeRetryFor bounds how long an outcome report is retried while
 	// the grain or the store is down.
 	OutcomeRetryFor time.Duration
@@ -66,7 +71,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("grace %v leaves the caller no time to type: want at least %v", c.Grace, deadlineMargin+100*time.Millisecond))
 	}
 	if c.CodeDigits < 1 || c.CodeDigits > MaxCodeDigits {
-		errs = append(errs, fmt.Errorf("code digits %d, want 1..%d", c.CodeDigits, MaxCodeDigits))
+		errs = append(errs, fmt.Errorf("code-digits %d, want 1..%d", c.CodeDigits, MaxCodeDigits))
 	}
 	if c.StoreDown != schema.Pass && c.StoreDown != schema.Reject {
 		errs = append(errs, fmt.Errorf("store-down policy %q, want pass or reject", c.StoreDown))

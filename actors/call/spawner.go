@@ -8,15 +8,22 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Spawner starts call actors that share one node's dependencies and
-// configuration, both checked once. It is safe for concurrent use.
+// Spawner starts call actors on one node's actor system; they share its
+// dependencies and configuration, both checked once. cmd builds it and
+// hands it to the SIP edge, which then needs neither the actor system nor
+// PIDs. It is safe for concurrent use.
 type Spawner struct {
-	d   *Deps
-	cfg Config
+	system *actor.ActorSystem
+	d      *Deps
+	cfg    Config
 }
 
-// NewSpawner checks deps and cfg and fills their defaults.
-func NewSpawner(deps Deps, cfg Config) (*Spawner, error) {
+// NewSpawner checks deps and cfg and fills their defaults. Its calls run
+// on system, the node's local actor system.
+func NewSpawner(system *actor.ActorSystem, deps Deps, cfg Config) (*Spawner, error) {
+	if system == nil {
+		return nil, errors.New("call: no actor system")
+	}
 	if err := deps.validate(); err != nil {
 		return nil, err
 	}
@@ -25,7 +32,7 @@ func NewSpawner(deps Deps, cfg Config) (*Spawner, error) {
 	}
 	deps.defaults()
 	cfg.defaults()
-	return &Spawner{d: &deps, cfg: cfg}, nil
+	return &Spawner{system: system, d: &deps, cfg: cfg}, nil
 }
 
 // Counters are the counters of every call this Spawner started.
@@ -35,10 +42,9 @@ func (sp *Spawner) Counters() *Counters { return sp.d.Counters }
 // has finished, or with ctx's error.
 func (sp *Spawner) Wait(ctx context.Context) error { return sp.d.Tracker.Wait(ctx) }
 
-// Spawn starts the actor of one call on system. The SIP side sends the
-// call's facts to the returned PID (system.Root.Send) and receives the
-// actor's orders through fx.
-func (sp *Spawner) Spawn(system *actor.ActorSystem, setup Setup, fx Effects) (*actor.PID, error) {
+// Start starts the actor of one call. The SIP side tells the returned Call
+// the call's facts and receives the actor's orders through fx.
+func (sp *Spawner) Start(setup Setup, fx Effects) (*Call, error) {
 	if setup.ID == "" {
 		return nil, errors.New("call: setup has no call ID")
 	}
@@ -48,5 +54,16 @@ func (sp *Spawner) Spawn(system *actor.ActorSystem, setup Setup, fx Effects) (*a
 	sp.d.Tracker.add()
 	sp.d.Counters.Started.Add(1)
 	sp.d.Counters.Active.Add(1)
-	return system.Root.Spawn(props), nil
+	return &Call{root: sp.system.Root, pid: sp.system.Root.Spawn(props)}, nil
 }
+
+// Call is a started call actor, as the SIP side sees it.
+type Call struct {
+	root *actor.RootContext
+	pid  *actor.PID
+}
+
+// Tell sends the actor one of the call's facts (Answered, EarlyMedia,
+// Digit, PBXAnswered, Ended). It never blocks; a fact told after the actor
+// stopped is dropped, as the call is over.
+func (c *Call) Tell(msg any) { c.root.Send(c.pid, msg) }

@@ -77,6 +77,9 @@ func (e *env) deps(snapshotEvery int, idle time.Duration) caller.Deps {
 // startNode starts a cluster member hosting caller grains.
 func startNode(t *testing.T, name string, deps caller.Deps, provider cluster.ClusterProvider) (*node.Node, *caller.Client) {
 	t.Helper()
+	if provider == nil {
+		provider = node.SingleMemberProvider()
+	}
 	n, err := node.Start(context.Background(), node.Config{
 		ClusterName: name, Listen: "127.0.0.1:0", Provider: provider,
 		Kinds: []*cluster.Kind{caller.NewKind(deps)}, Logger: quietLogger(),

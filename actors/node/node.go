@@ -2,12 +2,19 @@
 // protoactor-go cluster in which caller numbers live as virtual actors
 // (grains).
 //
-// One node alone is a one-member cluster with an in-process membership
-// agent: the same code path as a scaled-out deployment, so a grain's
-// behaviour never depends on how many nodes there are. Several nodes share
-// a ClusterProvider (in tests, one in-process agent; in production, a
-// provider such as etcd) and the identity lookup (consistent hashing over
-// the members) routes each number to one activation.
+// Who builds what: cmd/callguard (the composition root) chooses the
+// membership provider, builds the grain kinds and calls Start; it then
+// hands the node's actor system to the call spawner (actors/call) and the
+// cluster to the grain client (actors/caller). This package chooses
+// nothing on its own: Config.Provider is required.
+//
+// One node alone is a one-member cluster: the same code path as a
+// scaled-out deployment, so a grain's behaviour never depends on how many
+// nodes there are. Its membership is SingleMemberProvider, kept in this
+// process. Several nodes share a ClusterProvider (in tests, one
+// in-process agent; across machines, a provider such as etcd, not wired
+// yet) and the identity lookup (consistent hashing over the members)
+// routes each number to one activation.
 package node
 
 import (
@@ -40,11 +47,13 @@ type Config struct {
 	// AdvertisedHost is the address other members use to reach this node,
 	// when it differs from the listen host.
 	AdvertisedHost string
-	// Provider is the membership provider. Nil makes a one-member cluster.
+	// Provider is the membership provider (required): SingleMemberProvider
+	// for a node alone, or one shared by the members of a deployment.
 	Provider cluster.ClusterProvider
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*cluster.Kind
-	// RequestTimeout bounds one grain request, retries included.
+	// RequestTimeout bounds one grain request, retries included. Zero
+	// means 5 s.
 	RequestTimeout time.Duration
 	// Logger receives the actor system's logs; protoactor-go logs at info
 	// level generously, so they are passed on at warn and above only.
@@ -58,31 +67,56 @@ type Node struct {
 	stop    sync.Once
 }
 
-// SingleMemberProvider returns the membership provider of a node that runs
-// alone: an in-process agent that knows only this node.
+// ErrConfig is the sentinel of every Config.Validate error.
+var ErrConfig = errors.New("node configuration")
+
+// Validate reports everything wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if c.ClusterName == "" {
+		bad("cluster name is empty")
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen address %q: %v", c.Listen, err)
+	} else if _, err := strconv.Atoi(port); err != nil {
+		bad("listen port %q is not a number", port)
+	}
+	if c.Provider == nil {
+		bad("no membership provider (SingleMemberProvider for a node alone)")
+	}
+	if c.RequestTimeout < 0 {
+		bad("request timeout %v is negative", c.RequestTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// SingleMemberProvider returns the membership of a node that runs alone.
+// It is protoactor-go's test provider over a fresh in-memory agent: the
+// member list lives in this process only, so no other node can ever join
+// a member started with it. It suits one node on its own store; nodes
+// sharing a log need a provider they share (etcd).
 func SingleMemberProvider() cluster.ClusterProvider {
 	return test.NewTestProvider(test.NewInMemAgent())
 }
 
 // Start creates the actor system, starts remoting and joins the cluster.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
-	if cfg.ClusterName == "" {
-		return nil, errors.New("start node: cluster name is empty")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
 	}
-	host, portStr, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("start node: listen address %q: %w", cfg.Listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("start node: listen port %q: %w", portStr, err)
-	}
+	host, portStr, _ := net.SplitHostPort(cfg.Listen)
+	port, _ := strconv.Atoi(portStr) // both checked by Validate
 	if port == 0 {
 		// protoactor's remote needs the real port before it listens, so
 		// that the node's address (and so its PIDs) is known up front.
-		if port, err = freePort(ctx, host); err != nil {
+		free, err := freePort(ctx, host)
+		if err != nil {
 			return nil, fmt.Errorf("start node: %w", err)
 		}
+		port = free
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -97,15 +131,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.AdvertisedHost != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(port))))
 	}
-	provider := cfg.Provider
-	if provider == nil {
-		provider = SingleMemberProvider()
-	}
 	timeout := cfg.RequestTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	ccfg := cluster.Configure(cfg.ClusterName, provider, disthash.New(),
+	ccfg := cluster.Configure(cfg.ClusterName, cfg.Provider, disthash.New(),
 		remote.Configure(host, port, ropts...),
 		cluster.WithKinds(cfg.Kinds...),
 		cluster.WithRequestTimeout(timeout),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/projections/reports"
@@ -46,8 +47,12 @@ type Config struct {
 	// Policy is the blocking policy (limits, levels, expiry, escalation).
 	Policy policy.Config
 
-	// SIP is the SIP front: listeners, trusted trunks, the PBX, challenges.
+	// SIP is the SIP front: listeners, trusted trunks, the PBX, prompts.
 	SIP sipguard.Config
+
+	// Call is how each call is handled: mode, grace, code, store-down
+	// policy.
+	Call call.Config
 
 	// Admin is the admin HTTP API. An empty token is replaced at start by
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
@@ -126,6 +131,12 @@ func (c Config) validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, errors.New(nameVariables(err.Error())))
+	}
+	if err := c.Call.Validate(); err != nil {
+		errs = append(errs, errors.New(nameVariables(err.Error())))
+	}
+	if c.Call.DecideTimeout <= 0 { // zero means a default in call.Config, not from the environment
+		errs = append(errs, fmt.Errorf("%sDECIDE_TIMEOUT is %v, want a positive duration", envPrefix, c.Call.DecideTimeout))
 	}
 	if c.SnapshotEvery < 0 {
 		errs = append(errs, fmt.Errorf("%sSNAPSHOT_EVERY is %d, want 0 or more", envPrefix, c.SnapshotEvery))

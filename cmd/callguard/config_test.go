@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConfigDefaultsAndErrors(t *testing.T) {
@@ -20,6 +21,11 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 		{"bad limit", []string{"GUARD_LIMIT_HOUR=-1"}, "LIMIT_HOUR"},
 		{"not a number", []string{"GUARD_LIMIT_DAY=many"}, "LIMIT_DAY"},
 		{"bad duration", []string{"GUARD_GRAIN_IDLE=soon"}, "GRAIN_IDLE"},
+		{"bad mode", []string{"GUARD_MODE=block"}, "GUARD_MODE"},
+		{"short grace", []string{"GUARD_GRACE=1s"}, "GUARD_GRACE"},
+		{"long code", []string{"GUARD_CODE_DIGITS=12"}, "GUARD_CODE_DIGITS"},
+		{"bad store-down policy", []string{"GUARD_STORE_DOWN=maybe"}, "GUARD_STORE_DOWN"},
+		{"no decide timeout", []string{"GUARD_DECIDE_TIMEOUT=0s"}, "GUARD_DECIDE_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -28,7 +34,9 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 				if err != nil {
 					t.Fatalf("loadConfig: %v", err)
 				}
-				if cfg.DataDir != "./data" || cfg.Policy.LimitHour != 5 || cfg.NodeName == "" {
+				if cfg.DataDir != "./data" || cfg.Policy.LimitHour != 5 || cfg.NodeName == "" ||
+					cfg.Call.Mode != "enforce" || cfg.Call.Grace != 3*time.Second || cfg.Call.CodeDigits != 2 ||
+					cfg.Call.StoreDown != "pass" || cfg.Call.DecideTimeout != 2*time.Second {
 					t.Fatalf("defaults not applied: %+v", cfg)
 				}
 				return

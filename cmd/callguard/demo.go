@@ -92,7 +92,7 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.SIP.PBXURI = pbx.URI()
 	cfg.SIP.Language = *lang
-	cfg.SIP.Grace = 3 * time.Second
+	cfg.Call.Grace = 3 * time.Second
 	cfg.ClusterListen = "127.0.0.1:0"
 	cfg.Policy = policy.DefaultConfig()
 	cfg.Policy.LimitHour, cfg.Policy.LimitDay, cfg.Policy.EscalateAfter = 3, 10, 2
@@ -102,7 +102,7 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	}
 	log := newLogger(logw, cfg)
 	fmt.Fprintf(stdout, "callguard demo: guard, PBX and carrier on loopback; policy: more than %d calls an hour → challenge, %d failed challenges → reject; grace %v\n",
-		cfg.Policy.LimitHour, cfg.Policy.EscalateAfter, cfg.SIP.Grace)
+		cfg.Policy.LimitHour, cfg.Policy.EscalateAfter, cfg.Call.Grace)
 	g, err := startGuard(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	fmt.Fprintf(stdout, "%d bots, %d people (%d of them flagged by an admin), %d calls; seed %d\n\n", *bots, *humans, *flagged, len(plan), *seed)
 
 	d := &demoRun{trunk: trunk, pbx: pbx, target: g.sip.UDPAddr().String(), rec: sounds.NewRecognizer(prompts),
-		digits: cfg.SIP.CodeDigits, grace: cfg.SIP.Grace}
+		digits: cfg.Call.CodeDigits, grace: cfg.Call.Grace}
 	results := make([]demoResult, len(plan))
 	var (
 		mu   sync.Mutex

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
@@ -23,7 +24,9 @@ import (
 )
 
 // guard is one running node: its store, its cluster member hosting the
-// caller grains, and the client that reaches any grain in the cluster.
+// caller grains, the client that reaches any grain in the cluster, the
+// calls and the SIP edge. startGuard is where they are built and handed
+// to each other; the packages below choose nothing on their own.
 type guard struct {
 	store   events.Store
 	node    *node.Node
@@ -57,7 +60,11 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen,
-		Kinds: []*cluster.Kind{kind}, Logger: log.With("component", "cluster"),
+		// One member alone, its membership kept in this process: a node
+		// on its own store. Several nodes sharing a log need a shared
+		// provider (etcd), chosen here once it exists.
+		Provider: node.SingleMemberProvider(),
+		Kinds:    []*cluster.Kind{kind}, Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
@@ -67,9 +74,16 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 	}
+	calls, err := call.NewSpawner(n.System, call.Deps{
+		Callers: g.callers, Store: store, Clock: time.Now, Rand: rand.Reader,
+		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m,
+	}, cfg.Call)
+	if err != nil {
+		g.stop()
+		return nil, err
+	}
 	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
-		Callers: g.callers, Store: store, Numbers: numbers, Clock: time.Now, Rand: rand.Reader,
-		Logger: log, ActorSystem: n.System, Node: cfg.NodeName, Observer: m, Calls: m,
+		Calls: calls, Numbers: numbers, Clock: time.Now, Logger: log, Observer: m,
 	})
 	if err != nil {
 		g.stop()

@@ -61,7 +61,7 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		return errors.Join(err, <-sipDone, <-metricsDone)
 	}
 	log.Info("callguard serving", "version", version, "head", head.String(),
-		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay, "mode", cfg.SIP.Mode)
+		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay, "mode", cfg.Call.Mode)
 	var sipErr, adminErr error
 	select {
 	case <-ctx.Done():

@@ -19,6 +19,9 @@ import (
 	"github.com/callguard/callguard/projections/runner"
 )
 
+// ErrConfig is the sentinel of every Config.Validate error.
+var ErrConfig = errors.New("invalid read side config")
+
 // Config configures Open.
 type Config struct {
 	// Dir is the node's data directory: the projections' files go in its
@@ -39,6 +42,21 @@ type Config struct {
 	Runner runner.Options
 }
 
+// Validate reports everything wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, fmt.Errorf("%w: no data directory for the projections", ErrConfig))
+	}
+	if c.Store == nil {
+		errs = append(errs, fmt.Errorf("%w: no event store", ErrConfig))
+	}
+	if err := c.Reports.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
+	}
+	return errors.Join(errs...)
+}
+
 // ReadSide is the running read side.
 type ReadSide struct {
 	Runner   *runner.Runner
@@ -56,11 +74,8 @@ func Open(ctx context.Context, cfg Config) (*ReadSide, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Dir == "" {
-		return nil, errors.New("read side: no data directory for the projections")
-	}
-	if err := cfg.Reports.Validate(); err != nil {
-		return nil, fmt.Errorf("read side: %w", err)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	loc := cfg.Reports.Location
 	if loc == nil {

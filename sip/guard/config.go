@@ -12,8 +12,6 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/callguard/callguard/actors/call"
-	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/trust"
 	"github.com/callguard/callguard/sounds"
 )
@@ -29,8 +27,10 @@ var ErrConfig = errors.New("SIP guard configuration")
 // addresses in GUARD_TRUSTED_PEERS) to take real traffic.
 const DefaultListen = "127.0.0.1:5060"
 
-// Config configures the SIP guard. The env tags are read under the
-// binary's GUARD_ prefix (GUARD_SIP_LISTEN, ...).
+// Config configures the SIP guard: its listeners, trusted trunks, the PBX,
+// prompts and media. How each call is decided and timed (mode, grace,
+// code, store-down policy) is call.Config's. The env tags are read under
+// the binary's GUARD_ prefix (GUARD_SIP_LISTEN, ...).
 type Config struct {
 	// Listen is the host:port of the SIP listeners: UDP and TCP on the
 	// same address (RFC 3261 §18: a UA must handle both, and a carrier
@@ -46,19 +46,6 @@ type Config struct {
 	// dialled number (the Request-URI user of the carrier's INVITE) is put
 	// there, so the PBX can route several toll-free numbers.
 	PBXURI string `env:"PBX_URI" envDefault:"sip:pbx@127.0.0.1:5070" desc:"SIP URI of the PBX that passed calls are sent to (add ;transport=tcp for TCP)"`
-
-	// Mode is enforce (carry verdicts out) or observe (decide and record
-	// every call, pass them all).
-	Mode string `env:"MODE" envDefault:"enforce" desc:"enforce, or observe: decide and record every call but pass all of them (run a week in observe mode before enforcing)"`
-
-	// Grace is the carrier's unbilled interval after answer: calls shorter
-	// than this are not billed. A challenged caller has Grace minus one
-	// second after the 200 OK to type the code, and the guard hangs up
-	// then. Set it to your carrier's figure.
-	Grace time.Duration `env:"GRACE" envDefault:"3s" desc:"the carrier's unbilled interval after answer; a challenged caller gets GRACE minus 1s to type the code (at least 1.1s)"`
-
-	// CodeDigits is the length of the challenge code.
-	CodeDigits int `env:"CODE_DIGITS" envDefault:"2" desc:"digits in the challenge code (1-8)"`
 
 	// Language selects the embedded prompts (ru, en); with SoundsDir set
 	// it only labels the operator's recordings.
@@ -83,16 +70,6 @@ type Config struct {
 	// challenged call takes one even port (RTCP's odd one above it is kept
 	// free); a bridged one takes two.
 	RTPPorts string `env:"RTP_PORTS" envDefault:"20000-29999" desc:"UDP port range for the guard's RTP (challenges and bridged calls), lo-hi"`
-
-	// StoreDown is what happens to a call when the caller grain cannot
-	// decide (the store or the grain is down): pass (fail open: never lose
-	// a real customer's call) or reject (fail closed). The decision is
-	// recorded in the call's stream once the store is back.
-	StoreDown string `env:"STORE_DOWN" envDefault:"pass" desc:"when no verdict can be recorded (store down): pass the call (fail open) or reject it with 503 (fail closed)"`
-
-	// DecideTimeout bounds the caller grain's decision; past it the
-	// store-down policy applies.
-	DecideTimeout time.Duration `env:"DECIDE_TIMEOUT" envDefault:"2s" desc:"time limit for the caller grain's verdict; past it GUARD_STORE_DOWN applies"`
 
 	// PBXTimeout is how long the PBX may take to send its first response
 	// (100 Trying included) before it counts as unreachable and the caller
@@ -123,16 +100,20 @@ type settings struct {
 	trusted    *trust.List
 	pbx        sip.Uri
 	pbxUser    bool // PBX_URI has a user part of its own
-	mode       schema.Mode
-	storeDown  schema.Verdict
 	mediaIP    netip.Addr
 	rtpLo      int
 	rtpHi      int
 	reject     int
 	prompts    *sounds.Prompts
-	call       call.Config
 	pbxTimeout time.Duration
 	ringTime   time.Duration
+}
+
+// Validate reports every problem with c, each naming its variable; the
+// errors match ErrConfig. It reads the prompts to check them.
+func (c Config) Validate() error {
+	_, err := c.parse()
+	return err
 }
 
 // parse validates c and returns the parsed settings; every problem is
@@ -158,18 +139,6 @@ func (c Config) parse() (settings, error) {
 		bad("GUARD_PBX_URI %q is not a sip: URI with a host", c.PBXURI)
 	}
 	s.pbxUser = s.pbx.User != ""
-	switch schema.Mode(c.Mode) {
-	case schema.Enforce, schema.Observe:
-		s.mode = schema.Mode(c.Mode)
-	default:
-		bad("GUARD_MODE is %q, want enforce or observe", c.Mode)
-	}
-	switch schema.Verdict(c.StoreDown) {
-	case schema.Pass, schema.Reject:
-		s.storeDown = schema.Verdict(c.StoreDown)
-	default:
-		bad("GUARD_STORE_DOWN is %q, want pass or reject", c.StoreDown)
-	}
 	if c.RejectStatus < 400 || c.RejectStatus > 699 {
 		bad("GUARD_REJECT_STATUS is %d, want a final error status 400-699", c.RejectStatus)
 	}
@@ -193,15 +162,8 @@ func (c Config) parse() (settings, error) {
 	if s.prompts, err = sounds.Load(c.Language, c.SoundsDir); err != nil {
 		bad("GUARD_LANGUAGE/GUARD_SOUNDS_DIR: %v", err)
 	}
-	s.call = call.Config{
-		Mode: s.mode, Grace: c.Grace, CodeDigits: c.CodeDigits, StoreDown: s.storeDown,
-		DecideTimeout: c.DecideTimeout,
-	}
-	if err := s.call.Validate(); err != nil {
-		bad("GUARD_GRACE/GUARD_CODE_DIGITS: %v", err)
-	}
-	if c.DecideTimeout <= 0 || c.PBXTimeout <= 0 || c.RingTimeout <= 0 {
-		bad("GUARD_DECIDE_TIMEOUT, GUARD_PBX_TIMEOUT and GUARD_RING_TIMEOUT must be positive")
+	if c.PBXTimeout <= 0 || c.RingTimeout <= 0 {
+		bad("GUARD_PBX_TIMEOUT and GUARD_RING_TIMEOUT must be positive")
 	}
 	s.pbxTimeout, s.ringTime = c.PBXTimeout, c.RingTimeout
 	return s, errors.Join(errs...)

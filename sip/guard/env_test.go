@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/emiago/sipgo/sip"
 
+	actorcall "github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
@@ -81,7 +82,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		n, err := node.Start(context.Background(), node.Config{
-			ClusterName: "guard-test", Listen: "127.0.0.1:0",
+			ClusterName: "guard-test", Listen: "127.0.0.1:0", Provider: node.SingleMemberProvider(),
 			Kinds:  []*cluster.Kind{caller.NewKind(caller.Deps{Store: st, Policy: pol, Node: "test", Logger: quiet()})},
 			Logger: quiet(),
 		})
@@ -116,15 +117,41 @@ type env struct {
 	stopOnce sync.Once
 }
 
-type envOption func(*guard.Config, *guard.Deps)
+type envOption func(*guard.Config, *actorcall.Config, *actorcall.Deps)
 
 func withConfig(f func(*guard.Config)) envOption {
-	return func(c *guard.Config, _ *guard.Deps) { f(c) }
+	return func(c *guard.Config, _ *actorcall.Config, _ *actorcall.Deps) { f(c) }
+}
+
+// withCallConfig changes the calls' settings.
+func withCallConfig(f func(*actorcall.Config)) envOption {
+	return func(_ *guard.Config, c *actorcall.Config, _ *actorcall.Deps) { f(c) }
 }
 
 // withCallers replaces the grain client.
-func withCallers(c guard.Callers) envOption {
-	return func(_ *guard.Config, d *guard.Deps) { d.Callers = c }
+func withCallers(c actorcall.Callers) envOption {
+	return func(_ *guard.Config, _ *actorcall.Config, d *actorcall.Deps) { d.Callers = c }
+}
+
+// testCalls builds the calls of a guard under test as cmd does: the real
+// call actors on the shared node.
+func testCalls(t *testing.T, cfg actorcall.Config, deps actorcall.Deps) *actorcall.Spawner {
+	t.Helper()
+	sp, err := actorcall.NewSpawner(shared.node.System, deps, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// testCallConfig is the calls' settings of the tests.
+func testCallConfig() actorcall.Config {
+	return actorcall.Config{Mode: schema.Enforce, Grace: testGrace, CodeDigits: 2, StoreDown: schema.Pass, DecideTimeout: 2 * time.Second}
+}
+
+// testCallDeps is what the calls of the tests use.
+func testCallDeps() actorcall.Deps {
+	return actorcall.Deps{Callers: shared.callers, Store: shared.store, Clock: time.Now, Rand: fixedRand{}, Logger: quiet(), Node: "test"}
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
@@ -145,20 +172,18 @@ func newEnvPBX(t *testing.T, pbxTCP bool, opts ...envOption) *env {
 	}
 	cfg := guard.Config{
 		Listen: "127.0.0.1:0", TrustedPeers: "127.0.0.1/32", PBXURI: "sip:pbx@" + e.pbx.addr,
-		Mode: "enforce", Grace: testGrace, CodeDigits: 2, Language: "en", SoundsDir: shortPrompts(t),
-		RejectStatus: 603, RTPPorts: "30000-39999", StoreDown: "pass",
-		DecideTimeout: 2 * time.Second, PBXTimeout: 800 * time.Millisecond, RingTimeout: 10 * time.Second,
+		Language: "en", SoundsDir: shortPrompts(t), RejectStatus: 603, RTPPorts: "30000-39999",
+		PBXTimeout: 800 * time.Millisecond, RingTimeout: 10 * time.Second,
 	}
-	deps := guard.Deps{
-		Callers: e.callers, Store: e.store, Numbers: numbers, Clock: time.Now, Rand: fixedRand{},
-		Logger: quiet(), ActorSystem: shared.node.System, Node: "test",
-	}
+	callCfg, callDeps := testCallConfig(), testCallDeps()
+	callDeps.Callers, callDeps.Store = e.callers, e.store
 	if pbxTCP {
 		cfg.PBXURI += ";transport=tcp"
 	}
 	for _, o := range opts {
-		o(&cfg, &deps)
+		o(&cfg, &callCfg, &callDeps)
 	}
+	deps := guard.Deps{Calls: testCalls(t, callCfg, callDeps), Numbers: numbers, Clock: time.Now, Logger: quiet()}
 	g, err := guard.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)

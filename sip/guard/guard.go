@@ -32,6 +32,14 @@
 // payload types), because the caller's leg is already answered with the
 // guard's SDP.
 //
+// # Who builds what
+//
+// cmd/callguard builds the guard: it starts the node, builds the call
+// spawner (actors/call) with the node's actor system, the grain client, the
+// store and the call settings (call.Config), and hands it to New as Calls.
+// The guard owns the SIP side only: its listeners, sessions, dialogs and
+// media ports; it knows no store, actor system or PID.
+//
 // # Who owns what
 //
 // sipgo runs each request's handler on its own goroutine. A call's SIP
@@ -47,7 +55,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -56,12 +63,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/actors/call"
-	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/media"
@@ -69,29 +74,30 @@ import (
 	"github.com/callguard/callguard/sip/validate"
 )
 
-// Callers reaches the caller grains (Admit, Outcome); *caller.Client
-// satisfies it.
-type Callers = call.Callers
+// Calls starts the call actors that decide and time each call, and waits
+// for them on shutdown. cmd fills it with the node's *call.Spawner.
+type Calls interface {
+	// Start starts the actor of one call; the session tells the returned
+	// Call the call's facts and receives its orders through fx.
+	Start(setup call.Setup, fx call.Effects) (*call.Call, error)
+	// Wait returns once every call has finished its work (actors, outcome
+	// reports, call stream writes), or with ctx's error.
+	Wait(ctx context.Context) error
+	// Counters are the counters of every call started.
+	Counters() *call.Counters
+}
 
 // Deps is what a Guard uses but does not own.
 type Deps struct {
-	Callers Callers
-	Store   events.Store
+	// Calls runs the calls (required).
+	Calls   Calls
 	Numbers *phone.Normalizer
-	// Clock stamps events and measures call durations; time.Now in
-	// production.
-	Clock func() time.Time
-	// Rand draws challenge codes: crypto/rand.Reader in production.
-	Rand   io.Reader
+	// Clock stamps the SIP side's facts (when an INVITE arrived, when a
+	// leg answered or ended); time.Now in production.
+	Clock  func() time.Time
 	Logger *slog.Logger
-	// ActorSystem runs the call actors (the node's local actor system).
-	ActorSystem *actor.ActorSystem
-	// Node names this node in the metadata of call stream events.
-	Node string
 	// Observer counts SIP messages and refusals; nil is fine.
 	Observer Observer
-	// Calls observes decisions and challenges; nil is fine.
-	Calls call.Observer
 }
 
 // Observer is told of the SIP traffic, for metrics. Its methods must not
@@ -117,7 +123,7 @@ type Guard struct {
 	sips *slog.Logger // sipgo's own logs, bounded
 
 	ports   *media.PortAllocator
-	calls   *call.Spawner
+	calls   Calls
 	dialogs registry
 	stats   counters
 
@@ -151,16 +157,10 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 		return nil, err
 	}
 	switch {
-	case deps.Callers == nil:
-		return nil, errors.New("guard: no Callers")
-	case deps.Store == nil:
-		return nil, errors.New("guard: no event store")
+	case deps.Calls == nil:
+		return nil, errors.New("guard: no Calls")
 	case deps.Numbers == nil:
 		return nil, errors.New("guard: no phone number normaliser")
-	case deps.ActorSystem == nil:
-		return nil, errors.New("guard: no actor system")
-	case deps.Rand == nil:
-		return nil, errors.New("guard: no random source (use crypto/rand.Reader)")
 	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
@@ -176,18 +176,11 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 		return nil, fmt.Errorf("%w: GUARD_RTP_PORTS: %v", ErrConfig, err)
 	}
 	g := &Guard{
-		set: set, d: deps, log: deps.Logger.With("component", "sip"), ports: ports,
+		set: set, d: deps, log: deps.Logger.With("component", "sip"), ports: ports, calls: deps.Calls,
 		ready: make(chan struct{}), sessions: map[*session]struct{}{},
 		dialogUA: map[string]*sipgo.DialogUA{},
 	}
 	g.dialogs.m = map[string]dialogRef{}
-	g.calls, err = call.NewSpawner(call.Deps{
-		Callers: deps.Callers, Store: deps.Store, Clock: deps.Clock, Rand: deps.Rand,
-		Node: deps.Node, Logger: deps.Logger.With("component", "call"), Observer: deps.Calls,
-	}, set.call)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
 	// sipgo logs a datagram it cannot parse with its bytes; bound that,
 	// and count the failures.
 	g.sips = newBoundedLogger(deps.Logger.With("component", "sipgo"), 20, 512, func(r slog.Record) {
@@ -245,7 +238,7 @@ func (g *Guard) Serve(ctx context.Context) error {
 	}
 	close(g.ready)
 	g.log.Info("SIP guard listening", "udp", g.udpAddr.String(), "tcp", g.tcpAddr.String(),
-		"pbx", g.set.pbx.String(), "mode", g.set.mode, "trusted", g.set.trusted.String(),
+		"pbx", g.set.pbx.String(), "trusted", g.set.trusted.String(),
 		"media", g.set.mediaIP.String(), "rtpPorts", fmt.Sprintf("%d-%d", g.set.rtpLo, g.set.rtpHi))
 	errc := make(chan error, 2)
 	go func() { errc <- g.srv.ServeUDP(udp) }()

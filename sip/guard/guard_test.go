@@ -15,6 +15,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	actorcall "github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events/phone"
@@ -301,7 +302,7 @@ func TestCancelOnPass(t *testing.T) {
 }
 
 func TestObserveModePassesEveryCall(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *guard.Config) { c.Mode = "observe" }))
+	e := newEnv(t, withCallConfig(func(c *actorcall.Config) { c.Mode = schema.Observe }))
 	e.block(7)
 	c := newFakeCaller(e)
 	cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil)
@@ -592,11 +593,10 @@ func TestPassOverTCP(t *testing.T) {
 func TestConfigRefusesBadValues(t *testing.T) {
 	good := guard.Config{
 		Listen: "127.0.0.1:0", TrustedPeers: "127.0.0.1/32", PBXURI: "sip:pbx@127.0.0.1:5070",
-		Mode: "enforce", Grace: 3 * time.Second, CodeDigits: 2, Language: "ru",
-		RejectStatus: 603, RTPPorts: "20000-20999", StoreDown: "pass",
-		DecideTimeout: 2 * time.Second, PBXTimeout: 5 * time.Second, RingTimeout: 90 * time.Second,
+		Language: "ru", RejectStatus: 603, RTPPorts: "20000-20999",
+		PBXTimeout: 5 * time.Second, RingTimeout: 90 * time.Second,
 	}
-	deps := guard.Deps{Callers: shared.callers, Store: shared.store, Numbers: mustNumbers(t), Rand: fixedRand{}, ActorSystem: shared.node.System, Logger: quiet()}
+	deps := guard.Deps{Calls: testCalls(t, testCallConfig(), testCallDeps()), Numbers: mustNumbers(t), Logger: quiet()}
 	if _, err := guard.New(good, deps); err != nil {
 		t.Fatalf("good config refused: %v", err)
 	}
@@ -604,18 +604,18 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		"GUARD_SIP_LISTEN":    func(c *guard.Config) { c.Listen = "5060" },
 		"GUARD_TRUSTED_PEERS": func(c *guard.Config) { c.TrustedPeers = "10.0.0.0/33" },
 		"GUARD_PBX_URI":       func(c *guard.Config) { c.PBXURI = "http://pbx" },
-		"GUARD_MODE":          func(c *guard.Config) { c.Mode = "block" },
-		"GUARD_GRACE":         func(c *guard.Config) { c.Grace = time.Second },
-		"GUARD_CODE_DIGITS":   func(c *guard.Config) { c.CodeDigits = 12 },
 		"GUARD_LANGUAGE":      func(c *guard.Config) { c.Language = "fr" },
 		"GUARD_SOUNDS_DIR":    func(c *guard.Config) { c.SoundsDir = "/nonexistent" },
 		"GUARD_REJECT_STATUS": func(c *guard.Config) { c.RejectStatus = 200 },
 		"GUARD_MEDIA_IP":      func(c *guard.Config) { c.Listen, c.MediaIP = "0.0.0.0:5060", "" },
 		"GUARD_RTP_PORTS":     func(c *guard.Config) { c.RTPPorts = "20000" },
-		"GUARD_STORE_DOWN":    func(c *guard.Config) { c.StoreDown = "maybe" },
+		"GUARD_RING_TIMEOUT":  func(c *guard.Config) { c.RingTimeout = 0 },
 	} {
 		c := good
 		mutate(&c)
+		if c.Validate() == nil {
+			t.Errorf("%s: Validate accepted %+v", name, c)
+		}
 		_, err := guard.New(c, deps)
 		if !errors.Is(err, guard.ErrConfig) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: got %v, want an ErrConfig naming it", name, err)
@@ -688,7 +688,7 @@ func TestStoreDownPolicy(t *testing.T) {
 		status int
 	}{{"pass", 200}, {"reject", 503}} {
 		t.Run(tc.policy, func(t *testing.T) {
-			e := newEnv(t, withConfig(func(c *guard.Config) { c.StoreDown = tc.policy }), withCallers(downCallers{}))
+			e := newEnv(t, withCallConfig(func(c *actorcall.Config) { c.StoreDown = schema.Verdict(tc.policy) }), withCallers(downCallers{}))
 			c := newFakeCaller(e)
 			cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil)
 			if cl.status() != tc.status {
@@ -792,11 +792,11 @@ func TestManyCallsLeaveNothingBehind(t *testing.T) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := guard.DefaultConfig()
-	if c.Listen != guard.DefaultListen || c.Grace != 3*time.Second || c.CodeDigits != 2 || c.RejectStatus != 603 ||
-		c.Mode != "enforce" || c.StoreDown != "pass" || c.TrustedPeers != "127.0.0.1/32,::1/128" || c.Language != "ru" {
+	if c.Listen != guard.DefaultListen || c.RejectStatus != 603 || c.PBXTimeout != 5*time.Second ||
+		c.TrustedPeers != "127.0.0.1/32,::1/128" || c.Language != "ru" {
 		t.Errorf("defaults %+v", c)
 	}
-	deps := guard.Deps{Callers: shared.callers, Store: shared.store, Numbers: mustNumbers(t), Rand: fixedRand{}, ActorSystem: shared.node.System, Logger: quiet()}
+	deps := guard.Deps{Calls: testCalls(t, testCallConfig(), testCallDeps()), Numbers: mustNumbers(t), Logger: quiet()}
 	if _, err := guard.New(c, deps); err != nil {
 		t.Errorf("the default configuration is refused: %v", err)
 	}

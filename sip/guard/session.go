@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -37,7 +36,7 @@ type session struct {
 	g   *Guard
 	id  string
 	log *slog.Logger
-	pid *actor.PID
+	act *call.Call
 	ua  *sipgo.DialogUA
 	inv *sip.Request // the carrier's INVITE, read only
 	tx  sip.ServerTransaction
@@ -85,13 +84,13 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 	}
 	g.dialogs.add(dlg.ID, s, callerLeg)
 	s.ids = append(s.ids, dlg.ID)
-	pid, err := g.calls.Spawn(g.d.ActorSystem, g.setupOf(id, req, cl, ce), s)
+	c, err := g.calls.Start(g.setupOf(id, req, cl, ce), s)
 	if err != nil {
 		g.dialogs.remove(dlg.ID)
 		g.dropSession(s)
 		return nil, fmt.Errorf("spawn call actor: %w", err)
 	}
-	s.pid = pid
+	s.act = c
 	// RFC 3261 §9.2: sipgo's transaction layer answers the CANCEL (200)
 	// and the INVITE (487); the session has to let go of the call.
 	if !tx.OnCancel(func(*sip.Request) { s.post(s.onCallerCancel) }) {
@@ -184,7 +183,7 @@ func (s *session) goDo(work func() func()) {
 }
 
 // report sends a fact to the call actor.
-func (s *session) report(msg any) { s.g.d.ActorSystem.Root.Send(s.pid, msg) }
+func (s *session) report(msg any) { s.act.Tell(msg) }
 
 func (s *session) now() time.Time { return s.g.d.Clock() }
 

@@ -64,9 +64,11 @@ func (c *Config) defaults() {
 	}
 }
 
-// validate checks c (after defaults). The token is never part of a
+// Validate reports the first thing wrong with c, its defaults filled in
+// (an empty Listen is DefaultListen). The token is never part of a
 // message: errors end up in logs.
-func (c *Config) validate() error {
+func (c Config) Validate() error {
+	c.defaults()
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		return fmt.Errorf("%w: GUARD_ADMIN_LISTEN %q is not host:port: %v", ErrConfig, c.Listen, err)

@@ -49,6 +49,9 @@ func TestNewRefusesUnsafeConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if verr := tt.cfg.Validate(); (verr == nil) != (tt.wantErr == "") {
+				t.Errorf("Validate: %v, want an error saying %q", verr, tt.wantErr)
+			}
 			s, err := New(tt.cfg, Deps{Callers: &fakeCallers{}, Normalizer: n})
 			if tt.wantErr == "" {
 				if err != nil {

@@ -42,7 +42,7 @@ func TestAgainstRealGrains(t *testing.T) {
 	now := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now } // read-only: no test goroutine moves it
 	n, err := node.Start(ctx, node.Config{
-		ClusterName: "adminapi", Listen: "127.0.0.1:0", Logger: quiet,
+		ClusterName: "adminapi", Listen: "127.0.0.1:0", Logger: quiet, Provider: node.SingleMemberProvider(),
 		Kinds: []*cluster.Kind{caller.NewKind(caller.Deps{Store: store, Policy: pol, Clock: clock, Node: "test", Logger: quiet})},
 	})
 	if err != nil {

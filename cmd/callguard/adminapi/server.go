@@ -151,7 +151,7 @@ func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
 // listen address is not host:port.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.defaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("adminapi: %w", err)
 	}
 	switch {
