@@ -17,12 +17,13 @@ import (
 	"github.com/callguard/callguard/events/schema"
 )
 
-// rewrite regenerates the expected output of testdata/*.txt:
+// update regenerates the expected output of testdata/*.txt, as -update
+// does for the golden files of audit and replay:
 //
-//	go test ./actors/policy -run TestScenarios -rewrite
+//	go test ./actors/policy -run TestScenarios -update
 //
 // Commit the result only once the diff is understood.
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scenario scripts")
+var update = flag.Bool("update", false, "rewrite the expected output of testdata/*.txt scenario scripts")
 
 // TestScenarios runs the scenario scripts in testdata. A script is a
 // sequence of cases in the style of cockroachdb/datadriven:
@@ -107,12 +108,12 @@ func runScript(t *testing.T, file string) {
 		if got == "" {
 			t.Fatalf("%s: %q printed nothing", pos, line)
 		}
-		if !*rewrite && got != strings.Join(want, "\n") {
-			t.Errorf("%s: %s\n got:\n%s\nwant:\n%s", pos, line, indent(got), indent(strings.Join(want, "\n")))
+		if !*update && got != strings.Join(want, "\n") {
+			t.Errorf("%s: %s (run go test -update and review the diff)\n got:\n%s\nwant:\n%s", pos, line, indent(got), indent(strings.Join(want, "\n")))
 		}
 		out.WriteString(line + "\n----\n" + got + "\n")
 	}
-	if *rewrite {
+	if *update {
 		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
