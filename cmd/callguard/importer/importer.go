@@ -4,6 +4,11 @@
 // and why, and its command ID is derived from the file and the line, so
 // importing the same file again writes nothing twice. A whitelist
 // exported by package lists imports back as the same entries.
+//
+// It sits in cmd, beside the admin API that serves it, because it composes
+// both sides: the caller grains it sends commands through (actors) and the
+// whitelist's CSV columns (projections/lists), which neither side may
+// import from the other.
 package importer
 
 import (
