@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
@@ -65,18 +67,50 @@ func (c Config) Window() time.Duration { return c.Grace - deadlineMargin }
 func (c Config) Validate() error {
 	var errs []error
 	if c.Mode != schema.Enforce && c.Mode != schema.Observe {
-		errs = append(errs, fmt.Errorf("mode %q, want enforce or observe", c.Mode))
+		errs = append(errs, &SettingError{Field: "Mode", Value: fmt.Sprintf("%q", c.Mode), Want: "enforce or observe"})
 	}
-	if c.Grace < deadlineMargin+100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("grace %v leaves the caller no time to type: want at least %v", c.Grace, deadlineMargin+100*time.Millisecond))
+	if least := deadlineMargin + 100*time.Millisecond; c.Grace < least {
+		errs = append(errs, &SettingError{Field: "Grace", Value: c.Grace.String(), Want: fmt.Sprintf("at least %v, or the caller has no time to type", least)})
 	}
 	if c.CodeDigits < 1 || c.CodeDigits > MaxCodeDigits {
-		errs = append(errs, fmt.Errorf("code-digits %d, want 1..%d", c.CodeDigits, MaxCodeDigits))
+		errs = append(errs, &SettingError{Field: "CodeDigits", Value: fmt.Sprint(c.CodeDigits), Want: fmt.Sprintf("1..%d", MaxCodeDigits)})
 	}
 	if c.StoreDown != schema.Pass && c.StoreDown != schema.Reject {
-		errs = append(errs, fmt.Errorf("store-down policy %q, want pass or reject", c.StoreDown))
+		errs = append(errs, &SettingError{Field: "StoreDown", Value: fmt.Sprintf("%q", c.StoreDown), Want: "pass or reject"})
 	}
 	return errors.Join(errs...)
+}
+
+// SettingError is one setting of Config that Validate refuses. Field is the
+// Config field's name, so that the caller can speak of it in its own terms
+// (cmd names the environment variable).
+type SettingError struct {
+	Field string
+	Value string // as the message shows it
+	Want  string
+}
+
+func (e *SettingError) Error() string { return e.Message(kebab) }
+
+// kebab spells a field name as the settings are written: CodeDigits is
+// code-digits.
+func kebab(field string) string {
+	var b strings.Builder
+	for i, r := range field {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Message is the error with the field named by name.
+func (e *SettingError) Message(name func(field string) string) string {
+	return fmt.Sprintf("%s is %s, want %s", name(e.Field), e.Value, e.Want)
 }
 
 func (c *Config) defaults() {

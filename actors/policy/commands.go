@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
@@ -22,9 +21,8 @@ var (
 	ErrNotBlocked = errors.New("caller is not blocked")
 )
 
-// MaxText bounds By and Why: they are stored in the caller's stream for
-// ever and shown on one line of the audit.
-const MaxText = 500
+// MaxText bounds By and Why (see schema.CheckCommandText).
+const MaxText = schema.MaxText
 
 // Command is an admin's order about one caller.
 type Command struct {
@@ -32,7 +30,8 @@ type Command struct {
 	// it, so a retried request is written once.
 	ID string `json:"id"`
 	// By names the admin (required), Why says why (required): every change
-	// to a caller's standing must be explainable in the audit.
+	// to a caller's standing must be explainable in the audit. Each is one
+	// line of at most MaxText characters (schema.CheckCommandText).
 	By  string `json:"by"`
 	Why string `json:"why"`
 	// Until is the optional expiry of a whitelist entry or a block; zero
@@ -127,12 +126,15 @@ func (p *Policy) checkCommand(verb string, st *State, key string, cmd Command, n
 		return 0, fmt.Errorf("policy: %s: %w: caller key %q is not a normalised number (E.164 such as +78005553535, or %q)", verb, ErrInvalid, key, phone.AnonymousKey)
 	case cmd.ID == "":
 		return bad("command has no ID")
-	case cmd.By == "":
-		return bad("missing who (by)")
-	case cmd.Why == "":
-		return bad("missing reason (why)")
-	case utf8.RuneCountInString(cmd.By) > MaxText || utf8.RuneCountInString(cmd.Why) > MaxText:
-		return bad("who and reason must be at most %d characters each", MaxText)
+	}
+	// The edges check the texts first with the same function, to answer
+	// per field; the policy decides, whatever the edge.
+	for _, f := range [...]struct{ name, text string }{{"by", cmd.By}, {"why", cmd.Why}} {
+		if err := schema.CheckCommandText(f.name, f.text); err != nil {
+			return 0, fmt.Errorf("policy: %s %s: %w: %w", verb, key, ErrInvalid, err)
+		}
+	}
+	switch {
 	case !expiry && !cmd.Until.IsZero():
 		return bad("takes no expiry")
 	case !cmd.Until.IsZero() && unix(cmd.Until) <= at:

@@ -3,6 +3,9 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/callguard/callguard/events/schema"
@@ -116,35 +119,90 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first thing wrong with c, naming the field the way
-// its environment variable does.
+// Validate reports the first thing wrong with c as a *SettingError, which
+// names the Config field so that each edge can say it its own way.
 func (c Config) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
-	}
+	level := fmt.Sprintf("%d to %d", schema.MinLevel, schema.MaxLevel)
 	switch {
 	case c.LimitHour < 0:
-		return bad("limit-hour is %d, want 0 (off) or more", c.LimitHour)
+		return &SettingError{Field: "LimitHour", Value: c.LimitHour, Want: "0 (off) or more"}
 	case c.LimitDay < 0:
-		return bad("limit-day is %d, want 0 (off) or more", c.LimitDay)
+		return &SettingError{Field: "LimitDay", Value: c.LimitDay, Want: "0 (off) or more"}
 	case c.LimitHour > 0 && c.LimitDay > 0 && c.LimitDay < c.LimitHour:
-		return bad("limit-day (%d) must be at least limit-hour (%d), or the hourly limit can never fire", c.LimitDay, c.LimitHour)
+		return &SettingError{Field: "LimitDay", Value: c.LimitDay, Want: "at least", Other: "LimitHour", OtherValue: c.LimitHour,
+			Because: "the hourly limit can never fire"}
 	case c.LimitLevel < schema.MinLevel || c.LimitLevel > schema.MaxLevel:
-		return bad("limit-level is %d, want %d to %d", c.LimitLevel, schema.MinLevel, schema.MaxLevel)
+		return &SettingError{Field: "LimitLevel", Value: c.LimitLevel, Want: level}
 	case c.BlockFor <= 0:
-		return bad("block-for is %v, want a positive duration", c.BlockFor)
+		return &SettingError{Field: "BlockFor", Value: c.BlockFor, Want: "a positive duration"}
 	case c.EscalateAfter < 0 || c.EscalateAfter > MaxEscalateAfter:
-		return bad("escalate-after is %d, want 0 (off) to %d", c.EscalateAfter, MaxEscalateAfter)
+		return &SettingError{Field: "EscalateAfter", Value: c.EscalateAfter, Want: fmt.Sprintf("0 (off) to %d", MaxEscalateAfter)}
 	case c.EscalateAfter > 0 && (c.EscalationLevel < schema.MinLevel || c.EscalationLevel > schema.MaxLevel):
-		return bad("escalation-level is %d, want %d to %d", c.EscalationLevel, schema.MinLevel, schema.MaxLevel)
+		return &SettingError{Field: "EscalationLevel", Value: c.EscalationLevel, Want: level}
 	case c.EscalateAfter > 0 && c.EscalationLevel <= c.LimitLevel:
-		return bad("escalation-level (%d) must be above limit-level (%d), or escalation raises nothing", c.EscalationLevel, c.LimitLevel)
+		return &SettingError{Field: "EscalationLevel", Value: c.EscalationLevel, Want: "above", Other: "LimitLevel", OtherValue: c.LimitLevel,
+			Because: "escalation raises nothing"}
 	case c.VerifiedFor < 0:
-		return bad("verified-for is %v, want 0 (off) or a positive duration", c.VerifiedFor)
+		return &SettingError{Field: "VerifiedFor", Value: c.VerifiedFor, Want: "0 (off) or a positive duration"}
 	case !c.Anonymous.Valid():
-		return bad("anonymous is %q, want pass, challenge or reject", c.Anonymous)
+		return &SettingError{Field: "Anonymous", Value: c.Anonymous, Want: "pass, challenge or reject"}
 	}
 	return nil
+}
+
+// SettingError is the error of Validate: which setting breaks which rule,
+// so that each edge can name the setting as its users set it (the
+// environment variable, the command-line flag) while the message stays the
+// policy's. It wraps ErrConfig.
+type SettingError struct {
+	// Field is the Config field at fault ("LimitDay"); Value its value.
+	Field string
+	Value any
+	// Want says what Field should be: a range ("0 (off) or more"), or,
+	// when Other is set, how it must compare with Other ("at least").
+	Want string
+	// Other and OtherValue name the second setting of a rule between two,
+	// and Because says what breaking it would mean.
+	Other      string
+	OtherValue any
+	Because    string
+}
+
+// Message is the error with each setting named by name (given a Config
+// field name).
+func (e *SettingError) Message(name func(field string) string) string {
+	if e.Other == "" {
+		return fmt.Sprintf("%s is %s, want %s", name(e.Field), show(e.Value), e.Want)
+	}
+	return fmt.Sprintf("%s (%s) must be %s %s (%s), or %s", name(e.Field), show(e.Value), e.Want, name(e.Other), show(e.OtherValue), e.Because)
+}
+
+// Error names the settings in kebab case, as the replay settings do
+// ("limit-hour").
+func (e *SettingError) Error() string {
+	return ErrConfig.Error() + ": " + e.Message(SettingName)
+}
+
+func (e *SettingError) Unwrap() error { return ErrConfig }
+
+// SettingName is the kebab-case name of Config field field, derived from
+// its env tag (LIMIT_HOUR: limit-hour): the name of its command-line flag
+// and replay setting. A name that is no field is returned as is.
+func SettingName(field string) string {
+	f, ok := reflect.TypeFor[Config]().FieldByName(field)
+	if !ok {
+		return field
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+}
+
+// show quotes a text value, so that an empty or odd one is visible.
+func show(v any) string {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+		return strconv.Quote(rv.String())
+	}
+	return fmt.Sprint(v)
 }
 
 // keepIDs is how many of the newest call IDs the state keeps: enough to

@@ -401,3 +401,37 @@ func TestNextExpiry(t *testing.T) {
 		t.Fatalf("NextExpiry = %v, want the block's", got)
 	}
 }
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	tests := []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.LimitHour = -1 }, "invalid policy config: limit-hour is -1, want 0 (off) or more"},
+		{func(c *Config) { c.LimitDay = 4 }, "invalid policy config: limit-day (4) must be at least limit-hour (5), or the hourly limit can never fire"},
+		{func(c *Config) { c.LimitLevel = 0 }, "invalid policy config: limit-level is 0, want 1 to 9"},
+		{func(c *Config) { c.BlockFor = 0 }, "invalid policy config: block-for is 0s, want a positive duration"},
+		{func(c *Config) { c.EscalateAfter = -1 }, "invalid policy config: escalate-after is -1, want 0 (off) to 50"},
+		{func(c *Config) { c.EscalationLevel = 3 }, "invalid policy config: escalation-level (3) must be above limit-level (3), or escalation raises nothing"},
+		{func(c *Config) { c.VerifiedFor = -time.Second }, "invalid policy config: verified-for is -1s, want 0 (off) or a positive duration"},
+		{func(c *Config) { c.Anonymous = "" }, `invalid policy config: anonymous is "", want pass, challenge or reject`},
+	}
+	for _, tt := range tests {
+		cfg := DefaultConfig()
+		tt.change(&cfg)
+		err := cfg.Validate()
+		var se *SettingError
+		if !errors.As(err, &se) || !errors.Is(err, ErrConfig) {
+			t.Errorf("Validate = %v, want a *SettingError wrapping ErrConfig", err)
+			continue
+		}
+		for _, f := range []string{se.Field, se.Other} {
+			if _, ok := reflect.TypeFor[Config]().FieldByName(f); f != "" && !ok {
+				t.Errorf("%v: %q is not a Config field", err, f)
+			}
+		}
+		if err.Error() != tt.want {
+			t.Errorf("Validate = %q, want %q", err, tt.want)
+		}
+	}
+}

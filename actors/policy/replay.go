@@ -120,7 +120,7 @@ func (p *Policy) Replay(key string, evs []schema.Payload) (ReplayResult, error) 
 		return nil
 	}
 	for i, ev := range evs {
-		switch e := deref(ev).(type) {
+		switch e := schema.Value(ev).(type) {
 		case schema.CallReceived:
 			number := phone.Number{Key: key}
 			if key == phone.AnonymousKey {

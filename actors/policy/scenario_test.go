@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -18,12 +17,13 @@ import (
 	"github.com/callguard/callguard/events/schema"
 )
 
-// rewrite regenerates the expected output of testdata/*.txt:
+// update regenerates the expected output of testdata/*.txt, as -update
+// does for the golden files of audit and replay:
 //
-//	go test ./actors/policy -run TestScenarios -rewrite
+//	go test ./actors/policy -run TestScenarios -update
 //
 // Commit the result only once the diff is understood.
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scenario scripts")
+var update = flag.Bool("update", false, "rewrite the expected output of testdata/*.txt scenario scripts")
 
 // TestScenarios runs the scenario scripts in testdata. A script is a
 // sequence of cases in the style of cockroachdb/datadriven:
@@ -37,7 +37,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // Commands (times are "10:00:01", "10:00:01.5", "day2/10:00:01" on a fixed
 // calendar starting on 2025-03-03 UTC, or "+90s" after the script's clock;
 // numbers are in any spelling phone.Normalize accepts, quoted if they have
-// spaces; values with spaces are quoted: why="VIP client"):
+// spaces; values with spaces are quoted, as Go string literals:
+// why="VIP client", why="two\nlines"):
 //
 //	config [limit-hour=N] [limit-day=N] [limit-level=N] [block-for=D]
 //	       [escalate-after=N] [escalation-level=N] [count-abandoned=B]
@@ -107,12 +108,12 @@ func runScript(t *testing.T, file string) {
 		if got == "" {
 			t.Fatalf("%s: %q printed nothing", pos, line)
 		}
-		if !*rewrite && got != strings.Join(want, "\n") {
-			t.Errorf("%s: %s\n got:\n%s\nwant:\n%s", pos, line, indent(got), indent(strings.Join(want, "\n")))
+		if !*update && got != strings.Join(want, "\n") {
+			t.Errorf("%s: %s (run go test -update and review the diff)\n got:\n%s\nwant:\n%s", pos, line, indent(got), indent(strings.Join(want, "\n")))
 		}
 		out.WriteString(line + "\n----\n" + got + "\n")
 	}
-	if *rewrite {
+	if *update {
 		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -714,28 +715,37 @@ func (r *runner) fmtTime(t time.Time) string {
 func tokenize(line string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
-	inWord, quoted := false, false
-	sc := bufio.NewScanner(strings.NewReader(line))
-	sc.Split(bufio.ScanRunes)
-	for sc.Scan() {
-		c := sc.Text()
-		switch {
-		case c == `"`:
-			quoted = !quoted
-			inWord = true
-		case c == " " && !quoted:
+	inWord := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '"':
+			// A quoted part is a Go string literal, so a script can write
+			// a newline or a control character as \n or \x07.
+			end := i + 1
+			for ; end < len(line) && line[end] != '"'; end++ {
+				if line[end] == '\\' {
+					end++
+				}
+			}
+			if end >= len(line) {
+				return nil, fmt.Errorf("unterminated quote in %q", line)
+			}
+			part, err := strconv.Unquote(line[i : end+1])
+			if err != nil {
+				return nil, fmt.Errorf("bad quoted text %s in %q: %w", line[i:end+1], line, err)
+			}
+			cur.WriteString(part)
+			inWord, i = true, end
+		case c == ' ':
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()
 				inWord = false
 			}
 		default:
-			cur.WriteString(c)
+			cur.WriteByte(c)
 			inWord = true
 		}
-	}
-	if quoted {
-		return nil, fmt.Errorf("unterminated quote in %q", line)
 	}
 	if inWord {
 		words = append(words, cur.String())

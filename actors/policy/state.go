@@ -81,7 +81,7 @@ type Mark struct {
 // that, so a snapshot taken under other limits folds on correctly; the next
 // block it sets may name fewer calls than its count.
 func (p *Policy) Apply(st *State, ev schema.Payload) error {
-	switch e := deref(ev).(type) {
+	switch e := schema.Value(ev).(type) {
 	case schema.CallReceived:
 		p.applyCall(st, e.CallID, unix(e.At))
 		if e.BlockUntil != nil && st.Level > 0 && st.Kind == schema.Auto {
@@ -256,54 +256,6 @@ func shrink[T any](s []T) []T {
 		return append(make([]T, 0, len(s)*2), s...)
 	}
 	return s
-}
-
-// deref returns a payload as a value: events.Registry decodes to pointers,
-// the policy produces values. A nil pointer becomes nil.
-func deref(ev schema.Payload) schema.Payload {
-	switch e := ev.(type) {
-	case *schema.CallReceived:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.ChallengeOutcome:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.BlockApplied:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.BlockLifted:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.BlockExpired:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.Whitelisted:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.Unwhitelisted:
-		if e == nil {
-			return nil
-		}
-		return *e
-	case *schema.WhitelistExpired:
-		if e == nil {
-			return nil
-		}
-		return *e
-	}
-	return ev
 }
 
 func unix(t time.Time) int64 {

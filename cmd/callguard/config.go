@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,7 +92,7 @@ func loadConfig(environ []string) (Config, error) {
 	}
 	cfg, err := env.ParseAsWithOptions[Config](env.Options{Prefix: envPrefix, Environment: vars})
 	if err != nil {
-		return Config{}, fmt.Errorf("configuration: %s", nameVariables(err.Error()))
+		return Config{}, fmt.Errorf("configuration: %w", envErrors(err, vars))
 	}
 	if cfg.NodeName == "" {
 		if host, err := os.Hostname(); err == nil {
@@ -130,11 +131,9 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("%sDATA_DIR is empty and %sEVENTSTORE_URL is not set: the store needs one of them", envPrefix, envPrefix))
 	}
 	if err := c.Policy.Validate(); err != nil {
-		errs = append(errs, errors.New(nameVariables(err.Error())))
+		errs = append(errs, namePolicySettings(err, func(s policySetting) string { return s.Name }))
 	}
-	if err := c.Call.Validate(); err != nil {
-		errs = append(errs, errors.New(nameVariables(err.Error())))
-	}
+	errs = append(errs, nameCallSettings(c.Call.Validate())...)
 	if c.Call.DecideTimeout <= 0 { // zero means a default in call.Config, not from the environment
 		errs = append(errs, fmt.Errorf("%sDECIDE_TIMEOUT is %v, want a positive duration", envPrefix, c.Call.DecideTimeout))
 	}
@@ -152,18 +151,101 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// nameVariables rewrites the names other packages give settings (the env
-// library's Go field names, the policy's kebab-case names) into the
-// variables an operator sets, so an error says what to fix.
-func nameVariables(msg string) string {
-	t := reflect.TypeOf(Config{})
-	var pairs []string
-	for _, v := range configVars() {
-		field := t.FieldByIndex(v.index).Name
-		kebab := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(v.Name, envPrefix), "_", "-"))
-		pairs = append(pairs, fmt.Sprintf("field %q", field), v.Name, kebab+" ", v.Name+" ", kebab+")", v.Name+")")
+// nameCallSettings names the call settings Validate refused by their
+// environment variables, from call.Config's env tags.
+func nameCallSettings(err error) []error {
+	if err == nil {
+		return nil
 	}
-	return strings.NewReplacer(pairs...).Replace(msg)
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	t := reflect.TypeOf(call.Config{})
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		var se *call.SettingError
+		if !errors.As(e, &se) {
+			out = append(out, e)
+			continue
+		}
+		out = append(out, errors.New(se.Message(func(field string) string {
+			if f, ok := t.FieldByName(field); ok && f.Tag.Get("env") != "" {
+				return envPrefix + f.Tag.Get("env")
+			}
+			return field
+		})))
+	}
+	return out
+}
+
+// envErrors says what the env library could not read in the words of the
+// variables an operator sets. Its ParseError names a Go field and its type;
+// Config's env tags map them back to the variable, and environ (the
+// variables given) to the value that failed. Other errors of the library
+// already name their variable.
+func envErrors(err error, environ map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			errs = append(errs, e)
+			continue
+		}
+		names := variablesOf(pe.Name, pe.Type, environ)
+		if len(names) != 1 {
+			// Fields of one name and type in two nested structs, both set
+			// (none set cannot fail: defaults parse).
+			errs = append(errs, fmt.Errorf("%s: one of them is not %s", strings.Join(names, " or "), wantOf(pe)))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s is %q, want %s", names[0], environ[names[0]], wantOf(pe)))
+	}
+	return errors.Join(errs...)
+}
+
+// variablesOf names the variables of Config's fields called field of type
+// t that environ sets.
+func variablesOf(field string, t reflect.Type, environ map[string]string) []string {
+	ct := reflect.TypeFor[Config]()
+	var names []string
+	for _, v := range configVars() {
+		f := ct.FieldByIndex(v.index)
+		if _, set := environ[v.Name]; set && f.Name == field && f.Type == t {
+			names = append(names, v.Name)
+		}
+	}
+	if len(names) == 0 {
+		names = []string{fmt.Sprintf("the variable of field %s", field)}
+	}
+	return names
+}
+
+// wantOf says what a value of the type that failed to parse looks like.
+func wantOf(pe env.ParseError) string {
+	var want string
+	switch t := pe.Type; {
+	case t == reflect.TypeFor[time.Duration]():
+		want = "a duration such as 90s, 10m or 1h30m"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		want = "a whole number"
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+		want = "a whole number, 0 or more"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		want = "a number such as 2 or 1.5"
+	case t.Kind() == reflect.Bool:
+		want = "true or false"
+	default:
+		return fmt.Sprintf("a %s (%v)", t, pe.Err)
+	}
+	if errors.Is(pe.Err, strconv.ErrRange) {
+		want += " in range"
+	}
+	return want
 }
 
 // reportsConfig is the reports' settings (the time zone must be valid).

@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/actors/policy"
 )
 
 func TestLoadConfigDefaultsAndErrors(t *testing.T) {
@@ -18,9 +23,12 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 		{"defaults", nil, ""},
 		{"bad log level", []string{"GUARD_LOG_LEVEL=loud"}, "GUARD_LOG_LEVEL is \"loud\""},
 		{"bad store url", []string{"GUARD_EVENTSTORE_URL=http://x"}, "esdb://"},
-		{"bad limit", []string{"GUARD_LIMIT_HOUR=-1"}, "LIMIT_HOUR"},
-		{"not a number", []string{"GUARD_LIMIT_DAY=many"}, "LIMIT_DAY"},
-		{"bad duration", []string{"GUARD_GRAIN_IDLE=soon"}, "GRAIN_IDLE"},
+		{"bad limit", []string{"GUARD_LIMIT_HOUR=-1"}, "GUARD_LIMIT_HOUR is -1, want 0 (off) or more"},
+		{"limits disagree", []string{"GUARD_LIMIT_DAY=2"}, "GUARD_LIMIT_DAY (2) must be at least GUARD_LIMIT_HOUR (5), or the hourly limit can never fire"},
+		{"not a number", []string{"GUARD_LIMIT_DAY=many"}, `GUARD_LIMIT_DAY is "many", want a whole number`},
+		{"bad duration", []string{"GUARD_GRAIN_IDLE=soon"}, `GUARD_GRAIN_IDLE is "soon", want a duration such as 90s, 10m or 1h30m`},
+		{"out of range", []string{"GUARD_PROJECTION_BATCH=99999999999999999999"}, `GUARD_PROJECTION_BATCH is "99999999999999999999", want a whole number in range`},
+		{"not a bool", []string{"GUARD_COUNT_ABANDONED=maybe"}, `GUARD_COUNT_ABANDONED is "maybe", want true or false`},
 		{"bad mode", []string{"GUARD_MODE=block"}, "GUARD_MODE"},
 		{"short grace", []string{"GUARD_GRACE=1s"}, "GUARD_GRACE"},
 		{"long code", []string{"GUARD_CODE_DIGITS=12"}, "GUARD_CODE_DIGITS"},
@@ -100,5 +108,63 @@ func TestRunUsageAndVersion(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"frobnicate"}, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
 		t.Fatalf("unknown command: code %d, stderr %q", code, errOut.String())
+	}
+}
+
+// Every parse error is reported, each naming its variable.
+func TestLoadConfigListsEveryParseError(t *testing.T) {
+	_, err := loadConfig([]string{"GUARD_GRAIN_IDLE=soon", "GUARD_TARIFF_PER_MINUTE=cheap"})
+	for _, want := range []string{`GUARD_GRAIN_IDLE is "soon"`, `GUARD_TARIFF_PER_MINUTE is "cheap", want a number`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig error = %v, want one mentioning %q", err, want)
+		}
+	}
+}
+
+// The policy's settings are one list: a flag each for replay, a variable
+// each, and a query parameter each in the admin API's replay.
+func TestPolicySettingsAreOneList(t *testing.T) {
+	var names []string
+	for _, s := range policySettings() {
+		if s.Flag == "" || s.Desc == "" || "GUARD_"+strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_")) != s.Name {
+			t.Errorf("setting %+v: flag and variable disagree, or no help", s)
+		}
+		names = append(names, s.Flag)
+	}
+	if n := reflect.TypeFor[policy.Config]().NumField(); len(names) != n {
+		t.Errorf("%d settings for %d policy.Config fields", len(names), n)
+	}
+	var cfg policy.Config
+	fs := newPolicyFlagSet(&cfg)
+	for _, n := range names {
+		if fs.Lookup(n) == nil {
+			t.Errorf("no flag --%s", n)
+		}
+	}
+	doc, err := os.ReadFile("adminapi/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal(doc, &api); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, p := range api.Paths["/v1/replay"]["get"].Parameters {
+		documented = append(documented, p.Name)
+	}
+	if !slices.Equal(documented, names) {
+		t.Errorf("openapi.json documents replay settings %v, the policy has %v", documented, names)
+	}
+	base := policy.DefaultConfig()
+	if _, err := policyWith(base, map[string]string{"limit-hour": "-1"}); err == nil || !strings.Contains(err.Error(), "limit-hour is -1") {
+		t.Errorf("policyWith limit-hour=-1: %v", err)
+	}
+	if pc, err := policyWith(base, map[string]string{"block-for": "2h", "count-abandoned": "true"}); err != nil || pc.BlockFor != 2*time.Hour || !pc.CountAbandoned {
+		t.Errorf("policyWith: %+v, %v", pc, err)
 	}
 }

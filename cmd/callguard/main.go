@@ -1,16 +1,25 @@
 // Command callguard guards a toll-free number: it decides every incoming
 // call (pass, challenge, reject) from the caller's event history.
 //
-// Usage:
+// Usage (the commands run dispatches, in the order `callguard help` lists
+// them):
 //
-//	callguard serve                     run the guard
-//	callguard whitelist add|remove ...  admin commands, sent to a running guard
-//	callguard block | unblock ...
-//	callguard status NUMBER
-//	callguard audit NUMBER              a caller's history and why it was blocked
-//	callguard replay [--limit-hour N]   what other policy settings would change
-//	callguard config                    print the effective configuration (secrets masked)
-//	callguard version                   print the version
+//	callguard serve                      run the guard
+//	callguard whitelist add|remove|list|export|import ...
+//	                                     the whitelist: admin commands sent to a running guard
+//	callguard blacklist                  the numbers blocked now
+//	callguard report [top]               calls, challenges, blocks, money saved
+//	callguard callers                    caller profiles
+//	callguard projections [status|rebuild]
+//	                                     the read models and their lag
+//	callguard block NUMBER --level N     block a number by hand
+//	callguard unblock NUMBER             lift a block
+//	callguard status NUMBER              a caller's standing and live counters
+//	callguard audit NUMBER               a caller's history and why it was blocked
+//	callguard replay [--limit-hour N]    what other policy settings would change
+//	callguard demo                       a guard, a PBX and a carrier on loopback
+//	callguard config                     print the effective configuration (secrets masked)
+//	callguard version                    print the version
 package main
 
 import (

@@ -9,7 +9,6 @@ import (
 	"io"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/callguard/callguard/actors/policy"
@@ -89,7 +88,7 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 		return usageError{"replay takes no arguments besides flags"}
 	}
 	if err := settings.Validate(); err != nil {
-		return usageError{nameFlags(err.Error())}
+		return usageError{namePolicySettings(err, func(s policySetting) string { return "--" + s.Flag }).Error()}
 	}
 	changed := map[string]string{}
 	fs.Visit(func(f *flag.Flag) {
@@ -112,14 +111,6 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(stdout)
-}
-
-// nameFlags turns the policy's setting names into the flags that set them.
-func nameFlags(msg string) string {
-	for _, n := range []string{"limit-hour", "limit-day", "limit-level", "block-for", "escalate-after", "escalation-level", "verified-for", "anonymous"} {
-		msg = strings.ReplaceAll(msg, n+" ", "--"+n+" ")
-	}
-	return msg
 }
 
 func callerKey(cfg Config, number string) (string, error) {
@@ -161,20 +152,58 @@ func askGuard[T any](cfg Config, stderr io.Writer, viaAPI func(*adminClient) (T,
 	return viaAPI(c)
 }
 
+// policySetting is one setting of policy.Config as its users name it:
+// the environment variable, the command-line flag of replay, the key of
+// the admin API's replay settings. The list is derived from policy.Config's
+// env and desc tags (configVars), the one place a setting is declared, so
+// a new field is a variable, a flag and a replay setting at once, with one
+// help text.
+type policySetting struct {
+	configVar        // the variable: Name (GUARD_LIMIT_HOUR), Default, Desc
+	Flag      string // the flag and replay setting: limit-hour
+	Field     string // the policy.Config field, as policy.SettingError names it
+}
+
+// policySettings lists the settings of policy.Config in declaration order.
+func policySettings() []policySetting {
+	cfgType, policyType := reflect.TypeFor[Config](), reflect.TypeFor[policy.Config]()
+	var out []policySetting
+	for _, v := range configVars() {
+		parent := v.index[:len(v.index)-1]
+		if len(parent) == 0 || cfgType.FieldByIndex(parent).Type != policyType {
+			continue
+		}
+		field := policyType.Field(v.index[len(v.index)-1]).Name
+		out = append(out, policySetting{configVar: v, Flag: policy.SettingName(field), Field: field})
+	}
+	return out
+}
+
+// namePolicySettings rewords a policy.Config validation error with each
+// setting named by name; it keeps wrapping policy.ErrConfig.
+func namePolicySettings(err error, name func(policySetting) string) error {
+	var se *policy.SettingError
+	if !errors.As(err, &se) {
+		return err
+	}
+	byField := func(field string) string {
+		for _, s := range policySettings() {
+			if s.Field == field {
+				return name(s)
+			}
+		}
+		return field
+	}
+	return fmt.Errorf("%w: %s", policy.ErrConfig, se.Message(byField))
+}
+
 // newPolicyFlagSet returns a flag set with a flag for every policy
-// setting of c, named like its environment variable in kebab case
-// (GUARD_LIMIT_HOUR: --limit-hour), each setting the field in place.
+// setting of c (policySettings), each setting the field in place.
 func newPolicyFlagSet(c *policy.Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
 	v := reflect.ValueOf(c).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if name == "" {
-			continue
-		}
-		fs.Var(fieldValue{v.Field(i)}, strings.ToLower(strings.ReplaceAll(name, "_", "-")), f.Tag.Get("desc"))
+	for _, s := range policySettings() {
+		fs.Var(fieldValue{v.Field(s.index[len(s.index)-1])}, s.Flag, s.Desc)
 	}
 	return fs
 }

@@ -10,8 +10,9 @@
 // by github.com/nyaruka/phonenumbers, a port of Google's libphonenumber, with
 // a configurable default region for numbers written without a country code.
 //
-// A Normalizer is immutable after New and safe for concurrent use;
-// phonenumbers guards its own lazily loaded metadata.
+// A Normalizer is safe for concurrent use: its settings are fixed at New,
+// and the only state it changes, a bounded cache of recent answers, is
+// behind its mutex; phonenumbers guards its own lazily loaded metadata.
 package phone
 
 import (

@@ -134,6 +134,97 @@ func All() []Payload {
 	}, callPayloads()...)
 }
 
+// Value returns p as a value: the registry decodes payloads to pointers,
+// the policy returns values, and folds switch on the value types. A nil
+// pointer gives nil; a value or a foreign type is returned as is. A type
+// switch rather than reflection, as folds call it once per event; the test
+// holds it to All, so a new payload type cannot be forgotten.
+func Value(p Payload) Payload {
+	switch e := p.(type) {
+	case *CallReceived:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *ChallengeOutcome:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *BlockApplied:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *BlockLifted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *BlockExpired:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *Whitelisted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *Unwhitelisted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *WhitelistExpired:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *CallStarted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *CallDecided:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *ChallengeStarted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *CallAnswered:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *CodeEntered:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *ChallengeEnded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *CallBridged:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *CallEnded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	}
+	return p
+}
+
 // UTC returns t without its monotonic clock reading and in UTC: neither
 // survives JSON, and a payload should compare equal to itself read back.
 func UTC(t time.Time) time.Time { return t.Round(0).UTC() }

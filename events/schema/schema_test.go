@@ -144,3 +144,21 @@ func TestEnums(t *testing.T) {
 		}
 	}
 }
+
+func TestValueCoversEveryPayload(t *testing.T) {
+	for _, v := range All() {
+		ptr := reflect.New(reflect.TypeOf(v))
+		ptr.Elem().Set(reflect.ValueOf(v))
+		p := ptr.Interface().(Payload)
+		if got := Value(p); reflect.TypeOf(got) != reflect.TypeOf(v) || !reflect.DeepEqual(got, v) {
+			t.Errorf("Value(*%s) = %T, want %T", v.EventType(), got, v)
+		}
+		if got := Value(v); !reflect.DeepEqual(got, v) {
+			t.Errorf("Value(%s) = %#v, want it unchanged", v.EventType(), got)
+		}
+		nilPtr := reflect.Zero(ptr.Type()).Interface().(Payload)
+		if got := Value(nilPtr); got != nil {
+			t.Errorf("Value((*%s)(nil)) = %#v, want nil", v.EventType(), got)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func (s Standing) Empty() bool { return s.Block == nil && s.Whitelist == nil }
 // payloads the lists do not fold leave s as it is. Fold never changes
 // the Block or Whitelisting s points to: it replaces them.
 func Fold(s Standing, p schema.Payload) Standing {
-	switch e := value(p).(type) {
+	switch e := schema.Value(p).(type) {
 	case schema.BlockApplied:
 		s.Block = &Block{
 			Level: e.Level, Kind: e.Kind, Rule: e.Rule, Since: e.At, Until: clone(e.Until),
@@ -125,25 +125,4 @@ func clone(t *time.Time) *time.Time {
 	}
 	u := *t
 	return &u
-}
-
-// value returns a payload as a value: the registry decodes to pointers.
-func value(p schema.Payload) schema.Payload {
-	switch e := p.(type) {
-	case *schema.BlockApplied:
-		return *e
-	case *schema.CallReceived:
-		return *e
-	case *schema.BlockLifted:
-		return *e
-	case *schema.BlockExpired:
-		return *e
-	case *schema.Whitelisted:
-		return *e
-	case *schema.Unwhitelisted:
-		return *e
-	case *schema.WhitelistExpired:
-		return *e
-	}
-	return p
 }

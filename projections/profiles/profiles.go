@@ -65,7 +65,7 @@ func Fold(r Record, p schema.Payload, loc *time.Location) (Record, bool) {
 	if r.FirstSeen.IsZero() {
 		r.FirstSeen = at
 	}
-	switch e := value(p).(type) {
+	switch e := schema.Value(p).(type) {
 	case schema.CallReceived:
 		if r.FirstCall.IsZero() {
 			r.FirstCall = e.At
@@ -116,7 +116,7 @@ func Folds(typ string) bool {
 }
 
 func eventTime(p schema.Payload) (time.Time, bool) {
-	switch e := value(p).(type) {
+	switch e := schema.Value(p).(type) {
 	case schema.CallReceived:
 		return e.At, true
 	case schema.ChallengeOutcome:
@@ -135,26 +135,4 @@ func eventTime(p schema.Payload) (time.Time, bool) {
 		return e.At, true
 	}
 	return time.Time{}, false
-}
-
-func value(p schema.Payload) schema.Payload {
-	switch e := p.(type) {
-	case *schema.CallReceived:
-		return *e
-	case *schema.ChallengeOutcome:
-		return *e
-	case *schema.BlockApplied:
-		return *e
-	case *schema.BlockLifted:
-		return *e
-	case *schema.BlockExpired:
-		return *e
-	case *schema.Whitelisted:
-		return *e
-	case *schema.Unwhitelisted:
-		return *e
-	case *schema.WhitelistExpired:
-		return *e
-	}
-	return p
 }

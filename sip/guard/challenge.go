@@ -77,13 +77,13 @@ func (s *session) doChallenge(code string) {
 		return
 	}
 	g := s.g
-	failed := func(status int, text string, err error) {
-		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, status: status, text: text, q850: q850TemporaryFailure, detail: fmt.Sprint(err)})
+	failed := func(r refusal, err error) {
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: r, detail: fmt.Sprint(err)})
 	}
 	conn, err := g.ports.ListenUDP(g.set.mediaIP)
 	if err != nil {
 		s.log.Error("no RTP port for a challenge", "err", err)
-		failed(503, textNoPort, err)
+		failed(refusalOf(refNoPort), err)
 		return
 	}
 	ans, err := sdp.Negotiate(s.offerSDP, sdp.Capabilities{
@@ -95,13 +95,13 @@ func (s *session) doChallenge(code string) {
 	}
 	if err != nil {
 		conn.Close()
-		failed(sdp.StatusFor(err), "no acceptable media", err)
+		failed(refusalOf(refNoMedia).withStatus(sdp.StatusFor(err)), err)
 		return
 	}
 	codec, err := codecFor(ans.Codec)
 	if err != nil {
 		conn.Close()
-		failed(488, "no acceptable media", err)
+		failed(refusalOf(refNoMedia), err)
 		return
 	}
 	c := &challenge{conn: conn, ans: ans, codec: codec, sink: &switchSink{}}
@@ -137,7 +137,7 @@ func (s *session) doChallenge(code string) {
 	if err != nil {
 		c.stop()
 		s.chal = nil
-		failed(500, "media error", err)
+		failed(refusalOf(refMediaError), err)
 		return
 	}
 	s.callerSDP = ans.Body()
@@ -146,7 +146,7 @@ func (s *session) doChallenge(code string) {
 		if errors.Is(s.tx.Err(), sip.ErrTransactionCanceled) {
 			return // a CANCEL raced us, and its handler ends the call
 		}
-		failed(500, "media error", err)
+		failed(refusalOf(refMediaError), err)
 		return
 	}
 	s.report(call.EarlyMedia{At: s.now(), Codec: ans.Codec.Name, TelephoneEvent: ans.DTMF})
@@ -231,7 +231,7 @@ func (s *session) doBridge() {
 	conn, err := s.g.ports.ListenUDP(s.g.set.mediaIP)
 	if err != nil {
 		s.log.Error("no RTP port for the PBX leg", "err", err)
-		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, status: 503, text: textNoPort, q850: q850TemporaryFailure})
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: refusalOf(refNoPort)})
 		return
 	}
 	c.pbxConn = conn
@@ -247,7 +247,7 @@ func (s *session) doBridge() {
 		Preference: sdp.PreferLocal, SessionID: uint64(s.now().UnixNano()), SessionVersion: 1,
 	})
 	if err != nil {
-		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, status: 500, text: "media error", q850: q850TemporaryFailure, detail: err.Error()})
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: refusalOf(refMediaError), detail: err.Error()})
 		return
 	}
 	c.pbxOffer = offer
@@ -260,7 +260,7 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 	c := s.chal
 	fail := func(err error) {
 		s.log.Warn("PBX answer unusable", "err", err)
-		s.end(ending{by: schema.PartyPBX, cause: schema.EndMediaFailed, status: 488, text: "PBX media unusable", q850: q850TemporaryFailure, detail: err.Error()})
+		s.end(ending{by: schema.PartyPBX, cause: schema.EndMediaFailed, refusal: refusalOf(refPBXMedia), detail: err.Error()})
 	}
 	answer, err := sdp.Parse(res.Body())
 	if err != nil {

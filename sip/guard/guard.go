@@ -442,7 +442,7 @@ func (g *Guard) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
 				g.stats.panics.Add(1)
 				g.log.Error("SIP handler panicked", "method", req.Method, "panic", r, "source", req.Source())
 				if req.Method != sip.ACK {
-					g.respond(req, tx, 500, "", nil)
+					g.refuseWith(req, tx, refusalOf(refPanic))
 				}
 			}
 		}()
@@ -484,7 +484,7 @@ func (g *Guard) refuse(req *sip.Request, tx sip.ServerTransaction) {
 	g.stats.refused.Add(1)
 	g.d.Observer.RejectedUntrusted()
 	g.log.Debug("request from an untrusted source refused", "method", req.Method, "source", req.Source())
-	g.respond(req, tx, 403, textUntrusted, nil)
+	g.refuseWith(req, tx, refusalOf(refUntrusted))
 }
 
 // valid runs package validate's checks (RFC 3261 §8.2, §16.3) and answers
@@ -578,7 +578,7 @@ func (g *Guard) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	if !g.valid(req, tx) {
 		return
 	}
-	g.respond(req, tx, 405, "", []sip.Header{sip.NewHeader("Allow", allowed)})
+	g.refuseWith(req, tx, refusalOf(refNotAllowed), sip.NewHeader("Allow", allowed))
 }
 
 // onPrack: the guard never sends reliable provisional responses (it does
@@ -590,7 +590,7 @@ func (g *Guard) onPrack(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	g.stats.noDialog.Add(1)
-	g.respond(req, tx, 481, "", nil)
+	g.refuseWith(req, tx, refusalOf(refNoDialog))
 }
 
 // onCancel answers a CANCEL that matched no INVITE transaction (sipgo's
@@ -603,7 +603,7 @@ func (g *Guard) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	g.stats.noDialog.Add(1)
-	g.respond(req, tx, 481, "", nil)
+	g.refuseWith(req, tx, refusalOf(refNoDialog))
 }
 
 // onAck passes an ACK for a 2xx (a new transaction, RFC 3261 §17.1.1.3) to
@@ -629,7 +629,7 @@ func (g *Guard) inDialog(handle func(s *session, l leg, req *sip.Request, tx sip
 				return
 			}
 			g.stats.noDialog.Add(1)
-			g.respond(req, tx, 481, "", nil)
+			g.refuseWith(req, tx, refusalOf(refNoDialog))
 			return
 		}
 		if !g.valid(req, tx) {

@@ -27,7 +27,7 @@ func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 			g.stats.noDialog.Add(1)
-			g.respond(req, tx, 481, "", nil)
+			g.refuseWith(req, tx, refusalOf(refNoDialog))
 			return
 		}
 		if g.valid(req, tx) {
@@ -43,50 +43,50 @@ func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	g.stats.invites.Add(1)
-	bad := func(status int, why string) {
+	bad := func(r refusal) {
 		g.stats.invalid.Add(1)
-		g.log.Debug("INVITE refused", "status", status, "why", why, "source", req.Source(), "callId", callIDOf(req))
-		g.respond(req, tx, status, why, nil)
+		g.log.Debug("INVITE refused", "status", r.status, "why", r.text, "source", req.Source(), "callId", callIDOf(req))
+		g.refuseWith(req, tx, r)
 	}
 	// RFC 3261 §8.1.1.8: an INVITE MUST carry a Contact; without one there
 	// is nowhere to send the BYE.
 	if req.Contact() == nil {
-		bad(400, "missing Contact")
+		bad(refusalOf(refNoContact))
 		return
 	}
 	body, err := validate.SessionBody(req)
 	if err != nil {
-		bad(400, "no session description in the body")
+		bad(refusalOf(refNoBody))
 		return
 	}
 	if len(body) == 0 {
 		// An INVITE without an offer (RFC 3261 §13.2.1: the offer then
 		// comes in our 2xx) cannot be challenged with early media, and the
 		// guard does not relay delayed offers on the pass path.
-		bad(488, "SDP offer required")
+		bad(refusalOf(refNoOffer))
 		return
 	}
 	offer, err := sdp.Parse(body)
 	if err != nil {
-		bad(sdp.StatusFor(err), "bad SDP offer")
+		bad(refusalOf(refBadOffer).withStatus(sdp.StatusFor(err)))
 		return
 	}
 	// Untrusted sources never get here, so P-Asserted-Identity is believed
 	// when present (RFC 3325 §5), else From.
 	cl, err := callerid.CallerOf(req, true, g.d.Numbers)
 	if err != nil {
-		bad(400, "bad caller identity")
+		bad(refusalOf(refBadCaller))
 		return
 	}
 	ce, err := callerid.CalleeOf(req, g.d.Numbers)
 	if err != nil {
-		bad(404, "no called number")
+		bad(refusalOf(refNoCallee))
 		return
 	}
 	s, err := g.newSession(req, tx, body, offer, cl, ce)
 	if err != nil {
 		g.log.Error("cannot start a call", "err", err, "callId", callIDOf(req))
-		g.respond(req, tx, 503, "guard busy", nil)
+		g.refuseWith(req, tx, refusalOf(refGuardBusy))
 		return
 	}
 	s.waitInvite()

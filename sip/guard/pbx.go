@@ -204,7 +204,7 @@ func (s *session) onPBXAnswered(p *pbxCall, ackErr error) {
 	s.ids = append(s.ids, dlg.ID)
 	if s.ended || p != s.pbx {
 		// The call ended while the PBX answered.
-		p.hangup(ending{text: "call ended", q850: q850NormalClearing})
+		p.hangup(ending{refusal: refusalOf(refCallEnded)})
 		return
 	}
 	if ackErr != nil {
@@ -221,29 +221,13 @@ func (s *session) onPBXAnswered(p *pbxCall, ackErr error) {
 	s.answerCaller(dlg.InviteResponse.Body(), ct, schema.PartyPBX)
 }
 
-// onPBXRefused: the PBX answered the INVITE with an error. On the pass
-// path the caller gets the same status (busy stays busy), except the ones
-// that only make sense on our leg.
+// onPBXRefused: the PBX answered the INVITE with an error (see
+// pbxRefusal).
 func (s *session) onPBXRefused(p *pbxCall, res *sip.Response) {
 	if p != s.pbx || s.ended {
 		return
 	}
-	status := res.StatusCode
-	switch {
-	case status >= 300 && status < 400:
-		// A redirect points at the PBX's contacts; the carrier must not
-		// be sent around the guard.
-		status = 480
-	case status == 401 || status == 407:
-		// The PBX wants credentials from the guard, not from the caller.
-		status = 503
-	case status > 699:
-		status = 500
-	}
-	s.end(ending{
-		by: schema.PartyPBX, cause: schema.EndPBXRefused, status: status,
-		text: "PBX: " + res.StartLine(), q850: q850For(res.StatusCode),
-	})
+	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXRefused, refusal: pbxRefusal(res)})
 }
 
 // onPBXUnreachable: the INVITE could not be sent.
@@ -252,7 +236,7 @@ func (s *session) onPBXUnreachable(p *pbxCall, err error) {
 		return
 	}
 	s.log.Warn("PBX unreachable", "err", err)
-	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXUnreachable, status: 503, text: textUnreachable, q850: q850TemporaryFailure, detail: err.Error()})
+	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXUnreachable, refusal: refusalOf(refPBXUnreachable), detail: err.Error()})
 }
 
 // onPBXGone: the INVITE transaction ended without an answer: cancelled by
@@ -264,14 +248,14 @@ func (s *session) onPBXGone(p *pbxCall, err error) {
 	}
 	switch p.why.Load() {
 	case whyNoAnswer:
-		s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXNoAnswer, status: 480, text: textNoAnswer, q850: 19})
+		s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXNoAnswer, refusal: refusalOf(refPBXNoAnswer)})
 	default:
 		s.log.Warn("PBX did not answer the INVITE", "err", err)
 		detail := ""
 		if err != nil {
 			detail = err.Error()
 		}
-		s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXUnreachable, status: 503, text: textUnreachable, q850: q850TemporaryFailure, detail: detail})
+		s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXUnreachable, refusal: refusalOf(refPBXUnreachable), detail: detail})
 	}
 }
 
@@ -301,22 +285,6 @@ func (p *pbxCall) hangup(e ending) {
 		}
 		return nil
 	})
-}
-
-// q850For maps the PBX's refusal onto the Q.850 cause of the BYE sent to
-// an already answered caller (the bridged challenge path).
-func q850For(status int) int {
-	switch status {
-	case 486, 600:
-		return 17 // user busy
-	case 480, 408:
-		return 19 // no answer from user
-	case 404, 604:
-		return 1 // unallocated number
-	case 603:
-		return q850CallRejected
-	}
-	return 31 // normal, unspecified
 }
 
 var _ call.Effects = (*session)(nil)

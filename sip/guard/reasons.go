@@ -11,29 +11,59 @@ import (
 )
 
 // The guard's refusals, in one place: every final error status the guard
-// itself sends (validation failures aside, which package validate owns) and
-// the Reason header (RFC 3326) that goes with it, so that the carrier's
-// logs and CDRs say why a call was refused. RFC 3326 §2 gives the syntax:
+// itself sends (validation failures aside, which package validate owns),
+// the reason phrase (RFC 3261 §21), and the Reason header (RFC 3326) that
+// goes with it, so that the carrier's logs and CDRs say why a call was
+// refused. RFC 3326 §2 gives the syntax:
 //
 //	Reason: SIP ;cause=603 ;text="policy: manual block, level 7"
 //
 // Responses carry protocol "SIP" with the response's own status as cause.
-// A BYE that ends an answered call carries "Q.850": carriers map it onto
+// A BYE that ends an answered leg carries "Q.850": carriers map it onto
 // the ISUP release cause of the call's other side (cause 21 "call
 // rejected" for a failed challenge, 41 "temporary failure" for a guard
 // shutting down).
 //
-//	status                  when                                         text
-//	403 Forbidden           INVITE from a source not in TRUSTED_PEERS    source not trusted
-//	REJECT_STATUS (603)     the verdict is reject                        policy: <rule>, level <n>: <reason>
-//	503 Service Unavailable no verdict and STORE_DOWN=reject             decision unavailable
-//	REJECT_STATUS           a wrong code typed before the 200 OK         challenge failed: wrong code
-//	488 Not Acceptable Here no SDP offer, or none we can answer          <why>
-//	503 Service Unavailable no RTP port free for a challenge             no media port
-//	503 Service Unavailable the PBX did not respond (PBX_TIMEOUT)        PBX unreachable
-//	480 Temporarily Unav.   the PBX rang for RING_TIMEOUT                no answer
-//	<PBX's status>          the PBX refused the call (486 busy, ...)     PBX: <status> <phrase>
-//	503 Service Unavailable the guard is shutting down                   shutting down
+// The catalogue (refusalOf has each entry, with the section that calls
+// for it). "site" marks a status or text the refusing code supplies;
+// "–" marks no Reason header (the status says it all) or no BYE.
+//
+//	entry              status        Q.850  Reason text                        when
+//	refUntrusted       403           –      source not trusted                 a request from a source not in TRUSTED_PEERS
+//	refNoDialog        481           –      –                                  an in-dialog request, CANCEL or PRACK that matches nothing
+//	refNotAllowed      405           –      –                                  a method the guard does not handle (with Allow)
+//	refPanic           500           –      –                                  a request handler panicked
+//	refBadCSeq         500           –      –                                  a BYE whose CSeq is lower than the dialog's
+//	refNoContact       400           –      missing Contact                    an INVITE without Contact
+//	refNoBody          400           –      no session description in the body an INVITE body with no SDP part
+//	refNoOffer         488           –      SDP offer required                 an INVITE without an offer
+//	refBadOffer        site (SDP)    –      bad SDP offer                      an offer that does not parse (400/488/500)
+//	refBadCaller       400           –      bad caller identity                no usable caller number
+//	refNoCallee        404           –      no called number                   no usable called number
+//	refGuardBusy       503           –      guard busy                         no session could be started
+//	refInfoType        415           –      –                                  INFO with a body that is not DTMF (with Accept)
+//	refInfoBad         400           –      –                                  INFO with an unreadable key
+//	refRelayTimeout    408           –      –                                  the other leg did not answer a relayed INFO
+//	refEarlyBye        487           –      –                                  the INVITE of an early dialog the caller BYEd
+//	refRejected        REJECT_STATUS 21     policy: <rule>, level <n>: <why>   the verdict is reject
+//	refStoreDown       503           21     decision unavailable               no verdict and STORE_DOWN=reject
+//	refChallengeFailed REJECT_STATUS 21     challenge failed: <wrong|no code>  the challenge failed
+//	refShutdown        503           41     site (shutting down)               the guard is shutting down
+//	refHangupMedia     488           41     site                               the call actor ended a call for its media
+//	refHangupError     500           41     site                               the call actor ended a call on an error
+//	refInternal        500           41     internal error                     the call's session panicked
+//	refNoAck           500           41     no ACK                             no ACK came for our 200 OK
+//	refNoPort          503           41     no media port                      no RTP port free for a challenge or bridge
+//	refNoMedia         488/site      41     no acceptable media                the offer has nothing we can answer
+//	refMediaError      500           41     media error                        the challenge's media could not start
+//	refPBXMedia        488           41     PBX media unusable                 the PBX's answer cannot be bridged
+//	refPBXUnreachable  503           41     PBX unreachable                    the PBX did not respond (PBX_TIMEOUT)
+//	refPBXNoAnswer     480           19     no answer                          the PBX rang for RING_TIMEOUT
+//	refPBXHungUp       480           16     PBX hung up                        the PBX sent BYE
+//	refPBXRefused      site (PBX's)  site   PBX: <status line>                 the PBX refused the call (486 busy, ...)
+//	refCallerCancel    487           16     CANCEL                             the caller cancelled (the transaction layer answers)
+//	refCallerHangup    487           16     caller hung up                     the caller sent BYE (the PBX leg hears Q.850)
+//	refCallEnded       –             16     call ended                         the PBX answered a call already over
 const (
 	textUntrusted   = "source not trusted"
 	textStoreDown   = "decision unavailable"
@@ -43,12 +73,178 @@ const (
 	textShutdown    = "shutting down"
 )
 
-// Q.850 release causes used in BYE.
+// Q.850 release causes used in BYE (ITU-T Q.850 §2.2.7).
 const (
+	q850UserBusy         = 17
+	q850NoAnswer         = 19
+	q850Unallocated      = 1
 	q850CallRejected     = 21
 	q850NormalClearing   = 16
+	q850Unspecified      = 31
 	q850TemporaryFailure = 41
 )
+
+// refusalID names an entry of the catalogue.
+type refusalID int
+
+const (
+	refUntrusted refusalID = iota
+	refNoDialog
+	refNotAllowed
+	refPanic
+	refBadCSeq
+	refNoContact
+	refNoBody
+	refNoOffer
+	refBadOffer
+	refBadCaller
+	refNoCallee
+	refGuardBusy
+	refInfoType
+	refInfoBad
+	refRelayTimeout
+	refEarlyBye
+	refRejected
+	refStoreDown
+	refChallengeFailed
+	refShutdown
+	refHangupMedia
+	refHangupError
+	refInternal
+	refNoAck
+	refNoPort
+	refNoMedia
+	refMediaError
+	refPBXMedia
+	refPBXUnreachable
+	refPBXNoAnswer
+	refPBXHungUp
+	refPBXRefused
+	refCallerCancel
+	refCallerHangup
+	refCallEnded
+
+	refusalCount // not an entry: the number of entries
+)
+
+// refusal is what the guard tells a peer when it refuses a request or
+// ends a call.
+type refusal struct {
+	// status is the final response to the request, or to an INVITE not yet
+	// answered. 0 in the catalogue: the site supplies it (withStatus).
+	status int
+	// q850 is the cause of the Reason header of a BYE to a leg already
+	// answered; 0 when the refusal never ends an answered leg.
+	q850 int
+	// text is the Reason text, sent after "callguard: "; empty sends no
+	// Reason header.
+	text string
+	// rfc is the section that calls for the status.
+	rfc string
+}
+
+// refusalOf is the catalogue. Statuses are RFC 3261 §21 unless said.
+func refusalOf(id refusalID) refusal {
+	switch id {
+	case refUntrusted:
+		return refusal{status: 403, text: textUntrusted,
+			rfc: `RFC 3261 §21.4.4: "the server understood the request, but is refusing to fulfill it"`}
+	case refNoDialog:
+		return refusal{status: 481,
+			rfc: `RFC 3261 §12.2.2 (in-dialog request, no dialog), §9.2 (CANCEL, no transaction), RFC 3262 §7.2 (PRACK)`}
+	case refNotAllowed:
+		return refusal{status: 405, rfc: `RFC 3261 §8.2.1: 405 with an Allow header field`}
+	case refPanic:
+		return refusal{status: 500, rfc: `RFC 3261 §21.5.1: "an unexpected condition that prevented it from fulfilling the request"`}
+	case refBadCSeq:
+		return refusal{status: 500, rfc: `RFC 3261 §12.2.2: a CSeq lower than the remote sequence number "MUST" get 500`}
+	case refNoContact:
+		return refusal{status: 400, text: "missing Contact", rfc: `RFC 3261 §8.1.1.8: "The Contact header field MUST be present ... in any request that can result in the establishment of a dialog"`}
+	case refNoBody:
+		return refusal{status: 400, text: "no session description in the body", rfc: `RFC 3261 §21.4.1, RFC 5621 (a multipart body without SDP)`}
+	case refNoOffer:
+		return refusal{status: 488, text: "SDP offer required", rfc: `RFC 3261 §21.4.26; the offer must come in the INVITE for early media (RFC 3261 §13.2.1)`}
+	case refBadOffer:
+		return refusal{text: "bad SDP offer", rfc: `RFC 3264 §6 and RFC 3261 §21.4.26 (sdp.StatusFor: 400 malformed, 488 unsupported)`}
+	case refBadCaller:
+		return refusal{status: 400, text: "bad caller identity", rfc: `RFC 3261 §21.4.1; RFC 3325 §9.1 P-Asserted-Identity`}
+	case refNoCallee:
+		return refusal{status: 404, text: "no called number", rfc: `RFC 3261 §21.4.5: "the user does not exist at the domain specified in the Request-URI"`}
+	case refGuardBusy:
+		return refusal{status: 503, text: "guard busy", rfc: `RFC 3261 §21.5.4: "temporarily unable to process the request due to a temporary overloading"`}
+	case refInfoType:
+		return refusal{status: 415, rfc: `RFC 6086 §4.2.2, RFC 3261 §21.4.13: 415 with Accept`}
+	case refInfoBad:
+		return refusal{status: 400, rfc: `RFC 3261 §21.4.1`}
+	case refRelayTimeout:
+		return refusal{status: 408, rfc: `RFC 3261 §21.4.9: "could not produce a response within a suitable amount of time"`}
+	case refEarlyBye:
+		return refusal{status: 487, rfc: `RFC 3261 §15.1.2: a BYE in an early dialog; the INVITE gets 487`}
+	case refRejected:
+		return refusal{q850: q850CallRejected, rfc: `REJECT_STATUS, 603 Decline by default: RFC 3261 §21.6.2 "the callee's machine was successfully contacted but the user explicitly does not wish to ... participate"`}
+	case refStoreDown:
+		return refusal{status: 503, q850: q850CallRejected, text: textStoreDown, rfc: `RFC 3261 §21.5.4: "not now"; the carrier may route the call elsewhere`}
+	case refChallengeFailed:
+		return refusal{q850: q850CallRejected, text: "challenge failed", rfc: `REJECT_STATUS (RFC 3261 §21.6.2); Q.850 21 "call rejected" on the BYE`}
+	case refShutdown:
+		return refusal{status: 503, q850: q850TemporaryFailure, text: textShutdown, rfc: `RFC 3261 §21.5.4`}
+	case refHangupMedia:
+		return refusal{status: 488, q850: q850TemporaryFailure, rfc: `RFC 3261 §21.4.26`}
+	case refHangupError:
+		return refusal{status: 500, q850: q850TemporaryFailure, rfc: `RFC 3261 §21.5.1`}
+	case refInternal:
+		return refusal{status: 500, q850: q850TemporaryFailure, text: "internal error", rfc: `RFC 3261 §21.5.1`}
+	case refNoAck:
+		return refusal{status: 500, q850: q850TemporaryFailure, text: "no ACK", rfc: `RFC 3261 §13.3.1.4: no ACK in 64*T1, "the UAS ... SHOULD terminate the dialog" with a BYE`}
+	case refNoPort:
+		return refusal{status: 503, q850: q850TemporaryFailure, text: textNoPort, rfc: `RFC 3261 §21.5.4`}
+	case refNoMedia:
+		return refusal{status: 488, q850: q850TemporaryFailure, text: "no acceptable media", rfc: `RFC 3264 §6: "the offer MUST be rejected" with 488 (RFC 3261 §21.4.26)`}
+	case refMediaError:
+		return refusal{status: 500, q850: q850TemporaryFailure, text: "media error", rfc: `RFC 3261 §21.5.1`}
+	case refPBXMedia:
+		return refusal{status: 488, q850: q850TemporaryFailure, text: "PBX media unusable", rfc: `RFC 3261 §21.4.26`}
+	case refPBXUnreachable:
+		return refusal{status: 503, q850: q850TemporaryFailure, text: textUnreachable, rfc: `RFC 3261 §21.5.4, §16.7 (a proxy's 503 when no target answers)`}
+	case refPBXNoAnswer:
+		return refusal{status: 480, q850: q850NoAnswer, text: textNoAnswer, rfc: `RFC 3261 §21.4.18: "the callee's end system was contacted successfully but the callee is currently unavailable"`}
+	case refPBXHungUp:
+		return refusal{status: 480, q850: q850NormalClearing, text: "PBX hung up", rfc: `RFC 3261 §21.4.18`}
+	case refPBXRefused:
+		return refusal{text: "PBX", rfc: `RFC 3261 §16.7 step 6: the best response is forwarded (3xx and 401/407 are the guard's own leg's business: 480, 503)`}
+	case refCallerCancel:
+		return refusal{status: 487, q850: q850NormalClearing, text: "CANCEL", rfc: `RFC 3261 §9.2: the transaction layer answers the INVITE with 487`}
+	case refCallerHangup:
+		return refusal{status: 487, q850: q850NormalClearing, text: "caller hung up", rfc: `RFC 3261 §15.1.2`}
+	case refCallEnded:
+		return refusal{q850: q850NormalClearing, text: "call ended", rfc: `RFC 3261 §15: a BYE for the PBX leg of a call already over`}
+	}
+	panic(fmt.Sprintf("guard: refusal %d is not in the catalogue", id))
+}
+
+// withStatus is r with the status the site decided (REJECT_STATUS, the
+// PBX's own, sdp.StatusFor).
+func (r refusal) withStatus(status int) refusal {
+	r.status = status
+	return r
+}
+
+// withText is r with a more precise Reason text.
+func (r refusal) withText(text string) refusal {
+	r.text = text
+	return r
+}
+
+// withQ850 is r with the Q.850 cause the site decided.
+func (r refusal) withQ850(cause int) refusal {
+	r.q850 = cause
+	return r
+}
+
+// refuseWith answers req with refusal r and optional extra headers.
+func (g *Guard) refuseWith(req *sip.Request, tx sip.ServerTransaction, r refusal, hdrs ...sip.Header) {
+	g.respond(req, tx, r.status, r.text, hdrs)
+}
 
 // reasonHeader builds an RFC 3326 Reason header.
 func reasonHeader(protocol string, cause int, text string) sip.Header {
@@ -83,17 +279,27 @@ func quote(s string) string {
 }
 
 // phrase is the reason phrase of the statuses the guard sends (RFC 3261
-// §21).
+// §21), its own and those it passes on from the PBX. RFC 3261 §7.2 leaves
+// the phrase to the sender ("not ... interpreted"), but a peer's operator
+// reads it; the fallbacks name the class.
 func phrase(status int) string {
 	switch status {
+	case 200:
+		return "OK"
 	case 400:
 		return "Bad Request"
 	case 403:
 		return "Forbidden"
 	case 404:
 		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
 	case 408:
 		return "Request Timeout"
+	case 410:
+		return "Gone"
+	case 415:
+		return "Unsupported Media Type"
 	case 480:
 		return "Temporarily Unavailable"
 	case 481:
@@ -129,11 +335,8 @@ func phrase(status int) string {
 	}
 }
 
-// rejectionText is the Reason text of a policy or store-down reject.
+// rejectionText is the Reason text of a policy reject.
 func rejectionText(r call.Rejection) string {
-	if r.StoreDown {
-		return textStoreDown
-	}
 	rule := string(r.Rule)
 	if rule == "" {
 		rule = "policy"
@@ -145,17 +348,66 @@ func rejectionText(r call.Rejection) string {
 	return text
 }
 
-// hangupStatus is the final status for a guard hang-up of a call not yet
-// answered, and the Q.850 cause of the BYE for one answered.
-func hangupStatus(h call.Hangup, reject int) (status, q850 int) {
+// rejection is the refusal of a policy or store-down reject; reject is
+// REJECT_STATUS.
+func rejection(r call.Rejection, reject int) refusal {
+	if r.StoreDown {
+		// Fail closed: 503 says "not now", and a carrier may route the
+		// call elsewhere; the policy did not refuse this caller.
+		return refusalOf(refStoreDown)
+	}
+	return refusalOf(refRejected).withStatus(reject).withText(rejectionText(r))
+}
+
+// hangupRefusal is the refusal of a guard hang-up ordered by the call
+// actor: a final status for a call not yet answered, a Q.850 cause for
+// one answered; reject is REJECT_STATUS.
+func hangupRefusal(h call.Hangup, reject int) refusal {
 	switch h.Cause {
 	case schema.EndChallengeFailed:
-		return reject, q850CallRejected
+		r := refusalOf(refChallengeFailed).withStatus(reject)
+		return r.withText(r.text + ": " + h.Detail)
 	case schema.EndShutdown:
-		return 503, q850TemporaryFailure
+		return refusalOf(refShutdown).withText(h.Detail)
 	case schema.EndMediaFailed:
-		return 488, q850TemporaryFailure
+		return refusalOf(refHangupMedia).withText(h.Detail)
 	default:
-		return 500, q850TemporaryFailure
+		return refusalOf(refHangupError).withText(h.Detail)
 	}
+}
+
+// pbxRefusal is the refusal passed on to the caller when the PBX refused
+// the call with res. On the pass path the caller gets the same status
+// (busy stays busy), except the ones that only make sense on our leg.
+func pbxRefusal(res *sip.Response) refusal {
+	status := res.StatusCode
+	switch {
+	case status >= 300 && status < 400:
+		// A redirect points at the PBX's contacts; the carrier must not
+		// be sent around the guard.
+		status = 480
+	case status == 401 || status == 407:
+		// The PBX wants credentials from the guard, not from the caller.
+		status = 503
+	case status > 699:
+		status = 500
+	}
+	r := refusalOf(refPBXRefused)
+	return r.withStatus(status).withQ850(q850For(res.StatusCode)).withText(r.text + ": " + res.StartLine())
+}
+
+// q850For maps the PBX's refusal onto the Q.850 cause of the BYE sent to
+// an already answered caller (the bridged challenge path).
+func q850For(status int) int {
+	switch status {
+	case 486, 600:
+		return q850UserBusy
+	case 480, 408:
+		return q850NoAnswer
+	case 404, 604:
+		return q850Unallocated
+	case 603:
+		return q850CallRejected
+	}
+	return q850Unspecified
 }

@@ -122,7 +122,7 @@ func (s *session) run(f func()) {
 		if r := recover(); r != nil {
 			s.g.stats.panics.Add(1)
 			s.log.Error("session panicked", "panic", r)
-			s.end(ending{by: schema.PartyGuard, cause: schema.EndError, status: 500, text: "internal error", q850: q850TemporaryFailure})
+			s.end(ending{by: schema.PartyGuard, cause: schema.EndError, refusal: refusalOf(refInternal)})
 		}
 	}()
 	f()
@@ -217,22 +217,15 @@ func (s *session) Bridge() { s.post(s.doBridge) }
 func (s *session) Hangup(h call.Hangup) { s.post(func() { s.doHangup(h) }) }
 
 func (s *session) doReject(r call.Rejection) {
-	e := ending{by: schema.PartyGuard, cause: schema.EndRejected, status: s.g.set.reject, text: rejectionText(r), q850: q850CallRejected}
+	e := ending{by: schema.PartyGuard, cause: schema.EndRejected, refusal: rejection(r, s.g.set.reject)}
 	if r.StoreDown {
-		// Fail closed: 503 says "not now", and a carrier may route the
-		// call elsewhere; the policy did not refuse this caller.
-		e.cause, e.status = schema.EndStoreDown, 503
+		e.cause = schema.EndStoreDown
 	}
 	s.end(e)
 }
 
 func (s *session) doHangup(h call.Hangup) {
-	status, q := hangupStatus(h, s.g.set.reject)
-	text := h.Detail
-	if h.Cause == schema.EndChallengeFailed {
-		text = "challenge failed: " + h.Detail
-	}
-	s.end(ending{by: schema.PartyGuard, cause: h.Cause, status: status, text: text, q850: q})
+	s.end(ending{by: schema.PartyGuard, cause: h.Cause, refusal: hangupRefusal(h, s.g.set.reject)})
 }
 
 func (s *session) doPass() {
@@ -246,12 +239,10 @@ func (s *session) doPass() {
 type ending struct {
 	by    schema.Party
 	cause schema.EndCause
-	// status is the final response for a caller not yet answered (with a
-	// Reason header carrying text); q850 the Reason cause of the BYE to
-	// an answered one.
-	status int
-	text   string
-	q850   int
+	// refusal is what the legs are told: status (with a Reason header
+	// carrying text) to a caller not yet answered, a BYE with Reason
+	// cause q850 to an answered leg.
+	refusal
 	detail string
 }
 
@@ -268,7 +259,7 @@ func (s *session) end(e ending) {
 	case s.callerGone:
 	case !s.final:
 		s.final = true
-		s.respondFinal(e.status, e.text)
+		s.respondFinal(e.refusal)
 	case s.answered:
 		s.byeCaller(e.q850, e.text)
 	}
@@ -293,13 +284,13 @@ func (s *session) end(e ending) {
 // respondFinal sends a final error response to the INVITE (loop only).
 // It goes straight to the transaction, which retransmits it and absorbs
 // the ACK (RFC 3261 §17.2.1).
-func (s *session) respondFinal(status int, text string) {
-	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, status, phrase(status), nil)
-	if text != "" {
-		res.AppendHeader(reasonHeader("SIP", status, text))
+func (s *session) respondFinal(r refusal) {
+	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, r.status, phrase(r.status), nil)
+	if r.text != "" {
+		res.AppendHeader(reasonHeader("SIP", r.status, r.text))
 	}
 	if err := s.tx.Respond(res); err != nil {
-		s.log.Debug("final response not sent", "status", status, "err", err)
+		s.log.Debug("final response not sent", "status", r.status, "err", err)
 	}
 	s.inviteFinished()
 }
@@ -342,7 +333,7 @@ func (s *session) answerCaller(body []byte, contentType string, by schema.Party)
 				// §13.3.1.4: no ACK for the 2xx in 64*T1: the session
 				// SHOULD be ended with a BYE.
 				s.log.Warn("no ACK for our 200 OK; ending the call", "err", err)
-				s.end(ending{by: schema.PartyGuard, cause: schema.EndError, status: 500, text: "no ACK", q850: q850TemporaryFailure})
+				s.end(ending{by: schema.PartyGuard, cause: schema.EndError, refusal: refusalOf(refNoAck)})
 			}
 		}
 	})
@@ -399,7 +390,7 @@ func (s *session) onCallerCancel() {
 	// The transaction layer has sent 487 Request Terminated.
 	s.final, s.callerGone = true, true
 	s.inviteFinished()
-	s.end(ending{by: schema.PartyCaller, cause: schema.EndCallerCancelled, status: 487, text: "CANCEL"})
+	s.end(ending{by: schema.PartyCaller, cause: schema.EndCallerCancelled, refusal: refusalOf(refCallerCancel)})
 }
 
 // onAck confirms the caller leg (an ACK for our 2xx). ACKs of re-INVITE
@@ -420,7 +411,7 @@ func (s *session) onBye(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		var p *pbxCall
 		s.do(func() { p = s.pbx })
 		if p == nil || p.dialog() == nil {
-			s.g.respond(req, tx, 481, "", nil)
+			s.g.refuseWith(req, tx, refusalOf(refNoDialog))
 			return
 		}
 		if err := p.dialog().ReadBye(req, tx); err != nil {
@@ -428,7 +419,7 @@ func (s *session) onBye(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 		s.post(func() {
 			p.byeReceived = true
-			s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXHangup, status: 480, text: "PBX hung up", q850: q850NormalClearing})
+			s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXHangup, refusal: refusalOf(refPBXHungUp)})
 		})
 		return
 	}
@@ -436,14 +427,14 @@ func (s *session) onBye(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	// 487 first; the BYE itself gets 200.
 	s.do(func() {
 		if !s.final && !s.ended {
-			s.respondFinal(487, "")
+			s.respondFinal(refusalOf(refEarlyBye))
 			s.final, s.callerGone = true, true
 		}
 	})
 	if err := s.dlg.ReadBye(req, tx); err != nil {
 		// §12.2.2: a CSeq lower than the dialog's is answered 500.
 		s.log.Debug("caller BYE refused", "err", err)
-		s.g.respond(req, tx, 500, "", nil)
+		s.g.refuseWith(req, tx, refusalOf(refBadCSeq))
 		return
 	}
 	s.post(func() {
@@ -455,7 +446,7 @@ func (s *session) onBye(l leg, req *sip.Request, tx sip.ServerTransaction) {
 			cause = schema.EndCallerCancelled
 		}
 		s.final, s.callerGone = true, true
-		s.end(ending{by: schema.PartyCaller, cause: cause, status: 487, text: "caller hung up", q850: q850NormalClearing})
+		s.end(ending{by: schema.PartyCaller, cause: cause, refusal: refusalOf(refCallerHangup)})
 	})
 }
 
@@ -490,9 +481,9 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		k, err := coll.Info(ct, req.Body())
 		switch {
 		case errors.Is(err, dtmf.ErrContentType):
-			s.g.respond(req, tx, 415, "", []sip.Header{sip.NewHeader("Accept", dtmf.ContentTypeRelay+", "+dtmf.ContentTypeDTMF)})
+			s.g.refuseWith(req, tx, refusalOf(refInfoType), sip.NewHeader("Accept", dtmf.ContentTypeRelay+", "+dtmf.ContentTypeDTMF))
 		case err != nil:
-			s.g.respond(req, tx, 400, "", nil)
+			s.g.refuseWith(req, tx, refusalOf(refInfoBad))
 		default:
 			s.log.Debug("key by INFO", "key", string(k.Key))
 			s.g.respond(req, tx, 200, "", nil)
@@ -533,13 +524,13 @@ func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *re
 		select {
 		case <-t.after:
 		case <-ctx.Done():
-			s.g.respond(req, tx, 408, "", nil)
+			s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
 			return
 		}
 	}
 	res, err := t.send(ctx, out)
 	if err != nil {
-		s.g.respond(req, tx, 408, "", nil)
+		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
 		return
 	}
 	s.g.respond(req, tx, res.StatusCode, "", nil)
@@ -563,7 +554,7 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	})
 	if !ok {
-		s.g.respond(req, tx, 481, "", nil)
+		s.g.refuseWith(req, tx, refusalOf(refNoDialog))
 		return
 	}
 	if len(req.Body()) == 0 {

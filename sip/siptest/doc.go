@@ -1,6 +1,6 @@
 // Package siptest is the harness that tests callguard as a black box over
-// real sockets on loopback, and the parts a future `callguard demo` places
-// calls with:
+// real sockets on loopback, and the parts `callguard demo` places its calls
+// with (a carrier with bots and people calling, and a PBX):
 //
 //   - FakeTrunk is the carrier's side: a UAC (sipgo, UDP) that places calls
 //     with an SDP offer (PCMU, PCMA, telephone-event), records every response

@@ -14,6 +14,10 @@
 // FromEvents is pure; Build reads the stream from a store and calls it.
 // A Timeline marshals to JSON (the admin API serves it) and renders as text
 // (WriteText, for the CLI).
+//
+// It sits beside the policy, under actors/policy, because it re-runs the
+// policy's fold (policy.Policy.Apply) over the stream to show the counts
+// each decision saw; it reads events and imports nothing above them.
 package audit
 
 import (

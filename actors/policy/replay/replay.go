@@ -12,6 +12,10 @@
 //
 // Run only reads: it never appends, never saves a snapshot, and the store
 // is left exactly as it was.
+//
+// It sits beside the policy, under actors/policy, because it is the
+// policy's fold and rules run again over the store; the CLI's replay
+// command and the admin API's GET /v1/replay (both in cmd) call it.
 package replay
 
 import (

@@ -3,6 +3,10 @@
 // does it (decide, append with the expected revision, then fold), admin
 // commands, expiries, and the call streams the call actor writes
 // (CallStarted ... CallEnded), on a simulated clock.
+//
+// It sits beside the policy, under actors/policy, because it drives the
+// real policy. It is a test kit: the projections' tests use it (a test may
+// reach across layers to set its scene), their production code never does.
 package simtest
 
 import (

@@ -88,4 +88,13 @@
 // command-refused, caller.ErrState 409 state-conflict, caller.ErrStore 503
 // store-failed, caller.ErrUnavailable 503 caller-unavailable; 503s carry
 // Retry-After.
+//
+// # Where it stands
+//
+// The API composes the write side (the caller grains, for commands and
+// live counters) and the read side (the projections' lists, reports and
+// profiles, the audit and replay of the policy's history). Actors and
+// projections never import each other, so the one place that may hold
+// both is cmd, which is why the package lives under cmd/callguard; the
+// binary wires its dependencies (Deps) and nothing below imports it.
 package adminapi

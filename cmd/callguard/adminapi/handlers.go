@@ -12,8 +12,6 @@ import (
 	"reflect"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/policy"
@@ -441,20 +439,14 @@ func (v *validation) number(n *phone.Normalizer, input, field, in string) string
 	return num.Key
 }
 
-// text checks a free-text member (by, reason): present, one line, at most
-// policy.MaxText characters. It returns it trimmed.
+// text checks a free-text member (by, reason) by the policy's rule
+// (schema.CheckCommandText), to answer per field before the grain is
+// asked. It returns it trimmed.
 func (v *validation) text(field, in, value string) string {
 	t := strings.TrimSpace(value)
-	switch {
-	case t == "":
-		v.add(field, in, "is required")
-	case !utf8.ValidString(t):
-		v.add(field, in, "is not valid UTF-8")
-	case utf8.RuneCountInString(t) > policy.MaxText:
-		v.add(field, in, fmt.Sprintf("is %d characters, at most %d", utf8.RuneCountInString(t), policy.MaxText))
-	case strings.IndexFunc(t, unicode.IsControl) >= 0:
-		// The audit shows each on one line; a newline could forge a line.
-		v.add(field, in, "must be one line without control characters")
+	var te *schema.TextError
+	if err := schema.CheckCommandText(field, t); errors.As(err, &te) {
+		v.add(field, in, te.Problem)
 	}
 	return t
 }

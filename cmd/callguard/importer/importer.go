@@ -4,6 +4,11 @@
 // and why, and its command ID is derived from the file and the line, so
 // importing the same file again writes nothing twice. A whitelist
 // exported by package lists imports back as the same entries.
+//
+// It sits in cmd, beside the admin API that serves it, because it composes
+// both sides: the caller grains it sends commands through (actors) and the
+// whitelist's CSV columns (projections/lists), which neither side may
+// import from the other.
 package importer
 
 import (
@@ -21,12 +26,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events/phone"
+	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
 )
 
@@ -254,12 +259,14 @@ func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []strin
 		seen[rw.key] = line
 		rw.by = orDefault(lists.RestoreCell(cell(rec, "by")), def.By)
 		rw.reason = orDefault(lists.RestoreCell(cell(rec, "reason")), def.Reason)
-		if msg := checkText(rw.by); msg != "" {
-			bad("by", "by "+msg+" (give a by column or a default)")
+		// The policy's rule (schema.CheckCommandText), checked here to
+		// list every bad row at once.
+		if err := schema.CheckCommandText("by", rw.by); err != nil {
+			bad("by", err.Error()+" (give a by column or a default)")
 			continue
 		}
-		if msg := checkText(rw.reason); msg != "" {
-			bad("reason", "reason "+msg+" (give a reason column or a default)")
+		if err := schema.CheckCommandText("reason", rw.reason); err != nil {
+			bad("reason", err.Error()+" (give a reason column or a default)")
 			continue
 		}
 		if u := cell(rec, "until"); u != "" {
@@ -374,20 +381,6 @@ func orDefault(v, def string) string {
 		return strings.TrimSpace(def)
 	}
 	return v
-}
-
-// checkText applies the admin API's rules for by and reason (what the
-// policy records in the event and the audit shows on one line).
-func checkText(t string) string {
-	switch {
-	case t == "":
-		return "is required"
-	case utf8.RuneCountInString(t) > policy.MaxText:
-		return fmt.Sprintf("is %d characters, at most %d", utf8.RuneCountInString(t), policy.MaxText)
-	case strings.IndexFunc(t, unicode.IsControl) >= 0:
-		return "must be one line without control characters"
-	}
-	return ""
 }
 
 // clip bounds text from the file echoed into results and logs.
