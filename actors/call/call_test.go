@@ -13,14 +13,13 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
-	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
@@ -38,32 +37,17 @@ var seq atomic.Int64
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "call-test-")
+		n, err := actortest.Start(context.Background(),
+			actortest.WithLogger(quiet()), actortest.WithClientTimeout(5*time.Second),
+			actortest.WithStoreWrapper(func(s events.Store) events.Store {
+				shared.store = &flakyStore{Store: s}
+				return shared.store
+			}))
 		if err != nil {
 			panic(err)
 		}
-		defer os.RemoveAll(dir)
-		st, err := embedded.Open(context.Background(), dir)
-		if err != nil {
-			panic(err)
-		}
-		defer st.Close()
-		pol, err := policy.New(policy.DefaultConfig())
-		if err != nil {
-			panic(err)
-		}
-		n, err := node.Start(context.Background(), node.Config{
-			ClusterName: "call-test", Listen: "127.0.0.1:0",
-			Kinds:  []*cluster.Kind{caller.NewKind(caller.Deps{Store: st, Policy: pol, Node: "test", Logger: quiet()})},
-			Logger: quiet(),
-		})
-		if err != nil {
-			panic(err)
-		}
-		defer n.Stop(false)
-		shared.store = &flakyStore{Store: st}
-		shared.node = n
-		shared.callers = &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second}
+		defer n.Stop()
+		shared.node, shared.callers = n.Node, n.Callers
 		return m.Run()
 	}())
 }
@@ -84,14 +68,7 @@ func (f *flakyStore) Append(ctx context.Context, stream string, exp events.Expec
 }
 
 // fixedRand yields 4, 7, 4, 7, ...: the code is "47".
-type fixedRand struct{}
-
-func (fixedRand) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = "\x04\x07"[i%2]
-	}
-	return len(p), nil
-}
+const fixedRand = actortest.FixedRand("47")
 
 // effects records the actor's orders.
 type effects struct {
@@ -181,7 +158,7 @@ func start(t *testing.T, cs call.Callers, cfg call.Config, prepare func(number s
 	if cs == nil {
 		cs = shared.callers
 	}
-	sp, err := call.NewSpawner(call.Deps{Callers: cs, Store: shared.store, Rand: fixedRand{}, Node: "test", Logger: quiet()}, cfg)
+	sp, err := call.NewSpawner(call.Deps{Callers: cs, Store: shared.store, Rand: fixedRand, Node: "test", Logger: quiet()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,13 +214,13 @@ func (h *harness) stream() (map[string]any, []string) {
 
 func TestDrawCode(t *testing.T) {
 	for _, n := range []int{1, 2, 8} {
-		code, err := call.DrawCode(fixedRand{}, n)
+		code, err := call.DrawCode(fixedRand, n)
 		if err != nil || len(code) != n || strings.Trim(code, "0123456789") != "" {
 			t.Errorf("DrawCode(%d) = %q, %v", n, code, err)
 		}
 	}
 	for _, n := range []int{0, 9} {
-		if _, err := call.DrawCode(fixedRand{}, n); !errors.Is(err, call.ErrCodeLength) {
+		if _, err := call.DrawCode(fixedRand, n); !errors.Is(err, call.ErrCodeLength) {
 			t.Errorf("DrawCode(%d): %v, want ErrCodeLength", n, err)
 		}
 	}
