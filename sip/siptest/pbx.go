@@ -306,26 +306,29 @@ func (c *PBXCall) WaitEnded(ctx context.Context) (string, error) {
 
 // Audio returns the audio received so far (decoded G.711, 8 kHz).
 func (c *PBXCall) Audio() []int16 {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return nil
 	}
-	return c.media.audio(time.Time{})
+	return ms.audio(time.Time{})
 }
 
 // RTP returns the RTP packets received so far.
 func (c *PBXCall) RTP() []RTPPacket {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return nil
 	}
-	return c.media.rtpPackets()
+	return ms.rtpPackets()
 }
 
 // Digits returns the DTMF keys received so far, by any method.
 func (c *PBXCall) Digits() []Digit {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return nil
 	}
-	return c.media.receivedDigits()
+	return ms.receivedDigits()
 }
 
 // WaitDigits waits until n keys have arrived and returns them as a string.
@@ -347,10 +350,11 @@ func (c *PBXCall) WaitDigits(ctx context.Context, n int) (string, error) {
 // MediaAddr is the address of the call's RTP socket, as its SDP answer
 // advertises it; empty if the PBX refused the call before it had one.
 func (c *PBXCall) MediaAddr() string {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return ""
 	}
-	return c.media.local.String()
+	return ms.local.String()
 }
 
 // Type sends keys to the caller's side as RFC 4733 telephone-events or
@@ -358,23 +362,24 @@ func (c *PBXCall) MediaAddr() string {
 // PBX's), as an IVR or a test-tone generator behind the PBX would, and
 // returns once the last one is sent. The call must be answered.
 func (c *PBXCall) Type(ctx context.Context, keys string, opts DTMFOptions) error {
+	ms := c.mediaNow()
 	for _, k := range keys {
 		if _, ok := dtmf.EventCode(k); !ok {
 			return fmt.Errorf("siptest: pbx call %s: type %q: %q: %w", c.CallID, keys, k, ErrDigit)
 		}
 	}
-	if _, ok := c.Answered(); !ok || c.media == nil {
+	if _, ok := c.Answered(); !ok || ms == nil {
 		return fmt.Errorf("siptest: pbx call %s: type: %w", c.CallID, ErrNotAnswered)
 	}
 	opts.defaults()
 	var err error
 	switch opts.Method {
 	case DTMFRFC4733:
-		err = c.media.sendEvents(ctx, keys, opts.Duration, opts.Gap, opts.Volume)
+		err = ms.sendEvents(ctx, keys, opts.Duration, opts.Gap, opts.Volume)
 	case DTMFInBand:
 		var pcm []int16
 		if pcm, err = dtmf.Dial(keys, opts.Duration, opts.Gap, opts.Level); err == nil {
-			err = c.media.sendAudio(ctx, pcm)
+			err = ms.sendAudio(ctx, pcm)
 		}
 	default:
 		err = fmt.Errorf("method %v is not one the PBX sends", opts.Method)
@@ -387,10 +392,11 @@ func (c *PBXCall) Type(ctx context.Context, keys string, opts DTMFOptions) error
 
 // SendAudio sends pcm to the caller's side in paced RTP packets.
 func (c *PBXCall) SendAudio(ctx context.Context, pcm []int16) error {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return fmt.Errorf("siptest: pbx call %s: %w", c.CallID, ErrNoMedia)
 	}
-	if err := c.media.sendAudio(ctx, pcm); err != nil {
+	if err := ms.sendAudio(ctx, pcm); err != nil {
 		return fmt.Errorf("siptest: pbx call %s: send audio: %w", c.CallID, err)
 	}
 	return nil
@@ -455,6 +461,13 @@ func (c *PBXCall) Reinvite(ctx context.Context) (*sip.Response, error) {
 		return res, fmt.Errorf("siptest: pbx call %s: ACK of the re-INVITE: %w", c.CallID, err)
 	}
 	return res, nil
+}
+
+// mediaNow is the call's media session, nil before the PBX has one.
+func (c *PBXCall) mediaNow() *mediaSession {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media
 }
 
 func (c *PBXCall) end(reason string) {
@@ -539,7 +552,9 @@ func (p *RecordingPBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ms.onDigit = func(Digit) { c.state.notify() }
+	c.mu.Lock() // tests read the call's media as soon as it is listed
 	c.media = ms
+	c.mu.Unlock()
 	caps := sdp.Capabilities{Addr: p.cfg.MediaIP, Port: int(ms.local.Port()), Username: "pbx", SessionID: uint64(random32()), SessionVersion: 1}
 	var body []byte
 	switch {
