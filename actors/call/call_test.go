@@ -12,14 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/cluster"
-
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
-	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
@@ -37,32 +35,17 @@ var seq atomic.Int64
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "call-test-")
+		n, err := actortest.Start(context.Background(),
+			actortest.WithLogger(quiet()), actortest.WithClientTimeout(5*time.Second),
+			actortest.WithStoreWrapper(func(s events.Store) events.Store {
+				shared.store = &flakyStore{Store: s}
+				return shared.store
+			}))
 		if err != nil {
 			panic(err)
 		}
-		defer os.RemoveAll(dir)
-		st, err := embedded.Open(context.Background(), dir)
-		if err != nil {
-			panic(err)
-		}
-		defer st.Close()
-		pol, err := policy.New(policy.DefaultConfig())
-		if err != nil {
-			panic(err)
-		}
-		n, err := node.Start(context.Background(), node.Config{
-			ClusterName: "call-test", Listen: "127.0.0.1:0", Provider: node.SingleMemberProvider(),
-			Kinds:  []*cluster.Kind{caller.NewKind(caller.Deps{Store: st, Policy: pol, Node: "test", Logger: quiet()})},
-			Logger: quiet(),
-		})
-		if err != nil {
-			panic(err)
-		}
-		defer n.Stop(false)
-		shared.store = &flakyStore{Store: st}
-		shared.node = n
-		shared.callers = &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second}
+		defer n.Stop()
+		shared.node, shared.callers = n.Node, n.Callers
 		return m.Run()
 	}())
 }
@@ -82,15 +65,11 @@ func (f *flakyStore) Append(ctx context.Context, stream string, exp events.Expec
 	return f.Store.Append(ctx, stream, exp, evs...)
 }
 
-// fixedRand yields 4, 7, 4, 7, ...: the code is "47".
+// fixedRand yields 4, 7, 4, 7, ...: the code is "47". It stays a type of
+// its own so that the tests' fixedRand{} reads as before.
 type fixedRand struct{}
 
-func (fixedRand) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = "\x04\x07"[i%2]
-	}
-	return len(p), nil
-}
+func (fixedRand) Read(p []byte) (int, error) { return actortest.FixedRand("47").Read(p) }
 
 // effects records the actor's orders.
 type effects struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
@@ -19,28 +20,13 @@ import (
 	"github.com/callguard/callguard/events/schema"
 )
 
-// benchEnv is a store and a policy whose limits let benchmark traffic pass
+// benchNode is a node whose policy limits let benchmark traffic pass
 // without blocks, so that every Admit is a full decision and append.
-func benchEnv(b *testing.B) *env {
+func benchNode(b *testing.B, clock *actortest.Clock, idle time.Duration) *actortest.Node {
 	b.Helper()
-	e := newEnv(&testing.T{}, b.TempDir())
-	b.Cleanup(func() { e.store.Close() })
 	cfg := policy.DefaultConfig()
 	cfg.LimitHour, cfg.LimitDay = 1_000_000, 1_000_000
-	pol, err := policy.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.pol = pol
-	return e
-}
-
-func benchNode(b *testing.B, e *env, idle time.Duration) *caller.Client {
-	b.Helper()
-	t := &testing.T{}
-	n, c := startNode(t, "bench", e.deps(0, idle), nil)
-	b.Cleanup(func() { n.Stop(false) })
-	return c
+	return start(b, clock, actortest.WithPolicy(cfg), actortest.WithIdleAfter(idle))
 }
 
 func reportRate(b *testing.B, unit string) {
@@ -51,8 +37,7 @@ func reportRate(b *testing.B, unit string) {
 // Admit activates a grain, folds an empty stream and appends durably; the
 // store's group commit shares fsyncs between concurrent grains.
 func BenchmarkAdmitDistinct(b *testing.B) {
-	e := benchEnv(b)
-	c := benchNode(b, e, 0)
+	c := benchNode(b, newClock(), 0).Callers
 	var seq atomic.Int64
 	b.SetParallelism(64)
 	b.ResetTimer()
@@ -73,8 +58,7 @@ func BenchmarkAdmitDistinct(b *testing.B) {
 // one call at a time (each decision depends on the previous one), so this
 // is bounded by one durable append per decision.
 func BenchmarkAdmitHot(b *testing.B) {
-	e := benchEnv(b)
-	c := benchNode(b, e, 0)
+	c := benchNode(b, newClock(), 0).Callers
 	var seq atomic.Int64
 	b.SetParallelism(32) // 64 goroutines on 2 CPUs
 	b.ResetTimer()
@@ -96,15 +80,15 @@ func BenchmarkAdmitHot(b *testing.B) {
 func BenchmarkGrainMemory(b *testing.B) {
 	const grains = 100_000
 	for range b.N {
-		e := benchEnv(b)
-		c := benchNode(b, e, 0)
+		n := benchNode(b, newClock(), 0)
+		c := n.Callers
 		// Seed the histories directly in the store, so that activation
 		// folds them; the grains are then activated by a status request.
 		ctx := context.Background()
 		for i := 0; i < grains; i += 1000 {
 			errs := make(chan error, 1000)
 			for j := i; j < i+1000; j++ {
-				go func() { errs <- seedCalls(ctx, e, fmt.Sprintf("+7998%07d", j), 3) }()
+				go func() { errs <- seedCalls(ctx, n, fmt.Sprintf("+7998%07d", j), 3) }()
 			}
 			for range 1000 {
 				if err := <-errs; err != nil {
@@ -151,17 +135,17 @@ func heapInUse() uint64 {
 
 // seedCalls appends n decided calls for key, a minute apart, as the grain
 // would have.
-func seedCalls(ctx context.Context, e *env, key string, n int) error {
+func seedCalls(ctx context.Context, node *actortest.Node, key string, n int) error {
 	var st policy.State
 	var recs []schema.Record
 	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	for i := range n {
-		dec, err := e.pol.Decide(&st, policy.Call{ID: fmt.Sprintf("%s-%d", key, i), Caller: phone.Number{Key: key, Kind: phone.KindE164}}, at)
+		dec, err := node.Policy.Decide(&st, policy.Call{ID: fmt.Sprintf("%s-%d", key, i), Caller: phone.Number{Key: key, Kind: phone.KindE164}}, at)
 		if err != nil {
 			return err
 		}
 		for _, r := range dec.Records {
-			if err := e.pol.Apply(&st, r.Payload); err != nil {
+			if err := node.Policy.Apply(&st, r.Payload); err != nil {
 				return err
 			}
 		}
@@ -172,7 +156,7 @@ func seedCalls(ctx context.Context, e *env, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.store.Append(ctx, schema.CallerStream(key), events.NoStream, props...)
+	_, err = node.Store.Append(ctx, schema.CallerStream(key), events.NoStream, props...)
 	return err
 }
 
@@ -182,12 +166,12 @@ func BenchmarkRehydrate(b *testing.B) {
 	const history = 10_000
 	for _, withSnapshot := range []bool{false, true} {
 		b.Run(fmt.Sprintf("snapshot=%v", withSnapshot), func(b *testing.B) {
-			e := benchEnv(b)
-			e.clock.now = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+			clock := actortest.NewClock(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+			n := benchNode(b, clock, 0)
 			ctx := context.Background()
 			key := "+79997776655"
-			seedHistory(b, e, key, history)
-			deps := e.deps(0, 0)
+			seedHistory(b, n, clock, key, history)
+			deps := n.Deps
 			sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quietLogger() }))
 			defer sys.Shutdown()
 			if withSnapshot {
@@ -195,7 +179,7 @@ func BenchmarkRehydrate(b *testing.B) {
 				// snapshot of it.
 				deps.SnapshotEvery = history / 2
 				activate(b, sys, deps, key)
-				if _, ok, _ := e.store.LoadSnapshot(ctx, schema.CallerStream(key)); !ok {
+				if _, ok, _ := n.Store.LoadSnapshot(ctx, schema.CallerStream(key)); !ok {
 					b.Fatal("no snapshot was saved")
 				}
 			}
@@ -209,21 +193,21 @@ func BenchmarkRehydrate(b *testing.B) {
 }
 
 // seedHistory appends n decided calls for key in batches.
-func seedHistory(b *testing.B, e *env, key string, n int) {
+func seedHistory(b *testing.B, node *actortest.Node, clock *actortest.Clock, key string, n int) {
 	ctx := context.Background()
 	var st policy.State
-	at := e.clock.Now().Add(-time.Duration(n) * time.Second)
+	at := clock.Now().Add(-time.Duration(n) * time.Second)
 	var rev uint64
 	exists := false
 	for done := 0; done < n; {
 		var recs []schema.Record
 		for i := 0; i < 1000 && done < n; i++ {
-			dec, err := e.pol.Decide(&st, policy.Call{ID: fmt.Sprintf("r%d", done), Caller: phone.Number{Key: key, Kind: phone.KindE164}}, at)
+			dec, err := node.Policy.Decide(&st, policy.Call{ID: fmt.Sprintf("r%d", done), Caller: phone.Number{Key: key, Kind: phone.KindE164}}, at)
 			if err != nil {
 				b.Fatal(err)
 			}
 			for _, r := range dec.Records {
-				if err := e.pol.Apply(&st, r.Payload); err != nil {
+				if err := node.Policy.Apply(&st, r.Payload); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -235,7 +219,7 @@ func seedHistory(b *testing.B, e *env, key string, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := e.store.Append(ctx, schema.CallerStream(key), events.ExactOrNoStream(rev, exists), props...)
+		res, err := node.Store.Append(ctx, schema.CallerStream(key), events.ExactOrNoStream(rev, exists), props...)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,16 +17,18 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events/phone"
 )
 
 func TestTwoMembersRouteANumberToOneActivation(t *testing.T) {
-	e := newEnv(t, "")
+	clock := newClock()
 	agent := test.NewInMemAgent()
-	n1, c1 := startNode(t, "two", e.deps(0, 0), test.NewTestProvider(agent))
-	n2, c2 := startNode(t, "two", e.deps(0, 0), test.NewTestProvider(agent))
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	m1 := start(t, clock, actortest.WithClusterName("two"), actortest.WithProvider(test.NewTestProvider(agent)))
+	m2 := start(t, clock, actortest.WithClusterName("two"), actortest.WithProvider(test.NewTestProvider(agent)), actortest.WithStore(m1.Store))
+	n1, n2, c1, c2 := m1.Node, m2.Node, m1.Callers, m2.Callers
+	actortest.Eventually(t, 10*time.Second, func() error {
 		if a, b := len(n1.Cluster.MemberList.Members().Members()), len(n2.Cluster.MemberList.Members().Members()); a != 2 || b != 2 {
 			return fmt.Errorf("members seen: %d and %d, want 2 and 2", a, b)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -13,83 +12,24 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
-	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 
-// clock is a settable clock shared by the grains of a test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
+// start starts a one-member node of caller grains on a store of its own,
+// on the test's clock.
+func start(tb testing.TB, clock *actortest.Clock, opts ...actortest.Option) *actortest.Node {
+	tb.Helper()
+	return actortest.New(tb, append([]actortest.Option{actortest.WithClock(clock.Now), actortest.WithLogger(quietLogger())}, opts...)...)
 }
 
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)} }
+func newClock() *actortest.Clock { return actortest.NewClock(actortest.Epoch) }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-type env struct {
-	store events.Store
-	clock *clock
-	pol   *policy.Policy
-}
-
-func newEnv(t *testing.T, dir string) *env {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	st, err := embedded.Open(context.Background(), dir, embedded.WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pol, err := policy.New(policy.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{store: st, clock: newClock(), pol: pol}
-}
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func (e *env) deps(snapshotEvery int, idle time.Duration) caller.Deps {
-	return caller.Deps{
-		Store: e.store, Policy: e.pol, Clock: e.clock.Now, Node: "test",
-		SnapshotEvery: snapshotEvery, IdleAfter: idle, Logger: quietLogger(),
-	}
-}
-
-// startNode starts a cluster member hosting caller grains.
-func startNode(t *testing.T, name string, deps caller.Deps, provider cluster.ClusterProvider) (*node.Node, *caller.Client) {
-	t.Helper()
-	if provider == nil {
-		provider = node.SingleMemberProvider()
-	}
-	n, err := node.Start(context.Background(), node.Config{
-		ClusterName: name, Listen: "127.0.0.1:0", Provider: provider,
-		Kinds: []*cluster.Kind{caller.NewKind(deps)}, Logger: quietLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop(false) })
-	return n, &caller.Client{Cluster: n.Cluster, Timeout: 10 * time.Second}
-}
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 const number = "+79990001122"
 
@@ -103,22 +43,23 @@ func admit(t *testing.T, c *caller.Client, callID string) caller.Verdict {
 }
 
 func TestAdmitFollowsTheHourlyLimit(t *testing.T) {
-	e := newEnv(t, "")
-	_, c := startNode(t, "admit", e.deps(0, 0), nil)
-	limit := e.pol.Config().LimitHour
+	clock := newClock()
+	n := start(t, clock)
+	c := n.Callers
+	limit := n.Policy.Config().LimitHour
 	for i := 1; i <= limit; i++ {
 		v := admit(t, c, fmt.Sprintf("call-%d", i))
 		if v.Verdict != schema.Pass || v.Hour != i {
 			t.Fatalf("call %d: got %+v, want pass with hour=%d", i, v, i)
 		}
-		e.clock.Advance(time.Minute)
+		clock.Advance(time.Minute)
 	}
 	v := admit(t, c, "call-over")
 	if v.Verdict != schema.Challenge || v.Level != 3 || v.Rule != schema.RuleHourlyLimit {
 		t.Fatalf("call over the limit: got %+v, want challenge at level 3 by hourly-limit", v)
 	}
 	// The events are in the store before the verdict was returned.
-	evs, err := events.ReadWholeStream(context.Background(), e.store, schema.CallerStream(number), 0)
+	evs, err := events.ReadWholeStream(context.Background(), n.Store, schema.CallerStream(number), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +76,7 @@ func TestAdmitFollowsTheHourlyLimit(t *testing.T) {
 	if !again.Repeated || again.Verdict != v.Verdict || again.Revision != v.Revision {
 		t.Fatalf("retried Admit: got %+v, want the recorded %+v marked repeated", again, v)
 	}
-	head, _ := e.store.ReadStream(context.Background(), schema.CallerStream(number), events.Backward, ^uint64(0), 1)
+	head, _ := n.Store.ReadStream(context.Background(), schema.CallerStream(number), events.Backward, ^uint64(0), 1)
 	if head[0].Revision != uint64(limit+1) {
 		t.Fatalf("retry wrote events: stream at revision %d, want %d", head[0].Revision, limit+1)
 	}
@@ -145,11 +86,12 @@ func TestGrainRestartKeepsState(t *testing.T) {
 	for _, snapEvery := range []int{0, 3} {
 		t.Run(fmt.Sprintf("snapshotEvery=%d", snapEvery), func(t *testing.T) {
 			dir := t.TempDir()
-			e := newEnv(t, dir)
-			n, c := startNode(t, "restart", e.deps(snapEvery, 0), nil)
+			clock := newClock()
+			n := start(t, clock, actortest.WithDir(dir), actortest.WithSnapshotEvery(snapEvery))
+			c := n.Callers
 			for i := range 8 {
 				admit(t, c, fmt.Sprintf("c%d", i))
-				e.clock.Advance(3 * time.Minute)
+				clock.Advance(3 * time.Minute)
 			}
 			if _, err := c.Outcome(context.Background(), number, caller.Outcome{CallID: "c7", Outcome: schema.Failed}); err != nil {
 				t.Fatal(err)
@@ -161,17 +103,16 @@ func TestGrainRestartKeepsState(t *testing.T) {
 			if before.Status.Level != 3 || before.Status.Day != 8 {
 				t.Fatalf("status before restart: %+v, want level 3 with 8 calls today", before)
 			}
-			_, hasSnap, _ := e.store.LoadSnapshot(context.Background(), schema.CallerStream(number))
+			_, hasSnap, _ := n.Store.LoadSnapshot(context.Background(), schema.CallerStream(number))
 			if hasSnap != (snapEvery > 0) {
 				t.Fatalf("snapshot present = %v with SnapshotEvery %d", hasSnap, snapEvery)
 			}
 			// The process restarts: the node goes, the store is reopened.
-			n.Stop(false)
-			e.store.Close()
-			e2 := newEnv(t, dir)
-			e2.clock = e.clock
-			_, c2 := startNode(t, "restart2", e2.deps(snapEvery, 0), nil)
-			after, err := c2.Status(context.Background(), number)
+			if err := n.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			n2 := start(t, clock, actortest.WithDir(dir), actortest.WithSnapshotEvery(snapEvery))
+			after, err := n2.Callers.Status(context.Background(), number)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,8 +124,8 @@ func TestGrainRestartKeepsState(t *testing.T) {
 }
 
 func TestPassivatedGrainComesBackTheSame(t *testing.T) {
-	e := newEnv(t, "")
-	n, c := startNode(t, "passivate", e.deps(2, 100*time.Millisecond), nil)
+	n := start(t, newClock(), actortest.WithSnapshotEvery(2), actortest.WithIdleAfter(100*time.Millisecond))
+	c := n.Callers
 	for i := range 7 {
 		admit(t, c, fmt.Sprintf("p%d", i))
 	}
@@ -192,8 +133,8 @@ func TestPassivatedGrainComesBackTheSame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kind := n.Cluster.GetClusterKind(caller.KindName)
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	kind := n.Node.Cluster.GetClusterKind(caller.KindName)
+	actortest.Eventually(t, 5*time.Second, func() error {
 		if k := kind.Count(); k != 0 {
 			return fmt.Errorf("%d grains still active", k)
 		}
@@ -245,12 +186,12 @@ func checkCounts(t *testing.T, st events.Store, want int) {
 }
 
 func TestConcurrentAdmitsForOneNumber(t *testing.T) {
-	e := newEnv(t, "")
-	_, c := startNode(t, "hot", e.deps(50, 0), nil)
-	const n = 200
+	n := start(t, newClock(), actortest.WithSnapshotEvery(50))
+	c := n.Callers
+	const calls = 200
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
+	errs := make(chan error, calls)
+	for i := range calls {
 		wg.Go(func() {
 			_, err := c.Admit(context.Background(), number, caller.Admit{CallID: fmt.Sprintf("h%03d", i), Kind: phone.KindE164})
 			if err != nil {
@@ -263,17 +204,17 @@ func TestConcurrentAdmitsForOneNumber(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	checkCounts(t, e.store, n)
+	checkCounts(t, n.Store, calls)
 }
 
 // Two activations of one number over one store, each in its own actor:
 // what a cluster topology change can create for a moment. The
 // expected-revision append makes one lose, reload and decide again.
 func TestTwoActivationsWritingAtOnce(t *testing.T) {
-	e := newEnv(t, "")
+	n := start(t, newClock())
 	// Plain actor systems without remoting: the grains run exactly as in a
 	// cluster, but two of them own the same number.
-	props := caller.Props(e.deps(0, 0))
+	props := caller.Props(n.Deps)
 	var grains []*actor.PID
 	var systems []*actor.ActorSystem
 	for range 2 {
@@ -304,27 +245,11 @@ func TestTwoActivationsWritingAtOnce(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	checkCounts(t, e.store, 2*per)
-}
-
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(interval)
-	}
+	checkCounts(t, n.Store, 2*per)
 }
 
 func TestRetriedCommandIsRepeatedNotRejudged(t *testing.T) {
-	e := newEnv(t, "")
-	_, c := startNode(t, "retry-cmd", e.deps(0, 0), nil)
+	c := start(t, newClock()).Callers
 	ctx := context.Background()
 	block := caller.Command{Verb: caller.VerbBlock, Command: policy.Command{ID: "cmd-1", By: "alice", Why: "fraud", Level: 7}}
 	if _, err := c.Command(ctx, number, block); err != nil {

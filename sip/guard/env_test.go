@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,18 +16,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callguard/callguard/actors/actortest"
 	actorcall "github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
-	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/guard"
+	"github.com/callguard/callguard/sip/siptest"
 	"github.com/callguard/callguard/sounds"
 )
 
@@ -43,12 +44,7 @@ const testCode = "47"
 // fixedRand yields 4, 7, 4, 7, ... so the drawn code is testCode.
 type fixedRand struct{}
 
-func (fixedRand) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = "\x04\x07"[i%2]
-	}
-	return len(p), nil
-}
+func (fixedRand) Read(p []byte) (int, error) { return actortest.FixedRand(testCode).Read(p) }
 
 // The package's tests share one actor node and one event store (starting
 // a cluster member takes about a second); each test calls from a number
@@ -67,31 +63,12 @@ var numberSeq atomic.Int64
 func TestMain(m *testing.M) {
 	sip.SetDefaultLogger(quiet())
 	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "guard-test-")
+		n, err := actortest.Start(context.Background(), actortest.WithLogger(quiet()), actortest.WithClientTimeout(5*time.Second))
 		if err != nil {
 			panic(err)
 		}
-		defer os.RemoveAll(dir)
-		st, err := embedded.Open(context.Background(), dir)
-		if err != nil {
-			panic(err)
-		}
-		defer st.Close()
-		pol, err := policy.New(policy.DefaultConfig())
-		if err != nil {
-			panic(err)
-		}
-		n, err := node.Start(context.Background(), node.Config{
-			ClusterName: "guard-test", Listen: "127.0.0.1:0", Provider: node.SingleMemberProvider(),
-			Kinds:  []*cluster.Kind{caller.NewKind(caller.Deps{Store: st, Policy: pol, Node: "test", Logger: quiet()})},
-			Logger: quiet(),
-		})
-		if err != nil {
-			panic(err)
-		}
-		defer n.Stop(false)
-		shared.store, shared.node = st, n
-		shared.callers = &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second}
+		defer n.Stop()
+		shared.store, shared.node, shared.callers = n.Store, n.Node, n.Callers
 		return m.Run()
 	}())
 }
@@ -103,14 +80,15 @@ func quiet() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// env is one guard on loopback with the real caller grains, a fake PBX,
-// and the number this test calls from.
+// env is one guard on loopback with the real caller grains, a recording
+// PBX, and the number this test calls from.
 type env struct {
 	t        *testing.T
 	store    events.Store
 	callers  *caller.Client
 	guard    *guard.Guard
-	pbx      *fakePBX
+	pbx      *siptest.RecordingPBX
+	pbxMode  atomic.Pointer[siptest.Behaviour]
 	number   string
 	done     chan error
 	cancel   context.CancelFunc
@@ -165,21 +143,27 @@ func newEnvPBX(t *testing.T, pbxTCP bool, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, store: shared.store, callers: shared.callers,
 		number: fmt.Sprintf("+7999%07d", 1000000+numberSeq.Add(1))}
-	e.pbx = newFakePBXOn(t, pbxTCP)
+	e.setPBX(pbxAnswer)
+	pbx, err := siptest.NewRecordingPBX(siptest.PBXConfig{
+		Logger: quiet(), TCP: pbxTCP, NoInBandDetection: true,
+		Behave: func(*siptest.PBXCall) siptest.Behaviour { return *e.pbxMode.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pbx.Close() })
+	e.pbx = pbx
 	numbers, err := phone.New("RU")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := guard.Config{
-		Listen: "127.0.0.1:0", TrustedPeers: "127.0.0.1/32", PBXURI: "sip:pbx@" + e.pbx.addr,
+		Listen: "127.0.0.1:0", TrustedPeers: "127.0.0.1/32", PBXURI: e.pbx.URI(),
 		Language: "en", SoundsDir: shortPrompts(t), RejectStatus: 603, RTPPorts: "30000-39999",
 		PBXTimeout: 800 * time.Millisecond, RingTimeout: 10 * time.Second,
 	}
 	callCfg, callDeps := testCallConfig(), testCallDeps()
 	callDeps.Callers, callDeps.Store = e.callers, e.store
-	if pbxTCP {
-		cfg.PBXURI += ";transport=tcp"
-	}
 	for _, o := range opts {
 		o(&cfg, &callCfg, &callDeps)
 	}
@@ -239,7 +223,7 @@ func (e *env) callStream() map[string]any {
 	e.t.Helper()
 	reg := schema.NewRegistry()
 	var out map[string]any
-	waitFor(e.t, 5*time.Second, func() error {
+	actortest.Eventually(e.t, 5*time.Second, func() error {
 		evs, err := e.store.ReadAll(context.Background(), events.Start, 10000)
 		if err != nil {
 			return err
@@ -289,20 +273,81 @@ func (e *env) callerStream() map[string]json.RawMessage {
 	return out
 }
 
-// waitFor polls f until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// How the PBX answers: pbxAnswer unless a test sets another with setPBX.
+var (
+	// pbxAnswer rings, then answers 50 ms later: sipgo handles each
+	// response on a goroutine of its own, so a 200 right behind the 180
+	// may overtake it; a real PBX rings first. It sends no RTP of its own.
+	pbxAnswer = siptest.Behaviour{Delay: 50 * time.Millisecond, Quiet: true}
+	// pbxBusy answers 486 Busy Here at once.
+	pbxBusy = siptest.Behaviour{Status: 486, NoRinging: true}
+	// pbxRing rings until the INVITE is cancelled.
+	pbxRing = siptest.RingForever()
+)
+
+// setPBX sets how the PBX answers the calls that come next.
+func (e *env) setPBX(b siptest.Behaviour) { e.pbxMode.Store(&b) }
+
+// pbxCall waits for the PBX's first call.
+func (e *env) pbxCall() *siptest.PBXCall {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	calls, err := e.pbx.WaitCalls(ctx, 1)
+	if err != nil {
+		e.t.Fatalf("the PBX got no INVITE: %v", err)
 	}
+	return calls[0]
+}
+
+// pbxAnswered waits until the PBX has answered its first call and the
+// answer is acknowledged.
+func (e *env) pbxAnswered() *siptest.PBXCall {
+	e.t.Helper()
+	pc := e.pbxCall()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pc.WaitAnswered(ctx); err != nil {
+		e.t.Fatalf("the PBX did not answer: %v", err)
+	}
+	return pc
+}
+
+// pbxHangup hangs up the PBX's first call with a BYE.
+func (e *env) pbxHangup() {
+	e.t.Helper()
+	pc := e.pbxAnswered()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pc.Hangup(ctx); err != nil {
+		e.t.Fatalf("PBX BYE: %v", err)
+	}
+}
+
+// pbxEnded waits for the PBX's first call to end, and fails unless it
+// ended as want says ("cancelled", "BYE from the caller", ...).
+func (e *env) pbxEnded(want string) {
+	e.t.Helper()
+	pc := e.pbxCall()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := pc.WaitEnded(ctx)
+	if err != nil {
+		e.t.Fatalf("the PBX's call did not end (want %s): %v", want, err)
+	}
+	if got != want {
+		e.t.Fatalf("the PBX's call ended by %q, want %q", got, want)
+	}
+}
+
+// mediaPort is the port of the PBX call's RTP socket.
+func mediaPort(t *testing.T, pc *siptest.PBXCall) int {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(pc.MediaAddr())
+	if err != nil {
+		t.Fatalf("PBX media address %q: %v", pc.MediaAddr(), err)
+	}
+	return int(ap.Port())
 }
 
 // shortPrompts writes a prompt set of short tones (the phrase 200 ms, each

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callguard/callguard/actors/actortest"
 	actorcall "github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/policy"
@@ -22,8 +22,7 @@ import (
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/dtmf"
 	"github.com/callguard/callguard/sip/guard"
-	"github.com/callguard/callguard/sip/media"
-	"github.com/callguard/callguard/sip/sdp"
+	"github.com/callguard/callguard/sip/siptest"
 )
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -160,7 +159,7 @@ func TestRejectCarriesReason(t *testing.T) {
 	if st.Caller != e.number || st.Callee != tollFree || st.IdentityFrom != "from" {
 		t.Errorf("CallStarted %+v, want caller %s from From, callee %s", st, e.number, tollFree)
 	}
-	if e.pbx.lastInvite() != nil {
+	if len(e.pbx.Calls()) != 0 {
 		t.Error("the PBX got an INVITE for a rejected call")
 	}
 }
@@ -176,10 +175,8 @@ func TestPassGoesToThePBX(t *testing.T) {
 	if cl.response(180) == nil {
 		t.Errorf("the PBX's 180 Ringing was not relayed")
 	}
-	inv := e.pbx.lastInvite()
-	if inv == nil {
-		t.Fatal("the PBX got no INVITE")
-	}
+	pc := e.pbxCall()
+	inv := pc.Invite
 	if f := inv.From(); f == nil || f.Address.User != e.number || f.DisplayName != "Ivan" {
 		t.Errorf("PBX leg From %v, want the caller's identity", f)
 	}
@@ -190,16 +187,12 @@ func TestPassGoesToThePBX(t *testing.T) {
 		t.Errorf("PBX leg offer differs from the caller's:\n%s\nvs\n%s", inv.Body(), c.offer())
 	}
 	// The PBX's answer reaches the caller: media flows end to end.
-	if !strings.Contains(string(cl.final().Body()), "m=audio "+strconv.Itoa(portOf(e.pbx.rtp))) {
+	if !strings.Contains(string(cl.final().Body()), "m=audio "+strconv.Itoa(mediaPort(t, pc))) {
 		t.Errorf("caller got an answer that is not the PBX's:\n%s", cl.final().Body())
 	}
 	time.Sleep(100 * time.Millisecond)
 	c.hangup(cl)
-	select {
-	case <-e.pbx.byes:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX got no BYE after the caller hung up")
-	}
+	e.pbxEnded("BYE from the caller")
 	evs := e.callStream()
 	end := evs[schema.TypeCallEnded].(*schema.CallEnded)
 	if end.Cause != schema.EndCallerHangup || end.By != schema.PartyCaller || end.AnsweredAt == nil || end.DurationMs < 100 || end.Billed {
@@ -220,7 +213,7 @@ func TestPBXHangsUp(t *testing.T) {
 	if cl.status() != 200 {
 		t.Fatalf("pass: got %d (%v)", cl.status(), cl.err)
 	}
-	e.pbx.hangup(t)
+	e.pbxHangup()
 	select {
 	case <-c.byeAt:
 	case <-time.After(5 * time.Second):
@@ -234,7 +227,7 @@ func TestPBXHangsUp(t *testing.T) {
 
 func TestPBXBusyIsRelayed(t *testing.T) {
 	e := newEnv(t)
-	e.pbx.setMode(pbxBusy)
+	e.setPBX(pbxBusy)
 	c := newFakeCaller(e)
 	cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil)
 	if cl.status() != 486 {
@@ -272,7 +265,7 @@ func TestPBXUnreachable(t *testing.T) {
 
 func TestCancelOnPass(t *testing.T) {
 	e := newEnv(t)
-	e.pbx.setMode(pbxRing)
+	e.setPBX(pbxRing)
 	c := newFakeCaller(e)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -290,11 +283,7 @@ func TestCancelOnPass(t *testing.T) {
 	if cl.status() != 487 {
 		t.Errorf("caller's INVITE ended with %d, want 487", cl.status())
 	}
-	select {
-	case <-e.pbx.cancels:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX leg was not cancelled")
-	}
+	e.pbxEnded("cancelled")
 	end := e.callStream()[schema.TypeCallEnded].(*schema.CallEnded)
 	if end.Cause != schema.EndCallerCancelled || end.Status != 487 {
 		t.Errorf("CallEnded %+v, want caller-cancelled 487", end)
@@ -354,42 +343,30 @@ func TestChallengeRightCodeIsBridged(t *testing.T) {
 		t.Errorf("200 OK %v after 183; the announcement lasts about 1 s", cl.answered.Sub(progress))
 	}
 	m.typeKeys(ctx, t, testCode)
-	select {
-	case <-e.pbx.answers:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX was not called after the right code")
-	}
-	inv := e.pbx.lastInvite()
+	pc := e.pbxAnswered()
+	inv := pc.Invite
 	if strings.Contains(string(inv.Body()), "m=audio "+strconv.Itoa(portOf(c.rtp))) || !strings.Contains(string(inv.Body()), "c=IN IP4 127.0.0.1") {
 		t.Errorf("bridge offer to the PBX should point at the guard's media:\n%s", inv.Body())
 	}
 	// RTP now flows caller -> guard -> PBX.
-	buf := make([]byte, 1500)
-	_ = e.pbx.rtp.SetReadDeadline(time.Now().Add(3 * time.Second))
 	go func() {
 		for ctx.Err() == nil {
 			_ = m.sender.Play(ctx, make([]int16, 1600))
 		}
 	}()
-	if _, _, err := e.pbx.rtp.ReadFrom(buf); err != nil {
-		t.Errorf("no RTP relayed to the PBX: %v", err)
-	}
+	actortest.Eventually(t, 3*time.Second, func() error {
+		if len(pc.RTP()) == 0 {
+			return errors.New("no RTP relayed to the PBX")
+		}
+		return nil
+	})
 	// And PBX -> guard -> caller: a key the PBX sends (say, from an IVR
 	// prompt's test tone generator) reaches the caller as a
 	// telephone-event under the caller's payload type.
-	offer, err := sdp.Parse(inv.Body())
-	if err != nil {
+	if err := pc.Type(ctx, "5", siptest.DTMFOptions{Duration: 60 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	guardSide := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(offer.Media[0].Port))
-	fromPBX, err := media.NewSender(media.SenderConfig{Conn: e.pbx.rtp, Remote: net.UDPAddrFromAddrPort(guardSide), Codec: media.PCMU{}, EventPayloadType: 101})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fromPBX.SendKey(ctx, '5', 60*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 3*time.Second, func() error {
+	actortest.Eventually(t, 3*time.Second, func() error {
 		if len(m.rec.Events()) == 0 {
 			return errors.New("no telephone-event relayed from the PBX to the caller")
 		}
@@ -416,7 +393,7 @@ func TestChallengeRightCodeIsBridged(t *testing.T) {
 	if !end.Billed || end.Cause != schema.EndCallerHangup {
 		t.Errorf("CallEnded %+v, want a billed call ended by the caller", end)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	actortest.Eventually(t, 5*time.Second, func() error {
 		var o schema.ChallengeOutcome
 		raw, ok := e.callerStream()[schema.TypeChallengeOutcome]
 		if !ok {
@@ -469,7 +446,7 @@ func TestChallengeWrongCodeEndsAtDeadline(t *testing.T) {
 	if end.Billed || end.Cause != schema.EndChallengeFailed || end.By != schema.PartyGuard {
 		t.Errorf("CallEnded %+v, want an unbilled call the guard ended", end)
 	}
-	if e.pbx.lastInvite() != nil {
+	if len(e.pbx.Calls()) != 0 {
 		t.Error("the PBX was called after a wrong code")
 	}
 }
@@ -486,7 +463,7 @@ func TestChallengeNoCodeEndsAtDeadline(t *testing.T) {
 	if end := evs[schema.TypeCallEnded].(*schema.CallEnded); end.Billed {
 		t.Errorf("CallEnded %+v: a call hung up before the grace interval is not billed", end)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	actortest.Eventually(t, 5*time.Second, func() error {
 		if _, ok := e.callerStream()[schema.TypeChallengeOutcome]; !ok {
 			return errors.New("the grain did not learn the outcome")
 		}
@@ -508,11 +485,7 @@ func TestChallengeCodeByInfo(t *testing.T) {
 			t.Fatalf("INFO: %v %v", res, err)
 		}
 	}
-	select {
-	case <-e.pbx.answers:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX was not called after the right code by INFO")
-	}
+	e.pbxAnswered()
 	c.hangup(cl)
 	if ce := e.callStream()[schema.TypeCodeEntered].(*schema.CodeEntered); !ce.Correct || ce.Methods[0] != "info" {
 		t.Errorf("CodeEntered %+v, want correct by info", ce)
@@ -537,7 +510,7 @@ func TestCallerCancelsDuringAnnouncement(t *testing.T) {
 	if ch := evs[schema.TypeChallengeEnded].(*schema.ChallengeEnded); ch.Outcome != schema.Abandoned {
 		t.Errorf("ChallengeEnded %+v, want abandoned", ch)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	actortest.Eventually(t, 5*time.Second, func() error {
 		if e.guard.Stats().RTPPortsFree != portsInRange {
 			return errors.New("RTP port not released")
 		}
@@ -560,11 +533,7 @@ func TestChallengeCodeInBand(t *testing.T) {
 	if err := m.sender.Play(ctx, tones); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-e.pbx.answers:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX was not called after the right code in-band")
-	}
+	e.pbxAnswered()
 	c.hangup(cl)
 	if ce := e.callStream()[schema.TypeCodeEntered].(*schema.CodeEntered); !ce.Correct || ce.Methods[0] != "inband" {
 		t.Errorf("CodeEntered %+v, want correct in-band", ce)
@@ -579,7 +548,7 @@ func TestPassOverTCP(t *testing.T) {
 	if cl.err != nil || cl.status() != 200 {
 		t.Fatalf("pass over TCP: got %d (%v), want 200", cl.status(), cl.err)
 	}
-	e.pbx.hangup(t)
+	e.pbxHangup()
 	select {
 	case <-c.byeAt:
 	case <-time.After(5 * time.Second):
@@ -641,13 +610,12 @@ func TestShutdownHangsUpCalls(t *testing.T) {
 	stopAt := time.Now()
 	e.stop()
 	t.Logf("stop took %v", time.Since(stopAt))
-	for name, ch := range map[string]<-chan time.Time{"caller": c.byeAt, "PBX": e.pbx.byes} {
-		select {
-		case <-ch:
-		case <-time.After(5 * time.Second):
-			t.Errorf("the %s got no BYE when the guard stopped", name)
-		}
+	select {
+	case <-c.byeAt:
+	case <-time.After(5 * time.Second):
+		t.Error("the caller got no BYE when the guard stopped")
 	}
+	e.pbxEnded("BYE from the caller")
 	if end := e.callStream()[schema.TypeCallEnded].(*schema.CallEnded); end.Cause != schema.EndShutdown {
 		t.Errorf("CallEnded %+v, want shutdown", end)
 	}
@@ -655,17 +623,13 @@ func TestShutdownHangsUpCalls(t *testing.T) {
 
 func TestPBXNoAnswer(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *guard.Config) { c.RingTimeout = 300 * time.Millisecond }))
-	e.pbx.setMode(pbxRing)
+	e.setPBX(pbxRing)
 	c := newFakeCaller(e)
 	cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil)
 	if cl.status() != 480 {
 		t.Fatalf("PBX rang out: caller got %d (%v), want 480", cl.status(), cl.err)
 	}
-	select {
-	case <-e.pbx.cancels:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX leg was not cancelled at RING_TIMEOUT")
-	}
+	e.pbxEnded("cancelled")
 	if end := e.callStream()[schema.TypeCallEnded].(*schema.CallEnded); end.Cause != schema.EndPBXNoAnswer || end.Status != 480 {
 		t.Errorf("CallEnded %+v, want pbx-no-answer 480", end)
 	}
@@ -720,14 +684,15 @@ func TestInfoIsRelayedOnPass(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("INFO on a passed call: %v %v", res, err)
 	}
-	select {
-	case got := <-e.pbx.infos:
-		if !strings.Contains(string(got.Body()), "Signal=5") {
-			t.Errorf("PBX got INFO %q", got.Body())
+	pc := e.pbxAnswered()
+	actortest.Eventually(t, 5*time.Second, func() error {
+		for _, d := range pc.Digits() {
+			if d.Key == '5' && d.Method == siptest.DTMFInfoRelay {
+				return nil
+			}
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the PBX got no INFO")
-	}
+		return fmt.Errorf("the PBX got no INFO with Signal=5 (keys %v)", pc.Digits())
+	})
 	c.hangup(cl)
 }
 
@@ -774,7 +739,7 @@ func TestManyCallsLeaveNothingBehind(t *testing.T) {
 	if counts[200] != 20 || counts[603] != 10 {
 		t.Errorf("statuses %v, want 20×200 (passes and challenges) and 10×603", counts)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	actortest.Eventually(t, 10*time.Second, func() error {
 		st := e.guard.Stats()
 		if st.ActiveSessions != 0 || st.Dialogs != 0 || st.RTPPortsFree != portsInRange || st.Calls.Active != 0 {
 			return fmt.Errorf("left behind: %+v", st)
@@ -809,10 +774,10 @@ func TestPassToAPBXOverTCP(t *testing.T) {
 	if cl.err != nil || cl.status() != 200 {
 		t.Fatalf("pass to a TCP PBX: got %d (%v), want 200", cl.status(), cl.err)
 	}
-	if inv := e.pbx.lastInvite(); inv == nil || inv.Transport() != "TCP" {
-		t.Fatalf("PBX INVITE over %v, want TCP", inv)
+	if pc := e.pbxCall(); pc.Transport != "TCP" {
+		t.Fatalf("PBX INVITE over %s, want TCP", pc.Transport)
 	}
-	e.pbx.hangup(t)
+	e.pbxHangup()
 	select {
 	case <-c.byeAt:
 	case <-time.After(5 * time.Second):

@@ -2,7 +2,6 @@ package guard_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -25,7 +24,6 @@ type peer struct {
 	addr string
 	dua  *sipgo.DialogUA
 	conn net.PacketConn
-	tcp  net.Listener
 }
 
 func newPeer(t *testing.T, name string) *peer {
@@ -65,22 +63,6 @@ func newPeer(t *testing.T, name string) *peer {
 // serve starts reading requests; call it once the handlers are set.
 func (p *peer) serve() {
 	go p.srv.ServeUDP(p.conn)
-	if p.tcp != nil {
-		go p.srv.ServeTCP(p.tcp)
-	}
-}
-
-// listenTCP makes the peer listen on TCP too, on the UDP port, and
-// advertise TCP in its Contact.
-func (p *peer) listenTCP(t *testing.T) {
-	t.Helper()
-	l, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	p.tcp = l
-	p.dua.ContactHDR.Address.UriParams = sip.HeaderParams{{K: "transport", V: "tcp"}}
 }
 
 // rtpSocket is a media socket on loopback and the offer or answer that
@@ -96,154 +78,6 @@ func rtpSocket(t *testing.T) *net.UDPConn {
 }
 
 func portOf(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
-
-// pbxMode is how the fake PBX treats an INVITE.
-type pbxMode int
-
-const (
-	pbxAnswer pbxMode = iota // 180, then 200 OK with an SDP answer
-	pbxBusy                  // 486 Busy Here
-	pbxRing                  // 180 and nothing more
-)
-
-// fakePBX is the PBX: a UAS that records what it gets.
-type fakePBX struct {
-	*peer
-	t   *testing.T
-	rtp *net.UDPConn
-
-	mu      sync.Mutex
-	mode    pbxMode
-	invites []*sip.Request
-	dialogs map[string]*sipgo.DialogServerSession
-	byes    chan time.Time
-	cancels chan struct{}
-	answers chan time.Time
-	infos   chan *sip.Request
-}
-
-// newFakePBXOn starts a fake PBX, listening on TCP as well when tcp.
-func newFakePBXOn(t *testing.T, tcp bool) *fakePBX {
-	pr := newPeer(t, "pbx")
-	if tcp {
-		pr.listenTCP(t)
-	}
-	p := &fakePBX{
-		peer: pr, t: t, rtp: rtpSocket(t),
-		dialogs: map[string]*sipgo.DialogServerSession{},
-		byes:    make(chan time.Time, 64), cancels: make(chan struct{}, 64), answers: make(chan time.Time, 64),
-		infos: make(chan *sip.Request, 64),
-	}
-	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
-		notify(p.infos, req)
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
-	p.srv.OnInvite(p.onInvite)
-	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
-		if d := p.dialog(req); d != nil {
-			_ = d.ReadAck(req, tx)
-		}
-	})
-	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		d := p.dialog(req)
-		if d == nil {
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
-			return
-		}
-		_ = d.ReadBye(req, tx)
-		notify(p.byes, time.Now())
-	})
-	p.serve()
-	return p
-}
-
-func (p *fakePBX) setMode(m pbxMode) {
-	p.mu.Lock()
-	p.mode = m
-	p.mu.Unlock()
-}
-
-func (p *fakePBX) dialog(req *sip.Request) *sipgo.DialogServerSession {
-	id, err := sip.DialogIDFromRequestUAS(req)
-	if err != nil {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dialogs[id]
-}
-
-func (p *fakePBX) lastInvite() *sip.Request {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.invites) == 0 {
-		return nil
-	}
-	return p.invites[len(p.invites)-1]
-}
-
-func (p *fakePBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	p.mu.Lock()
-	p.invites = append(p.invites, req)
-	mode := p.mode
-	p.mu.Unlock()
-	d, err := p.dua.ReadInvite(req, tx)
-	if err != nil {
-		p.t.Errorf("PBX: read INVITE: %v", err)
-		return
-	}
-	p.mu.Lock()
-	p.dialogs[d.ID] = d
-	p.mu.Unlock()
-	switch mode {
-	case pbxBusy:
-		_ = d.Respond(486, "Busy Here", nil)
-		return
-	case pbxRing:
-		_ = d.Respond(180, "Ringing", nil)
-		<-d.Context().Done()
-		if errors.Is(context.Cause(d.Context()), sip.ErrTransactionCanceled) {
-			notify(p.cancels, struct{}{})
-		}
-		return
-	}
-	_ = d.Respond(180, "Ringing", nil)
-	offer, err := sdp.Parse(req.Body())
-	if err != nil {
-		p.t.Errorf("PBX: offer: %v", err)
-		_ = d.Respond(488, "Not Acceptable Here", nil)
-		return
-	}
-	ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: netip.MustParseAddr("127.0.0.1"), Port: portOf(p.rtp), SessionID: 7, SessionVersion: 1})
-	if err != nil {
-		_ = d.Respond(488, "Not Acceptable Here", nil)
-		return
-	}
-	// sipgo handles each response on a goroutine of its own, so a 200
-	// right behind the 180 may overtake it; a real PBX rings first.
-	time.Sleep(50 * time.Millisecond)
-	notify(p.answers, time.Now())
-	_ = d.RespondSDP(ans.Body())
-}
-
-// hangup sends BYE on the PBX's (only) dialog.
-func (p *fakePBX) hangup(t *testing.T) {
-	t.Helper()
-	p.mu.Lock()
-	var d *sipgo.DialogServerSession
-	for _, x := range p.dialogs {
-		d = x
-	}
-	p.mu.Unlock()
-	if d == nil {
-		t.Fatal("PBX has no dialog to hang up")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := d.Bye(ctx); err != nil {
-		t.Fatalf("PBX BYE: %v", err)
-	}
-}
 
 // fakeCaller is the carrier: a UAC with a media socket, calling from its
 // env's number.

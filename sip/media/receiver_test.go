@@ -11,25 +11,10 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/sip/dtmf"
 	"github.com/callguard/callguard/sounds"
 )
-
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func listen(t *testing.T) *net.UDPConn {
 	t.Helper()
@@ -103,7 +88,7 @@ func TestPromptOverRTPIsRecognised(t *testing.T) {
 			t.Fatal(err)
 		}
 		frames := uint64((len(seq) + FrameSamples - 1) / FrameSamples)
-		checkFor(t, 5*time.Second, func() error {
+		actortest.Eventually(t, 5*time.Second, func() error {
 			if got := l.receiver.Stats().Audio; got != frames {
 				return fmt.Errorf("%d of %d frames received", got, frames)
 			}
@@ -183,7 +168,7 @@ func TestReceiverFiltersAndCounts(t *testing.T) {
 	write(l.send, pkt(8, 11, frame))                         // A-law, also negotiated
 	write(l.send, pkt(101, 12, []byte{1, 0, 0, 160}))        // event
 	want := ReceiverStats{Packets: 10, Audio: 2, Events: 1, WrongSource: 2, Malformed: 2, UnknownType: 1, Stale: 2}
-	checkFor(t, 5*time.Second, func() error {
+	actortest.Eventually(t, 5*time.Second, func() error {
 		if got := l.receiver.Stats(); got != want {
 			return fmt.Errorf("stats = %+v, want %+v", got, want)
 		}
@@ -211,7 +196,7 @@ func TestReceiverAnyPort(t *testing.T) {
 	if _, err := other.WriteTo(b, recv.LocalAddr()); err != nil { // same IP, another port
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	actortest.Eventually(t, 5*time.Second, func() error {
 		if r.Stats().Audio != 1 {
 			return fmt.Errorf("stats = %+v", r.Stats())
 		}
@@ -272,7 +257,7 @@ func TestSenderRealClock(t *testing.T) {
 	if err := l.sender.Play(context.Background(), make([]int16, 50*FrameSamples)); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	actortest.Eventually(t, 5*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(arrivals) != 50 {

@@ -719,6 +719,21 @@ type DTMFOptions struct {
 	Level float64
 }
 
+func (o *DTMFOptions) defaults() {
+	if o.Duration <= 0 {
+		o.Duration = DefaultDigitDuration
+	}
+	if o.Gap <= 0 {
+		o.Gap = DefaultDigitGap
+	}
+	if o.Volume == 0 {
+		o.Volume = DefaultEventVolume
+	}
+	if o.Level == 0 {
+		o.Level = -7
+	}
+}
+
 // Type types keys on the caller's keypad, by opts.Method, and returns
 // once the last one is sent (for SIP INFO: answered). The call must be
 // answered. Keys are '0'-'9', '*', '#', 'A'-'D'.
@@ -728,18 +743,7 @@ func (c *Call) Type(ctx context.Context, keys string, opts DTMFOptions) error {
 			return fmt.Errorf("siptest: call %s: type %q: %q: %w", c.callID, keys, k, ErrDigit)
 		}
 	}
-	if opts.Duration <= 0 {
-		opts.Duration = DefaultDigitDuration
-	}
-	if opts.Gap <= 0 {
-		opts.Gap = DefaultDigitGap
-	}
-	if opts.Volume == 0 {
-		opts.Volume = DefaultEventVolume
-	}
-	if opts.Level == 0 {
-		opts.Level = -7
-	}
+	opts.defaults()
 	c.mu.Lock()
 	established, ended := c.dialog.established, c.ended
 	c.mu.Unlock()

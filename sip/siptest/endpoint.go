@@ -24,6 +24,9 @@ type endpoint struct {
 	addr netip.AddrPort
 	log  *slog.Logger
 	done chan struct{}
+
+	tcp     net.Listener  // nil unless listenTCP
+	tcpDone chan struct{} // closed when the TCP server returns
 }
 
 // rawHook sees every datagram the endpoint receives, before sipgo parses
@@ -111,9 +114,31 @@ func newEndpoint(name, listen string, log *slog.Logger, hook rawHook, register f
 	return e, nil
 }
 
+// listenTCP serves SIP over TCP as well, on the UDP socket's port.
+func (e *endpoint) listenTCP(name string) error {
+	l, err := net.Listen("tcp", e.addr.String())
+	if err != nil {
+		return fmt.Errorf("siptest: %s: listen tcp %s: %w", name, e.addr, err)
+	}
+	e.tcp, e.tcpDone = l, make(chan struct{})
+	go func() {
+		defer close(e.tcpDone)
+		if err := e.srv.ServeTCP(l); !errors.Is(err, net.ErrClosed) {
+			e.log.Warn("siptest: serve tcp", "endpoint", name, "error", err)
+		}
+	}()
+	return nil
+}
+
 func (e *endpoint) close() error {
 	err := e.conn.Close()
 	<-e.done
+	if e.tcp != nil {
+		if terr := e.tcp.Close(); terr != nil && !errors.Is(terr, net.ErrClosed) && err == nil {
+			err = terr
+		}
+		<-e.tcpDone
+	}
 	if uerr := e.ua.Close(); uerr != nil && err == nil {
 		err = uerr
 	}

@@ -74,6 +74,10 @@ type PBXConfig struct {
 	// NoInBandDetection turns off the DTMF tone detector on received
 	// audio (it costs CPU on long calls).
 	NoInBandDetection bool
+	// TCP makes the PBX listen on TCP too, on its SIP port, and advertise
+	// TCP in its Contact and URI, as a PBX reached over TCP does. Its
+	// in-dialog requests (BYE, re-INVITE) then go out over TCP.
+	TCP bool
 }
 
 // RecordingPBX is the company's PBX as a test sees it: a UAS that records
@@ -122,7 +126,23 @@ func NewRecordingPBX(cfg PBXConfig) (*RecordingPBX, error) {
 		return nil, err
 	}
 	p.ep = ep
-	p.dua = &sipgo.DialogUA{Client: ep.cli, ContactHDR: *ep.contact("pbx")}
+	cli, contact := ep.cli, *ep.contact("pbx")
+	if cfg.TCP {
+		if err := ep.listenTCP("pbx"); err != nil {
+			ep.close()
+			return nil, err
+		}
+		// The endpoint's client sends from the UDP socket's address; over
+		// TCP that would bind the listening port again, so requests go
+		// out through a client that lets the transport pick the local
+		// address (the connection the guard opened, when it is reused).
+		if cli, err = sipgo.NewClient(ep.ua, sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(ep.addr.Addr().String())); err != nil {
+			ep.close()
+			return nil, fmt.Errorf("siptest: pbx: tcp client: %w", err)
+		}
+		contact.Address.UriParams = sip.HeaderParams{{K: "transport", V: "tcp"}}
+	}
+	p.dua = &sipgo.DialogUA{Client: cli, ContactHDR: contact}
 	close(p.ready)
 	return p, nil
 }
@@ -130,8 +150,14 @@ func NewRecordingPBX(cfg PBXConfig) (*RecordingPBX, error) {
 // Addr is the PBX's SIP address.
 func (p *RecordingPBX) Addr() netip.AddrPort { return p.ep.addr }
 
-// URI is the PBX's SIP URI, for GUARD_PBX_URI: "sip:pbx@127.0.0.1:port".
-func (p *RecordingPBX) URI() string { return "sip:pbx@" + p.ep.addr.String() }
+// URI is the PBX's SIP URI, for GUARD_PBX_URI: "sip:pbx@127.0.0.1:port",
+// with ";transport=tcp" when PBXConfig.TCP is set.
+func (p *RecordingPBX) URI() string {
+	if p.cfg.TCP {
+		return "sip:pbx@" + p.ep.addr.String() + ";transport=tcp"
+	}
+	return "sip:pbx@" + p.ep.addr.String()
+}
 
 // Calls returns every call received so far, in arrival order.
 func (p *RecordingPBX) Calls() []*PBXCall {
@@ -193,6 +219,8 @@ type PBXCall struct {
 	Invite *sip.Request
 	// CallID is the INVITE's Call-ID.
 	CallID string
+	// Transport is what the INVITE came over: "UDP" or "TCP".
+	Transport string
 	// From, PAI and RequestURI are the raw values of From,
 	// P-Asserted-Identity ("" if absent) and the Request-URI.
 	From, PAI, RequestURI string
@@ -278,26 +306,29 @@ func (c *PBXCall) WaitEnded(ctx context.Context) (string, error) {
 
 // Audio returns the audio received so far (decoded G.711, 8 kHz).
 func (c *PBXCall) Audio() []int16 {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return nil
 	}
-	return c.media.audio(time.Time{})
+	return ms.audio(time.Time{})
 }
 
 // RTP returns the RTP packets received so far.
 func (c *PBXCall) RTP() []RTPPacket {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return nil
 	}
-	return c.media.rtpPackets()
+	return ms.rtpPackets()
 }
 
 // Digits returns the DTMF keys received so far, by any method.
 func (c *PBXCall) Digits() []Digit {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return nil
 	}
-	return c.media.receivedDigits()
+	return ms.receivedDigits()
 }
 
 // WaitDigits waits until n keys have arrived and returns them as a string.
@@ -316,12 +347,56 @@ func (c *PBXCall) WaitDigits(ctx context.Context, n int) (string, error) {
 	return keys(), nil
 }
 
+// MediaAddr is the address of the call's RTP socket, as its SDP answer
+// advertises it; empty if the PBX refused the call before it had one.
+func (c *PBXCall) MediaAddr() string {
+	ms := c.mediaNow()
+	if ms == nil {
+		return ""
+	}
+	return ms.local.String()
+}
+
+// Type sends keys to the caller's side as RFC 4733 telephone-events or
+// in-band tones (opts.Method; SIP INFO is the caller's way here, not the
+// PBX's), as an IVR or a test-tone generator behind the PBX would, and
+// returns once the last one is sent. The call must be answered.
+func (c *PBXCall) Type(ctx context.Context, keys string, opts DTMFOptions) error {
+	ms := c.mediaNow()
+	for _, k := range keys {
+		if _, ok := dtmf.EventCode(k); !ok {
+			return fmt.Errorf("siptest: pbx call %s: type %q: %q: %w", c.CallID, keys, k, ErrDigit)
+		}
+	}
+	if _, ok := c.Answered(); !ok || ms == nil {
+		return fmt.Errorf("siptest: pbx call %s: type: %w", c.CallID, ErrNotAnswered)
+	}
+	opts.defaults()
+	var err error
+	switch opts.Method {
+	case DTMFRFC4733:
+		err = ms.sendEvents(ctx, keys, opts.Duration, opts.Gap, opts.Volume)
+	case DTMFInBand:
+		var pcm []int16
+		if pcm, err = dtmf.Dial(keys, opts.Duration, opts.Gap, opts.Level); err == nil {
+			err = ms.sendAudio(ctx, pcm)
+		}
+	default:
+		err = fmt.Errorf("method %v is not one the PBX sends", opts.Method)
+	}
+	if err != nil {
+		return fmt.Errorf("siptest: pbx call %s: type %q by %v: %w", c.CallID, keys, opts.Method, err)
+	}
+	return nil
+}
+
 // SendAudio sends pcm to the caller's side in paced RTP packets.
 func (c *PBXCall) SendAudio(ctx context.Context, pcm []int16) error {
-	if c.media == nil {
+	ms := c.mediaNow()
+	if ms == nil {
 		return fmt.Errorf("siptest: pbx call %s: %w", c.CallID, ErrNoMedia)
 	}
-	if err := c.media.sendAudio(ctx, pcm); err != nil {
+	if err := ms.sendAudio(ctx, pcm); err != nil {
 		return fmt.Errorf("siptest: pbx call %s: send audio: %w", c.CallID, err)
 	}
 	return nil
@@ -388,6 +463,13 @@ func (c *PBXCall) Reinvite(ctx context.Context) (*sip.Response, error) {
 	return res, nil
 }
 
+// mediaNow is the call's media session, nil before the PBX has one.
+func (c *PBXCall) mediaNow() *mediaSession {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media
+}
+
 func (c *PBXCall) end(reason string) {
 	c.mu.Lock()
 	if c.endReason != "" {
@@ -424,6 +506,7 @@ func (p *RecordingPBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if id := inv.CallID(); id != nil {
 		c.CallID = id.Value()
 	}
+	c.Transport = req.Transport()
 	if f := inv.From(); f != nil {
 		c.From = f.Value()
 	}
@@ -469,7 +552,9 @@ func (p *RecordingPBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ms.onDigit = func(Digit) { c.state.notify() }
+	c.mu.Lock() // tests read the call's media as soon as it is listed
 	c.media = ms
+	c.mu.Unlock()
 	caps := sdp.Capabilities{Addr: p.cfg.MediaIP, Port: int(ms.local.Port()), Username: "pbx", SessionID: uint64(random32()), SessionVersion: 1}
 	var body []byte
 	switch {

@@ -526,3 +526,52 @@ func TestPollReportsTheLastError(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestPBXTypesKeysTowardsTheCaller(t *testing.T) {
+	t.Parallel()
+	trunk, pbx := newPair(t, nil)
+	ctx := timeout(t, 20*time.Second)
+	call, err := trunk.Call(ctx, CallOptions{Target: pbx.Addr().String(), Caller: "+79990001122"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if _, err := call.WaitAnswer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls, err := pbx.WaitCalls(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := calls[0]
+	if err := pc.WaitAnswered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pc.Transport != "UDP" {
+		t.Errorf("INVITE transport %q, want UDP", pc.Transport)
+	}
+	neg, err := call.Negotiated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := neg.Remote.String(); got != pc.MediaAddr() {
+		t.Errorf("the caller sends RTP to %s, the PBX's media is at %s", got, pc.MediaAddr())
+	}
+	if err := pc.Type(ctx, "5", DTMFOptions{Method: DTMFInfoRelay}); err == nil {
+		t.Error("the PBX typed by SIP INFO, a way it does not send")
+	}
+	if err := pc.Type(ctx, "5", DTMFOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = Poll(ctx, 10*time.Millisecond, func() error {
+		for _, p := range call.RTP() {
+			if p.PayloadType == neg.DTMFPayloadType && len(p.Payload) > 0 && p.Payload[0] == 5 {
+				return nil
+			}
+		}
+		return errors.New("no telephone-event for key 5 reached the caller")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,20 +3,14 @@ package adminapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/cluster"
-
-	"github.com/callguard/callguard/actors/caller"
-	"github.com/callguard/callguard/actors/node"
-	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/events"
-	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
@@ -29,33 +23,18 @@ func TestAgainstRealGrains(t *testing.T) {
 		t.Skip("starts a cluster member")
 	}
 	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := embedded.Open(ctx, t.TempDir(), embedded.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	pol, err := policy.New(policy.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	quiet := slog.New(slog.DiscardHandler)
 	now := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now } // read-only: no test goroutine moves it
-	n, err := node.Start(ctx, node.Config{
-		ClusterName: "adminapi", Listen: "127.0.0.1:0", Logger: quiet, Provider: node.SingleMemberProvider(),
-		Kinds: []*cluster.Kind{caller.NewKind(caller.Deps{Store: store, Policy: pol, Clock: clock, Node: "test", Logger: quiet})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop(false) })
+	n := actortest.New(t, actortest.WithClock(clock), actortest.WithLogger(quiet))
+	store := n.Store
 	norm, err := phone.New("RU")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const token = "integration-token-0123456789"
 	srv, err := adminapi.New(adminapi.Config{Token: token}, adminapi.Deps{
-		Callers:    &caller.Client{Cluster: n.Cluster, Timeout: 10 * time.Second},
+		Callers:    n.Callers,
 		Normalizer: norm, Clock: clock, Logger: quiet,
 	})
 	if err != nil {
