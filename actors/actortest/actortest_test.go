@@ -34,6 +34,22 @@ func TestClockMovesOnlyWhenTold(t *testing.T) {
 	}
 }
 
+func TestSleepMovesTheClockAndIsRemembered(t *testing.T) {
+	c := actortest.NewClock(actortest.Epoch)
+	c.Sleep(100 * time.Millisecond)
+	c.Sleep(200 * time.Millisecond)
+	if got, want := c.Now(), actortest.Epoch.Add(300*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("after two sleeps Now is %v, want %v", got, want)
+	}
+	if got := c.Slept(); len(got) != 2 || got[0] != 100*time.Millisecond || got[1] != 200*time.Millisecond {
+		t.Fatalf("Slept() = %v, want [100ms 200ms]", got)
+	}
+	c.Advance(time.Second)
+	if got := c.Slept(); len(got) != 2 {
+		t.Fatalf("Advance counted as a sleep: %v", got)
+	}
+}
+
 // Run with -race: readers on other goroutines while the test advances.
 func TestClockIsSafeForConcurrentUse(t *testing.T) {
 	c := actortest.NewClock(actortest.Epoch)

@@ -12,8 +12,9 @@ var Epoch = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 // concurrent use: grains read it on their own goroutines while the test
 // advances it.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu    sync.Mutex
+	now   time.Time
+	slept []time.Duration
 }
 
 // NewClock returns a clock showing start.
@@ -40,4 +41,21 @@ func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	c.now = t
 	c.mu.Unlock()
+}
+
+// Sleep stands in for time.Sleep where the code under test takes a sleep
+// function: it returns at once, moving the clock d forward, and remembers
+// d (Slept), so a retry schedule is checked without waiting for it.
+func (c *Clock) Sleep(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.slept = append(c.slept, d)
+}
+
+// Slept returns the durations Sleep was called with, in order.
+func (c *Clock) Slept() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.slept...)
 }

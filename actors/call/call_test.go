@@ -65,12 +65,6 @@ func (f *flakyStore) Append(ctx context.Context, stream string, exp events.Expec
 	return f.Store.Append(ctx, stream, exp, evs...)
 }
 
-// fixedRand yields 4, 7, 4, 7, ...: the code is "47". It stays a type of
-// its own so that the tests' fixedRand{} reads as before.
-type fixedRand struct{}
-
-func (fixedRand) Read(p []byte) (int, error) { return actortest.FixedRand("47").Read(p) }
-
 // effects records the actor's orders.
 type effects struct {
 	mu     sync.Mutex
@@ -159,7 +153,7 @@ func start(t *testing.T, cs call.Callers, cfg call.Config, prepare func(number s
 	if cs == nil {
 		cs = shared.callers
 	}
-	sp, err := call.NewSpawner(shared.node.System, call.Deps{Callers: cs, Store: shared.store, Rand: fixedRand{}, Node: "test", Logger: quiet()}, cfg)
+	sp, err := call.NewSpawner(shared.node.System, call.Deps{Callers: cs, Store: shared.store, Rand: actortest.FixedRand("47"), Node: "test", Logger: quiet()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,13 +209,13 @@ func (h *harness) stream() (map[string]any, []string) {
 
 func TestDrawCode(t *testing.T) {
 	for _, n := range []int{1, 2, 8} {
-		code, err := call.DrawCode(fixedRand{}, n)
+		code, err := call.DrawCode(actortest.FixedRand("47"), n)
 		if err != nil || len(code) != n || strings.Trim(code, "0123456789") != "" {
 			t.Errorf("DrawCode(%d) = %q, %v", n, code, err)
 		}
 	}
 	for _, n := range []int{0, 9} {
-		if _, err := call.DrawCode(fixedRand{}, n); !errors.Is(err, call.ErrCodeLength) {
+		if _, err := call.DrawCode(actortest.FixedRand("47"), n); !errors.Is(err, call.ErrCodeLength) {
 			t.Errorf("DrawCode(%d): %v, want ErrCodeLength", n, err)
 		}
 	}

@@ -4,34 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/actors/actortest"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
 )
-
-// fakeClock is a clock that moves only when the code under test sleeps.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	pauses []time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.pauses = append(c.pauses, d)
-}
 
 // failingCallers answers Outcome with err for its first failures calls.
 type failingCallers struct {
@@ -52,7 +32,7 @@ func (f *failingCallers) Outcome(context.Context, string, caller.Outcome) (calle
 	return caller.Applied{}, nil
 }
 
-func shellFor(cs Callers, clock *fakeClock) *callActor {
+func shellFor(cs Callers, clock *actortest.Clock) *callActor {
 	d := &Deps{Callers: cs, Clock: clock.Now, Sleep: clock.Sleep, Logger: slog.New(slog.DiscardHandler)}
 	d.defaults()
 	cfg := Config{OutcomeRetryFor: time.Minute}
@@ -61,7 +41,7 @@ func shellFor(cs Callers, clock *fakeClock) *callActor {
 }
 
 func TestOutcomeReportRetriesByTheInjectedClock(t *testing.T) {
-	clock := &fakeClock{now: epoch}
+	clock := actortest.NewClock(epoch)
 	cs := &failingCallers{err: fmt.Errorf("test: %w", caller.ErrUnavailable), failures: -1}
 	a := shellFor(cs, clock)
 	a.d.Tracker.add()
@@ -75,12 +55,12 @@ func TestOutcomeReportRetriesByTheInjectedClock(t *testing.T) {
 	}
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
 	for i, w := range want {
-		if i >= len(clock.pauses) || clock.pauses[i] != w {
-			t.Fatalf("pauses %v, want them to double from 100ms up to 5s: %v...", clock.pauses, want)
+		if i >= len(clock.Slept()) || clock.Slept()[i] != w {
+			t.Fatalf("pauses %v, want them to double from 100ms up to 5s: %v...", clock.Slept(), want)
 		}
 	}
-	if cs.calls != len(clock.pauses)+1 {
-		t.Errorf("%d attempts for %d pauses", cs.calls, len(clock.pauses))
+	if cs.calls != len(clock.Slept())+1 {
+		t.Errorf("%d attempts for %d pauses", cs.calls, len(clock.Slept()))
 	}
 	if a.d.Tracker.Busy() != 0 {
 		t.Error("the report did not mark itself done")
@@ -88,25 +68,25 @@ func TestOutcomeReportRetriesByTheInjectedClock(t *testing.T) {
 }
 
 func TestOutcomeReportStopsWhenItSucceedsOrIsRefused(t *testing.T) {
-	clock := &fakeClock{now: epoch}
+	clock := actortest.NewClock(epoch)
 	cs := &failingCallers{err: fmt.Errorf("test: %w", caller.ErrStore), failures: 2}
 	a := shellFor(cs, clock)
 	a.d.Tracker.add()
 	a.reportOutcome(schema.Failed)
-	if cs.calls != 3 || len(clock.pauses) != 2 || a.d.Counters.OutcomesFailed.Load() != 0 {
+	if cs.calls != 3 || len(clock.Slept()) != 2 || a.d.Counters.OutcomesFailed.Load() != 0 {
 		t.Errorf("after two failures: %d calls, pauses %v, %d failed; want 3 calls, 2 pauses, none failed",
-			cs.calls, clock.pauses, a.d.Counters.OutcomesFailed.Load())
+			cs.calls, clock.Slept(), a.d.Counters.OutcomesFailed.Load())
 	}
 
 	// A request the grain refuses will not get better: no retry.
-	clock = &fakeClock{now: epoch}
+	clock = actortest.NewClock(epoch)
 	cs = &failingCallers{err: fmt.Errorf("test: %w", caller.ErrInvalid), failures: -1}
 	a = shellFor(cs, clock)
 	a.d.Tracker.add()
 	a.reportOutcome(schema.Failed)
-	if cs.calls != 1 || len(clock.pauses) != 0 || a.d.Counters.OutcomesFailed.Load() != 1 {
+	if cs.calls != 1 || len(clock.Slept()) != 0 || a.d.Counters.OutcomesFailed.Load() != 1 {
 		t.Errorf("refused: %d calls, pauses %v, %d failed; want 1 call, no pause, 1 failed",
-			cs.calls, clock.pauses, a.d.Counters.OutcomesFailed.Load())
+			cs.calls, clock.Slept(), a.d.Counters.OutcomesFailed.Load())
 	}
 }
 
@@ -122,7 +102,7 @@ func (s *downStore) Append(context.Context, string, events.Expected, ...events.P
 }
 
 func TestStreamWriterDropsAfterRetryingByTheInjectedClock(t *testing.T) {
-	clock := &fakeClock{now: epoch}
+	clock := actortest.NewClock(epoch)
 	st := &downStore{}
 	c := &Counters{}
 	w := newStreamWriter(st, schema.CallStream("c1"), events.Metadata{Actor: "test"}, time.Minute,
@@ -138,8 +118,8 @@ func TestStreamWriterDropsAfterRetryingByTheInjectedClock(t *testing.T) {
 	if elapsed := clock.Now().Sub(epoch); elapsed <= time.Minute || elapsed > time.Minute+5*time.Second {
 		t.Errorf("dropped after %v of the fake clock, want just over the retry bound (1m)", elapsed)
 	}
-	if st.appends != len(clock.pauses)+1 {
-		t.Errorf("%d appends for %d pauses", st.appends, len(clock.pauses))
+	if st.appends != len(clock.Slept())+1 {
+		t.Errorf("%d appends for %d pauses", st.appends, len(clock.Slept()))
 	}
 }
 

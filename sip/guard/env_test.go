@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -38,13 +37,8 @@ const testGrace = 1500 * time.Millisecond
 // tollFree is the number the tests call.
 const tollFree = "+78005553535"
 
-// testCode is the code the guard draws from fixedRand: digits 4 and 7.
+// testCode is the code the guard draws (actortest.FixedRand).
 const testCode = "47"
-
-// fixedRand yields 4, 7, 4, 7, ... so the drawn code is testCode.
-type fixedRand struct{}
-
-func (fixedRand) Read(p []byte) (int, error) { return actortest.FixedRand(testCode).Read(p) }
 
 // The package's tests share one actor node and one event store (starting
 // a cluster member takes about a second); each test calls from a number
@@ -129,7 +123,7 @@ func testCallConfig() actorcall.Config {
 
 // testCallDeps is what the calls of the tests use.
 func testCallDeps() actorcall.Deps {
-	return actorcall.Deps{Callers: shared.callers, Store: shared.store, Clock: time.Now, Rand: fixedRand{}, Logger: quiet(), Node: "test"}
+	return actorcall.Deps{Callers: shared.callers, Store: shared.store, Clock: time.Now, Rand: actortest.FixedRand(testCode), Logger: quiet(), Node: "test"}
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
@@ -374,5 +368,3 @@ func shortPrompts(t *testing.T) string {
 	}
 	return dir
 }
-
-var _ io.Reader = fixedRand{}
