@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -68,6 +69,14 @@ type LoadResult struct {
 	Elapsed time.Duration
 	// Rate is the achieved rate of INVITEs per second (first to last).
 	Rate float64
+	// Sequences counts the calls by the responses their INVITE got, in
+	// the order they arrived: the distinct status codes but 100 Trying
+	// (hop by hop, RFC 3261 §16.7), each at its first arrival, separated
+	// by spaces — "180 200" is a call that rang and was answered, "200"
+	// one answered without ringing, "200 180" one whose ringing came
+	// after the answer; "" is a call that got nothing. Responses that
+	// come more than 2 s after the final response are not counted.
+	Sequences map[string]int
 }
 
 // Failed is the number of calls that did not end with status want.
@@ -83,9 +92,14 @@ func (r LoadResult) String() string {
 	for _, c := range codes {
 		fmt.Fprintf(&fin, " %d×%d", c, r.Finals[c])
 	}
-	return fmt.Sprintf("%d calls at %.0f/s: finals%s, %d timeouts, %d retransmissions, %d BYE failures, %d late; INVITE→final p50 %v p90 %v p99 %v max %v",
+	seqs := slices.Sorted(maps.Keys(r.Sequences))
+	var seq strings.Builder
+	for _, k := range seqs {
+		fmt.Fprintf(&seq, " [%s]×%d", k, r.Sequences[k])
+	}
+	return fmt.Sprintf("%d calls at %.0f/s: finals%s, %d timeouts, %d retransmissions, %d BYE failures, %d late; INVITE→final p50 %v p90 %v p99 %v max %v; responses%s",
 		r.Calls, r.Rate, fin.String(), r.Timeouts, r.Retransmissions, r.ByeFailures, r.Late,
-		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
+		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), seq.String())
 }
 
 // LoadRun places calls to target (host:port, loopback only) at rate per
@@ -146,7 +160,7 @@ func LoadRun(ctx context.Context, target string, rate float64, duration time.Dur
 	l := &loader{
 		conn: conn, dst: dst, opts: opts, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(),
 		run: sipTag(8), calls: make(map[string]*loadCall, n), active: make(map[*loadCall]struct{}),
-		finals: make(map[int]int), wake: make(chan struct{}, 1),
+		finals: make(map[int]int), sequences: make(map[string]int), wake: make(chan struct{}, 1),
 	}
 	if !opts.NoSDP {
 		rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: laddr.IP})
@@ -260,6 +274,7 @@ type loader struct {
 	active      map[*loadCall]struct{} // calls not finished, for the timers
 	finishedQ   []*loadCall            // finished calls, oldest first, forgotten after a while
 	finals      map[int]int
+	sequences   map[string]int // of forgotten calls, see LoadResult.Sequences
 	latencies   []time.Duration
 	timeouts    int
 	retrans     int
@@ -287,7 +302,8 @@ type loadCall struct {
 	sentAt  time.Time
 	doneAt  time.Time
 	phase   loadPhase
-	prov    bool // a provisional response stopped INVITE retransmissions
+	prov    bool  // a provisional response stopped INVITE retransmissions
+	seq     []int // the INVITE's distinct response codes in order of arrival, 100 left out
 	next    time.Time
 	backoff time.Duration
 	ack     []byte // the ACK, re-sent for a retransmitted final response
@@ -474,6 +490,9 @@ func (l *loader) response(at time.Time, m msg) {
 	}
 	switch m.cseqMethod {
 	case "INVITE":
+		if m.status != 100 && !slices.Contains(c.seq, m.status) {
+			c.seq = append(c.seq, m.status)
+		}
 		if m.status < 200 {
 			c.prov = true
 			return
@@ -585,6 +604,7 @@ func (l *loader) timerLoop(ctx context.Context) {
 		// Finished calls stay findable for a while, so a retransmitted
 		// final response gets its ACK again; then they are forgotten.
 		for len(l.finishedQ) > 0 && now.Sub(l.finishedQ[0].doneAt) > 2*time.Second {
+			l.sequences[sequence(l.finishedQ[0].seq)]++
 			delete(l.calls, l.finishedQ[0].callID)
 			l.finishedQ = l.finishedQ[1:]
 		}
@@ -638,6 +658,10 @@ func (l *loader) result(start time.Time) LoadResult {
 	for k, v := range l.finals {
 		r.Finals[k] = v
 	}
+	r.Sequences = maps.Clone(l.sequences)
+	for _, c := range l.calls {
+		r.Sequences[sequence(c.seq)]++
+	}
 	if !l.lastFinal.IsZero() {
 		r.Elapsed = l.lastFinal.Sub(start)
 	}
@@ -651,4 +675,16 @@ func (l *loader) result(start time.Time) LoadResult {
 		r.P50, r.P90, r.P99, r.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	}
 	return r
+}
+
+// sequence renders a call's response codes for LoadResult.Sequences.
+func sequence(codes []int) string {
+	var b strings.Builder
+	for i, c := range codes {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Itoa(c))
+	}
+	return b.String()
 }

@@ -17,9 +17,11 @@ func TestLoadRunRejectAndPassPaths(t *testing.T) {
 		b      Behaviour
 		status int
 		hold   time.Duration
+		seq    string // every call's LoadResult.Sequences
 	}{
-		{"reject", Reject(603), 603, 0},
-		{"pass", Behaviour{NoRinging: true, Quiet: true}, 200, 100 * time.Millisecond},
+		{"reject", Reject(603), 603, 0, "180 603"},
+		{"pass", Behaviour{NoRinging: true, Quiet: true}, 200, 100 * time.Millisecond, "200"},
+		{"ringing", Behaviour{Quiet: true}, 200, 100 * time.Millisecond, "180 200"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pbx, err := NewRecordingPBX(PBXConfig{Behave: func(*PBXCall) Behaviour { return tc.b }, NoInBandDetection: true})
@@ -35,6 +37,9 @@ func TestLoadRunRejectAndPassPaths(t *testing.T) {
 			t.Log(res)
 			if res.Calls != 100 || res.Finals[tc.status] != 100 || res.Failed(tc.status) != 0 || res.Timeouts != 0 || res.ByeFailures != 0 {
 				t.Fatalf("%s: want 100 calls answered %d", res, tc.status)
+			}
+			if len(res.Sequences) != 1 || res.Sequences[tc.seq] != 100 {
+				t.Errorf("responses %v: want [%s] for each of the 100 calls", res.Sequences, tc.seq)
 			}
 			if res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.Max || res.Max > time.Second {
 				t.Errorf("implausible latencies: %s", res)
