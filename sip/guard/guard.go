@@ -130,6 +130,8 @@ type Guard struct {
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
 
+	provisionals *provisionals // the PBX's 18x in order of arrival, see order.go
+
 	// Set by Serve once listening; read after ready is closed.
 	ready    chan struct{}
 	udpAddr  netip.AddrPort
@@ -201,6 +203,8 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guard: SIP user agent: %w", err)
 	}
+	g.provisionals = newProvisionals()
+	g.ua.TransportLayer().OnMessage(g.provisionals.observe)
 	g.srv, err = sipgo.NewServer(g.ua, sipgo.WithServerLogger(g.sips))
 	if err != nil {
 		return nil, fmt.Errorf("guard: SIP server: %w", err)

@@ -142,7 +142,19 @@ func (s *session) startPBX(body []byte, bridge bool) {
 			}
 		})
 		defer ringing.Stop()
-		dlg, err := ua.WriteInvite(p.ctx, req)
+		// On the pass path the PBX's provisional responses go to the
+		// caller in the order the PBX sent them, none lost (see
+		// provisionals): relayed from the loop in the order posted here,
+		// and before the final response, which is posted after WaitAnswer
+		// returns.
+		var early *arrivals
+		var opts []sipgo.ClientRequestOption
+		if !bridge {
+			early = &arrivals{}
+			opts = append(opts, s.g.provisionals.watch(early))
+			defer s.g.provisionals.forget(early)
+		}
+		dlg, err := ua.WriteInvite(p.ctx, req, opts...)
 		if err != nil {
 			return func() { s.onPBXUnreachable(p, err) }
 		}
@@ -151,8 +163,10 @@ func (s *session) startPBX(body []byte, bridge bool) {
 		p.mu.Unlock()
 		err = dlg.WaitAnswer(p.ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
 			p.heard.Store(true)
-			if !bridge && r.IsProvisional() && r.StatusCode > 100 {
-				s.post(func() { s.onPBXProvisional(p, r) })
+			if early != nil {
+				for _, r := range early.handUp(r) {
+					s.post(func() { s.onPBXProvisional(p, r) })
+				}
 			}
 			return nil
 		}})
