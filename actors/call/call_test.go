@@ -52,13 +52,17 @@ func TestMain(m *testing.M) {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// flakyStore fails appends to call streams while down is set.
+// flakyStore fails appends to call streams while down is set, and
+// counts the appends and the events proposed (for the benchmarks).
 type flakyStore struct {
 	events.Store
-	down atomic.Bool
+	down            atomic.Bool
+	appends, events atomic.Uint64
 }
 
 func (f *flakyStore) Append(ctx context.Context, stream string, exp events.Expected, evs ...events.Proposed) (events.AppendResult, error) {
+	f.appends.Add(1)
+	f.events.Add(uint64(len(evs)))
 	if f.down.Load() && strings.HasPrefix(stream, schema.CallStreamPrefix) {
 		return events.AppendResult{}, fmt.Errorf("test: %w", events.ErrUnavailable)
 	}
