@@ -65,6 +65,9 @@ func (a *callActor) Receive(ctx actor.Context) {
 	case fact:
 		a.apply(ctx, a.m.step(msg, a.d.Clock()))
 	case *actor.Stopped:
+		// Stopped without finishing (a panic, the system stopping): what
+		// the call stream holds so far is still written.
+		a.flush()
 		a.d.Counters.Active.Add(-1)
 		a.d.Tracker.done()
 	}
@@ -75,12 +78,22 @@ func (a *callActor) start(ctx actor.Context) {
 	a.w = newStreamWriter(a.d.Store, schema.CallStream(a.setup.ID),
 		events.Metadata{Node: a.d.Node, Actor: "call", CorrelationID: a.setup.ID},
 		a.cfg.StreamRetryFor, a.d.Logger, a.d.Counters, a.d.Clock, a.d.Sleep)
-	a.d.Tracker.add()
-	go func() {
-		defer a.d.Tracker.done()
-		a.w.run()
-	}()
 	a.apply(ctx, a.m.start())
+}
+
+// flush closes the call stream and appends it, once, on a goroutine of
+// its own.
+func (a *callActor) flush() {
+	if a.w == nil || a.w.closed {
+		return
+	}
+	if a.w.close() {
+		a.d.Tracker.add()
+		go func() {
+			defer a.d.Tracker.done()
+			a.w.run()
+		}()
+	}
 }
 
 // drawCode draws the code for a challenge verdict, on the actor's
@@ -106,6 +119,8 @@ func (a *callActor) apply(ctx actor.Context, outs []output) {
 		switch o := o.(type) {
 		case recordEvent:
 			a.w.add(o.ev)
+		case noteEvent:
+			// In the grain's CallReceived: counted by tally, not written.
 		case askGrain:
 			a.ask(ctx, o.req)
 		case orderReject:
@@ -130,7 +145,7 @@ func (a *callActor) apply(ctx actor.Context, outs []output) {
 			a.d.Tracker.add()
 			go a.reportOutcome(o.outcome)
 		case finish:
-			a.w.close()
+			a.flush()
 			e := a.ended
 			a.log.Debug("call ended", "cause", e.Cause, "by", e.By, "status", e.Status, "durationMs", e.DurationMs, "billed", e.Billed, "detail", o.detail)
 			ctx.Stop(ctx.Self())
@@ -151,6 +166,8 @@ func (a *callActor) tally(o output) {
 	case orderChallenge:
 		c.Challenged.Add(1)
 	case recordEvent:
+		ev = o.ev
+	case noteEvent:
 		ev = o.ev
 	}
 	switch e := ev.(type) {

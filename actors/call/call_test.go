@@ -52,13 +52,17 @@ func TestMain(m *testing.M) {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// flakyStore fails appends to call streams while down is set.
+// flakyStore fails appends to call streams while down is set, and
+// counts the appends and the events proposed (for the benchmarks).
 type flakyStore struct {
 	events.Store
-	down atomic.Bool
+	down            atomic.Bool
+	appends, events atomic.Uint64
 }
 
 func (f *flakyStore) Append(ctx context.Context, stream string, exp events.Expected, evs ...events.Proposed) (events.AppendResult, error) {
+	f.appends.Add(1)
+	f.events.Add(uint64(len(evs)))
 	if f.down.Load() && strings.HasPrefix(stream, schema.CallStreamPrefix) {
 		return events.AppendResult{}, fmt.Errorf("test: %w", events.ErrUnavailable)
 	}
@@ -207,6 +211,30 @@ func (h *harness) stream() (map[string]any, []string) {
 	return out, order
 }
 
+// received returns the CallReceived the grain recorded for the call.
+func (h *harness) received() schema.CallReceived {
+	h.t.Helper()
+	evs, err := events.ReadWholeStream(context.Background(), shared.store, schema.CallerStream(h.number), 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	reg := schema.NewRegistry()
+	for _, ev := range evs {
+		if ev.Type != schema.TypeCallReceived {
+			continue
+		}
+		p, err := reg.Decode(ev)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if e := p.(*schema.CallReceived); e.CallID == h.id {
+			return *e
+		}
+	}
+	h.t.Fatalf("no CallReceived of call %s in the caller's stream", h.id)
+	return schema.CallReceived{}
+}
+
 func TestDrawCode(t *testing.T) {
 	for _, n := range []int{1, 2, 8} {
 		code, err := call.DrawCode(actortest.FixedRand("47"), n)
@@ -237,7 +265,8 @@ func TestPassVerdictAndBilling(t *testing.T) {
 	h.send(call.Answered{At: answered, By: schema.PartyPBX})
 	h.send(call.Ended{At: answered.Add(2 * time.Second), By: schema.PartyCaller, Cause: schema.EndCallerHangup})
 	evs, order := h.stream()
-	want := []string{schema.TypeCallStarted, schema.TypeCallDecided, schema.TypeCallAnswered, schema.TypeCallEnded}
+	// The arrival and the decision are the grain's CallReceived.
+	want := []string{schema.TypeCallAnswered, schema.TypeCallEnded}
 	if strings.Join(order, ",") != strings.Join(want, ",") {
 		t.Fatalf("stream %v, want %v", order, want)
 	}
@@ -245,8 +274,24 @@ func TestPassVerdictAndBilling(t *testing.T) {
 	if end.DurationMs != 2000 || !end.Billed || end.GraceMs != 1500 {
 		t.Errorf("CallEnded %+v, want 2000 ms, billed (grace 1500 ms)", end)
 	}
-	if dec := evs[schema.TypeCallDecided].(*schema.CallDecided); dec.Verdict != schema.Pass || dec.CallerRevision == nil {
-		t.Errorf("CallDecided %+v, want pass with the caller stream's revision", dec)
+	if rec := h.received(); rec.Verdict != schema.Pass || rec.Action != schema.Pass || rec.Mode != schema.Enforce ||
+		rec.SIPCallID != "abc@carrier" || rec.IdentityFrom != "from" || rec.Transport != "UDP" || rec.CallerKind != "e164" || rec.Complete() {
+		t.Errorf("CallReceived %+v, want a pass carried out, with the call as it arrived", rec)
+	}
+}
+
+// A reject carried out is one event, the grain's CallReceived: no call
+// stream is written.
+func TestRejectIsOneEvent(t *testing.T) {
+	h := start(t, nil, config(), (&harness{t: t}).block(7))
+	h.fx.expect(t, "reject storeDown=false rule=manual level=7")
+	h.send(call.Ended{At: time.Now(), By: schema.PartyGuard, Cause: schema.EndRejected, Status: 603})
+	if _, order := h.stream(); len(order) != 0 {
+		t.Errorf("a reject wrote a call stream: %v", order)
+	}
+	rec := h.received()
+	if rec.Verdict != schema.Reject || rec.Action != schema.Reject || !rec.Complete() || rec.SIPCallID != "abc@carrier" || rec.Source != "127.0.0.1:5060" {
+		t.Errorf("CallReceived %+v, want the whole record of a reject", rec)
 	}
 }
 
@@ -370,7 +415,7 @@ func TestCallerLeavesBeforeTheVerdict(t *testing.T) {
 		t.Fatal("the grain was not told the challenge was abandoned")
 	}
 	_, order := h.stream()
-	want := []string{schema.TypeCallStarted, schema.TypeCallDecided, schema.TypeChallengeEnded, schema.TypeCallEnded}
+	want := []string{schema.TypeChallengeEnded, schema.TypeCallEnded}
 	if strings.Join(order, ",") != strings.Join(want, ",") {
 		t.Errorf("stream %v, want %v", order, want)
 	}

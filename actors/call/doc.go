@@ -15,8 +15,8 @@
 //     and the guard hangs up at that deadline, before the carrier starts
 //     billing;
 //   - tells the grain how the challenge ended (caller.Outcome);
-//   - records what happened in the call's own stream ("call-<id>", see
-//     events/schema/calls.go).
+//   - records what happened after the decision in the call's own stream
+//     ("call-<id>", see events/schema/calls.go), once, when the call ends.
 //
 // The SIP side reports facts as messages (Answered, EarlyMedia, Digit,
 // PBXAnswered, Ended). Effects never block the actor: they start SIP and
@@ -38,9 +38,11 @@
 // from Receive, one message at a time, so a late digit and the deadline
 // cannot both win. The grain request and the outcome report run on
 // goroutines of their own and reach the actor as messages; their retries
-// pause with Deps.Sleep and give up by Deps.Clock. The call stream is
-// written by a streamWriter goroutine that appends in order and retries
-// while the store is down, so a call is never slowed by its audit trail
-// and no fact is lost to a short outage; the caller stream's CallReceived,
-// written by the grain, is the durable record a verdict waits for.
+// pause with Deps.Sleep and give up by Deps.Clock. The caller stream's
+// CallReceived, written by the grain, is the durable record a verdict
+// waits for, and for a reject the call's whole record. The call stream of
+// any other call is held in memory and written when the call ends, in one
+// append, by a streamWriter goroutine that retries while the store is
+// down, so a call is never slowed by its audit trail and no fact is lost
+// to a short outage (events/schema/calls.go, "What a call writes").
 package call

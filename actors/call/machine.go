@@ -16,11 +16,17 @@ import (
 //
 // The rules, in the order a call meets them:
 //
-//  1. The call is recorded (CallStarted) and the grain is asked.
-//  2. The grain's verdict is recorded with the action taken (CallDecided).
-//     Observe mode acts on every verdict by passing. No verdict (the grain
-//     or the store failed) takes the store-down policy: pass (fail open) or
-//     reject (fail closed); observe mode still passes.
+//  1. The grain is asked, with all the call's record needs: the grain's
+//     CallReceived records the call's arrival, the verdict and the action
+//     (events/schema/calls.go, "What a call writes").
+//  2. The decision is the grain's to record. Observe mode acts on every
+//     verdict by passing. No verdict (the grain or the store failed) takes
+//     the store-down policy: pass (fail open) or reject (fail closed);
+//     observe mode still passes. Only then does the call stream record
+//     the arrival and the decision (CallStarted, CallDecided): no
+//     CallReceived holds them.
+//  2a. A reject carried out is recorded by CallReceived alone: the call
+//     stream is not written at all, its end only noted.
 //  3. A caller who left before the verdict is recorded as gone once the
 //     verdict is in, so that the stream reads in order; a challenge decided
 //     for them is abandoned, and the grain is told.
@@ -68,8 +74,13 @@ func (Ended) isFact()           {}
 type output interface{ isOutput() }
 
 type (
-	// recordEvent appends an event to the call stream.
+	// recordEvent appends an event to the call stream. The shell writes
+	// the stream once, at finish.
 	recordEvent struct{ ev schema.Payload }
+	// noteEvent is an event of the call's record that the call stream
+	// does not hold, since the grain's CallReceived says it: the shell
+	// counts it and writes nothing.
+	noteEvent struct{ ev schema.Payload }
 	// askGrain sends Admit to the caller's grain; the answer comes back
 	// as admitted.
 	askGrain struct{ req caller.Admit }
@@ -92,6 +103,7 @@ type (
 )
 
 func (recordEvent) isOutput()    {}
+func (noteEvent) isOutput()      {}
 func (askGrain) isOutput()       {}
 func (orderReject) isOutput()    {}
 func (orderPass) isOutput()      {}
@@ -137,6 +149,10 @@ type machine struct {
 	// are derived from the call and the type.
 	mediaRecorded, bridgeRecorded bool
 
+	// complete is set when the grain's CallReceived is the call's whole
+	// record (a reject carried out): nothing goes to the call stream.
+	complete bool
+
 	// ended holds an Ended that came before the verdict: it is recorded
 	// once the decision is, so that the stream reads in order.
 	ended *Ended
@@ -149,23 +165,41 @@ func newMachine(cfg Config, setup Setup) *machine {
 // isOver reports whether the call ended and was recorded.
 func (m *machine) isOver() bool { return m.phase == over }
 
-// start records the call and asks the grain for a verdict.
+// start asks the grain for a verdict; the grain records the call.
 func (m *machine) start() []output {
 	s := m.setup
-	req := caller.Admit{CallID: s.ID, Kind: s.Caller.Kind, Callee: s.Callee, Source: s.Source}
+	req := caller.Admit{
+		CallID: s.ID, Kind: s.Caller.Kind, Callee: s.Callee, Source: s.Source,
+		SIPCallID: s.SIPCallID, Identity: s.Presented, IdentityFrom: s.IdentityFrom, Transport: s.Transport, Mode: m.cfg.Mode,
+	}
 	if s.Caller.Anonymous() {
 		// The grain of an anonymous caller is shared by every withheld
 		// number; what was presented is all it can tell them apart by.
 		req.Presented = s.Presented
 	}
-	return []output{
-		recordEvent{schema.CallStarted{
-			CallID: s.ID, SIPCallID: s.SIPCallID, Caller: s.Caller.Key, CallerKind: s.Caller.Kind.String(),
-			Presented: s.Presented, IdentityFrom: s.IdentityFrom, Callee: s.Callee,
-			Source: s.Source, Transport: s.Transport, Mode: m.cfg.Mode, At: schema.UTC(s.Received),
-		}},
-		askGrain{req},
+	return []output{askGrain{req}}
+}
+
+// started is the call's arrival, for a call stream that must say it
+// itself: no CallReceived does.
+func (m *machine) started() schema.CallStarted {
+	s := m.setup
+	return schema.CallStarted{
+		CallID: s.ID, SIPCallID: s.SIPCallID, Caller: s.Caller.Key, CallerKind: s.Caller.Kind.String(),
+		Presented: s.Presented, IdentityFrom: s.IdentityFrom, Callee: s.Callee,
+		Source: s.Source, Transport: s.Transport, Mode: m.cfg.Mode, At: schema.UTC(s.Received),
 	}
+}
+
+// decision records dec: only noted when the grain recorded the call
+// (dec.CallerRevision set), else written to the call stream after the
+// call's arrival. A reject carried out is then the call's whole record.
+func (m *machine) decision(dec schema.CallDecided) []output {
+	if dec.CallerRevision == nil {
+		return []output{recordEvent{m.started()}, recordEvent{dec}}
+	}
+	m.complete = m.action == schema.Reject
+	return []output{noteEvent{dec}}
 }
 
 // step applies one fact handled at now and returns what to do about it.
@@ -228,7 +262,7 @@ func (m *machine) onVerdict(f admitted, now time.Time) []output {
 		dec.Verdict, dec.Level, dec.Rule, dec.Reason, dec.Action, dec.CallerRevision =
 			f.v.Verdict, f.v.Level, f.v.Rule, f.v.Reason, m.action, &rev
 	}
-	out := []output{recordEvent{dec}}
+	out := m.decision(dec)
 	if m.ended != nil {
 		// The caller left while the grain decided. A challenge that never
 		// started is still the grain's to hear about: the caller
@@ -357,6 +391,9 @@ func (m *machine) end(out []output, f Ended) []output {
 		// The carrier bills an answered call that lasted the whole grace
 		// interval or longer.
 		ev.Billed = ev.DurationMs >= m.cfg.Grace.Milliseconds()
+	}
+	if m.complete {
+		return append(out, noteEvent{ev}, finish{detail: f.Detail})
 	}
 	return append(out, recordEvent{ev}, finish{detail: f.Detail})
 }

@@ -56,15 +56,19 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	ended by=PARTY cause=CAUSE [status=N] [detail=TEXT] [at T]
 //
 // The output lists, in order, the events recorded ("+ Type field=value",
-// with at= when the event's time is not the command's) and the orders to
-// the SIP session and the shell; "nothing" when there are none, "nothing
-// yet" with the reason when the machine holds the fact.
+// with at= when the event's time is not the command's; the call stream
+// holds them and is written when the call finishes), the events only
+// noted ("= Type ...": the grain's CallReceived says them) and the
+// orders to the SIP session and the shell; "nothing" when there are
+// none, "nothing yet" with the reason when the machine holds the fact.
 //
 // After every command the runner checks what the call's rules promise
 // whatever the script: the machine is deterministic (a fresh machine fed
-// the same facts at the same times says the same), a stream has each
-// event type once, starts with CallStarted and ends with CallEnded, one
-// verdict order and at most one hang-up, the timer is armed for grace
+// the same facts at the same times says the same), a call's record has
+// each event type once and ends with CallEnded, its call stream starts
+// with CallStarted and CallDecided when the grain recorded nothing (store
+// down) and holds neither when it did, a reject carried out writes no
+// call stream at all, one verdict order and at most one hang-up, the timer is armed for grace
 // minus one second after the 200 OK, a challenge-failed hang-up of an
 // answered call happens exactly at that deadline, a call the guard hung up
 // for a failed challenge is never billed, and only a challenge the grain
@@ -419,6 +423,8 @@ func (r *runner) print(outs []output) string {
 		switch o := o.(type) {
 		case recordEvent:
 			lines = append(lines, "+ "+r.fmtEvent(o.ev))
+		case noteEvent:
+			lines = append(lines, "= "+r.fmtEvent(o.ev))
 		case askGrain:
 			s := "ask grain: admit " + r.setup.Caller.Key
 			if o.req.Presented != "" {
@@ -543,6 +549,7 @@ func (r *runner) checkInvariants(pos string) {
 	}
 
 	seen := map[string]bool{}
+	written := 0
 	var (
 		verdictOrders, hangups, bridges, told int
 		decided                               *schema.CallDecided
@@ -554,17 +561,48 @@ func (r *runner) checkInvariants(pos string) {
 		if finished {
 			fail("output %T after the call finished", o)
 		}
+		var ev schema.Payload
 		switch o := o.(type) {
 		case recordEvent:
-			typ := o.ev.EventType()
+			ev = o.ev
+			typ := ev.EventType()
+			switch {
+			case typ == schema.TypeCallStarted && written != 0:
+				fail("CallStarted is not the first of the call stream")
+			case written == 0 && typ != schema.TypeCallStarted && (decided == nil || decided.StoreDown):
+				fail("the call stream of a call the grain did not record does not start with CallStarted")
+			case written == 1 && seen[schema.TypeCallStarted] && typ != schema.TypeCallDecided:
+				fail("the call stream's CallStarted is not followed by CallDecided")
+			}
+			written++
+			if d, ok := ev.(schema.CallDecided); ok && !d.StoreDown {
+				fail("the call stream repeats a decision the grain recorded")
+			}
+			if decided != nil && !decided.StoreDown && decided.Action == schema.Reject {
+				fail("a reject carried out wrote %s to a call stream (CallReceived is its record)", typ)
+			}
+		case noteEvent:
+			ev = o.ev
+			switch e := ev.(type) {
+			case schema.CallDecided:
+				if e.StoreDown {
+					fail("a store-down decision only noted: no CallReceived records it")
+				}
+			case schema.CallEnded:
+				if decided == nil || decided.StoreDown || decided.Action != schema.Reject {
+					fail("the end of a call that is not a reject carried out was only noted")
+				}
+			default:
+				fail("%s only noted", ev.EventType())
+			}
+		}
+		if ev != nil {
+			typ := ev.EventType()
 			if seen[typ] {
 				fail("%s recorded twice (its event ID is derived from the call and the type)", typ)
 			}
 			seen[typ] = true
-			if (i == 0) != (typ == schema.TypeCallStarted) {
-				fail("the stream does not start with CallStarted")
-			}
-			switch e := o.ev.(type) {
+			switch e := ev.(type) {
 			case schema.CallDecided:
 				decided = &e
 			case schema.CallAnswered:
@@ -584,6 +622,8 @@ func (r *runner) checkInvariants(pos string) {
 					fail("CallEnded is not the last event")
 				}
 			}
+		}
+		switch o := o.(type) {
 		case orderReject, orderPass, orderChallenge:
 			verdictOrders++
 			if decided == nil {

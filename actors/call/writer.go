@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/callguard/callguard/events"
@@ -12,9 +11,14 @@ import (
 )
 
 // streamWriter appends the events of one call stream, in order, on its own
-// goroutine. It is the stream's only writer, so it tracks the revision
-// itself and appends with it (one writer per stream); the derived event IDs
-// make an append retried after a lost reply write nothing twice.
+// goroutine. It holds them until the call ends (close) and appends them
+// then, in one append: nothing in a call stream must be durable before
+// the guard acts (the grain's CallReceived is), and one append per call
+// costs the store far less than one per event. A call with nothing to
+// write (a reject, recorded by its CallReceived) appends nothing.
+// It is the stream's only writer, so it tracks the revision itself and
+// appends with it (one writer per stream); the derived event IDs make an
+// append retried after a lost reply write nothing twice.
 //
 // While the store fails, appends are retried with a growing pause, up to
 // retryFor after the first failure; the events' own timestamps keep their
@@ -30,75 +34,49 @@ type streamWriter struct {
 	clock    func() time.Time
 	sleep    func(time.Duration)
 
-	mu     sync.Mutex
+	// Owned by the actor until close, by run after.
 	queue  []events.Proposed
 	closed bool
-	wake   chan struct{}
-	done   chan struct{}
 
-	// Owned by the run goroutine.
+	// Owned by run.
 	rev    uint64
 	exists bool
 }
 
 func newStreamWriter(store events.Store, stream string, meta events.Metadata, retryFor time.Duration, log *slog.Logger, c *Counters,
 	clock func() time.Time, sleep func(time.Duration)) *streamWriter {
-	return &streamWriter{
-		store: store, stream: stream, meta: meta, log: log, counters: c, retryFor: retryFor, clock: clock, sleep: sleep,
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
-	}
+	return &streamWriter{store: store, stream: stream, meta: meta, log: log, counters: c, retryFor: retryFor, clock: clock, sleep: sleep}
 }
 
-// add queues a payload; it never blocks.
+// add queues a payload until close; it never blocks. Called from the
+// actor only.
 func (w *streamWriter) add(p schema.Payload) {
+	if w.closed {
+		w.log.Error("call stream: event after close", "stream", w.stream, "type", p.EventType())
+		return
+	}
 	callID := w.stream[len(schema.CallStreamPrefix):]
 	prop, err := schema.Record{ID: schema.CallStreamEventID(callID, p.EventType()), Payload: p}.Proposed(w.meta)
 	if err != nil {
 		w.log.Error("call stream: encode event", "stream", w.stream, "type", p.EventType(), "err", err)
 		return
 	}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		w.log.Error("call stream: event after close", "stream", w.stream, "type", p.EventType())
-		return
-	}
 	w.queue = append(w.queue, prop)
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
 }
 
-// close lets the writer finish what is queued and stop.
-func (w *streamWriter) close() {
-	w.mu.Lock()
+// close ends the stream's events and reports whether there is anything
+// to append: then run must be called, once, on a goroutine of its own.
+// Called from the actor only.
+func (w *streamWriter) close() bool {
 	w.closed = true
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	return len(w.queue) > 0
 }
 
-// run appends until closed and drained.
+// run appends what was queued before close, in one append.
 func (w *streamWriter) run() {
-	defer close(w.done)
-	for {
-		w.mu.Lock()
-		batch := w.queue
+	if batch := w.queue; len(batch) > 0 {
 		w.queue = nil
-		closed := w.closed
-		w.mu.Unlock()
-		if len(batch) > 0 {
-			w.appendBatch(batch)
-			continue
-		}
-		if closed {
-			return
-		}
-		<-w.wake
+		w.appendBatch(batch)
 	}
 }
 

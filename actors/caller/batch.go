@@ -122,6 +122,10 @@ func (g *grain) decide(p *pendingAdmit) error {
 	call := policy.Call{
 		ID: p.m.CallID, Caller: phone.Number{Key: g.key, Kind: p.m.Kind},
 		Presented: p.m.Presented, Callee: p.m.Callee, Source: p.m.Source,
+		Wire: policy.Wire{
+			SIPCallID: p.m.SIPCallID, CallerKind: p.m.Kind.String(), Identity: p.m.Identity,
+			IdentityFrom: p.m.IdentityFrom, Transport: p.m.Transport, Mode: p.m.Mode,
+		},
 	}
 	dec, err := g.d.Policy.Decide(&g.st, call, g.d.Clock())
 	if err != nil {

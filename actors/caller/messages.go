@@ -30,6 +30,14 @@ type Admit struct {
 	Presented string     `json:"presented,omitempty"`
 	Callee    string     `json:"callee,omitempty"`
 	Source    string     `json:"source,omitempty"`
+	// The call as it arrived and the guard's mode, recorded in the call's
+	// CallReceived (see schema.CallReceived): for a reject it is the
+	// call's whole record.
+	SIPCallID    string      `json:"sipCallId,omitempty"`
+	Identity     string      `json:"identity,omitempty"`
+	IdentityFrom string      `json:"identityFrom,omitempty"`
+	Transport    string      `json:"transport,omitempty"`
+	Mode         schema.Mode `json:"mode,omitempty"`
 }
 
 // Verdict is the grain's answer to Admit. It is sent only after the events

@@ -88,6 +88,22 @@ type Call struct {
 	// Callee and Source (the trunk) are recorded as they are.
 	Callee string
 	Source string
+	// Wire is the call as it arrived, recorded in CallReceived as given
+	// (see schema.CallReceived). A zero Wire (Mode empty) records a
+	// CallReceived of the old shape, as replays and tests of a log
+	// written before do.
+	Wire Wire
+}
+
+// Wire is what the SIP side knows of a call beyond what the policy
+// decides on, and what the guard does with the verdict (Mode).
+type Wire struct {
+	SIPCallID    string
+	CallerKind   string
+	Identity     string
+	IdentityFrom string
+	Transport    string
+	Mode         schema.Mode
 }
 
 // Decision is Decide's answer.
@@ -181,6 +197,10 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 		}
 	}
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
+	if w := call.Wire; w.Mode != "" {
+		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport
+		ev.Mode, ev.Action = w.Mode, schema.ActionFor(w.Mode, d.Verdict)
+	}
 	recs = append(recs, schema.Record{ID: schema.CallEventID(key, call.ID, schema.RoleReceived), Payload: ev})
 	if block != nil {
 		// After CallReceived, so that the block's evidence (this call

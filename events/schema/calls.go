@@ -18,6 +18,41 @@ import (
 //
 // A call stream has one writer (the call's actor) and each type occurs at
 // most once in it, so an event's ID is derived from the call and its type.
+//
+// # What a call writes
+//
+// The decision is durable before the guard acts on it, and it is the
+// caller grain's one group-committed append: the caller stream's
+// CallReceived. Since it carries the call as it arrived (SIP Call-ID,
+// identity and its header, callee, source, transport) and what the guard
+// does with the verdict (Mode, Action), nothing else must be durable
+// before the guard acts, and the rest is written once, when the call ends:
+//
+//   - A reject carried out (Action reject): one event, CallReceived. No
+//     call stream is written. The call ended refused, never answered,
+//     unbilled, which is all the reports, the audit and the call's record
+//     need; the final status the SIP side sends is the refusal
+//     catalogue's for the verdict (sip/guard/reasons.go), and a caller who
+//     cancelled during the decision is not told apart (neither is billed
+//     nor offered to the PBX).
+//   - A pass or a challenge (and every call in observe mode): CallReceived,
+//     then at the end one append of the call stream holding what happened
+//     after the decision: ChallengeStarted, CallAnswered, CodeEntered,
+//     ChallengeEnded, CallBridged, as they occurred, and CallEnded. The
+//     challenge's outcome is also the grain's (ChallengeOutcome), told at
+//     once since the limits count it.
+//   - A call the grain could not decide (the store or the grain was
+//     down): no CallReceived exists, so its call stream starts with
+//     CallStarted and CallDecided (StoreDown) and is appended once at the
+//     end, retried until the store is back (actors/call/writer.go).
+//
+// Logs written before hold CallReceived without Mode and Action, and a
+// call stream from CallStarted to CallEnded for every call (the reject
+// too). Both shapes stay readable as they are, with no upcaster: the new
+// CallReceived fields are optional additions (schema.go's rule), and the
+// folds take a call's arrival and decision from CallStarted and
+// CallDecided when CallReceived lacks Action (CallReceived.Recorded), so
+// rebuilding the read models over an old log gives the same reports.
 
 // CallStreamPrefix starts the name of every call stream ("call-<id>");
 // EventStoreDB's by-category projection files them under "call".

@@ -112,7 +112,47 @@ type CallReceived struct {
 	// the new expiry in the event (not recomputing it from settings on
 	// fold) means the stream alone says when the block ends.
 	BlockUntil *time.Time `json:"blockUntil,omitempty"`
+
+	// The call on the wire, recorded since the call's own stream stopped
+	// repeating it (see calls.go, "What a call writes"). All are absent in
+	// events written before: their call streams' CallStarted and
+	// CallDecided said it, and a fold tells the two shapes apart by Action.
+	//
+	// SIPCallID is the INVITE's Call-ID header; CallerKind how the caller
+	// normalised (e164, anonymous, unparsable); Identity the header value
+	// the caller was read from and IdentityFrom that header ("pai",
+	// "from"); Transport the SIP transport (UDP, TCP).
+	SIPCallID    string `json:"sipCallId,omitempty"`
+	CallerKind   string `json:"callerKind,omitempty"`
+	Identity     string `json:"identity,omitempty"`
+	IdentityFrom string `json:"identityFrom,omitempty"`
+	Transport    string `json:"transport,omitempty"`
+	// Mode is the guard's mode and Action what the guard does with the
+	// verdict (ActionFor). When Action is reject the call's record is this
+	// event alone: no call stream follows, and the call counts as ended
+	// unanswered and unbilled (Complete).
+	Mode   Mode    `json:"mode,omitempty"`
+	Action Verdict `json:"action,omitempty"`
 }
+
+// ActionFor is what a guard in mode does with verdict v: observe mode
+// passes every call, enforce carries the verdict out.
+func ActionFor(mode Mode, v Verdict) Verdict {
+	if mode == Observe {
+		return Pass
+	}
+	return v
+}
+
+// Recorded reports whether e is of the current shape: the call's arrival
+// and decision are in it, and its call stream (when it has one) holds
+// only what happened after.
+func (e CallReceived) Recorded() bool { return e.Action != "" }
+
+// Complete reports whether e is the whole record of its call: a reject
+// carried out. Such a call has no call stream; it ended unanswered and
+// unbilled (CallEnded cause rejected, by the guard) once refused.
+func (e CallReceived) Complete() bool { return e.Action == Reject }
 
 // ChallengeOutcome records how the challenge of a call ended.
 type ChallengeOutcome struct {

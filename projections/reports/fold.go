@@ -9,9 +9,15 @@
 // The caller streams are always there: CallReceived (a call, its callee
 // and its verdict) and ChallengeOutcome give the calls in, the verdicts
 // and the challenge outcomes; BlockApplied the blocks per caller. The
-// call streams (events/schema/calls.go: CallStarted ... CallEnded) add
-// what happened on the wire: whether the call was answered, by the PBX
-// or by the guard, how long it lasted and whether the carrier bills it.
+// call streams (events/schema/calls.go) add what happened on the wire:
+// whether the call was answered, by the PBX or by the guard, how long it
+// lasted and whether the carrier bills it. A CallReceived of the current
+// shape (with Action) also opens the call, as CallStarted and CallDecided
+// did in logs written before, and a reject carried out ends there: no
+// call stream follows it (Arrived). Both shapes give the same figures.
+// The current shape relies on the log's order: a call's stream is
+// appended only once its CallReceived is durable, so the fold meets the
+// CallReceived first.
 // Figures that need the call streams (unbilled, offered, connected,
 // unanswered, billed minutes) are 0 in a log without them, and Tracked
 // says how many calls they cover; the verdict figures never need them.
@@ -195,6 +201,26 @@ func Received(c Counters, cc CallerCounters, e schema.CallReceived, hour int) (C
 		cc.Rejected++
 	}
 	return c, cc
+}
+
+// Arrived folds a CallReceived of the current shape (e.Recorded) as the
+// start of its call, what CallStarted and CallDecided were to a call
+// stream before: the call's verdict and action, and whether it was sent to
+// the PBX. A reject carried out (e.Complete) has no call stream: it ends
+// here, never answered, unbilled, and is counted as ended. An event of
+// the old shape changes nothing; its call stream says it.
+func Arrived(c Counters, call Call, e schema.CallReceived) (Call, Counters) {
+	if !e.Recorded() {
+		return call, c
+	}
+	call.Action, call.Verdict = e.Action, e.Verdict
+	if e.Action == schema.Pass {
+		call.Offered = true
+	}
+	if e.Complete() {
+		c = Ended(c, call, schema.CallEnded{Cause: schema.EndRejected, By: schema.PartyGuard})
+	}
+	return call, c
 }
 
 // Outcome folds a challenge's outcome into the counters of its call's day

@@ -27,8 +27,10 @@ const version = "1"
 //	callers   "<YYYY-MM-DD>|<caller>" -> JSON CallerCounters
 //	outcomes  "<caller>\x00<call ID>"  -> JSON Call  (challenged calls
 //	                                         awaiting their outcome)
-//	calls     "<call ID>"              -> JSON Call  (call streams between
-//	                                         CallStarted and CallEnded)
+//	calls     "<call ID>"              -> JSON Call  (calls between their
+//	                                         arrival, CallReceived of the
+//	                                         current shape or CallStarted,
+//	                                         and CallEnded)
 //
 // Days sort first in the keys, so a date range is one cursor walk.
 // Entries of outcomes and calls are deleted when the call's last event
@@ -116,6 +118,8 @@ type (
 		Callee  string
 		At      time.Time
 		Verdict schema.Verdict
+		// Action is set in the current shape (schema.CallReceived.Recorded).
+		Action schema.Verdict
 	}
 	outcomeSubset struct {
 		CallID  string
@@ -153,6 +157,8 @@ func (b *batch) received(ev events.Event) (e receivedSubset, err error) {
 			e.At, err = rm.Time(v)
 		case "verdict":
 			e.Verdict, err = str[schema.Verdict](v)
+		case "action":
+			e.Action, err = str[schema.Verdict](v)
 		}
 		return err
 	})
@@ -282,12 +288,21 @@ func (b *batch) applyCaller(ev events.Event, key string) error {
 		if err != nil {
 			return err
 		}
-		*c, *cc = Received(*c, *cc, schema.CallReceived{CallID: e.CallID, Callee: e.Callee, At: e.At, Verdict: e.Verdict}, hour)
-		b.days.touch(dk)
-		b.callers.touch(ck)
+		rec := schema.CallReceived{CallID: e.CallID, Callee: e.Callee, At: e.At, Verdict: e.Verdict, Action: e.Action}
+		*c, *cc = Received(*c, *cc, rec, hour)
 		if e.Verdict == schema.Challenge {
 			b.outcomes.put(key+"\x00"+e.CallID, Call{Day: day, Hour: hour, Callee: e.Callee})
 		}
+		// The current shape says what the call stream's CallStarted and
+		// CallDecided said: a reject carried out ends here, any other call
+		// is open until its CallEnded.
+		var call Call
+		call, *c = Arrived(*c, Call{Day: day, Hour: hour, Callee: e.Callee, Caller: key}, rec)
+		if rec.Recorded() && !rec.Complete() {
+			b.calls.put(e.CallID, call)
+		}
+		b.days.touch(dk)
+		b.callers.touch(ck)
 	case schema.TypeChallengeOutcome:
 		e, err := b.outcome(ev)
 		if err != nil {

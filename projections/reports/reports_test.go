@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/simtest"
+	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/runner"
@@ -318,4 +320,82 @@ func TestReadsSchemaNames(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestShapesGiveTheSameReports writes the same mixed traffic twice, as
+// the guard writes it now and as it wrote it before (a call stream from
+// CallStarted to CallEnded for every call, the reject too), and holds
+// the reports rebuilt over each log to each other: an old log keeps its
+// reports, and the leaner shape loses nothing the reports show.
+func TestShapesGiveTheSameReports(t *testing.T) {
+	ctx := context.Background()
+	msk, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, msk)
+	build := func(shape simtest.Shape) (Daily, Top, int, int) {
+		dir := t.TempDir()
+		store, err := embedded.Open(ctx, filepath.Join(dir, "events"), embedded.WithLogger(quiet()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		sim := simtest.New(t, store, policy.DefaultConfig())
+		sim.Shape, sim.Buffer = shape, 2000
+		end := sim.Mixed(rand.New(rand.NewPCG(9, 17)), 300, 6000, start, 3)
+		r, err := runner.Open(ctx, filepath.Join(dir, runner.DirName), store, []runner.Projection{NewProjection(msk)}, runner.Options{Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := New(r, Config{Location: msk, TariffPerMinute: 2.5, Currency: "RUB", AssumedMinutes: 2}, func() time.Time { return end })
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := start.Format(time.DateOnly), end.Format(time.DateOnly)
+		d, err := rep.Daily(ctx, Query{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		top, err := rep.Top(ctx, TopQuery{From: from, To: to, Limit: MaxTop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := store.ReadAll(ctx, events.Start, 1_000_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		callStreams := map[string]bool{}
+		for _, ev := range evs {
+			if strings.HasPrefix(ev.Stream, schema.CallStreamPrefix) {
+				callStreams[ev.Stream] = true
+			}
+		}
+		return d, top, len(evs), len(callStreams)
+	}
+	legacy, legacyTop, legacyEvents, legacyStreams := build(simtest.Legacy)
+	current, currentTop, currentEvents, currentStreams := build(simtest.Current)
+	if !reflect.DeepEqual(legacy, current) {
+		for i := range legacy.Rows {
+			if i < len(current.Rows) && !reflect.DeepEqual(legacy.Rows[i], current.Rows[i]) {
+				t.Errorf("row %d:\nlegacy  %+v\ncurrent %+v", i, legacy.Rows[i], current.Rows[i])
+			}
+		}
+		t.Fatalf("daily reports differ:\nlegacy  total %+v\ncurrent total %+v", legacy.Total, current.Total)
+	}
+	if !reflect.DeepEqual(legacyTop, currentTop) {
+		t.Fatalf("top callers differ:\nlegacy  %+v\ncurrent %+v", legacyTop, currentTop)
+	}
+	if legacy.Total.Rejected == 0 || legacy.Total.Tracked == 0 || legacy.Total.StoreDown == 0 || legacy.Total.Connected == 0 {
+		t.Fatalf("the run lacks rejects, tracked, store-down or connected calls: %+v", legacy.Total)
+	}
+	t.Logf("%d calls (%d rejected): legacy %d events in %d call streams, current %d events in %d call streams",
+		legacy.Total.CallsIn, legacy.Total.Rejected, legacyEvents, legacyStreams, currentEvents, currentStreams)
 }

@@ -211,8 +211,10 @@ func (e *env) block(level int) {
 	}
 }
 
-// callStream waits for a call stream that has ended, and returns its
-// events decoded by type.
+// callStream waits for a call of the caller that has ended, and returns
+// its events decoded by type: its call stream's and, when the grain
+// decided it, the caller stream's CallReceived. A reject carried out has
+// no call stream: its CallReceived is its whole record.
 func (e *env) callStream() map[string]any {
 	e.t.Helper()
 	reg := schema.NewRegistry()
@@ -223,24 +225,41 @@ func (e *env) callStream() map[string]any {
 			return err
 		}
 		streams := map[string][]events.Event{}
+		received := map[string]*schema.CallReceived{} // by call stream
 		mine := map[string]bool{}
 		var ended string
 		for _, ev := range evs {
+			if ev.Stream == schema.CallerStream(e.number) && ev.Type == schema.TypeCallReceived {
+				p, err := reg.Decode(ev)
+				if err != nil {
+					return err
+				}
+				rec := p.(*schema.CallReceived)
+				stream := schema.CallStream(rec.CallID)
+				received[stream], mine[stream] = rec, true
+				if rec.Complete() {
+					ended = stream
+				}
+				continue
+			}
 			if !strings.HasPrefix(ev.Stream, schema.CallStreamPrefix) {
 				continue
 			}
 			streams[ev.Stream] = append(streams[ev.Stream], ev)
 			if ev.Type == schema.TypeCallStarted && strings.Contains(string(ev.Data), `"caller":"`+e.number+`"`) {
-				mine[ev.Stream] = true
+				mine[ev.Stream] = true // a call the grain did not decide
 			}
 			if ev.Type == schema.TypeCallEnded && mine[ev.Stream] {
 				ended = ev.Stream
 			}
 		}
 		if ended == "" {
-			return fmt.Errorf("no call stream has ended yet (%d streams)", len(streams))
+			return fmt.Errorf("no call has ended yet (%d streams)", len(streams))
 		}
 		out = map[string]any{}
+		if rec := received[ended]; rec != nil {
+			out[schema.TypeCallReceived] = rec
+		}
 		for _, ev := range streams[ended] {
 			p, err := reg.Decode(ev)
 			if err != nil {

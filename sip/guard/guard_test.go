@@ -146,18 +146,17 @@ func TestRejectCarriesReason(t *testing.T) {
 	if h == nil || !strings.Contains(h.Value(), "SIP;cause=603") || !strings.Contains(h.Value(), "manual") || !strings.Contains(h.Value(), "level 7") {
 		t.Fatalf("Reason header %v, want SIP cause 603 naming the manual rule and level 7", h)
 	}
+	// One event: the grain's CallReceived is the reject's whole record.
 	evs := e.callStream()
-	dec := evs[schema.TypeCallDecided].(*schema.CallDecided)
-	end := evs[schema.TypeCallEnded].(*schema.CallEnded)
-	if dec.Verdict != schema.Reject || dec.Action != schema.Reject || dec.Rule != schema.RuleManual {
-		t.Errorf("CallDecided %+v, want reject by the manual rule", dec)
+	rec := evs[schema.TypeCallReceived].(*schema.CallReceived)
+	if rec.Verdict != schema.Reject || rec.Action != schema.Reject || rec.Rule != schema.RuleManual || !rec.Complete() {
+		t.Errorf("CallReceived %+v, want reject by the manual rule, carried out", rec)
 	}
-	if end.Cause != schema.EndRejected || end.Status != 603 || end.Billed || end.AnsweredAt != nil {
-		t.Errorf("CallEnded %+v, want rejected with 603, never answered, unbilled", end)
+	if len(evs) != 1 {
+		t.Errorf("a reject wrote a call stream: %v", evs)
 	}
-	st := evs[schema.TypeCallStarted].(*schema.CallStarted)
-	if st.Caller != e.number || st.Callee != tollFree || st.IdentityFrom != "from" {
-		t.Errorf("CallStarted %+v, want caller %s from From, callee %s", st, e.number, tollFree)
+	if rec.Caller != e.number || rec.Callee != tollFree || rec.IdentityFrom != "from" || rec.SIPCallID == "" || rec.Transport != "UDP" {
+		t.Errorf("CallReceived %+v, want caller %s from From, callee %s, the Call-ID and the transport", rec, e.number, tollFree)
 	}
 	if len(e.pbx.Calls()) != 0 {
 		t.Error("the PBX got an INVITE for a rejected call")
@@ -201,8 +200,8 @@ func TestPassGoesToThePBX(t *testing.T) {
 	if a := evs[schema.TypeCallAnswered].(*schema.CallAnswered); a.By != schema.PartyPBX {
 		t.Errorf("CallAnswered by %s, want pbx", a.By)
 	}
-	if st := evs[schema.TypeCallStarted].(*schema.CallStarted); st.IdentityFrom != "pai" {
-		t.Errorf("caller identity read from %q, want pai", st.IdentityFrom)
+	if rec := evs[schema.TypeCallReceived].(*schema.CallReceived); rec.IdentityFrom != "pai" {
+		t.Errorf("caller identity read from %q, want pai", rec.IdentityFrom)
 	}
 }
 
@@ -300,9 +299,9 @@ func TestObserveModePassesEveryCall(t *testing.T) {
 	}
 	c.hangup(cl)
 	evs := e.callStream()
-	dec := evs[schema.TypeCallDecided].(*schema.CallDecided)
+	dec := evs[schema.TypeCallReceived].(*schema.CallReceived)
 	if dec.Verdict != schema.Reject || dec.Action != schema.Pass || dec.Mode != schema.Observe {
-		t.Errorf("CallDecided %+v, want verdict reject, action pass, mode observe", dec)
+		t.Errorf("CallReceived %+v, want verdict reject, action pass, mode observe", dec)
 	}
 	if n := e.guard.Stats().Calls.Observed; n != 1 {
 		t.Errorf("observed counter %d, want 1", n)
@@ -554,8 +553,8 @@ func TestPassOverTCP(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the TCP caller got no BYE after the PBX hung up")
 	}
-	if st := e.callStream()[schema.TypeCallStarted].(*schema.CallStarted); st.Transport != "TCP" {
-		t.Errorf("CallStarted transport %q, want TCP", st.Transport)
+	if rec := e.callStream()[schema.TypeCallReceived].(*schema.CallReceived); rec.Transport != "TCP" {
+		t.Errorf("CallReceived transport %q, want TCP", rec.Transport)
 	}
 }
 

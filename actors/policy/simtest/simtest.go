@@ -1,8 +1,11 @@
 // Package simtest writes realistic event logs for the projections' tests
 // and benchmarks: callers decided by the real policy, as the caller grain
 // does it (decide, append with the expected revision, then fold), admin
-// commands, expiries, and the call streams the call actor writes
-// (CallStarted ... CallEnded), on a simulated clock.
+// commands, expiries, and the call streams the call actor writes, on a
+// simulated clock. It writes the current shape (events/schema/calls.go,
+// "What a call writes") or, with Sim.Shape Legacy, the shape of logs
+// written before (a call stream from CallStarted to CallEnded for every
+// call), so that tests can hold the read models of both to each other.
 //
 // It sits beside the policy, under actors/policy, because it drives the
 // real policy. It is a test kit: the projections' tests use it (a test may
@@ -61,6 +64,21 @@ type Call struct {
 	Action    schema.Verdict
 }
 
+// Shape is the shape of the log a Sim writes.
+type Shape int
+
+const (
+	// Current: what the guard writes now. CallReceived carries the call
+	// as it arrived and the action; a reject carried out writes no call
+	// stream, any other decided call a stream without CallStarted and
+	// CallDecided.
+	Current Shape = iota
+	// Legacy: what the guard wrote before. CallReceived without the call
+	// on the wire, and a call stream from CallStarted to CallEnded for
+	// every call.
+	Legacy
+)
+
 type caller struct {
 	key   string
 	st    policy.State
@@ -81,6 +99,8 @@ type Sim struct {
 	npend   int
 	// Events counts the events written (or buffered).
 	Events int
+	// Shape is the shape of the log written (Current by default).
+	Shape Shape
 }
 
 type pendingAppend struct {
@@ -165,6 +185,24 @@ func (s *Sim) Flush() {
 		byStream[p.stream] = append(byStream[p.stream], p)
 	}
 	s.pending, s.npend = nil, 0
+	// Caller streams first: the guard appends a call's stream only once
+	// its CallReceived is durable, so the global log has them in that
+	// order, and the folds of the current shape rely on it.
+	var callerStreams, others []string
+	for _, st := range order {
+		if _, ok := schema.CallerKey(st); ok {
+			callerStreams = append(callerStreams, st)
+		} else {
+			others = append(others, st)
+		}
+	}
+	s.appendAll(byStream, callerStreams)
+	s.appendAll(byStream, others)
+}
+
+// appendAll appends the buffered appends of streams, many at once.
+func (s *Sim) appendAll(byStream map[string][]pendingAppend, order []string) {
+	s.t.Helper()
 	work := make(chan string)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -218,7 +256,11 @@ func (s *Sim) Place(c Call) schema.Verdict {
 			number.Kind = phone.KindAnonymous
 		}
 		var err error
-		dec, err = s.pol.Decide(&cl.st, policy.Call{ID: id, Caller: number, Callee: c.Callee, Source: "trunk"}, c.At)
+		pc := policy.Call{ID: id, Caller: number, Callee: c.Callee, Source: "trunk"}
+		if s.Shape == Current && !c.NoCallStream {
+			pc.Wire = policy.Wire{SIPCallID: id + "@trunk", CallerKind: number.Kind.String(), IdentityFrom: "pai", Transport: "UDP", Mode: schema.Enforce}
+		}
+		dec, err = s.pol.Decide(&cl.st, pc, c.At)
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -254,6 +296,10 @@ func (s *Sim) Place(c Call) schema.Verdict {
 		decided.StoreDown, decided.Error = true, "store unavailable"
 	}
 	cs = append(cs, decided)
+	if s.Shape == Current && !c.StoreDown {
+		// The grain's CallReceived says both.
+		cs = cs[:0]
+	}
 	pass := func() {
 		switch c.PBX {
 		case PBXAnswers:
@@ -302,7 +348,10 @@ func (s *Sim) Place(c Call) schema.Verdict {
 			cs = append(cs, ended(id, schema.EndCallerHangup, schema.PartyCaller, 0, &ans, end))
 		}
 	}
-	if !c.NoCallStream {
+	if s.Shape == Current && !c.StoreDown && action == schema.Reject {
+		cs = nil // CallReceived is the whole record of a reject
+	}
+	if !c.NoCallStream && len(cs) > 0 {
 		props := make([]events.Proposed, len(cs))
 		for i, p := range cs {
 			prop, err := schema.Record{ID: schema.CallStreamEventID(id, p.EventType()), Payload: p}.Proposed(
