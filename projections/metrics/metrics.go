@@ -25,6 +25,7 @@
 //	challenges_active                        challenges in progress on this node
 //	sip_messages_total{direction,method,class}  SIP traffic: class is request or 1xx..6xx
 //	sip_untrusted_rejected_total             requests from sources not on the trusted trunk list
+//	sip_overload_total{reason}               load shed: max-calls, busy (503 + Retry-After), tcp-conns
 //
 // plus the Go runtime and process collectors.
 package metrics
@@ -32,6 +33,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +69,7 @@ type Metrics struct {
 	challenges    prometheus.Gauge
 	sipMessages   *prometheus.CounterVec
 	untrusted     prometheus.Counter
+	overload      *prometheus.CounterVec
 }
 
 // New returns the metrics on a new registry, with the Go runtime and
@@ -109,14 +112,21 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "sip_untrusted_rejected_total",
 			Help: "SIP requests refused because their source is not a trusted trunk.",
 		}),
+		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sip_overload_total",
+			Help: "Load the SIP guard shed, by reason: max-calls (INVITE answered 503 at MAX_CALLS), busy (call answered 503, the node too busy to decide), tcp-conns (TCP connection closed at accept).",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.calls, m.decision, m.appendLatency, m.appendErrors, m.grains, m.challenges,
-		m.sipMessages, m.untrusted,
+		m.sipMessages, m.untrusted, m.overload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every verdict shows from the start, at zero: a rate over a series
 	// that appears only with its first call reads as no data.
 	for _, v := range []string{string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown} {
 		m.calls.WithLabelValues(v)
+	}
+	for _, r := range overloadReasons {
+		m.overload.WithLabelValues(r)
 	}
 	return m
 }
@@ -235,6 +245,21 @@ func (m *Metrics) RejectedUntrusted() {
 	if m != nil {
 		m.untrusted.Inc()
 	}
+}
+
+// Overload reasons, as the SIP guard reports them (guard.Overload*).
+var overloadReasons = []string{"max-calls", "busy", "tcp-conns"}
+
+// Overloaded counts load the SIP guard shed for reason; an unknown reason
+// counts as "other", so the label stays bounded.
+func (m *Metrics) Overloaded(reason string) {
+	if m == nil {
+		return
+	}
+	if !slices.Contains(overloadReasons, reason) {
+		reason = "other"
+	}
+	m.overload.WithLabelValues(reason).Inc()
 }
 
 func directionLabel(d string) string {
