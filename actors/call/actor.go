@@ -172,6 +172,10 @@ func (a *callActor) tally(o output) {
 	}
 	switch e := ev.(type) {
 	case schema.CallDecided:
+		if e.Busy {
+			a.d.Observer.Busy(a.took)
+			return
+		}
 		if e.StoreDown {
 			c.StoreDown.Add(1)
 			a.d.Observer.Undecided(a.took)

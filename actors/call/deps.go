@@ -133,6 +133,9 @@ type Observer interface {
 	Decided(v schema.Verdict, took time.Duration)
 	// Undecided: the grain could not decide; the store-down policy applies.
 	Undecided(took time.Duration)
+	// Busy: the node was too busy to decide; the call gets an overload
+	// answer.
+	Busy(took time.Duration)
 	// ChallengeStarted and ChallengeEnded bracket a challenge in progress.
 	ChallengeStarted()
 	ChallengeEnded()
@@ -142,6 +145,7 @@ type noObserver struct{}
 
 func (noObserver) Decided(schema.Verdict, time.Duration) {}
 func (noObserver) Undecided(time.Duration)               {}
+func (noObserver) Busy(time.Duration)                    {}
 func (noObserver) ChallengeStarted()                     {}
 func (noObserver) ChallengeEnded()                       {}
 

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -20,11 +21,15 @@ import (
 //     CallReceived records the call's arrival, the verdict and the action
 //     (events/schema/calls.go, "What a call writes").
 //  2. The decision is the grain's to record. Observe mode acts on every
-//     verdict by passing. No verdict (the grain or the store failed) takes
-//     the store-down policy: pass (fail open) or reject (fail closed);
-//     observe mode still passes. Only then does the call stream record
-//     the arrival and the decision (CallStarted, CallDecided): no
-//     CallReceived holds them.
+//     verdict by passing. No verdict because the node is busy
+//     (caller.ErrBusy: its bound on decisions in flight is reached, or the
+//     grain answered late while the store was healthy) rejects with an
+//     overload answer, in observe mode too: overload never turns into
+//     passing everything. No verdict for any other reason (the grain or
+//     the store failed) takes the store-down policy: pass (fail open) or
+//     reject (fail closed); observe mode still passes. Without a verdict
+//     the call stream records the arrival and the decision (CallStarted,
+//     CallDecided): no CallReceived holds them.
 //  2a. A reject carried out is recorded by CallReceived alone: the call
 //     stream is not written at all, its end only noted.
 //  3. A caller who left before the verdict is recorded as gone once the
@@ -136,6 +141,7 @@ type machine struct {
 	decided   bool
 	verdict   caller.Verdict
 	storeDown bool
+	busy      bool // no verdict: the node was busy
 	action    schema.Verdict
 
 	code       string
@@ -242,7 +248,18 @@ func (m *machine) onVerdict(f admitted, now time.Time) []output {
 	}
 	m.decided = true
 	dec := schema.CallDecided{CallID: m.setup.ID, Mode: m.cfg.Mode, At: schema.UTC(now)}
-	if f.err != nil {
+	switch {
+	case errors.Is(f.err, caller.ErrBusy):
+		// The node is saturated (caller.Client.classify says how it
+		// tells that from a store that is down). Passing would feed the
+		// flood to the PBX, and store-down's fail-open would turn overload
+		// into "pass everything": the caller is told to retry later.
+		// Nothing was recorded for this call by the grain, as with
+		// store-down, so it is told nothing.
+		m.busy = true
+		m.action = schema.Reject
+		dec.Busy, dec.Error, dec.Action = true, f.err.Error(), m.action
+	case f.err != nil:
 		// The grain could not record a verdict: fail open or closed as
 		// configured. caller.ErrInvalid (a request the grain refuses) is
 		// treated alike: the caller must not be punished for our bug.
@@ -252,7 +269,7 @@ func (m *machine) onVerdict(f admitted, now time.Time) []output {
 			m.action = schema.Pass // observe mode refuses nothing
 		}
 		dec.StoreDown, dec.Error, dec.Action = true, f.err.Error(), m.action
-	} else {
+	default:
 		m.verdict = f.v
 		m.action = f.v.Verdict
 		if m.cfg.Mode == schema.Observe {
@@ -267,7 +284,7 @@ func (m *machine) onVerdict(f admitted, now time.Time) []output {
 		// The caller left while the grain decided. A challenge that never
 		// started is still the grain's to hear about: the caller
 		// abandoned it.
-		if !m.storeDown && m.action == schema.Challenge {
+		if m.recorded() && m.action == schema.Challenge {
 			out = m.challengeEnded(out, schema.Abandoned, "caller-left", now)
 		}
 		return m.end(out, *m.ended)
@@ -276,7 +293,7 @@ func (m *machine) onVerdict(f admitted, now time.Time) []output {
 	case schema.Reject:
 		m.phase = passing
 		return append(out, orderReject{Rejection{
-			StoreDown: m.storeDown, Error: dec.Error, Rule: m.verdict.Rule, Level: m.verdict.Level, Reason: m.verdict.Reason,
+			StoreDown: m.storeDown, Busy: m.busy, Error: dec.Error, Rule: m.verdict.Rule, Level: m.verdict.Level, Reason: m.verdict.Reason,
 		}})
 	case schema.Challenge:
 		if f.code == "" {
@@ -413,8 +430,12 @@ func (m *machine) challengeEnded(out []output, o schema.Outcome, cause string, n
 	}
 	m.outcome = o
 	out = append(out, recordEvent{schema.ChallengeEnded{CallID: m.setup.ID, Outcome: o, Cause: cause, At: schema.UTC(now)}})
-	if m.storeDown {
+	if !m.recorded() {
 		return out // the grain never recorded this call
 	}
 	return append(out, tellOutcome{o})
 }
+
+// recorded reports whether the grain recorded the call (it gave a
+// verdict).
+func (m *machine) recorded() bool { return !m.storeDown && !m.busy }

@@ -48,6 +48,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	    4747... by default, none when the draw failed.
 //	verdict fails err=TEXT [at T]
 //	    the grain could not decide.
+//	verdict busy err=TEXT [at T]
+//	    the node was too busy to decide (caller.ErrBusy wrapping TEXT).
 //	early-media [codec=C] [telephone-event=B] [at T]
 //	answered [by=guard|pbx] [at T]     by the guard once a code was drawn, else the PBX
 //	digit KEY [rfc4733|info|inband] [at T]
@@ -375,7 +377,7 @@ func (r *runner) took(outs []output) {
 
 func (r *runner) verdict(a *args) (fact, error) {
 	if len(a.pos) != 1 {
-		return nil, errors.New("verdict: want pass, challenge, reject or fails")
+		return nil, errors.New("verdict: want pass, challenge, reject, fails or busy")
 	}
 	if a.pos[0] == "fails" {
 		msg, ok := a.opt("err")
@@ -383,6 +385,13 @@ func (r *runner) verdict(a *args) (fact, error) {
 			return nil, errors.New("verdict fails: want err=")
 		}
 		return admitted{err: errors.New(msg)}, nil
+	}
+	if a.pos[0] == "busy" {
+		msg, ok := a.opt("err")
+		if !ok {
+			return nil, errors.New("verdict busy: want err=")
+		}
+		return admitted{err: fmt.Errorf("%w: %s", caller.ErrBusy, msg)}, nil
 	}
 	v := caller.Verdict{CallID: r.setup.ID, Verdict: schema.Verdict(a.pos[0]), At: r.clock, Revision: 7}
 	if !v.Verdict.Valid() {
@@ -436,6 +445,10 @@ func (r *runner) print(outs []output) string {
 				lines = append(lines, "reject store-down error="+quote(o.r.Error))
 				break
 			}
+			if o.r.Busy {
+				lines = append(lines, "reject busy error="+quote(o.r.Error))
+				break
+			}
 			s := fmt.Sprintf("reject level=%d", o.r.Level)
 			if o.r.Rule != "" {
 				s += " rule=" + string(o.r.Rule)
@@ -475,8 +488,12 @@ func (r *runner) fmtEvent(p schema.Payload) string {
 		add("mode", e.Mode)
 		at = e.At
 	case schema.CallDecided:
-		if e.StoreDown {
-			f = append(f, "store-down")
+		if e.StoreDown || e.Busy {
+			if e.StoreDown {
+				f = append(f, "store-down")
+			} else {
+				f = append(f, "busy")
+			}
 			add("error", quote(e.Error))
 		} else {
 			add("verdict", e.Verdict)
@@ -569,16 +586,16 @@ func (r *runner) checkInvariants(pos string) {
 			switch {
 			case typ == schema.TypeCallStarted && written != 0:
 				fail("CallStarted is not the first of the call stream")
-			case written == 0 && typ != schema.TypeCallStarted && (decided == nil || decided.StoreDown):
+			case written == 0 && typ != schema.TypeCallStarted && (decided == nil || decided.StoreDown || decided.Busy):
 				fail("the call stream of a call the grain did not record does not start with CallStarted")
 			case written == 1 && seen[schema.TypeCallStarted] && typ != schema.TypeCallDecided:
 				fail("the call stream's CallStarted is not followed by CallDecided")
 			}
 			written++
-			if d, ok := ev.(schema.CallDecided); ok && !d.StoreDown {
+			if d, ok := ev.(schema.CallDecided); ok && !d.StoreDown && !d.Busy {
 				fail("the call stream repeats a decision the grain recorded")
 			}
-			if decided != nil && !decided.StoreDown && decided.Action == schema.Reject {
+			if decided != nil && !decided.StoreDown && !decided.Busy && decided.Action == schema.Reject {
 				fail("a reject carried out wrote %s to a call stream (CallReceived is its record)", typ)
 			}
 		case noteEvent:
@@ -644,7 +661,7 @@ func (r *runner) checkInvariants(pos string) {
 			}
 		case tellOutcome:
 			told++
-			if decided == nil || decided.StoreDown {
+			if decided == nil || decided.StoreDown || decided.Busy {
 				fail("the grain was told an outcome of a call it did not record")
 			}
 		case finish:
@@ -663,7 +680,7 @@ func (r *runner) checkInvariants(pos string) {
 		fail("bridged and hung up")
 	case told > 1:
 		fail("the grain was told %d outcomes", told)
-	case challengeEnded && decided != nil && !decided.StoreDown && told != 1:
+	case challengeEnded && decided != nil && !decided.StoreDown && !decided.Busy && told != 1:
 		fail("a challenge ended but the grain was not told")
 	}
 }

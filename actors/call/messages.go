@@ -55,6 +55,10 @@ type Rejection struct {
 	// policy rejects; Error says why.
 	StoreDown bool
 	Error     string
+	// Busy is set when the node was too busy to decide (caller.ErrBusy):
+	// an overload answer (503 with Retry-After), not the store-down
+	// policy; Error says why.
+	Busy bool
 	// Rule, Level and Reason are the verdict's.
 	Rule   schema.Rule
 	Level  int

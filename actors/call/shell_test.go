@@ -132,6 +132,9 @@ func (o *recordingObserver) Decided(v schema.Verdict, took time.Duration) {
 func (o *recordingObserver) Undecided(took time.Duration) {
 	o.calls = append(o.calls, fmt.Sprintf("undecided in %v", took))
 }
+func (o *recordingObserver) Busy(took time.Duration) {
+	o.calls = append(o.calls, fmt.Sprintf("busy in %v", took))
+}
 func (o *recordingObserver) ChallengeStarted() { o.calls = append(o.calls, "challenge started") }
 func (o *recordingObserver) ChallengeEnded()   { o.calls = append(o.calls, "challenge ended") }
 
@@ -178,6 +181,14 @@ func TestCountersFollowTheMachine(t *testing.T) {
 		},
 		counters: map[string]uint64{"rejected": 1, "store-down": 1, "unbilled": 1},
 		observed: []string{"undecided in 50ms"},
+	}, {
+		name: "busy: an overload answer, never the store-down policy",
+		facts: []timedFact{
+			{admitted{err: caller.ErrBusy}, at(0.1)},
+			{Ended{At: at(0.1), By: schema.PartyGuard, Cause: schema.EndBusy, Status: 503}, at(0.1)},
+		},
+		counters: map[string]uint64{"rejected": 1, "unbilled": 1},
+		observed: []string{"busy in 50ms"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

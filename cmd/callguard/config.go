@@ -66,6 +66,7 @@ type Config struct {
 	Billing           string        `env:"BILLING" envDefault:"minute" desc:"carrier billing: minute (every started minute) or second"`
 	ProjectionBatch   int           `env:"PROJECTION_BATCH" envDefault:"16384" desc:"events per projection transaction at most"`
 	MetricsListen     string        `env:"METRICS_LISTEN" envDefault:"127.0.0.1:9780" desc:"host:port of /metrics, /healthz and /readyz (no auth; loopback by default); empty disables"`
+	Pprof             bool          `env:"PPROF" envDefault:"false" desc:"serve Go's profiler at /debug/pprof on GUARD_METRICS_LISTEN, which must then be a loopback address (refused otherwise; reach a remote node through an SSH tunnel)"`
 	ReadyMaxLag       time.Duration `env:"READY_MAX_LAG" envDefault:"10s" desc:"/readyz fails while a projection is further behind than this"`
 	ReadyMaxLagEvents uint64        `env:"READY_MAX_LAG_EVENTS" envDefault:"0" desc:"/readyz fails while a projection is more events behind (0: no limit)"`
 

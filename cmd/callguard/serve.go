@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/callguard/callguard/projections/metrics"
@@ -83,6 +86,10 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 // GUARD_METRICS_LISTEN until ctx ends. They carry no secrets and need no
 // token, so the default listens on loopback only.
 func serveMetrics(ctx context.Context, cfg Config, g *guard, health *metrics.Health) (<-chan error, error) {
+	handler, err := metricsHandler(cfg, metrics.Mux(g.metrics, health))
+	if err != nil {
+		return nil, err
+	}
 	done := make(chan error, 1)
 	if cfg.MetricsListen == "" {
 		done <- nil
@@ -93,8 +100,12 @@ func serveMetrics(ctx context.Context, cfg Config, g *guard, health *metrics.Hea
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", cfg.MetricsListen, err)
 	}
-	srv := &http.Server{Handler: metrics.Mux(g.metrics, health), ReadHeaderTimeout: 5 * time.Second}
-	g.log.Info("metrics listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	paths := "/metrics /healthz /readyz"
+	if cfg.Pprof {
+		paths += " /debug/pprof"
+	}
+	g.log.Info("metrics listening", "addr", ln.Addr().String(), "paths", paths)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -109,4 +120,45 @@ func serveMetrics(ctx context.Context, cfg Config, g *guard, health *metrics.Hea
 		done <- err
 	}()
 	return done, nil
+}
+
+// metricsHandler is what the metrics listener serves: the metrics and
+// health probes, and with GUARD_PPROF Go's profiler under /debug/pprof/.
+//
+// The profiler shows the process's memory, goroutines and command line
+// and lets anyone who reaches it burn CPU for a profile's duration, so it
+// is off by default and served only on a loopback metrics listener: a
+// GUARD_PPROF with GUARD_METRICS_LISTEN on another address (or none) is a
+// configuration error, not a silent exposure. It shares the metrics
+// listener rather than opening a port of its own: one address to secure,
+// and the one an operator already tunnels to.
+func metricsHandler(cfg Config, base http.Handler) (http.Handler, error) {
+	if !cfg.Pprof {
+		return base, nil
+	}
+	if !loopbackListen(cfg.MetricsListen) {
+		return nil, fmt.Errorf("%sPPROF needs %sMETRICS_LISTEN on a loopback address (127.0.0.1:port, [::1]:port or localhost:port), not %q: the profiler must not be reachable from the network",
+			envPrefix, envPrefix, cfg.MetricsListen)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", base)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux, nil
+}
+
+// loopbackListen reports whether host:port listens on loopback only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -132,6 +132,9 @@ const (
 	// EndStoreDown: the caller grain could not decide and the store-down
 	// policy refused the call.
 	EndStoreDown EndCause = "store-down"
+	// EndBusy: the node was too busy to decide the call and answered 503
+	// with Retry-After (never the store-down policy).
+	EndBusy EndCause = "busy"
 	// EndShutdown: the guard stopped while the call was up.
 	EndShutdown EndCause = "shutdown"
 	// EndError: anything else that ended the call (see the log).
@@ -181,8 +184,13 @@ type CallDecided struct {
 	// StoreDown is set when the caller grain could not record a verdict
 	// (the store or the grain was unavailable); Error says why and Action
 	// is the configured fail-open or fail-closed choice.
-	StoreDown bool   `json:"storeDown,omitempty"`
-	Error     string `json:"error,omitempty"`
+	StoreDown bool `json:"storeDown,omitempty"`
+	// Busy is set when this node was too busy to get a verdict (its
+	// bound on decisions in flight was reached, or the grain answered
+	// too late while the store was healthy); Error says why and Action is
+	// reject: the caller was told 503 with Retry-After.
+	Busy  bool   `json:"busy,omitempty"`
+	Error string `json:"error,omitempty"`
 	// CallerRevision is the revision of the call's CallReceived in the
 	// caller stream (absent when StoreDown).
 	CallerRevision *uint64   `json:"callerRevision,omitempty"`

@@ -25,6 +25,7 @@
 //	challenges_active                        challenges in progress on this node
 //	sip_messages_total{direction,method,class}  SIP traffic: class is request or 1xx..6xx
 //	sip_untrusted_rejected_total             requests from sources not on the trusted trunk list
+//	sip_overload_total{reason}               load shed: max-calls, busy (503 + Retry-After), tcp-conns
 //
 // plus the Go runtime and process collectors.
 package metrics
@@ -32,6 +33,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +52,9 @@ const Namespace = "callguard"
 // policy handled them).
 const VerdictStoreDown = "store-down"
 
+// VerdictBusy labels calls the node was too busy to decide (answered 503).
+const VerdictBusy = "busy"
+
 // latencyBuckets span a fast decision on a warm grain (half a
 // millisecond) to one that waited on a slow store (seconds): doubling
 // from 0.5 ms to about 8 s.
@@ -67,6 +72,7 @@ type Metrics struct {
 	challenges    prometheus.Gauge
 	sipMessages   *prometheus.CounterVec
 	untrusted     prometheus.Counter
+	overload      *prometheus.CounterVec
 }
 
 // New returns the metrics on a new registry, with the Go runtime and
@@ -109,14 +115,21 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "sip_untrusted_rejected_total",
 			Help: "SIP requests refused because their source is not a trusted trunk.",
 		}),
+		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sip_overload_total",
+			Help: "Load the SIP guard shed, by reason: max-calls (INVITE answered 503 at MAX_CALLS), busy (call answered 503, the node too busy to decide), tcp-conns (TCP connection closed at accept).",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.calls, m.decision, m.appendLatency, m.appendErrors, m.grains, m.challenges,
-		m.sipMessages, m.untrusted,
+		m.sipMessages, m.untrusted, m.overload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every verdict shows from the start, at zero: a rate over a series
 	// that appears only with its first call reads as no data.
-	for _, v := range []string{string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown} {
+	for _, v := range []string{string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown, VerdictBusy} {
 		m.calls.WithLabelValues(v)
+	}
+	for _, r := range overloadReasons {
+		m.overload.WithLabelValues(r)
 	}
 	return m
 }
@@ -132,7 +145,7 @@ func (m *Metrics) Handler() http.Handler {
 // verdictLabel bounds the verdict label to the known values.
 func verdictLabel(v string) string {
 	switch v {
-	case string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown:
+	case string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown, VerdictBusy:
 		return v
 	}
 	return "other"
@@ -158,6 +171,9 @@ func (m *Metrics) Decided(v schema.Verdict, took time.Duration) {
 // Undecided counts a call the grain could not decide (the store-down
 // policy handled it).
 func (m *Metrics) Undecided(took time.Duration) { m.ObserveDecision(VerdictStoreDown, took) }
+
+// Busy counts a call the node was too busy to decide.
+func (m *Metrics) Busy(took time.Duration) { m.ObserveDecision(VerdictBusy, took) }
 
 // ObserveAppend records an event store append that took d and failed with
 // err (nil: succeeded).
@@ -235,6 +251,21 @@ func (m *Metrics) RejectedUntrusted() {
 	if m != nil {
 		m.untrusted.Inc()
 	}
+}
+
+// Overload reasons, as the SIP guard reports them (guard.Overload*).
+var overloadReasons = []string{"max-calls", "busy", "tcp-conns"}
+
+// Overloaded counts load the SIP guard shed for reason; an unknown reason
+// counts as "other", so the label stays bounded.
+func (m *Metrics) Overloaded(reason string) {
+	if m == nil {
+		return
+	}
+	if !slices.Contains(overloadReasons, reason) {
+		reason = "other"
+	}
+	m.overload.WithLabelValues(reason).Inc()
 }
 
 func directionLabel(d string) string {

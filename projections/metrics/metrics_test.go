@@ -55,12 +55,21 @@ func TestMetrics(t *testing.T) {
 	m.SIPResponse(Out, "INVITE", 603)
 	m.SIPRequest(In, "HACK")
 	m.RejectedUntrusted()
+	m.Overloaded("max-calls")
+	m.Overloaded("max-calls")
+	m.Overloaded("busy")
+	m.Overloaded("no such reason")
 	text := scrape(t, m.Handler())
 	for _, l := range []string{
+		`callguard_sip_overload_total{reason="max-calls"} 2`,
+		`callguard_sip_overload_total{reason="busy"} 1`,
+		`callguard_sip_overload_total{reason="tcp-conns"} 0`,
+		`callguard_sip_overload_total{reason="other"} 1`,
 		`callguard_calls_total{verdict="pass"} 2`,
 		`callguard_calls_total{verdict="challenge"} 1`,
 		`callguard_calls_total{verdict="reject"} 0`,
 		`callguard_calls_total{verdict="store-down"} 0`,
+		`callguard_calls_total{verdict="busy"} 0`,
 		`callguard_calls_total{verdict="other"} 1`,
 		`callguard_decision_seconds_bucket{verdict="pass",le="0.004"} 1`,
 		`callguard_decision_seconds_bucket{verdict="pass",le="+Inf"} 2`,
@@ -90,6 +99,7 @@ func TestMetrics(t *testing.T) {
 	none.ChallengeEnded()
 	none.SIPResponse(In, "BYE", 200)
 	none.RejectedUntrusted()
+	none.Overloaded("busy")
 	none.WatchProjections(nil)
 }
 

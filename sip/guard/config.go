@@ -27,6 +27,15 @@ var ErrConfig = errors.New("SIP guard configuration")
 // addresses in GUARD_TRUSTED_PEERS) to take real traffic.
 const DefaultListen = "127.0.0.1:5060"
 
+// The overload bounds' defaults (Config's envDefault tags say the same;
+// TestDefaultConfig checks it): see Config.MaxCalls and the fields after.
+const (
+	DefaultMaxCalls    = 2000
+	defaultRetryAfter  = 5 * time.Second
+	defaultMaxTCPConns = 256
+	defaultTCPIdle     = 120 * time.Second
+)
+
 // Config configures the SIP guard: its listeners, trusted trunks, the PBX,
 // prompts and media. How each call is decided and timed (mode, grace,
 // code, store-down policy) is call.Config's. The env tags are read under
@@ -80,6 +89,33 @@ type Config struct {
 	// RingTimeout is how long the PBX may ring without answering; then
 	// the PBX leg is cancelled and the caller gets 480.
 	RingTimeout time.Duration `env:"RING_TIMEOUT" envDefault:"90s" desc:"time the PBX may ring unanswered before the call is ended with 480"`
+
+	// MaxCalls caps the calls in progress on this node (from INVITE to
+	// the end of the call, answered ones included). A new INVITE beyond
+	// it gets 503 with Retry-After at once, before any decision work, and
+	// is counted. The default: a node sustains 750 passed calls/s today
+	// (3,400 is the goal), a decision takes at most DECIDE_TIMEOUT (2 s),
+	// so 1,500-7,000 calls can be deciding at once at full rate; a
+	// toll-free line's PBX rarely has more than a few hundred agents on
+	// line. 2,000 keeps every measured rate below the cap while bounding
+	// memory (a call's session, dialogs and actor are tens of KiB: the
+	// bound is tens of MiB, not the gigabytes an unbounded flood took).
+	MaxCalls int `env:"MAX_CALLS" envDefault:"2000" desc:"calls in progress on this node (INVITE to end of call) beyond which new INVITEs get 503 with Retry-After"`
+
+	// RetryAfter is the Retry-After (RFC 3261 §20.33) of the guard's
+	// overload answers (MAX_CALLS reached, the node too busy to decide):
+	// whole seconds, at least 1.
+	RetryAfter time.Duration `env:"RETRY_AFTER" envDefault:"5s" desc:"Retry-After of the 503 sent when the node is overloaded (whole seconds)"`
+
+	// MaxTCPConns caps the SIP TCP connections the guard accepts at once;
+	// one more is closed as soon as it is accepted. A carrier trunk uses
+	// a handful.
+	MaxTCPConns int `env:"SIP_TCP_MAX_CONNS" envDefault:"256" desc:"SIP TCP connections accepted at once; more are closed at accept"`
+
+	// TCPIdle closes an accepted SIP TCP connection on which nothing
+	// arrived for this long (a trunk sends keep-alives or traffic well
+	// within it; Kamailio's tcp_connection_lifetime default is 120 s).
+	TCPIdle time.Duration `env:"SIP_TCP_IDLE" envDefault:"120s" desc:"an accepted SIP TCP connection silent for this long is closed"`
 }
 
 // DefaultConfig returns the configuration with every field at its
@@ -107,6 +143,10 @@ type settings struct {
 	prompts    *sounds.Prompts
 	pbxTimeout time.Duration
 	ringTime   time.Duration
+	maxCalls   int
+	retryAfter int // seconds
+	maxTCP     int
+	tcpIdle    time.Duration
 }
 
 // Validate reports every problem with c, each naming its variable; the
@@ -166,5 +206,34 @@ func (c Config) parse() (settings, error) {
 		bad("GUARD_PBX_TIMEOUT and GUARD_RING_TIMEOUT must be positive")
 	}
 	s.pbxTimeout, s.ringTime = c.PBXTimeout, c.RingTimeout
+	// The overload bounds: zero (a Config built in Go without them) takes
+	// the default; a bound cannot be switched off.
+	s.maxCalls, s.maxTCP, s.tcpIdle = c.MaxCalls, c.MaxTCPConns, c.TCPIdle
+	retryAfter := c.RetryAfter
+	if s.maxCalls == 0 {
+		s.maxCalls = DefaultMaxCalls
+	}
+	if s.maxTCP == 0 {
+		s.maxTCP = defaultMaxTCPConns
+	}
+	if s.tcpIdle == 0 {
+		s.tcpIdle = defaultTCPIdle
+	}
+	if retryAfter == 0 {
+		retryAfter = defaultRetryAfter
+	}
+	if s.maxCalls < 1 {
+		bad("GUARD_MAX_CALLS is %d, want at least 1", c.MaxCalls)
+	}
+	if retryAfter < time.Second || retryAfter%time.Second != 0 {
+		bad("GUARD_RETRY_AFTER is %v, want whole seconds, at least 1s", c.RetryAfter)
+	}
+	s.retryAfter = int(retryAfter / time.Second)
+	if s.maxTCP < 1 {
+		bad("GUARD_SIP_TCP_MAX_CONNS is %d, want at least 1", c.MaxTCPConns)
+	}
+	if s.tcpIdle < time.Second {
+		bad("GUARD_SIP_TCP_IDLE is %v, want at least 1s", c.TCPIdle)
+	}
 	return s, errors.Join(errs...)
 }

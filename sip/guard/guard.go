@@ -107,13 +107,30 @@ type Observer interface {
 	ResponseOut(method string, status int)
 	// RejectedUntrusted: a request refused for its untrusted source.
 	RejectedUntrusted()
+	// Overloaded: the guard shed load; reason is one of the Overload
+	// constants.
+	Overloaded(reason string)
 }
+
+// Why the guard shed load, as Observer.Overloaded says it.
+const (
+	// OverloadMaxCalls: an INVITE refused with 503 because MAX_CALLS
+	// calls were in progress.
+	OverloadMaxCalls = "max-calls"
+	// OverloadBusy: a call refused with 503 because the node was too busy
+	// to decide it (caller.ErrBusy).
+	OverloadBusy = "busy"
+	// OverloadTCP: a TCP connection closed at accept because
+	// SIP_TCP_MAX_CONNS were open.
+	OverloadTCP = "tcp-conns"
+)
 
 type noObserver struct{}
 
 func (noObserver) RequestIn(string)        {}
 func (noObserver) ResponseOut(string, int) {}
 func (noObserver) RejectedUntrusted()      {}
+func (noObserver) Overloaded(string)       {}
 
 // Guard is the SIP front of one node.
 type Guard struct {
@@ -142,6 +159,10 @@ type Guard struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	// starting counts INVITEs admitted under MAX_CALLS whose session is
+	// being started; with the sessions they make up the calls in
+	// progress.
+	starting int
 	closing  bool
 	served   atomic.Bool
 }
@@ -150,6 +171,7 @@ type Guard struct {
 type counters struct {
 	requests, invites, options, refused, invalid, malformed atomic.Uint64
 	noDialog, panics                                        atomic.Uint64
+	maxCalls, busy, tcpShed                                 atomic.Uint64
 }
 
 // New checks cfg and prepares a guard; Serve starts it.
@@ -246,7 +268,8 @@ func (g *Guard) Serve(ctx context.Context) error {
 		"media", g.set.mediaIP.String(), "rtpPorts", fmt.Sprintf("%d-%d", g.set.rtpLo, g.set.rtpHi))
 	errc := make(chan error, 2)
 	go func() { errc <- g.srv.ServeUDP(udp) }()
-	go func() { errc <- g.srv.ServeTCP(tcp) }()
+	bounded := newBoundedListener(tcp, g.set.maxTCP, g.set.tcpIdle, func() { g.overloaded(OverloadTCP) })
+	go func() { errc <- g.srv.ServeTCP(bounded) }()
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -352,6 +375,11 @@ type Stats struct {
 	NoDialog uint64
 	// Panics counts handler panics caught (each answered 500).
 	Panics uint64
+	// OverMaxCalls counts INVITEs refused for MAX_CALLS, Busy the calls
+	// refused because the node was too busy to decide them (both 503 with
+	// Retry-After), TCPShed the TCP connections closed at accept for
+	// SIP_TCP_MAX_CONNS.
+	OverMaxCalls, Busy, TCPShed uint64
 	// ActiveSessions is the calls in progress on the SIP side; Dialogs
 	// the dialogs they hold (one or two each).
 	ActiveSessions, Dialogs int
@@ -380,6 +408,7 @@ func (g *Guard) Stats() Stats {
 		Requests: g.stats.requests.Load(), Invites: g.stats.invites.Load(), Options: g.stats.options.Load(),
 		Refused: g.stats.refused.Load(), Invalid: g.stats.invalid.Load(), Malformed: g.stats.malformed.Load(),
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
+		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),
@@ -416,6 +445,40 @@ func (g *Guard) shutdown() {
 			return
 		}
 	}
+}
+
+// admit reserves a place for a new call under MAX_CALLS; false when the
+// node is full. The caller calls started once the session is started, or
+// failed to.
+func (g *Guard) admit() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.sessions)+g.starting >= g.set.maxCalls {
+		return false
+	}
+	g.starting++
+	return true
+}
+
+// started releases the reservation of admit: the session is in sessions
+// now, or will never be.
+func (g *Guard) started() {
+	g.mu.Lock()
+	g.starting--
+	g.mu.Unlock()
+}
+
+// overloaded counts load shed for reason (an Overload constant).
+func (g *Guard) overloaded(reason string) {
+	switch reason {
+	case OverloadMaxCalls:
+		g.stats.maxCalls.Add(1)
+	case OverloadBusy:
+		g.stats.busy.Add(1)
+	case OverloadTCP:
+		g.stats.tcpShed.Add(1)
+	}
+	g.d.Observer.Overloaded(reason)
 }
 
 func (g *Guard) addSession(s *session) bool {

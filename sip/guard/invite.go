@@ -2,6 +2,7 @@ package guard
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -43,6 +44,16 @@ func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	g.stats.invites.Add(1)
+	// MAX_CALLS, before any other work on the call: a full node answers
+	// at once, and nothing of the call is kept.
+	if !g.admit() {
+		g.overloaded(OverloadMaxCalls)
+		g.log.Debug("INVITE refused: MAX_CALLS reached", "max", g.set.maxCalls, "callId", callIDOf(req))
+		g.refuseWith(req, tx, refusalOf(refMaxCalls))
+		return
+	}
+	release := sync.OnceFunc(g.started)
+	defer release()
 	bad := func(r refusal) {
 		g.stats.invalid.Add(1)
 		g.log.Debug("INVITE refused", "status", r.status, "why", r.text, "source", req.Source(), "callId", callIDOf(req))
@@ -84,6 +95,7 @@ func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s, err := g.newSession(req, tx, body, offer, cl, ce)
+	release() // the session counts among the calls now, or never will
 	if err != nil {
 		g.log.Error("cannot start a call", "err", err, "callId", callIDOf(req))
 		g.refuseWith(req, tx, refusalOf(refGuardBusy))

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -26,7 +27,9 @@ import (
 //
 // The catalogue (refusalOf has each entry, with the section that calls
 // for it). "site" marks a status or text the refusing code supplies;
-// "–" marks no Reason header (the status says it all) or no BYE.
+// "–" marks no Reason header (the status says it all) or no BYE; "+RA"
+// adds a Retry-After header (RFC 3261 §20.33) of GUARD_RETRY_AFTER
+// seconds: the overload answers.
 //
 //	entry              status        Q.850  Reason text                        when
 //	refUntrusted       403           –      source not trusted                 a request from a source not in TRUSTED_PEERS
@@ -41,6 +44,8 @@ import (
 //	refBadCaller       400           –      bad caller identity                no usable caller number
 //	refNoCallee        404           –      no called number                   no usable called number
 //	refGuardBusy       503           –      guard busy                         no session could be started
+//	refMaxCalls        503+RA        –      too many calls                     MAX_CALLS calls in progress
+//	refBusy            503+RA        41     busy                               the node too busy to decide (caller.ErrBusy)
 //	refInfoType        415           –      –                                  INFO with a body that is not DTMF (with Accept)
 //	refInfoBad         400           –      –                                  INFO with an unreadable key
 //	refRelayTimeout    408           –      –                                  the other leg did not answer a relayed INFO
@@ -100,6 +105,8 @@ const (
 	refBadCaller
 	refNoCallee
 	refGuardBusy
+	refMaxCalls
+	refBusy
 	refInfoType
 	refInfoBad
 	refRelayTimeout
@@ -141,6 +148,9 @@ type refusal struct {
 	text string
 	// rfc is the section that calls for the status.
 	rfc string
+	// retryAfter adds Retry-After with GUARD_RETRY_AFTER: an overload
+	// answer (RFC 3261 §21.5.4).
+	retryAfter bool
 }
 
 // refusalOf is the catalogue. Statuses are RFC 3261 §21 unless said.
@@ -172,6 +182,12 @@ func refusalOf(id refusalID) refusal {
 		return refusal{status: 404, text: "no called number", rfc: `RFC 3261 §21.4.5: "the user does not exist at the domain specified in the Request-URI"`}
 	case refGuardBusy:
 		return refusal{status: 503, text: "guard busy", rfc: `RFC 3261 §21.5.4: "temporarily unable to process the request due to a temporary overloading"`}
+	case refMaxCalls:
+		return refusal{status: 503, text: "too many calls", retryAfter: true,
+			rfc: `RFC 3261 §21.5.4: "temporary overloading ... the server MAY indicate when the client should retry the request in a Retry-After header field"`}
+	case refBusy:
+		return refusal{status: 503, q850: q850TemporaryFailure, text: "busy", retryAfter: true,
+			rfc: `RFC 3261 §21.5.4 with Retry-After (§20.33); never the store-down policy`}
 	case refInfoType:
 		return refusal{status: 415, rfc: `RFC 6086 §4.2.2, RFC 3261 §21.4.13: 415 with Accept`}
 	case refInfoBad:
@@ -243,7 +259,19 @@ func (r refusal) withQ850(cause int) refusal {
 
 // refuseWith answers req with refusal r and optional extra headers.
 func (g *Guard) refuseWith(req *sip.Request, tx sip.ServerTransaction, r refusal, hdrs ...sip.Header) {
+	if h := g.retryAfter(r); h != nil {
+		hdrs = append(hdrs, h)
+	}
 	g.respond(req, tx, r.status, r.text, hdrs)
+}
+
+// retryAfter is the Retry-After header of an overload refusal, nil for
+// the others.
+func (g *Guard) retryAfter(r refusal) sip.Header {
+	if !r.retryAfter {
+		return nil
+	}
+	return sip.NewHeader("Retry-After", strconv.Itoa(g.set.retryAfter))
 }
 
 // reasonHeader builds an RFC 3326 Reason header.
@@ -351,6 +379,10 @@ func rejectionText(r call.Rejection) string {
 // rejection is the refusal of a policy or store-down reject; reject is
 // REJECT_STATUS.
 func rejection(r call.Rejection, reject int) refusal {
+	if r.Busy {
+		// The node is overloaded: "not now, retry after".
+		return refusalOf(refBusy)
+	}
 	if r.StoreDown {
 		// Fail closed: 503 says "not now", and a carrier may route the
 		// call elsewhere; the policy did not refuse this caller.

@@ -99,6 +99,9 @@ func TestRefusalCatalogue(t *testing.T) {
 			if r.status != 0 && !siteStatus[id] && !strings.HasPrefix(string(row[1]), strconv.Itoa(r.status)) {
 				t.Errorf("table says status %s, catalogue %d", row[1], r.status)
 			}
+			if ra := strings.HasSuffix(string(row[1]), "+RA"); ra != r.retryAfter {
+				t.Errorf("table says status %s, catalogue retryAfter %v", row[1], r.retryAfter)
+			}
 			if r.q850 != 0 && string(row[2]) != strconv.Itoa(r.q850) && string(row[2]) != "site" {
 				t.Errorf("table says Q.850 %s, catalogue %d", row[2], r.q850)
 			}
@@ -141,6 +144,7 @@ func TestSiteRefusals(t *testing.T) {
 	}{
 		{"reject", rejection(call.Rejection{Rule: "hourly limit", Level: 3}, 603), 603, 21, "policy: hourly limit, level 3"},
 		{"store down", rejection(call.Rejection{StoreDown: true}, 603), 503, 21, "decision unavailable"},
+		{"busy", rejection(call.Rejection{Busy: true, Error: "node busy"}, 603), 503, 41, "busy"},
 		{"wrong code", hangupRefusal(call.Hangup{Cause: schema.EndChallengeFailed, Detail: "wrong code"}, 486), 486, 21, "challenge failed: wrong code"},
 		{"shutdown", hangupRefusal(call.Hangup{Cause: schema.EndShutdown, Detail: textShutdown}, 603), 503, 41, "shutting down"},
 		{"media", hangupRefusal(call.Hangup{Cause: schema.EndMediaFailed, Detail: "x"}, 603), 488, 41, "x"},

@@ -218,7 +218,11 @@ func (s *session) Hangup(h call.Hangup) { s.post(func() { s.doHangup(h) }) }
 
 func (s *session) doReject(r call.Rejection) {
 	e := ending{by: schema.PartyGuard, cause: schema.EndRejected, refusal: rejection(r, s.g.set.reject)}
-	if r.StoreDown {
+	switch {
+	case r.Busy:
+		e.cause = schema.EndBusy
+		s.g.overloaded(OverloadBusy)
+	case r.StoreDown:
 		e.cause = schema.EndStoreDown
 	}
 	s.end(e)
@@ -288,6 +292,9 @@ func (s *session) respondFinal(r refusal) {
 	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, r.status, phrase(r.status), nil)
 	if r.text != "" {
 		res.AppendHeader(reasonHeader("SIP", r.status, r.text))
+	}
+	if h := s.g.retryAfter(r); h != nil {
+		res.AppendHeader(h)
 	}
 	if err := s.tx.Respond(res); err != nil {
 		s.log.Debug("final response not sent", "status", r.status, "err", err)

@@ -52,7 +52,23 @@ type Options struct {
 	// AllowMissingMaxForwards accepts requests without Max-Forwards (RFC
 	// 2543 equipment, RFC 4475 §3.4.1); by default they get 400.
 	AllowMissingMaxForwards bool
+	// MaxVia caps the Via header field values of a request (default
+	// DefaultMaxVia); more get 400. MaxHeaders caps its header fields
+	// (default DefaultMaxHeaders); more get 513.
+	MaxVia, MaxHeaders int
 }
+
+// DefaultMaxVia is the most Via values a request may carry: one per hop,
+// and RFC 3261 §16.6 step 3 starts Max-Forwards at 70, so a request with
+// more has been through more proxies than a loop-free path allows. The
+// guard is a B2BUA and never forwards the Vias, but each is parsed, kept
+// and copied into every response of the transaction.
+const DefaultMaxVia = 70
+
+// DefaultMaxHeaders is the most header fields a request may carry. A
+// carrier's INVITE has 10-30 (SIP-I trunks add a few P- headers); 256
+// leaves room for any of them and bounds what one message costs to keep.
+const DefaultMaxHeaders = 256
 
 // DefaultBodyTypes are the bodies the guard understands: SDP for the
 // offer/answer methods (RFC 3264), and DTMF relay in INFO. A
@@ -90,6 +106,8 @@ func Request(req *sip.Request) (status int, reason string, ok bool) {
 // Check validates req. The checks, in order:
 //
 //   - 505 for a SIP version other than 2.0 (RFC 3261 §8.2, §16.3 step 1);
+//   - 513 for more than MaxHeaders header fields (§21.5.11) and 400 for
+//     more than MaxVia Via values: one message's work stays bounded;
 //   - 400 for a missing mandatory header or a repeated single-value one
 //     (§8.1.1, §7.3.1), a CSeq method that is not the request's (§8.1.1.5),
 //     and headers in the Request-URI (§19.1.1, Table 1);
@@ -108,6 +126,29 @@ func Check(req *sip.Request, opts Options) Result {
 	// checked first: a UAS answers 505 to a request of another version.
 	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
 		return bad(505, "Version Not Supported")
+	}
+	// Bounded work per message, before anything else reads the headers:
+	// RFC 3261 §21.5.11 513 for a message larger than the server handles,
+	// and a plain 400 for a Via list longer than any sane path.
+	maxHeaders, maxVia := opts.MaxHeaders, opts.MaxVia
+	if maxHeaders <= 0 {
+		maxHeaders = DefaultMaxHeaders
+	}
+	if maxVia <= 0 {
+		maxVia = DefaultMaxVia
+	}
+	hdrs := req.Headers()
+	vias := 0
+	for _, h := range hdrs {
+		if _, ok := h.(*sip.ViaHeader); ok {
+			vias++
+		}
+	}
+	if vias > maxVia {
+		return bad(400, "Too Many Via Headers")
+	}
+	if len(hdrs) > maxHeaders {
+		return bad(513, "Message Too Large")
 	}
 	// §8.1.1: the mandatory headers. sipgo reports a header it could not
 	// parse as absent, so this also catches malformed ones.

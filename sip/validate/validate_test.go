@@ -2,6 +2,7 @@ package validate
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -196,6 +197,29 @@ func request(t *testing.T, method, ruri, body string, headers ...string) *sip.Re
 	return msg.(*sip.Request)
 }
 
+// vias returns n Via values for request, perLine of them per header line
+// (a comma-separated list, RFC 3261 §7.3.1).
+func vias(n, perLine int) []string {
+	var lines []string
+	for i := 0; i < n; i += perLine {
+		var vals []string
+		for j := i; j < min(n, i+perLine); j++ {
+			vals = append(vals, fmt.Sprintf("SIP/2.0/TCP 198.51.100.%d:5060;branch=z9hG4bK-%d", j%250+1, j))
+		}
+		lines = append(lines, "Via: "+strings.Join(vals, ", "))
+	}
+	return lines
+}
+
+// manyHeaders returns n extension headers for request.
+func manyHeaders(n int) []string {
+	hs := make([]string, n)
+	for i := range hs {
+		hs[i] = fmt.Sprintf("X-Filler-%d: %d", i, i)
+	}
+	return hs
+}
+
 const sipI = "--unique-boundary-1\r\n" +
 	"Content-Type: application/sdp\r\n\r\n" + sdpBody +
 	"--unique-boundary-1\r\n" +
@@ -291,6 +315,27 @@ func TestCheck(t *testing.T) {
 		{"Accept anything", func(t *testing.T) *sip.Request { return request(t, "INVITE", ruri, sdpBody, "Accept: */*") }, Options{}, 0, ""},
 		{"Accept on OPTIONS is not checked", func(t *testing.T) *sip.Request {
 			return request(t, "OPTIONS", ruri, "", "Accept: text/html")
+		}, Options{}, 0, ""},
+		{"70 Via headers", func(t *testing.T) *sip.Request {
+			return request(t, "INVITE", ruri, sdpBody, vias(70, 1)...)
+		}, Options{}, 0, ""},
+		{"71 Via headers", func(t *testing.T) *sip.Request {
+			return request(t, "INVITE", ruri, sdpBody, vias(71, 1)...)
+		}, Options{}, 400, "Too Many Via Headers"},
+		{"1,000 Via headers", func(t *testing.T) *sip.Request {
+			return request(t, "INVITE", ruri, sdpBody, vias(1000, 1)...)
+		}, Options{}, 400, "Too Many Via Headers"},
+		{"71 Via values in comma lists", func(t *testing.T) *sip.Request {
+			return request(t, "INVITE", ruri, sdpBody, vias(71, 10)...)
+		}, Options{}, 400, "Too Many Via Headers"},
+		{"Via cap set lower", func(t *testing.T) *sip.Request {
+			return request(t, "BYE", ruri, "", vias(3, 1)...)
+		}, Options{MaxVia: 2}, 400, "Too Many Via Headers"},
+		{"300 headers", func(t *testing.T) *sip.Request {
+			return request(t, "INVITE", ruri, sdpBody, manyHeaders(300)...)
+		}, Options{}, 513, "Message Too Large"},
+		{"200 headers", func(t *testing.T) *sip.Request {
+			return request(t, "INVITE", ruri, sdpBody, manyHeaders(200)...)
 		}, Options{}, 0, ""},
 	}
 	for _, tt := range tests {
