@@ -164,12 +164,26 @@ type Options struct {
 	// and readiness probe pays for it); Status then reports LagEvents =
 	// MaxLagCount and LagAtLeast. Lag in seconds is exact either way.
 	MaxLagCount int
-	// NoSync skips the fsync of each commit. A projection is rebuildable
-	// and a crash of the process still keeps every commit (the page cache
-	// survives it), but a power loss could leave a corrupt file to delete.
-	// Benchmarks and tests only; off by default.
+	// CommitInterval is the cadence of a live projection: the events
+	// that arrive are gathered and committed together when BatchSize of
+	// them are pending or CommitInterval after the first of them arrived,
+	// whichever comes first (default DefaultCommitInterval; negative:
+	// commit each arrival at once). A waiter (WaitFor, CatchUp) has the
+	// events it waits for committed at once.
+	CommitInterval time.Duration
+	// After is the timer of the cadence and of retry pauses (default
+	// time.After); tests give a fake one.
+	After func(time.Duration) <-chan time.Time
+	// NoSync skips the fsync of each commit. Benchmarks and tests only;
+	// off by default: see "Durability" in the package documentation.
 	NoSync bool
 }
+
+// DefaultCommitInterval is the default of Options.CommitInterval: at a
+// few hundred calls a second, ten commits a second per projection in
+// place of one per event, and a read model at most a tenth of a second
+// (plus one commit) behind the log.
+const DefaultCommitInterval = 100 * time.Millisecond
 
 // Runner runs a set of projections against one store. It is safe for
 // concurrent use.
@@ -185,6 +199,10 @@ type Runner struct {
 	closed  bool
 	workers []*worker
 	byName  map[string]*worker
+
+	// commitTx commits a projection's write transaction; tests replace
+	// it to make writes fail as a full disk does.
+	commitTx func(*bolt.Tx) error
 }
 
 // Open opens (creating if needed) the projections' databases in dir and
@@ -203,6 +221,12 @@ func Open(ctx context.Context, dir string, store events.Store, projections []Pro
 	}
 	if opts.MaxLagCount <= 0 {
 		opts.MaxLagCount = 1000
+	}
+	if opts.CommitInterval == 0 {
+		opts.CommitInterval = DefaultCommitInterval
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open projections in %s: %w", dir, err)
@@ -225,7 +249,7 @@ func Open(ctx context.Context, dir string, store events.Store, projections []Pro
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
 	r := &Runner{dir: dir, store: store, opts: opts, byName: byName,
-		log: opts.Logger.With("component", "projections")}
+		log: opts.Logger.With("component", "projections"), commitTx: (*bolt.Tx).Commit}
 	for _, p := range projections {
 		w, err := r.openWorker(p)
 		if err != nil {
@@ -257,7 +281,7 @@ func (r *Runner) openWorker(p Projection) (*worker, error) {
 		}
 		return nil, fmt.Errorf("open projection %s: %w", path, err)
 	}
-	w := &worker{r: r, p: p, name: p.Name(), db: db, path: path, progress: make(chan struct{})}
+	w := &worker{r: r, p: p, name: p.Name(), db: db, path: path, progress: make(chan struct{}), flush: make(chan struct{}, 1)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketCheckpoint); err != nil {
 			return err
@@ -353,16 +377,9 @@ func (r *Runner) Rebuild(ctx context.Context, names ...string) error {
 	if r.closed {
 		return ErrClosed
 	}
-	ws := r.workers
-	if len(names) > 0 {
-		ws = nil
-		for _, n := range names {
-			w, ok := r.byName[n]
-			if !ok {
-				return fmt.Errorf("rebuild %q: %w", n, ErrUnknownProjection)
-			}
-			ws = append(ws, w)
-		}
+	ws, err := r.named(names)
+	if err != nil {
+		return fmt.Errorf("rebuild %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
@@ -385,8 +402,25 @@ func (r *Runner) Rebuild(ctx context.Context, names ...string) error {
 
 // CatchUp waits until every projection has applied the log up to the head
 // as it is when CatchUp is called. It returns an error wrapping ErrFailed
-// as soon as a projection fails, and ErrNotStarted before Start.
+// as soon as a projection fails on an event, and ErrNotStarted before
+// Start. A projection whose writes fail is waited for: it retries.
 func (r *Runner) CatchUp(ctx context.Context) error {
+	if err := r.started(); err != nil {
+		return err
+	}
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: head of the log: %w", err)
+	}
+	for _, w := range r.workers {
+		if err := w.waitFor(ctx, head); err != nil {
+			return fmt.Errorf("catch up: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) started() error {
 	r.mu.Lock()
 	started, closed := r.ctx != nil, r.closed
 	r.mu.Unlock()
@@ -396,27 +430,44 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	case !started:
 		return ErrNotStarted
 	}
-	head, err := r.store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("catch up: head of the log: %w", err)
+	return nil
+}
+
+// WaitFor waits until the named projections (all when names is empty)
+// have applied the log up to pos, having what they hold committed at
+// once rather than on the cadence. It returns an error wrapping ErrFailed
+// when one of them stopped on an event, ctx's error when it ends first,
+// and ErrNotStarted before Start.
+func (r *Runner) WaitFor(ctx context.Context, pos events.Position, names ...string) error {
+	if err := r.started(); err != nil {
+		return err
 	}
-	for _, w := range r.workers {
-		for {
-			wake, cp, failure := w.snapshot()
-			if failure != nil {
-				return fmt.Errorf("catch up: %w", failure.err())
-			}
-			if !cp.position().Less(head) {
-				break
-			}
-			select {
-			case <-wake:
-			case <-ctx.Done():
-				return fmt.Errorf("catch up %s at %v of %v: %w", w.name, cp.position(), head, ctx.Err())
-			}
+	ws, err := r.named(names)
+	if err != nil {
+		return fmt.Errorf("wait for %v: %w", pos, err)
+	}
+	for _, w := range ws {
+		if err := w.waitFor(ctx, pos); err != nil {
+			return fmt.Errorf("wait for %v: %w", pos, err)
 		}
 	}
 	return nil
+}
+
+// named returns the workers of names, or all of them.
+func (r *Runner) named(names []string) ([]*worker, error) {
+	if len(names) == 0 {
+		return r.workers, nil
+	}
+	ws := make([]*worker, 0, len(names))
+	for _, n := range names {
+		w, ok := r.byName[n]
+		if !ok {
+			return nil, fmt.Errorf("%q: %w", n, ErrUnknownProjection)
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
 }
 
 // Viewer gives read access to projections' buckets; *Runner implements
