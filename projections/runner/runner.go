@@ -25,17 +25,51 @@
 //	model         the projection's bucket; its layout is the projection's
 //	              business (see each package)
 //
+// # Cadence
+//
+// A live projection does not commit once per event: the events that
+// arrive are gathered and committed together when Options.BatchSize of
+// them are pending or Options.CommitInterval (100 ms by default) after
+// the first of them arrived, whichever comes first. At a few hundred
+// calls a second that is ten commits a second per projection instead of
+// thousands, and a read model stays a fraction of a second behind the
+// log. A catch-up fills whole batches. Whoever needs a read model up to
+// a position now (WaitFor, CatchUp, Await: the admin API before a read)
+// has the pending events committed at once instead of on the cadence.
+//
+// # Durability
+//
+// Each commit is fsynced (bbolt's default), though a projection could be
+// rebuilt from the log: what matters is that the checkpoint never runs
+// ahead of the read model it covers, and one synced bbolt transaction
+// gives that — after a crash or a power loss the file holds both or
+// neither. Without the fsync (Options.NoSync), a power loss could
+// persist the new meta page before the pages it points to: a torn file
+// that bbolt does not always detect on open, and then a read model that
+// no longer matches its checkpoint. On the cadence a projection syncs
+// about ten times a second, which costs little; NoSync stays for
+// benchmarks. The freelist is not synced (NoFreelistSync): bbolt
+// rebuilds it on open, which is safe.
+//
 // # Failures
 //
-// A projection whose Apply fails on an event stops there: the events of
-// the batch before it are committed, the failing event's position, stream,
-// type and the error are logged and shown in Status, and the projection
-// does nothing more until it is rebuilt or the process restarts (which
-// retries the same event: a fold is deterministic, so it fails again
-// unless the code was fixed). It never skips an event silently. A write
-// to its own database that fails (a full disk) stops it the same way.
-// The other projections carry on. A store that fails is retried with a
-// growing pause; that is not a projection failure.
+// A projection whose Apply or Flush fails on an event stops there: the
+// events of the batch before it are committed, the failing event's
+// position, stream, type and the error are logged and shown in Status
+// (State Failed), and the projection does nothing more until it is
+// rebuilt or the process restarts (which retries the same event: a fold
+// is deterministic, so it fails again unless the code was fixed). It
+// never skips an event silently.
+//
+// A write to its own database that fails (the commit: a full disk, an
+// I/O error) is not the event's fault: the projection shows State
+// Retrying with the error, and resumes by itself after a pause that
+// grows from 100 ms to 5 s, until a commit succeeds. It resumes from the
+// checkpoint read back from the file, never from memory: whether or not
+// the failed commit reached the file, the checkpoint there is the one
+// that goes with the read model there, so nothing is applied twice or
+// skipped. The other projections carry on. A store that fails is
+// retried the same way; that is not a projection failure.
 //
 // # Lag
 //

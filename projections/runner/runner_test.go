@@ -101,7 +101,9 @@ func (e *env) open(opts Options, ps ...Projection) *Runner {
 	if opts.Clock == nil {
 		opts.Clock = e.clock.Now
 	}
-	opts.Logger = quiet()
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
 	r, err := Open(context.Background(), filepath.Join(e.dir, DirName), e.store, ps, opts)
 	if err != nil {
 		e.t.Fatal(err)

@@ -175,7 +175,13 @@ func (w *worker) run(ctx context.Context, done chan struct{}) {
 				continue
 			}
 			w.mu.Lock()
+			if cp.position().Less(stored.position()) {
+				// The commit reported failed had reached the file: a
+				// write went through, so writing works.
+				w.failure = nil
+			}
 			w.cp = stored
+			w.notifyLocked()
 			w.mu.Unlock()
 			cp = stored
 		}
