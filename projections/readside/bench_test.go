@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,7 +162,8 @@ func commits(b *testing.B, rs *ReadSide) uint64 {
 // events appended as the call makes them (its caller stream and its call
 // stream, no buffering across calls), for 3 s, and reports the
 // projections' commits per second and events per commit, all projections
-// together, with the worst lag seen when the writing stops.
+// together, and the CPU time of the process (writer, store and
+// projections) per call.
 func BenchmarkSteadyRate(b *testing.B) {
 	ctx := context.Background()
 	for range b.N {
@@ -176,6 +178,7 @@ func BenchmarkSteadyRate(b *testing.B) {
 		sim.Buffer = 1 // each append is flushed as it is made
 		const rate, span = 500, 3 * time.Second
 		tick := time.NewTicker(time.Second / rate)
+		cpu0 := cpuTime(b)
 		began := time.Now()
 		at := start
 		n := 0
@@ -191,11 +194,23 @@ func BenchmarkSteadyRate(b *testing.B) {
 		if err := rs.Runner.CatchUp(ctx); err != nil {
 			b.Fatal(err)
 		}
+		cpu := cpuTime(b) - cpu0
 		c := commits(b, rs) - txBefore
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/call")
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "calls/s")
 		b.ReportMetric(float64(sim.Events)/elapsed.Seconds(), "appended-events/s")
 		b.ReportMetric(float64(c)/elapsed.Seconds(), "commits/s")
 		b.ReportMetric(float64(sim.Events)*float64(len(rs.Runner.Names()))/float64(c), "events/commit")
 		b.ReportMetric(0, "ns/op")
 	}
+}
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
