@@ -111,8 +111,9 @@ import (
 // DirName is the projections' directory inside the data directory.
 const DirName = "projections"
 
-// DefaultBatchSize is how many events at most one transaction applies
-// (a live projection applies what has arrived, usually one). A commit
+// DefaultBatchSize is how many events at most one transaction applies,
+// and the size bound of the cadence (a live projection commits sooner,
+// on CommitInterval, unless thousands of events arrive within it). A commit
 // rewrites every page the batch touched, and a read model keyed by
 // caller touches pages all over its tree, so a catch-up gains from big
 // batches: 16384 events rebuild half again as fast as 4096, and hold a
