@@ -70,6 +70,11 @@ type Config struct {
 	ReadyMaxLag       time.Duration `env:"READY_MAX_LAG" envDefault:"10s" desc:"/readyz fails while a projection is further behind than this"`
 	ReadyMaxLagEvents uint64        `env:"READY_MAX_LAG_EVENTS" envDefault:"0" desc:"/readyz fails while a projection is more events behind (0: no limit)"`
 
+	// ProjectionCommitInterval is the projections' cadence (see
+	// projections/runner): with ProjectionBatch, the time and size bounds
+	// of a live projection's commit.
+	ProjectionCommitInterval time.Duration `env:"PROJECTION_COMMIT_INTERVAL" envDefault:"100ms" desc:"a live projection commits the events it gathered this long after the first of them arrived, or sooner when GUARD_PROJECTION_BATCH are pending or an admin read waits for them (0: commit each arrival)"`
+
 	// AdminURL is where the CLI finds a running guard's admin API.
 	AdminURL string `env:"ADMIN_URL" desc:"URL of a running guard's admin API, for the CLI (default: http:// + GUARD_ADMIN_LISTEN)"`
 
@@ -143,6 +148,12 @@ func (c Config) validate() error {
 	}
 	if c.GrainIdle <= 0 {
 		errs = append(errs, fmt.Errorf("%sGRAIN_IDLE is %v, want a positive duration", envPrefix, c.GrainIdle))
+	}
+	if c.ProjectionCommitInterval < 0 || c.ProjectionCommitInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("%sPROJECTION_COMMIT_INTERVAL is %v, want 0 to 1m (a tenth of a second is usual)", envPrefix, c.ProjectionCommitInterval))
+	}
+	if c.Admin.ReadWait < 0 {
+		errs = append(errs, fmt.Errorf("%sADMIN_READ_WAIT is %v, want a positive duration", envPrefix, c.Admin.ReadWait))
 	}
 	if c.EventStoreURL != "" {
 		if u, err := url.Parse(c.EventStoreURL); err != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover") {

@@ -113,6 +113,10 @@ func openReadSide(ctx context.Context, cfg Config, store events.Store, log *slog
 		Reports: cfg.reportsConfig(),
 		Runner:  runner.Options{BatchSize: cfg.ProjectionBatch, SequentialPositions: cfg.EventStoreURL == ""},
 	}
+	rcfg.Runner.CommitInterval = cfg.ProjectionCommitInterval
+	if rcfg.Runner.CommitInterval == 0 {
+		rcfg.Runner.CommitInterval = -1 // the runner's "at once"
+	}
 	rs, err := readside.Open(ctx, rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("open projections: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/callguard/callguard/actors/policy/replay"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
+	"github.com/callguard/callguard/projections/runner"
 )
 
 // runAudit prints a caller's whole history as a timeline: every call with
@@ -149,6 +150,7 @@ func askGuard[T any](cfg Config, stderr io.Writer, viaAPI func(*adminClient) (T,
 		var zero T
 		return zero, err
 	}
+	c.Stale = func(_ string, fr runner.Freshness) { warnStale(stderr, fr) }
 	return viaAPI(c)
 }
 
@@ -249,4 +251,14 @@ func setField(field reflect.Value, s string) error {
 		return fmt.Errorf("unsupported setting type %s", field.Type())
 	}
 	return nil
+}
+
+// warnStale tells the CLI's user that an answer of the guard's read side
+// is not current.
+func warnStale(w io.Writer, fr runner.Freshness) {
+	why := fr.Reason
+	if why == "" {
+		why = "see callguard projections"
+	}
+	fmt.Fprintf(w, "callguard: warning: this answer comes from a projection that is %s: %s\n", fr.Status, why)
 }

@@ -98,6 +98,8 @@ func (h *Health) Check(ctx context.Context) Readiness {
 		switch {
 		case st.State == runner.Failed:
 			p.Reason = fmt.Sprintf("failed at %s: %s", st.Failure.At, st.Failure.Error)
+		case st.State == runner.Retrying:
+			p.Reason = fmt.Sprintf("cannot write its database (%d attempts, retrying): %s", st.Failure.Attempts, st.Failure.Error)
 		case st.State != runner.Running:
 			p.Reason = "not running"
 		case h.MaxLagEvents > 0 && st.LagEvents > h.MaxLagEvents:

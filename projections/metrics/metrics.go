@@ -317,7 +317,7 @@ var (
 	lagSecondsDesc = prometheus.NewDesc(Namespace+"_projection_lag_seconds",
 		"How long the oldest event the projection has not applied has been in the store.", []string{"projection"}, nil)
 	failedDesc = prometheus.NewDesc(Namespace+"_projection_failed",
-		"1 when the projection stopped on an event it could not apply.", []string{"projection"}, nil)
+		"1 when the projection stopped on an event it could not apply, or while it cannot write its database (it retries).", []string{"projection"}, nil)
 	eventsDesc = prometheus.NewDesc(Namespace+"_projection_events",
 		"Events the projection has consumed since the start of the log.", []string{"projection"}, nil)
 )
@@ -342,7 +342,7 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, st := range sts {
 		failed := 0.0
-		if st.State == runner.Failed {
+		if st.State == runner.Failed || st.State == runner.Retrying {
 			failed = 1
 		}
 		ch <- prometheus.MustNewConstMetric(lagEventsDesc, prometheus.GaugeValue, float64(st.LagEvents), st.Name)

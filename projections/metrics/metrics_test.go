@@ -197,6 +197,9 @@ func TestProjectionMetricsAndReadiness(t *testing.T) {
 	src.sts[1].State, src.sts[1].Failure = runner.Failed, &runner.Failure{At: "42", Error: "bad payload"}
 	ready(503, "failed at 42: bad payload")
 	hasLine(t, scrape(t, m.Handler()), `callguard_projection_failed{projection="reports"} 1`)
+	src.sts[1].State, src.sts[1].Failure = runner.Retrying, &runner.Failure{At: "43", Error: "no space left on device", Retrying: true, Attempts: 3}
+	ready(503, "cannot write its database (3 attempts, retrying): no space left on device")
+	hasLine(t, scrape(t, m.Handler()), `callguard_projection_failed{projection="reports"} 1`)
 	src.sts[1].State, src.sts[1].Failure = runner.Running, nil
 	ready(200, `"ready":true`)
 

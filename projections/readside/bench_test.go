@@ -2,13 +2,17 @@ package readside
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/simtest"
@@ -83,6 +87,7 @@ func BenchmarkLiveLag(b *testing.B) {
 		dir := b.TempDir()
 		store := openStore(b, filepath.Join(dir, "events"))
 		rs := openReadSide(b, dir, store, time.Now, 0)
+		txBefore := commits(b, rs)
 		if err := rs.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -127,6 +132,85 @@ func BenchmarkLiveLag(b *testing.B) {
 		b.ReportMetric(lags[len(lags)*99/100], "p99-lag-s")
 		b.ReportMetric(lags[len(lags)-1], "max-lag-s")
 		b.ReportMetric(float64(sim.Events)/elapsed.Seconds(), "appended-events/s")
+		n := commits(b, rs) - txBefore
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "commits/s")
+		b.ReportMetric(float64(sim.Events)*float64(len(rs.Runner.Names()))/float64(n), "events/commit")
 		b.ReportMetric(0, "ns/op")
 	}
+}
+
+// commits counts the write transactions committed in every projection's
+// file so far: the sum of their bbolt transaction IDs.
+func commits(b *testing.B, rs *ReadSide) uint64 {
+	b.Helper()
+	var n uint64
+	for _, name := range rs.Runner.Names() {
+		err := rs.Runner.View(name, func(root *bolt.Bucket) error {
+			if root != nil {
+				n += uint64(root.Tx().ID())
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return n
+}
+
+// BenchmarkSteadyRate writes calls at a steady 500 a second, each call's
+// events appended as the call makes them (its caller stream and its call
+// stream, no buffering across calls), for 3 s, and reports the
+// projections' commits per second and events per commit, all projections
+// together, and the CPU time of the process (writer, store and
+// projections) per call.
+func BenchmarkSteadyRate(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		dir := b.TempDir()
+		store := openStore(b, filepath.Join(dir, "events"))
+		rs := openReadSide(b, dir, store, time.Now, 0)
+		txBefore := commits(b, rs)
+		if err := rs.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		sim := simtest.New(b, store, policy.DefaultConfig())
+		sim.Buffer = 1 // each append is flushed as it is made
+		const rate, span = 500, 3 * time.Second
+		tick := time.NewTicker(time.Second / rate)
+		cpu0 := cpuTime(b)
+		began := time.Now()
+		at := start
+		n := 0
+		for time.Since(began) < span {
+			<-tick.C
+			at = at.Add(time.Second / rate)
+			sim.Place(simtest.Call{Caller: fmt.Sprintf("+7999%07d", n), Callee: "+78001234567", At: at})
+			sim.Flush()
+			n++
+		}
+		tick.Stop()
+		elapsed := time.Since(began)
+		if err := rs.Runner.CatchUp(ctx); err != nil {
+			b.Fatal(err)
+		}
+		cpu := cpuTime(b) - cpu0
+		c := commits(b, rs) - txBefore
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/call")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "calls/s")
+		b.ReportMetric(float64(sim.Events)/elapsed.Seconds(), "appended-events/s")
+		b.ReportMetric(float64(c)/elapsed.Seconds(), "commits/s")
+		b.ReportMetric(float64(sim.Events)*float64(len(rs.Runner.Names()))/float64(c), "events/commit")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

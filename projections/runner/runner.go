@@ -25,17 +25,51 @@
 //	model         the projection's bucket; its layout is the projection's
 //	              business (see each package)
 //
+// # Cadence
+//
+// A live projection does not commit once per event: the events that
+// arrive are gathered and committed together when Options.BatchSize of
+// them are pending or Options.CommitInterval (100 ms by default) after
+// the first of them arrived, whichever comes first. At a few hundred
+// calls a second that is ten commits a second per projection instead of
+// thousands, and a read model stays a fraction of a second behind the
+// log. A catch-up fills whole batches. Whoever needs a read model up to
+// a position now (WaitFor, CatchUp, Await: the admin API before a read)
+// has the pending events committed at once instead of on the cadence.
+//
+// # Durability
+//
+// Each commit is fsynced (bbolt's default), though a projection could be
+// rebuilt from the log: what matters is that the checkpoint never runs
+// ahead of the read model it covers, and one synced bbolt transaction
+// gives that — after a crash or a power loss the file holds both or
+// neither. Without the fsync (Options.NoSync), a power loss could
+// persist the new meta page before the pages it points to: a torn file
+// that bbolt does not always detect on open, and then a read model that
+// no longer matches its checkpoint. On the cadence a projection syncs
+// about ten times a second, which costs little; NoSync stays for
+// benchmarks. The freelist is not synced (NoFreelistSync): bbolt
+// rebuilds it on open, which is safe.
+//
 // # Failures
 //
-// A projection whose Apply fails on an event stops there: the events of
-// the batch before it are committed, the failing event's position, stream,
-// type and the error are logged and shown in Status, and the projection
-// does nothing more until it is rebuilt or the process restarts (which
-// retries the same event: a fold is deterministic, so it fails again
-// unless the code was fixed). It never skips an event silently. A write
-// to its own database that fails (a full disk) stops it the same way.
-// The other projections carry on. A store that fails is retried with a
-// growing pause; that is not a projection failure.
+// A projection whose Apply or Flush fails on an event stops there: the
+// events of the batch before it are committed, the failing event's
+// position, stream, type and the error are logged and shown in Status
+// (State Failed), and the projection does nothing more until it is
+// rebuilt or the process restarts (which retries the same event: a fold
+// is deterministic, so it fails again unless the code was fixed). It
+// never skips an event silently.
+//
+// A write to its own database that fails (the commit: a full disk, an
+// I/O error) is not the event's fault: the projection shows State
+// Retrying with the error, and resumes by itself after a pause that
+// grows from 100 ms to 5 s, until a commit succeeds. It resumes from the
+// checkpoint read back from the file, never from memory: whether or not
+// the failed commit reached the file, the checkpoint there is the one
+// that goes with the read model there, so nothing is applied twice or
+// skipped. The other projections carry on. A store that fails is
+// retried the same way; that is not a projection failure.
 //
 // # Lag
 //
@@ -77,8 +111,9 @@ import (
 // DirName is the projections' directory inside the data directory.
 const DirName = "projections"
 
-// DefaultBatchSize is how many events at most one transaction applies
-// (a live projection applies what has arrived, usually one). A commit
+// DefaultBatchSize is how many events at most one transaction applies,
+// and the size bound of the cadence (a live projection commits sooner,
+// on CommitInterval, unless thousands of events arrive within it). A commit
 // rewrites every page the batch touched, and a read model keyed by
 // caller touches pages all over its tree, so a catch-up gains from big
 // batches: 16384 events rebuild half again as fast as 4096, and hold a
@@ -164,12 +199,26 @@ type Options struct {
 	// and readiness probe pays for it); Status then reports LagEvents =
 	// MaxLagCount and LagAtLeast. Lag in seconds is exact either way.
 	MaxLagCount int
-	// NoSync skips the fsync of each commit. A projection is rebuildable
-	// and a crash of the process still keeps every commit (the page cache
-	// survives it), but a power loss could leave a corrupt file to delete.
-	// Benchmarks and tests only; off by default.
+	// CommitInterval is the cadence of a live projection: the events
+	// that arrive are gathered and committed together when BatchSize of
+	// them are pending or CommitInterval after the first of them arrived,
+	// whichever comes first (default DefaultCommitInterval; negative:
+	// commit each arrival at once). A waiter (WaitFor, CatchUp) has the
+	// events it waits for committed at once.
+	CommitInterval time.Duration
+	// After is the timer of the cadence and of retry pauses (default
+	// time.After); tests give a fake one.
+	After func(time.Duration) <-chan time.Time
+	// NoSync skips the fsync of each commit. Benchmarks and tests only;
+	// off by default: see "Durability" in the package documentation.
 	NoSync bool
 }
+
+// DefaultCommitInterval is the default of Options.CommitInterval: at a
+// few hundred calls a second, ten commits a second per projection in
+// place of one per event, and a read model at most a tenth of a second
+// (plus one commit) behind the log.
+const DefaultCommitInterval = 100 * time.Millisecond
 
 // Runner runs a set of projections against one store. It is safe for
 // concurrent use.
@@ -185,6 +234,10 @@ type Runner struct {
 	closed  bool
 	workers []*worker
 	byName  map[string]*worker
+
+	// commitTx commits a projection's write transaction; tests replace
+	// it to make writes fail as a full disk does.
+	commitTx func(*bolt.Tx) error
 }
 
 // Open opens (creating if needed) the projections' databases in dir and
@@ -203,6 +256,12 @@ func Open(ctx context.Context, dir string, store events.Store, projections []Pro
 	}
 	if opts.MaxLagCount <= 0 {
 		opts.MaxLagCount = 1000
+	}
+	if opts.CommitInterval == 0 {
+		opts.CommitInterval = DefaultCommitInterval
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open projections in %s: %w", dir, err)
@@ -225,7 +284,7 @@ func Open(ctx context.Context, dir string, store events.Store, projections []Pro
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
 	r := &Runner{dir: dir, store: store, opts: opts, byName: byName,
-		log: opts.Logger.With("component", "projections")}
+		log: opts.Logger.With("component", "projections"), commitTx: (*bolt.Tx).Commit}
 	for _, p := range projections {
 		w, err := r.openWorker(p)
 		if err != nil {
@@ -257,7 +316,7 @@ func (r *Runner) openWorker(p Projection) (*worker, error) {
 		}
 		return nil, fmt.Errorf("open projection %s: %w", path, err)
 	}
-	w := &worker{r: r, p: p, name: p.Name(), db: db, path: path, progress: make(chan struct{})}
+	w := &worker{r: r, p: p, name: p.Name(), db: db, path: path, progress: make(chan struct{}), flush: make(chan struct{}, 1)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketCheckpoint); err != nil {
 			return err
@@ -353,16 +412,9 @@ func (r *Runner) Rebuild(ctx context.Context, names ...string) error {
 	if r.closed {
 		return ErrClosed
 	}
-	ws := r.workers
-	if len(names) > 0 {
-		ws = nil
-		for _, n := range names {
-			w, ok := r.byName[n]
-			if !ok {
-				return fmt.Errorf("rebuild %q: %w", n, ErrUnknownProjection)
-			}
-			ws = append(ws, w)
-		}
+	ws, err := r.named(names)
+	if err != nil {
+		return fmt.Errorf("rebuild %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
@@ -385,8 +437,25 @@ func (r *Runner) Rebuild(ctx context.Context, names ...string) error {
 
 // CatchUp waits until every projection has applied the log up to the head
 // as it is when CatchUp is called. It returns an error wrapping ErrFailed
-// as soon as a projection fails, and ErrNotStarted before Start.
+// as soon as a projection fails on an event, and ErrNotStarted before
+// Start. A projection whose writes fail is waited for: it retries.
 func (r *Runner) CatchUp(ctx context.Context) error {
+	if err := r.started(); err != nil {
+		return err
+	}
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: head of the log: %w", err)
+	}
+	for _, w := range r.workers {
+		if err := w.waitFor(ctx, head); err != nil {
+			return fmt.Errorf("catch up: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) started() error {
 	r.mu.Lock()
 	started, closed := r.ctx != nil, r.closed
 	r.mu.Unlock()
@@ -396,27 +465,44 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	case !started:
 		return ErrNotStarted
 	}
-	head, err := r.store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("catch up: head of the log: %w", err)
+	return nil
+}
+
+// WaitFor waits until the named projections (all when names is empty)
+// have applied the log up to pos, having what they hold committed at
+// once rather than on the cadence. It returns an error wrapping ErrFailed
+// when one of them stopped on an event, ctx's error when it ends first,
+// and ErrNotStarted before Start.
+func (r *Runner) WaitFor(ctx context.Context, pos events.Position, names ...string) error {
+	if err := r.started(); err != nil {
+		return err
 	}
-	for _, w := range r.workers {
-		for {
-			wake, cp, failure := w.snapshot()
-			if failure != nil {
-				return fmt.Errorf("catch up: %w", failure.err())
-			}
-			if !cp.position().Less(head) {
-				break
-			}
-			select {
-			case <-wake:
-			case <-ctx.Done():
-				return fmt.Errorf("catch up %s at %v of %v: %w", w.name, cp.position(), head, ctx.Err())
-			}
+	ws, err := r.named(names)
+	if err != nil {
+		return fmt.Errorf("wait for %v: %w", pos, err)
+	}
+	for _, w := range ws {
+		if err := w.waitFor(ctx, pos); err != nil {
+			return fmt.Errorf("wait for %v: %w", pos, err)
 		}
 	}
 	return nil
+}
+
+// named returns the workers of names, or all of them.
+func (r *Runner) named(names []string) ([]*worker, error) {
+	if len(names) == 0 {
+		return r.workers, nil
+	}
+	ws := make([]*worker, 0, len(names))
+	for _, n := range names {
+		w, ok := r.byName[n]
+		if !ok {
+			return nil, fmt.Errorf("%q: %w", n, ErrUnknownProjection)
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
 }
 
 // Viewer gives read access to projections' buckets; *Runner implements

@@ -101,7 +101,9 @@ func (e *env) open(opts Options, ps ...Projection) *Runner {
 	if opts.Clock == nil {
 		opts.Clock = e.clock.Now
 	}
-	opts.Logger = quiet()
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
 	r, err := Open(context.Background(), filepath.Join(e.dir, DirName), e.store, ps, opts)
 	if err != nil {
 		e.t.Fatal(err)
@@ -400,13 +402,19 @@ func TestWriteText(t *testing.T) {
 		{Name: "lists", State: Running, Checkpoint: "10", Head: "10", Version: "1"},
 		{Name: "reports", State: Failed, Checkpoint: "6", Head: "10", LagEvents: 4, LagSeconds: 2.5, Version: "1",
 			Failure: &Failure{At: "7", Stream: "call-1", Revision: 2, Type: "CallEnded", Error: "bad payload"}},
+		{Name: "profiles", State: Retrying, Checkpoint: "8", Head: "10", LagEvents: 2, Version: "1",
+			Failure: &Failure{At: "10", Error: "no space left on device", Since: t0, Retrying: true, Attempts: 4}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"reports     failed", "reports stopped at 7 (call-1@2, CallEnded): bad payload", "callguard projections rebuild reports"} {
+	for _, want := range []string{"reports     failed", "reports stopped at 7 (call-1@2, CallEnded): bad payload", "callguard projections rebuild reports",
+		"profiles    retrying", "profiles cannot write its database since 2026-11-02T10:00:00Z (4 attempts): no space left on device\n  it retries by itself"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
 		}
+	}
+	if strings.Contains(b.String(), "rebuild profiles") {
+		t.Errorf("a retrying projection needs no rebuild:\n%s", b.String())
 	}
 }

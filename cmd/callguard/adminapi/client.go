@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/callguard/callguard/projections/runner"
 )
 
 // maxResponseBytes bounds what the Client reads of an answer. A timeline
@@ -28,6 +30,11 @@ type Client struct {
 	// Token is GUARD_ADMIN_TOKEN.
 	Token string
 	HTTP  *http.Client
+	// Stale, when set, hears of every answer of the read side that says
+	// it is not current (the X-Projection-Status header): the path asked
+	// and what the answer said, with the reason when it was JSON. The CLI
+	// prints a warning.
+	Stale func(path string, fr runner.Freshness)
 }
 
 // Whitelist posts req to POST /v1/whitelist.
@@ -151,6 +158,16 @@ func (c *Client) exchange(ctx context.Context, method, path, accept, contentType
 		return nil, fmt.Errorf("admin API: %s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if st := resp.Header.Get(HeaderProjectionStatus); st != "" && st != string(runner.ReadCurrent) && c.Stale != nil {
+			fr := runner.Freshness{Status: runner.Currency(st)}
+			var body struct {
+				Projection *runner.Freshness `json:"projection"`
+			}
+			if json.Unmarshal(data, &body) == nil && body.Projection != nil {
+				fr = *body.Projection
+			}
+			c.Stale(path, fr)
+		}
 		return data, nil
 	}
 	return nil, problemOf(resp, data)

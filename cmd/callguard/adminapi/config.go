@@ -23,6 +23,10 @@ const MinTokenLength = 16
 // DefaultRequestTimeout bounds one request's call into the cluster.
 const DefaultRequestTimeout = 10 * time.Second
 
+// DefaultReadWait bounds how long a read of the read side waits for its
+// projections to reach the head of the log.
+const DefaultReadWait = 2 * time.Second
+
 // ErrConfig means the configuration is refused; the message says why.
 var ErrConfig = errors.New("admin API configuration")
 
@@ -53,6 +57,12 @@ type Config struct {
 	// (5 s), so a store failure is reported as one rather than as a
 	// timeout.
 	RequestTimeout time.Duration `env:"ADMIN_REQUEST_TIMEOUT" envDefault:"10s" desc:"time limit of one admin API request inside the cluster"`
+
+	// ReadWait bounds how long a read of the lists, profiles or reports
+	// waits for its projection to reach the head of the log as it was
+	// when the read began; past it the answer is served as it stands,
+	// marked lagging. Default DefaultReadWait.
+	ReadWait time.Duration `env:"ADMIN_READ_WAIT" envDefault:"2s" desc:"how long an admin API read waits for its projection to catch up with the log before it answers marked lagging"`
 }
 
 func (c *Config) defaults() {
@@ -61,6 +71,9 @@ func (c *Config) defaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ReadWait <= 0 {
+		c.ReadWait = DefaultReadWait
 	}
 }
 

@@ -34,8 +34,16 @@
 //
 // The lists, reports, caller profiles and projections are read from the
 // node's projections (package projections/...), which follow the event
-// log within milliseconds when live; GET /v1/projections says how far
-// behind each one is. A list or report route answers CSV instead of JSON
+// log on a cadence (a tenth of a second by default) when live; GET
+// /v1/projections says how far behind each one is. A read waits, at most
+// GUARD_ADMIN_READ_WAIT, until its projection has applied the log up to
+// the head as it was when the read began (the wait has the projection
+// commit at once): so a command answered before the read began is in
+// the answer, on this node or any node of the same log. Every such
+// answer says how current it is in the X-Projection-Status header —
+// current; lagging (not caught up in time, or its writes fail and it
+// retries by itself); failed (stopped on an event; rebuild it) — and a
+// JSON answer in its "projection" member, with the reason. A list or report route answers CSV instead of JSON
 // when the Accept header ranks text/csv above application/json, or with
 // ?format=csv; a CSV export holds every entry the filters match, without
 // paging. The whitelist import takes a CSV body (the whitelist export's

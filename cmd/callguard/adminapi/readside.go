@@ -50,11 +50,67 @@ type Profiles interface {
 	Search(ctx context.Context, q profiles.Query) (profiles.Page, error)
 }
 
-// Projections answers GET /v1/projections and rebuilds.
+// Projections answers GET /v1/projections and rebuilds, and says how
+// current a read of the lists, profiles or reports is.
 type Projections interface {
 	Status(ctx context.Context) ([]runner.Status, error)
 	Rebuild(ctx context.Context, names ...string) error
+	// Await waits, as long as ctx allows, until the named projections
+	// have applied the log up to its head as it is when Await is called,
+	// and says how current they are (see runner.Runner.Await).
+	Await(ctx context.Context, names ...string) (runner.Freshness, error)
 }
+
+// HeaderProjectionStatus is set on every answer of the lists, profiles and
+// reports: current, lagging or failed (see "Read side" in the package
+// documentation). JSON answers carry the same in their "projection"
+// member.
+const HeaderProjectionStatus = "X-Projection-Status"
+
+// freshness makes a read consistent with the writes before it: it waits,
+// at most ReadWait, until the named projections have caught up with the
+// head of the log as it is now — so a command answered before this read
+// began, on this node or any node of the same log, is in the answer — and
+// says how current the answer is, in the header and in what it returns
+// for the JSON body. It returns nil on a node without projections.
+func (s *Server) freshness(w http.ResponseWriter, r *http.Request, names ...string) *runner.Freshness {
+	if s.d.Projections == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadWait)
+	defer cancel()
+	fr, err := s.d.Projections.Await(ctx, names...)
+	if err != nil {
+		fr = runner.Freshness{Status: runner.ReadLagging, Reason: err.Error()}
+	}
+	if fr.Status != runner.ReadCurrent {
+		s.d.Logger.Warn("admin API: read served from a projection that is not current", "request_id", requestID(r),
+			"projections", names, "status", fr.Status, "reason", fr.Reason)
+	}
+	w.Header().Set(HeaderProjectionStatus, string(fr.Status))
+	return &fr
+}
+
+// Answers of the read side: the read model's page or report, and how
+// current it is.
+type (
+	listAnswer[T any] struct {
+		lists.Page[T]
+		Projection *runner.Freshness `json:"projection,omitempty"`
+	}
+	profilesAnswer struct {
+		profiles.Page
+		Projection *runner.Freshness `json:"projection,omitempty"`
+	}
+	dailyAnswer struct {
+		reports.Daily
+		Projection *runner.Freshness `json:"projection,omitempty"`
+	}
+	topAnswer struct {
+		reports.Top
+		Projection *runner.Freshness `json:"projection,omitempty"`
+	}
+)
 
 var (
 	_ Lists             = (*lists.Lists)(nil)
@@ -241,6 +297,7 @@ func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, lq list
 	if csv {
 		lq.After, lq.Limit = "", lists.Unlimited
 	}
+	fr := s.freshness(w, r, lists.Name)
 	page, err := fetch(r.Context(), lq)
 	if err != nil {
 		s.readFail(w, r, fmt.Errorf("%s: %w", name, err))
@@ -250,7 +307,7 @@ func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, lq list
 		s.writeCSV(w, r, name+".csv", func(out io.Writer) error { return writeCSV(out, page.Items) })
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, page)
+	s.writeJSON(w, r, http.StatusOK, listAnswer[T]{Page: page, Projection: fr})
 }
 
 // importWhitelist reads a whitelist CSV and sends one whitelist command
@@ -330,6 +387,7 @@ func (s *Server) dailyReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	fr := s.freshness(w, r, reports.Name)
 	d, err := s.d.Reports.Daily(r.Context(), reports.Query{From: q.Get("from"), To: q.Get("to"), Callee: s.callee(q)})
 	if err != nil {
 		s.readFail(w, r, fmt.Errorf("daily report: %w", err))
@@ -339,7 +397,7 @@ func (s *Server) dailyReport(w http.ResponseWriter, r *http.Request) {
 		s.writeCSV(w, r, fmt.Sprintf("calls-%s-%s.csv", d.From, d.To), d.WriteCSV)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, d)
+	s.writeJSON(w, r, http.StatusOK, dailyAnswer{Daily: d, Projection: fr})
 }
 
 func (s *Server) topReport(w http.ResponseWriter, r *http.Request) {
@@ -352,6 +410,7 @@ func (s *Server) topReport(w http.ResponseWriter, r *http.Request) {
 	if v.failed(w, r) {
 		return
 	}
+	fr := s.freshness(w, r, reports.Name)
 	top, err := s.d.Reports.Top(r.Context(), reports.TopQuery{From: q.Get("from"), To: q.Get("to"), Limit: limit})
 	if err != nil {
 		s.readFail(w, r, fmt.Errorf("top callers: %w", err))
@@ -361,7 +420,7 @@ func (s *Server) topReport(w http.ResponseWriter, r *http.Request) {
 		s.writeCSV(w, r, fmt.Sprintf("top-%s-%s.csv", top.From, top.To), top.WriteCSV)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, top)
+	s.writeJSON(w, r, http.StatusOK, topAnswer{Top: top, Projection: fr})
 }
 
 func (s *Server) searchCallers(w http.ResponseWriter, r *http.Request) {
@@ -374,12 +433,13 @@ func (s *Server) searchCallers(w http.ResponseWriter, r *http.Request) {
 	if v.failed(w, r) {
 		return
 	}
+	fr := s.freshness(w, r, profiles.Name)
 	page, err := s.d.Profiles.Search(r.Context(), pq)
 	if err != nil {
 		s.readFail(w, r, fmt.Errorf("search callers: %w", err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, page)
+	s.writeJSON(w, r, http.StatusOK, profilesAnswer{Page: page, Projection: fr})
 }
 
 // ProjectionsView answers GET /v1/projections and rebuilds.

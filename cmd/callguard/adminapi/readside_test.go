@@ -50,6 +50,12 @@ type (
 		sts     []runner.Status
 		rebuilt [][]string
 		err     error
+		// fresh is what Await says (zero: current); with block, Await
+		// waits for its context to end first.
+		mu      sync.Mutex
+		fresh   runner.Freshness
+		block   bool
+		awaited [][]string
 	}
 )
 
@@ -89,6 +95,21 @@ func (f *fakeProfiles) Search(_ context.Context, q profiles.Query) (profiles.Pag
 }
 
 func (f *fakeProjections) Status(context.Context) ([]runner.Status, error) { return f.sts, nil }
+
+func (f *fakeProjections) Await(ctx context.Context, names ...string) (runner.Freshness, error) {
+	f.mu.Lock()
+	f.awaited = append(f.awaited, names)
+	fr, block := f.fresh, f.block
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return runner.Freshness{Status: runner.ReadLagging, Reason: "lists had not caught up with the log in time"}, nil
+	}
+	if fr.Status == "" {
+		fr.Status = runner.ReadCurrent
+	}
+	return fr, nil
+}
 
 func (f *fakeProjections) Rebuild(_ context.Context, names ...string) error {
 	if f.err != nil {
