@@ -290,17 +290,9 @@ func reasonHeader(protocol string, cause int, text string) sip.Header {
 // textPrefix opens the text of every Reason header the guard writes.
 const textPrefix = "callguard: "
 
-// quote makes a quoted-string (RFC 3261 §25.1): backslash and quote are
-// escaped, control characters dropped, and the text cut to keep headers
-// small.
-func quote(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	writeQuoted(&b, "", s)
-	return b.String()
-}
-
-// writeQuoted writes quote(prefix+s) to b without building prefix+s.
+// writeQuoted writes prefix+s as a quoted-string (RFC 3261 §25.1):
+// backslash and quote are escaped, control characters dropped, and the
+// text cut to keep headers small.
 func writeQuoted(b *strings.Builder, prefix, s string) {
 	const maxText = 200
 	b.WriteByte('"')
