@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,7 @@ type Metrics struct {
 	grains        prometheus.Gauge
 	challenges    prometheus.Gauge
 	sipMessages   *prometheus.CounterVec
+	sipCounters   sipCounters // sipMessages' children, looked up once
 	untrusted     prometheus.Counter
 	overload      *prometheus.CounterVec
 }
@@ -227,7 +229,7 @@ func (m *Metrics) SIPRequest(direction, method string) {
 	if m == nil {
 		return
 	}
-	m.sipMessages.WithLabelValues(directionLabel(direction), methodLabel(method), "request").Inc()
+	m.sipCounter(direction, method, 0).Inc()
 }
 
 // SIPResponse counts a SIP response with status to a request of method.
@@ -235,7 +237,50 @@ func (m *Metrics) SIPResponse(direction, method string, status int) {
 	if m == nil {
 		return
 	}
-	m.sipMessages.WithLabelValues(directionLabel(direction), methodLabel(method), statusClass(status)).Inc()
+	class := 7 // "other"
+	if status >= 100 && status <= 699 {
+		class = status / 100
+	}
+	m.sipCounter(direction, method, class).Inc()
+}
+
+// sipCounters caches sipMessages' children by direction, method and
+// kind (0 request, 1-6 the status classes, 7 other), so that counting a
+// message costs no label hashing or allocation after the first of its
+// kind; a child is created on first use, as WithLabelValues does.
+type sipCounters [3][len(methodNames) + 1][8]atomic.Pointer[prometheus.Counter]
+
+// methodNames are the methods the label keeps, in sipCounters' order.
+var methodNames = [...]string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER",
+	"INFO", "PRACK", "UPDATE", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH"}
+
+func (m *Metrics) sipCounter(direction, method string, kind int) prometheus.Counter {
+	dir := 2
+	switch direction {
+	case In:
+		dir = 0
+	case Out:
+		dir = 1
+	}
+	label := methodLabel(method)
+	meth := len(methodNames)
+	for i, name := range methodNames {
+		if name == label {
+			meth = i
+			break
+		}
+	}
+	slot := &m.sipCounters[dir][meth][kind]
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	class := "request"
+	if kind > 0 {
+		class = statusClass(kind * 100)
+	}
+	c := m.sipMessages.WithLabelValues(directionLabel(direction), label, class)
+	slot.Store(&c)
+	return c
 }
 
 // RequestIn counts a SIP request received (the SIP edge's observer).

@@ -77,7 +77,7 @@ func quiet() *slog.Logger {
 // env is one guard on loopback with the real caller grains, a recording
 // PBX, and the number this test calls from.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	store    events.Store
 	callers  *caller.Client
 	guard    *guard.Guard
@@ -107,7 +107,7 @@ func withCallers(c actorcall.Callers) envOption {
 
 // testCalls builds the calls of a guard under test as cmd does: the real
 // call actors on the shared node.
-func testCalls(t *testing.T, cfg actorcall.Config, deps actorcall.Deps) *actorcall.Spawner {
+func testCalls(t testing.TB, cfg actorcall.Config, deps actorcall.Deps) *actorcall.Spawner {
 	t.Helper()
 	sp, err := actorcall.NewSpawner(shared.node.System, deps, cfg)
 	if err != nil {
@@ -126,14 +126,14 @@ func testCallDeps() actorcall.Deps {
 	return actorcall.Deps{Callers: shared.callers, Store: shared.store, Clock: time.Now, Rand: actortest.FixedRand(testCode), Logger: quiet(), Node: "test"}
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	return newEnvPBX(t, false, opts...)
 }
 
 // newEnvPBX is newEnv with a PBX that listens on TCP as well when pbxTCP,
 // and GUARD_PBX_URI pointing at it over TCP.
-func newEnvPBX(t *testing.T, pbxTCP bool, opts ...envOption) *env {
+func newEnvPBX(t testing.TB, pbxTCP bool, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, store: shared.store, callers: shared.callers,
 		number: fmt.Sprintf("+7999%07d", 1000000+numberSeq.Add(1))}
@@ -365,7 +365,7 @@ func mediaPort(t *testing.T, pc *siptest.PBXCall) int {
 
 // shortPrompts writes a prompt set of short tones (the phrase 200 ms, each
 // digit 100 ms) so that challenges in tests take a fraction of a second.
-func shortPrompts(t *testing.T) string {
+func shortPrompts(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	tone := func(freq float64, d time.Duration) []int16 {

@@ -26,7 +26,7 @@ type peer struct {
 	conn net.PacketConn
 }
 
-func newPeer(t *testing.T, name string) *peer {
+func newPeer(t testing.TB, name string) *peer {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet())),
@@ -67,7 +67,7 @@ func (p *peer) serve() {
 
 // rtpSocket is a media socket on loopback and the offer or answer that
 // points at it.
-func rtpSocket(t *testing.T) *net.UDPConn {
+func rtpSocket(t testing.TB) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -83,7 +83,7 @@ func portOf(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
 // env's number.
 type fakeCaller struct {
 	*peer
-	t      *testing.T
+	t      testing.TB
 	rtp    *net.UDPConn
 	number string
 

@@ -276,34 +276,45 @@ func (g *Guard) retryAfter(r refusal) sip.Header {
 
 // reasonHeader builds an RFC 3326 Reason header.
 func reasonHeader(protocol string, cause int, text string) sip.Header {
-	return sip.NewHeader("Reason", fmt.Sprintf("%s;cause=%d;text=%s", protocol, cause, quote("callguard: "+text)))
+	// One buffer, sized once: a refusal is built on every rejected call.
+	var b strings.Builder
+	b.Grow(len(protocol) + len(";cause=000;text=") + len(textPrefix) + len(text) + 4)
+	b.WriteString(protocol)
+	b.WriteString(";cause=")
+	b.WriteString(strconv.Itoa(cause))
+	b.WriteString(";text=")
+	writeQuoted(&b, textPrefix, text)
+	return sip.NewHeader("Reason", b.String())
 }
 
-// quote makes a quoted-string (RFC 3261 §25.1): backslash and quote are
-// escaped, control characters dropped, and the text cut to keep headers
-// small.
-func quote(s string) string {
+// textPrefix opens the text of every Reason header the guard writes.
+const textPrefix = "callguard: "
+
+// writeQuoted writes prefix+s as a quoted-string (RFC 3261 §25.1):
+// backslash and quote are escaped, control characters dropped, and the
+// text cut to keep headers small.
+func writeQuoted(b *strings.Builder, prefix, s string) {
 	const maxText = 200
-	var b strings.Builder
 	b.WriteByte('"')
 	n := 0
-	for _, r := range s {
-		if n >= maxText {
-			break
+	for _, part := range [2]string{prefix, s} {
+		for _, r := range part {
+			if n >= maxText {
+				break
+			}
+			switch {
+			case r == '"' || r == '\\':
+				b.WriteByte('\\')
+				b.WriteRune(r)
+			case r < 0x20 || r == 0x7f:
+				continue
+			default:
+				b.WriteRune(r)
+			}
+			n++
 		}
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			continue
-		default:
-			b.WriteRune(r)
-		}
-		n++
 	}
 	b.WriteByte('"')
-	return b.String()
 }
 
 // phrase is the reason phrase of the statuses the guard sends (RFC 3261
@@ -369,11 +380,11 @@ func rejectionText(r call.Rejection) string {
 	if rule == "" {
 		rule = "policy"
 	}
-	text := fmt.Sprintf("policy: %s, level %d", rule, r.Level)
-	if r.Reason != "" {
-		text += ": " + r.Reason
+	level := strconv.Itoa(r.Level)
+	if r.Reason == "" {
+		return "policy: " + rule + ", level " + level
 	}
-	return text
+	return "policy: " + rule + ", level " + level + ": " + r.Reason
 }
 
 // rejection is the refusal of a policy or store-down reject; reject is

@@ -152,16 +152,27 @@ func Check(req *sip.Request, opts Options) Result {
 	}
 	// §8.1.1: the mandatory headers. sipgo reports a header it could not
 	// parse as absent, so this also catches malformed ones.
+	// One pass counts them all (req.GetHeaders allocates a slice and a
+	// lower-cased name per header for each name asked).
+	var seen [len(counted)]int
+	for _, h := range hdrs {
+		for i, name := range counted {
+			if headerIs(h, name) {
+				seen[i]++
+				break
+			}
+		}
+	}
 	for _, name := range mandatory {
 		if name == "Max-Forwards" && opts.AllowMissingMaxForwards {
 			continue
 		}
-		if len(req.GetHeaders(name)) == 0 {
+		if seen[countedIndex(name)] == 0 {
 			return bad(400, "Missing "+name)
 		}
 	}
 	for _, name := range single {
-		if len(req.GetHeaders(name)) > 1 {
+		if seen[countedIndex(name)] > 1 {
 			return bad(400, "Multiple "+name)
 		}
 	}
@@ -264,7 +275,7 @@ func Check(req *sip.Request, opts Options) Result {
 	// SDP out leaves an INVITE no answer we can give: 406 (§21.4.7,
 	// RFC 4475 §3.3.15).
 	if req.Method == sip.INVITE {
-		if accepts := req.GetHeaders("Accept"); len(accepts) > 0 && !acceptsSDP(req) {
+		if hasHeader(req, "Accept") && !acceptsSDP(req) {
 			r := bad(406, "Not Acceptable")
 			r.Accept = "application/sdp"
 			return r
@@ -281,7 +292,10 @@ func bad(status int, reason string) Result {
 // trimmed, empty ones dropped.
 func listValues(req *sip.Request, name string) []string {
 	var out []string
-	for _, h := range req.GetHeaders(name) {
+	for _, h := range req.Headers() {
+		if !headerIs(h, name) {
+			continue
+		}
 		for _, v := range strings.Split(h.Value(), ",") {
 			if v = strings.TrimSpace(v); v != "" {
 				out = append(out, v)
@@ -289,6 +303,52 @@ func listValues(req *sip.Request, name string) []string {
 		}
 	}
 	return out
+}
+
+// counted are the names Check counts: mandatory and single together.
+var counted = [...]string{"Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type"}
+
+// countedIndex is name's place in counted.
+func countedIndex(name string) int {
+	for i, n := range counted {
+		if n == name {
+			return i
+		}
+	}
+	panic("validate: " + name + " is not counted")
+}
+
+// headerIs reports whether h is named name, in any case, as
+// req.GetHeaders matches names (sipgo.HeaderToLower is an ASCII lower
+// case), without allocating.
+func headerIs(h sip.Header, name string) bool {
+	n := h.Name()
+	if len(n) != len(name) {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		a, b := n[i], name[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// hasHeader reports whether req has a header named name.
+func hasHeader(req *sip.Request, name string) bool {
+	for _, h := range req.Headers() {
+		if headerIs(h, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // acceptsSDP reports whether the request's Accept headers admit
