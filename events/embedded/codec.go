@@ -184,11 +184,19 @@ type decoder struct {
 }
 
 const (
+	// arenaChunk bounds an arena chunk. Chunks start small and double up
+	// to it: most reads are a grain's short stream or a subscriber's page
+	// of a few new events, and a 64 KiB chunk for each of those was most
+	// of the bytes the guard allocated under load; a long read (a rebuild)
+	// reaches full chunks after a few events.
 	arenaChunk = 64 << 10
+	firstChunk = 512
 	maxIntern  = 4096
 )
 
-func newDecoder() *decoder { return &decoder{intern: make(map[string]string, 64)} }
+// newDecoder returns a decoder; its intern table is made on first use, and
+// small: a short read interns a handful of names.
+func newDecoder() *decoder { return &decoder{} }
 
 // copyBytes copies b into the arena. The result's capacity is its length, so
 // appending to one event's payload cannot overwrite the next one's.
@@ -200,7 +208,7 @@ func (d *decoder) copyBytes(b []byte) []byte {
 		return append([]byte(nil), b...)
 	}
 	if len(b) > cap(d.arena)-len(d.arena) {
-		d.arena = make([]byte, 0, arenaChunk)
+		d.arena = make([]byte, 0, min(arenaChunk, max(2*cap(d.arena), 2*len(b), firstChunk)))
 	}
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
@@ -215,6 +223,9 @@ func (d *decoder) str(b []byte) string {
 		return s
 	}
 	s := string(b)
+	if d.intern == nil {
+		d.intern = make(map[string]string, 8)
+	}
 	if len(d.intern) >= maxIntern {
 		clear(d.intern) // bound memory when names do not repeat
 	}
