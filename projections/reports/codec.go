@@ -9,13 +9,13 @@ import (
 
 // Binary forms of the stored records (see rm.Enc for why not JSON). The
 // first byte is the form's version; the fields follow in this order.
-const recordForm = 1
+const recordForm = 2
 
 func encodeCounters(e *rm.Enc, c *Counters) {
 	e.Form(recordForm)
 	e.Ints(c.CallsIn, c.Passed, c.Challenged, c.Rejected, c.ChallengesPassed, c.ChallengesFailed,
 		c.ChallengesAbandoned, c.StoreDown, c.Tracked, c.Unbilled, c.AnsweredUnbilled, c.Offered,
-		c.Connected, c.Unanswered, c.ConnectedBilled, c.BilledCalls)
+		c.Connected, c.Unanswered, c.ConnectedBilled, c.BilledCalls, c.Busy)
 	for _, v := range []int64{c.ConnectedMs, c.ConnectedMinutes, c.BilledMs, c.BilledMinutes, c.BlockedBilledMs, c.BlockedBilledMinutes} {
 		e.Int(v)
 	}
@@ -26,7 +26,7 @@ func decodeCounters(d *rm.Dec, c *Counters) {
 	d.Form(recordForm)
 	d.Ints(&c.CallsIn, &c.Passed, &c.Challenged, &c.Rejected, &c.ChallengesPassed, &c.ChallengesFailed,
 		&c.ChallengesAbandoned, &c.StoreDown, &c.Tracked, &c.Unbilled, &c.AnsweredUnbilled, &c.Offered,
-		&c.Connected, &c.Unanswered, &c.ConnectedBilled, &c.BilledCalls)
+		&c.Connected, &c.Unanswered, &c.ConnectedBilled, &c.BilledCalls, &c.Busy)
 	for _, p := range []*int64{&c.ConnectedMs, &c.ConnectedMinutes, &c.BilledMs, &c.BilledMinutes, &c.BlockedBilledMs, &c.BlockedBilledMinutes} {
 		*p = d.Int()
 	}

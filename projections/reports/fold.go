@@ -66,7 +66,8 @@ import (
 // Counters are the raw figures of one day and callee.
 type Counters struct {
 	// CallsIn counts calls decided (CallReceived) plus calls the store
-	// could not decide (StoreDown).
+	// could not decide (StoreDown) and calls the node was too busy to
+	// decide (Busy).
 	CallsIn int
 	// Verdicts of the decided calls.
 	Passed     int
@@ -79,6 +80,9 @@ type Counters struct {
 	// StoreDown counts calls with no verdict (the store-down policy
 	// handled them).
 	StoreDown int
+	// Busy counts calls answered 503 because the node was overloaded
+	// (no verdict, never the store-down policy).
+	Busy int
 
 	// From the call streams, counted when the call ends.
 
@@ -126,6 +130,7 @@ func (c *Counters) Add(o Counters) {
 	c.ChallengesFailed += o.ChallengesFailed
 	c.ChallengesAbandoned += o.ChallengesAbandoned
 	c.StoreDown += o.StoreDown
+	c.Busy += o.Busy
 	c.Tracked += o.Tracked
 	c.Unbilled += o.Unbilled
 	c.AnsweredUnbilled += o.AnsweredUnbilled
@@ -239,16 +244,21 @@ func Outcome(c Counters, cc CallerCounters, o schema.Outcome) (Counters, CallerC
 }
 
 // Decided folds a call stream's CallDecided into the call, and into its
-// day's counters when the store could not decide it (such a call has no
-// CallReceived to count it).
+// day's counters when the store could not decide it or the node was too
+// busy to (such a call has no CallReceived to count it).
 func Decided(c Counters, call Call, e schema.CallDecided) (Counters, Call) {
 	call.Action, call.Verdict = e.Action, e.Verdict
 	if e.Action == schema.Pass {
 		call.Offered = true
 	}
-	if e.StoreDown {
+	switch {
+	case e.StoreDown:
 		c.CallsIn++
 		c.StoreDown++
+		c.Hours[call.Hour]++
+	case e.Busy:
+		c.CallsIn++
+		c.Busy++
 		c.Hours[call.Hour]++
 	}
 	return c, call

@@ -19,7 +19,7 @@ const Name = "reports"
 
 // version is the shape of the read model below; the time zone is part of
 // the runner's version too.
-const version = "1"
+const version = "2" // 2: busy calls counted
 
 // Layout of the projection's bucket:
 //
@@ -135,6 +135,7 @@ type (
 		Verdict   schema.Verdict
 		Action    schema.Verdict
 		StoreDown bool
+		Busy      bool
 	}
 	endedSubset struct {
 		AnsweredAt *time.Time
@@ -214,6 +215,8 @@ func (b *batch) decided(ev events.Event) (e decidedSubset, err error) {
 			e.Action, err = str[schema.Verdict](v)
 		case "storeDown":
 			e.StoreDown, err = rm.Bool(v)
+		case "busy":
+			e.Busy, err = rm.Bool(v)
 		}
 		return err
 	})
@@ -367,9 +370,9 @@ func (b *batch) applyCall(ev events.Event, id string) error {
 			if err != nil {
 				return call, err
 			}
-			*c, call = Decided(*c, call, schema.CallDecided{Verdict: e.Verdict, Action: e.Action, StoreDown: e.StoreDown})
+			*c, call = Decided(*c, call, schema.CallDecided{Verdict: e.Verdict, Action: e.Action, StoreDown: e.StoreDown, Busy: e.Busy})
 			b.days.touch(dk)
-			if e.StoreDown && call.Caller != "" {
+			if (e.StoreDown || e.Busy) && call.Caller != "" {
 				// No CallReceived counts this call for its caller.
 				ck := dayKey(call.Day, call.Caller)
 				cc, err := b.callers.get(ck)

@@ -149,6 +149,7 @@ type Row struct {
 	ChallengesAbandoned int    `json:"challengesAbandoned"`
 	Rejected            int    `json:"rejected"`
 	StoreDown           int    `json:"storeDown"`
+	Busy                int    `json:"busy"`
 	Tracked             int    `json:"tracked"`
 	Unbilled            int    `json:"unbilled"`
 	AnsweredUnbilled    int    `json:"answeredUnbilled"`
@@ -174,7 +175,7 @@ func (r *Reports) row(day, callee string, c Counters) Row {
 	out := Row{
 		Day: day, Callee: callee, CallsIn: c.CallsIn, Passed: c.Passed, Challenged: c.Challenged,
 		ChallengesPassed: c.ChallengesPassed, ChallengesFailed: c.ChallengesFailed, ChallengesAbandoned: c.ChallengesAbandoned,
-		Rejected: c.Rejected, StoreDown: c.StoreDown, Tracked: c.Tracked, Unbilled: c.Unbilled,
+		Rejected: c.Rejected, StoreDown: c.StoreDown, Busy: c.Busy, Tracked: c.Tracked, Unbilled: c.Unbilled,
 		AnsweredUnbilled: c.AnsweredUnbilled, Offered: c.Offered, Connected: c.Connected, Unanswered: c.Unanswered,
 		BilledCalls: c.BilledCalls, Hours: c.Hours,
 	}

@@ -42,6 +42,12 @@ func TestFolds(t *testing.T) {
 	if c2.CallsIn != 1 || c2.StoreDown != 1 || c2.Hours[3] != 1 || !call.Offered {
 		t.Fatalf("store down: %+v %+v", c2, call)
 	}
+	// A call the node was too busy to decide counts in, as busy, and is
+	// never offered to the PBX.
+	c4, busy := Decided(Counters{}, Call{Hour: 4}, schema.CallDecided{Action: schema.Reject, Busy: true})
+	if c4.CallsIn != 1 || c4.Busy != 1 || c4.StoreDown != 0 || c4.Hours[4] != 1 || busy.Offered {
+		t.Fatalf("busy: %+v %+v", c4, busy)
+	}
 	if c3, _ := Decided(Counters{}, Call{}, schema.CallDecided{Verdict: schema.Pass, Action: schema.Pass}); c3.CallsIn != 0 {
 		t.Fatalf("a decided call counted twice: %+v", c3)
 	}

@@ -12,7 +12,7 @@ import (
 // dailyColumns are the CSV columns of a daily report, before h00..h23.
 var dailyColumns = []string{
 	"day", "callee", "calls_in", "passed", "challenged", "challenges_passed", "challenges_failed",
-	"challenges_abandoned", "rejected", "store_down", "tracked", "unbilled", "answered_unbilled",
+	"challenges_abandoned", "rejected", "store_down", "busy", "tracked", "unbilled", "answered_unbilled",
 	"offered", "connected", "unanswered", "unanswered_share", "billed_calls", "billed_minutes",
 	"minutes_per_call", "saved_minutes", "saved",
 }
@@ -37,7 +37,7 @@ func (d Daily) WriteCSV(w io.Writer) error {
 		}
 		rec := []string{
 			r.Day, r.Callee, itoa(r.CallsIn), itoa(r.Passed), itoa(r.Challenged), itoa(r.ChallengesPassed),
-			itoa(r.ChallengesFailed), itoa(r.ChallengesAbandoned), itoa(r.Rejected), itoa(r.StoreDown),
+			itoa(r.ChallengesFailed), itoa(r.ChallengesAbandoned), itoa(r.Rejected), itoa(r.StoreDown), itoa(r.Busy),
 			itoa(r.Tracked), itoa(r.Unbilled), itoa(r.AnsweredUnbilled), itoa(r.Offered), itoa(r.Connected),
 			itoa(r.Unanswered), share, itoa(r.BilledCalls), ftoa(r.BilledMinutes), ftoa(r.MinutesPerCall),
 			ftoa(r.SavedMinutes), ftoa(r.Saved),
