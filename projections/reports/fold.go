@@ -21,8 +21,9 @@
 // Figures that need the call streams (unbilled, offered, connected,
 // unanswered, billed minutes) are 0 in a log without them, and Tracked
 // says how many calls they cover; the verdict figures never need them.
-// A call the guard could not decide (the store was down) has a call
-// stream but no CallReceived: it counts as a call in and as StoreDown.
+// A call the guard could not decide (the store was down, or the node too
+// busy) has a call stream but no CallReceived: it counts as a call in, and
+// as StoreDown or Busy.
 //
 // # Days
 //
