@@ -290,6 +290,14 @@ func (g *Guard) Serve(ctx context.Context) error {
 	return serveErr
 }
 
+// udpBuffer is the SIP UDP socket's receive and send buffer. The kernel's
+// default (~208 KiB on Linux) holds a few hundred datagrams: a burst, or a
+// pause of the guard (a GC cycle, a slow fsync), overflows it, and a
+// datagram dropped there is an INVITE retransmitted 500 ms later at best,
+// or a provisional response lost for good. 4 MiB is what the SIPp peers of
+// the benchmark use; raise net.core.rmem_max/wmem_max on the host to get it.
+const udpBuffer = 4 << 20
+
 // listen binds UDP and TCP on the same address. With port 0 the UDP
 // socket picks the port and TCP takes the same one (retrying a few times
 // if that TCP port happens to be taken).
@@ -300,6 +308,12 @@ func listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, err
 		udp, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("guard: listen on UDP %s: %w", addr, err)
+		}
+		if u, ok := udp.(*net.UDPConn); ok {
+			// Best effort: the kernel caps both at net.core.rmem_max and
+			// wmem_max, and an error leaves the defaults.
+			_ = u.SetReadBuffer(udpBuffer)
+			_ = u.SetWriteBuffer(udpBuffer)
 		}
 		uport := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
 		tcp, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, uport))
