@@ -127,6 +127,17 @@ type Call struct {
 	// caller had passed a challenge (rule "verified"): until when that
 	// pass counted, as the stream says.
 	VerifiedUntil time.Time `json:"verifiedUntil,omitzero"`
+	// The call on the wire and what the guard did, as recorded since the
+	// call's own stream stopped repeating them (absent in older logs):
+	// the INVITE's Call-ID, the header the caller was read from and its
+	// value, the transport, the guard's mode and the action taken (in
+	// observe mode a pass whatever the verdict).
+	SIPCallID    string         `json:"sipCallId,omitempty"`
+	Identity     string         `json:"identity,omitempty"`
+	IdentityFrom string         `json:"identityFrom,omitempty"`
+	Transport    string         `json:"transport,omitempty"`
+	Mode         schema.Mode    `json:"mode,omitempty"`
+	Action       schema.Verdict `json:"action,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -410,6 +421,8 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 	e.Call = &Call{
 		CallID: p.CallID, Presented: p.Presented, Callee: p.Callee, Source: p.Source,
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
+		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
+		Mode: p.Mode, Action: p.Action,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil

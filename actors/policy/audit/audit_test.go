@@ -233,3 +233,32 @@ func event(t testing.TB, key string, rev uint64, p schema.Payload) events.Event 
 	return events.Event{ID: prop.ID, Stream: schema.CallerStream(key), Type: prop.Type, Version: prop.Version,
 		Revision: rev, Position: events.Position{Commit: rev + 1, Prepare: rev + 1}, Meta: prop.Meta, Data: prop.Data}
 }
+
+// TestCallOnTheWire: a call recorded in the current shape shows its SIP
+// Call-ID, identity, transport and the action taken, and in observe mode
+// the line says the verdict was not carried out.
+func TestCallOnTheWire(t *testing.T) {
+	key := "+79990001122"
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	evs := []events.Event{
+		event(t, key, 0, schema.CallReceived{CallID: "o1", Caller: key, At: t0, Hour: 1, Day: 1, Verdict: schema.Reject, Level: 7,
+			Rule: schema.RuleManual, SIPCallID: "abc@trunk", Identity: "<sip:+79990001122@trunk>", IdentityFrom: "pai",
+			Transport: "UDP", Mode: schema.Observe, Action: schema.Pass}),
+		event(t, key, 1, schema.CallReceived{CallID: "e1", Caller: key, At: t0.Add(time.Minute), Hour: 2, Day: 2, Verdict: schema.Reject, Level: 7,
+			Rule: schema.RuleManual, SIPCallID: "def@trunk", Transport: "TCP", Mode: schema.Enforce, Action: schema.Reject}),
+	}
+	tl, err := FromEvents(key, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tl.Entries[0].Call
+	if c.SIPCallID != "abc@trunk" || c.IdentityFrom != "pai" || c.Transport != "UDP" || c.Mode != schema.Observe || c.Action != schema.Pass {
+		t.Fatalf("observed call %+v", c)
+	}
+	if s := tl.Entries[0].Summary; !strings.Contains(s, "REJECT level 7") || !strings.Contains(s, "observe mode: pass") {
+		t.Errorf("observed call's line %q: want the verdict and that observe mode passed it", s)
+	}
+	if s := tl.Entries[1].Summary; strings.Contains(s, "mode:") {
+		t.Errorf("enforced call's line %q names a mode", s)
+	}
+}

@@ -119,6 +119,10 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 	if c.Presented != "" {
 		fmt.Fprintf(&b, "; presented as %q", c.Presented)
 	}
+	if c.Action != "" && c.Action != c.Verdict {
+		// Observe mode: the verdict is what enforcing would have done.
+		fmt.Fprintf(&b, "; %s mode: %s", c.Mode, c.Action)
+	}
 	return b.String()
 }
 
