@@ -5,12 +5,13 @@ import (
 	"log/slog"
 )
 
-// callLogger is log.With(k1, v1, k2, v2) for a logger made on every call:
+// Logger is log.With(k1, v1, k2, v2) for a logger made on every call (the
+// call actor's and the SIP session's):
 // the two attributes are kept aside and given to the handler only when a
 // record is written, so a call that logs nothing (the common case) costs
 // two small allocations instead of With's attribute slice, logger clone
 // and the handler's pre-formatted copy.
-func callLogger(log *slog.Logger, k1, v1, k2, v2 string) *slog.Logger {
+func Logger(log *slog.Logger, k1, v1, k2, v2 string) *slog.Logger {
 	return slog.New(&lazyAttrs{next: log.Handler(), attrs: [2]slog.Attr{slog.String(k1, v1), slog.String(k2, v2)}})
 }
 

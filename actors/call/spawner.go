@@ -49,7 +49,7 @@ func (sp *Spawner) Start(setup Setup, fx Effects) (*Call, error) {
 		return nil, errors.New("call: setup has no call ID")
 	}
 	a := &callActor{d: sp.d, cfg: sp.cfg, setup: setup, fx: fx}
-	a.log = callLogger(sp.d.Logger, "call", setup.ID, "caller", setup.Caller.Key)
+	a.log = Logger(sp.d.Logger, "call", setup.ID, "caller", setup.Caller.Key)
 	props := actor.PropsFromProducer(func() actor.Actor { return a })
 	sp.d.Tracker.add()
 	sp.d.Counters.Started.Add(1)

@@ -76,7 +76,7 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 	id := callKey(req)
 	s := &session{
 		g: g, id: id, ua: ua, inv: req, tx: tx, dlg: dlg, offer: body, offerSDP: offer,
-		log: callLogger(g.log, "call", id, "callId", callIDOf(req)),
+		log: call.Logger(g.log, "call", id, "callId", callIDOf(req)),
 		ops: make(chan func(), 64), quit: make(chan struct{}), inviteDone: make(chan struct{}), answerDone: make(chan struct{}),
 	}
 	if !g.addSession(s) {

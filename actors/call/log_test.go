@@ -1,4 +1,4 @@
-package guard
+package call
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func TestCallLoggerWritesAsWith(t *testing.T) {
 		return b.String()
 	}
 	want := write(func(l *slog.Logger) *slog.Logger { return l.With("call", "c1", "callId", "abc@host") })
-	got := write(func(l *slog.Logger) *slog.Logger { return callLogger(l, "call", "c1", "callId", "abc@host") })
+	got := write(func(l *slog.Logger) *slog.Logger { return Logger(l, "call", "c1", "callId", "abc@host") })
 	if got != want {
 		t.Errorf("callLogger wrote\n%s\nlog.With writes\n%s", got, want)
 	}
@@ -45,7 +45,7 @@ func BenchmarkCallLogger(b *testing.B) {
 	b.Run("callLogger", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			loggerSink = callLogger(base, "call", "0b6b1b2e-2c1d-5f4e-9a3b-6c7d8e9f0a1b", "callId", "abc@host")
+			loggerSink = Logger(base, "call", "0b6b1b2e-2c1d-5f4e-9a3b-6c7d8e9f0a1b", "callId", "abc@host")
 		}
 	})
 }
