@@ -1,12 +1,9 @@
 package call
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/scripttest"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
@@ -76,58 +74,11 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 // for a failed challenge is never billed, and only a challenge the grain
 // recorded is reported to it.
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no scenario scripts in testdata")
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			runScript(t, file)
-		})
-	}
+	scripttest.Run(t, "testdata/*.txt", *update, func(t *testing.T) func(string, *scripttest.Command) string {
+		r := &runner{t: t, cfg: scriptConfig()}
+		return r.run
+	})
 }
-
-func runScript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	r := &runner{t: t, cfg: scriptConfig()}
-	var out strings.Builder
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			out.WriteString(line + "\n")
-			continue
-		}
-		pos := fmt.Sprintf("%s:%d", file, i+1)
-		if i+1 >= len(lines) || lines[i+1] != "----" {
-			t.Fatalf("%s: command %q is not followed by ----", pos, line)
-		}
-		i += 2
-		var want []string
-		for ; i < len(lines) && lines[i] != ""; i++ {
-			want = append(want, lines[i])
-		}
-		i-- // the blank line is copied by the loop
-		got := r.run(pos, line)
-		if !*update && got != strings.Join(want, "\n") {
-			t.Errorf("%s: %s\n got:\n%s\nwant:\n%s", pos, line, indent(got), indent(strings.Join(want, "\n")))
-		}
-		out.WriteString(line + "\n----\n" + got + "\n")
-	}
-	if *update {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 // epoch is when every script's call arrives.
 var epoch = time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC)
@@ -161,46 +112,10 @@ type runner struct {
 	timer time.Time
 }
 
-// args is a parsed command line: positional words and key=value options.
-type args struct {
-	pos  []string
-	opts map[string]string
-	used map[string]bool
-}
-
-func (a *args) opt(k string) (string, bool) {
-	v, ok := a.opts[k]
-	a.used[k] = true
-	return v, ok
-}
-
-func (r *runner) run(pos, line string) string {
-	words, err := tokenize(line)
+func (r *runner) run(pos string, a *scripttest.Command) string {
+	out, err := r.exec(a.Name, a)
 	if err != nil {
 		r.t.Fatalf("%s: %v", pos, err)
-	}
-	a := &args{opts: map[string]string{}, used: map[string]bool{}}
-	for i := 1; i < len(words); i++ {
-		w := words[i]
-		switch {
-		case w == "at" && i+1 < len(words):
-			a.opts["at"] = words[i+1]
-			i++
-		case isOption(w):
-			k, v, _ := strings.Cut(w, "=")
-			a.opts[k] = v
-		default:
-			a.pos = append(a.pos, w)
-		}
-	}
-	out, err := r.exec(words[0], a)
-	if err != nil {
-		r.t.Fatalf("%s: %v", pos, err)
-	}
-	for k := range a.opts {
-		if !a.used[k] {
-			r.t.Fatalf("%s: option %s= is not used by %s", pos, k, words[0])
-		}
 	}
 	if r.m != nil {
 		r.checkInvariants(pos)
@@ -208,7 +123,7 @@ func (r *runner) run(pos, line string) string {
 	return out
 }
 
-func (r *runner) exec(cmd string, a *args) (string, error) {
+func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 	if cmd == "config" {
 		return r.config(a)
 	}
@@ -218,7 +133,7 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 	if r.m == nil {
 		return "", fmt.Errorf("%s before invite", cmd)
 	}
-	if at, ok := a.opt("at"); ok {
+	if at, ok := a.Opt("at"); ok {
 		t, err := parseTime(at)
 		if err != nil {
 			return "", err
@@ -237,10 +152,10 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 		}
 	case "early-media":
 		em := EarlyMedia{At: r.clock, Codec: "PCMA", TelephoneEvent: true}
-		if v, ok := a.opt("codec"); ok {
+		if v, ok := a.Opt("codec"); ok {
 			em.Codec = v
 		}
-		if v, ok := a.opt("telephone-event"); ok {
+		if v, ok := a.Opt("telephone-event"); ok {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return "", fmt.Errorf("telephone-event=: %w", err)
@@ -253,21 +168,21 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 		if r.m.code != "" {
 			by = schema.PartyGuard
 		}
-		if v, ok := a.opt("by"); ok {
+		if v, ok := a.Opt("by"); ok {
 			by = schema.Party(v)
 		}
 		f = Answered{At: r.clock, By: by}
 	case "digit":
-		if len(a.pos) < 1 || len(a.pos) > 2 || len([]rune(a.pos[0])) != 1 {
+		if len(a.Args) < 1 || len(a.Args) > 2 || len([]rune(a.Args[0])) != 1 {
 			return "", errors.New("digit: want one key and an optional method")
 		}
 		method := MethodRFC4733
-		if len(a.pos) == 2 {
-			method = a.pos[1]
+		if len(a.Args) == 2 {
+			method = a.Args[1]
 		}
-		f = Digit{Key: []rune(a.pos[0])[0], Method: method, At: r.clock}
+		f = Digit{Key: []rune(a.Args[0])[0], Method: method, At: r.clock}
 	case "deadline":
-		if _, ok := a.opts["at"]; !ok && !r.timer.IsZero() {
+		if !a.Given("at") && !r.timer.IsZero() {
 			r.clock = r.timer
 		}
 		f = deadlineReached{}
@@ -275,20 +190,20 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 		f = PBXAnswered{At: r.clock}
 	case "ended":
 		e := Ended{At: r.clock}
-		by, ok1 := a.opt("by")
-		cause, ok2 := a.opt("cause")
+		by, ok1 := a.Opt("by")
+		cause, ok2 := a.Opt("cause")
 		if !ok1 || !ok2 {
 			return "", errors.New("ended: want by= and cause=")
 		}
 		e.By, e.Cause = schema.Party(by), schema.EndCause(cause)
-		if v, ok := a.opt("status"); ok {
+		if v, ok := a.Opt("status"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return "", fmt.Errorf("status=: %w", err)
 			}
 			e.Status = n
 		}
-		e.Detail, _ = a.opt("detail")
+		e.Detail, _ = a.Opt("detail")
 		f = e
 	default:
 		return "", fmt.Errorf("unknown command %q", cmd)
@@ -309,10 +224,9 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 	return r.print(outs), nil
 }
 
-func (r *runner) config(a *args) (string, error) {
+func (r *runner) config(a *scripttest.Command) (string, error) {
 	cfg := scriptConfig()
-	for k, v := range a.opts {
-		a.used[k] = true
+	for k, v := range a.All() {
 		var err error
 		switch k {
 		case "mode":
@@ -337,17 +251,17 @@ func (r *runner) config(a *args) (string, error) {
 	return "ok", nil
 }
 
-func (r *runner) invite(a *args) (string, error) {
+func (r *runner) invite(a *scripttest.Command) (string, error) {
 	num := phone.Number{Key: "+79990001122", Kind: phone.KindE164}
 	presented := "+79990001122"
-	if v, ok := a.opt("caller"); ok {
+	if v, ok := a.Opt("caller"); ok {
 		if v == "anonymous" {
 			num, presented = phone.Number{Key: phone.AnonymousKey, Kind: phone.KindAnonymous}, "anonymous"
 		} else {
 			num, presented = phone.Number{Key: v, Kind: phone.KindE164}, v
 		}
 	}
-	if v, ok := a.opt("presented"); ok {
+	if v, ok := a.Opt("presented"); ok {
 		presented = v
 	}
 	r.setup = Setup{
@@ -375,42 +289,42 @@ func (r *runner) took(outs []output) {
 	}
 }
 
-func (r *runner) verdict(a *args) (fact, error) {
-	if len(a.pos) != 1 {
+func (r *runner) verdict(a *scripttest.Command) (fact, error) {
+	if len(a.Args) != 1 {
 		return nil, errors.New("verdict: want pass, challenge, reject, fails or busy")
 	}
-	if a.pos[0] == "fails" {
-		msg, ok := a.opt("err")
+	if a.Args[0] == "fails" {
+		msg, ok := a.Opt("err")
 		if !ok {
 			return nil, errors.New("verdict fails: want err=")
 		}
 		return admitted{err: errors.New(msg)}, nil
 	}
-	if a.pos[0] == "busy" {
-		msg, ok := a.opt("err")
+	if a.Args[0] == "busy" {
+		msg, ok := a.Opt("err")
 		if !ok {
 			return nil, errors.New("verdict busy: want err=")
 		}
 		return admitted{err: fmt.Errorf("%w: %s", caller.ErrBusy, msg)}, nil
 	}
-	v := caller.Verdict{CallID: r.setup.ID, Verdict: schema.Verdict(a.pos[0]), At: r.clock, Revision: 7}
+	v := caller.Verdict{CallID: r.setup.ID, Verdict: schema.Verdict(a.Args[0]), At: r.clock, Revision: 7}
 	if !v.Verdict.Valid() {
-		return nil, fmt.Errorf("verdict %q", a.pos[0])
+		return nil, fmt.Errorf("verdict %q", a.Args[0])
 	}
-	if s, ok := a.opt("level"); ok {
+	if s, ok := a.Opt("level"); ok {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			return nil, fmt.Errorf("level=: %w", err)
 		}
 		v.Level = n
 	}
-	if s, ok := a.opt("rule"); ok {
+	if s, ok := a.Opt("rule"); ok {
 		v.Rule = schema.Rule(s)
 	}
-	v.Reason, _ = a.opt("reason")
+	v.Reason, _ = a.Opt("reason")
 	// As the shell does: a code is drawn for a challenge verdict only.
 	code := strings.Repeat("47", MaxCodeDigits)[:r.callCfg.CodeDigits]
-	if s, ok := a.opt("code"); ok {
+	if s, ok := a.Opt("code"); ok {
 		code = s
 		if s == "none" {
 			code = ""
@@ -552,7 +466,7 @@ func (r *runner) fmtEvent(p schema.Payload) string {
 // checkInvariants checks the call's promises over its whole history.
 func (r *runner) checkInvariants(pos string) {
 	fail := func(format string, args ...any) {
-		r.t.Fatalf("%s: "+format+"\nhistory:\n%s", append([]any{pos}, append(args, indent(r.print(r.outs)))...)...)
+		r.t.Fatalf("%s: "+format+"\nhistory:\n%s", append([]any{pos}, append(args, scripttest.Indent(r.print(r.outs)))...)...)
 	}
 
 	// Deterministic: the same facts at the same times, the same outputs.
@@ -562,7 +476,7 @@ func (r *runner) checkInvariants(pos string) {
 		again = append(again, fresh.step(tf.f, tf.at)...)
 	}
 	if !reflect.DeepEqual(again, r.outs) {
-		r.t.Fatalf("%s: a fresh machine fed the same facts says otherwise:\n%s\nwant:\n%s", pos, indent(r.print(again)), indent(r.print(r.outs)))
+		r.t.Fatalf("%s: a fresh machine fed the same facts says otherwise:\n%s\nwant:\n%s", pos, scripttest.Indent(r.print(again)), scripttest.Indent(r.print(r.outs)))
 	}
 
 	seen := map[string]bool{}
@@ -711,52 +625,4 @@ func quote(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
-}
-
-// isOption reports whether w is key=value with a plain key.
-func isOption(w string) bool {
-	k, _, ok := strings.Cut(w, "=")
-	if !ok || k == "" {
-		return false
-	}
-	for _, c := range k {
-		if (c < 'a' || c > 'z') && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// tokenize splits a command line on spaces, keeping double-quoted runs
-// together (the quotes are dropped).
-func tokenize(line string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord, quoted := false, false
-	sc := bufio.NewScanner(strings.NewReader(line))
-	sc.Split(bufio.ScanRunes)
-	for sc.Scan() {
-		c := sc.Text()
-		switch {
-		case c == `"`:
-			quoted = !quoted
-			inWord = true
-		case c == " " && !quoted:
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteString(c)
-			inWord = true
-		}
-	}
-	if quoted {
-		return nil, fmt.Errorf("unterminated quote in %q", line)
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }

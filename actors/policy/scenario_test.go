@@ -4,14 +4,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/actors/scripttest"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
@@ -66,76 +65,10 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 // folding the caller's whole history afresh, through JSON and the schema
 // registry as the store would return it, gives exactly the live state.
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no scenario scripts in testdata")
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			runScript(t, file)
-		})
-	}
+	scripttest.Run(t, "testdata/*.txt", *update, func(t *testing.T) func(string, *scripttest.Command) string {
+		return newRunner(t).run
+	})
 }
-
-func runScript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	r := newRunner(t)
-	var out strings.Builder
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			out.WriteString(line + "\n")
-			continue
-		}
-		pos := fmt.Sprintf("%s:%d", file, i+1)
-		if i+1 >= len(lines) || lines[i+1] != "----" {
-			t.Fatalf("%s: command %q is not followed by ----", pos, line)
-		}
-		i += 2
-		var want []string
-		for ; i < len(lines) && lines[i] != ""; i++ {
-			want = append(want, lines[i])
-		}
-		i-- // the blank line is copied by the loop
-		got := r.run(pos, line)
-		if got == "" {
-			t.Fatalf("%s: %q printed nothing", pos, line)
-		}
-		if !*update && got != strings.Join(want, "\n") {
-			t.Errorf("%s: %s (run go test -update and review the diff)\n got:\n%s\nwant:\n%s", pos, line, indent(got), indent(strings.Join(want, "\n")))
-		}
-		out.WriteString(line + "\n----\n" + got + "\n")
-	}
-	if *update {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// isOption reports whether w is key=value with a plain key; a SIP URI such
-// as sip:+7...@host;user=phone is a positional word.
-func isOption(w string) bool {
-	k, _, ok := strings.Cut(w, "=")
-	if !ok || k == "" {
-		return false
-	}
-	for _, c := range k {
-		if (c < 'a' || c > 'z') && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 // epoch is day 1, 00:00 of the scripts' calendar.
 var epoch = time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)
@@ -174,53 +107,20 @@ type folded struct {
 	rec schema.Record
 }
 
-// args is a parsed command line: positional words and key=value options.
-type args struct {
-	pos  []string
-	opts map[string]string
-	used map[string]bool
-}
-
-func (a *args) opt(k string) (string, bool) {
-	v, ok := a.opts[k]
-	a.used[k] = true
-	return v, ok
-}
-
-func (r *runner) run(pos, line string) string {
-	words, err := tokenize(line)
+func (r *runner) run(pos string, a *scripttest.Command) string {
+	out, err := r.exec(a.Name, a)
 	if err != nil {
 		r.t.Fatalf("%s: %v", pos, err)
 	}
-	a := &args{opts: map[string]string{}, used: map[string]bool{}}
-	for i := 1; i < len(words); i++ {
-		w := words[i]
-		switch {
-		case w == "at" && i+1 < len(words):
-			a.opts["at"] = words[i+1]
-			i++
-		case isOption(w):
-			k, v, _ := strings.Cut(w, "=")
-			a.opts[k] = v
-		default:
-			a.pos = append(a.pos, w)
-		}
-	}
-	out, err := r.exec(words[0], a)
-	if err != nil {
-		r.t.Fatalf("%s: %v", pos, err)
-	}
-	for k := range a.opts {
-		if !a.used[k] {
-			r.t.Fatalf("%s: option %s= is not used by %s", pos, k, words[0])
-		}
+	if out == "" {
+		r.t.Fatalf("%s: %s printed nothing", pos, a.Name)
 	}
 	r.checkInvariants(pos)
 	return out
 }
 
-func (r *runner) exec(cmd string, a *args) (string, error) {
-	if at, ok := a.opt("at"); ok {
+func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
+	if at, ok := a.Opt("at"); ok {
 		t, err := r.parseTime(at)
 		if err != nil {
 			return "", err
@@ -246,17 +146,15 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 		}
 		return r.call(key, a, "")
 	case "calls":
-		n, err := strconv.Atoi(a.opts["n"])
-		a.used["n"] = true
+		n, err := strconv.Atoi(a.Value("n"))
 		if err != nil {
 			return "", fmt.Errorf("calls: n=: %w", err)
 		}
-		every, err := time.ParseDuration(a.opts["every"])
-		a.used["every"] = true
+		every, err := time.ParseDuration(a.Value("every"))
 		if err != nil {
 			return "", fmt.Errorf("calls: every=: %w", err)
 		}
-		if from, ok := a.opt("from"); ok {
+		if from, ok := a.Opt("from"); ok {
 			if r.clock, err = r.parseTime(from); err != nil {
 				return "", err
 			}
@@ -278,16 +176,16 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 		}
 		return strings.Join(lines, "\n"), nil
 	case "outcome":
-		if len(a.pos) != 1 {
+		if len(a.Args) != 1 {
 			return "", fmt.Errorf("outcome: want passed, failed or abandoned")
 		}
 		id, key := r.lastCall, r.lastKey
-		if v, ok := a.opt("call"); ok {
+		if v, ok := a.Opt("call"); ok {
 			id = v
 		}
 		st := r.state(key)
 		before := clone(st)
-		recs, err := r.pol.Outcome(st, key, id, schema.Outcome(a.pos[0]), r.clock)
+		recs, err := r.pol.Outcome(st, key, id, schema.Outcome(a.Args[0]), r.clock)
 		r.unchanged(before, st, "Outcome")
 		if err != nil {
 			return "error: " + err.Error(), nil
@@ -369,15 +267,15 @@ func (r *runner) exec(cmd string, a *args) (string, error) {
 	return "", fmt.Errorf("unknown command %q", cmd)
 }
 
-func (r *runner) call(key string, a *args, prefix string) (string, error) {
+func (r *runner) call(key string, a *scripttest.Command, prefix string) (string, error) {
 	r.nextCall++
 	id := fmt.Sprintf("c%d", r.nextCall)
-	if v, ok := a.opt("id"); ok {
+	if v, ok := a.Opt("id"); ok {
 		id = v
 	}
-	callee, _ := a.opt("callee")
-	source, _ := a.opt("source")
-	presented := a.pos[0]
+	callee, _ := a.Opt("callee")
+	source, _ := a.Opt("source")
+	presented := a.Args[0]
 	st := r.state(key)
 	before := clone(st)
 	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source}, r.clock)
@@ -533,32 +431,32 @@ func (r *runner) state(key string) *State {
 	return st
 }
 
-func (r *runner) number(a *args) (string, error) {
-	if len(a.pos) != 1 {
-		return "", fmt.Errorf("want one number, got %q", a.pos)
+func (r *runner) number(a *scripttest.Command) (string, error) {
+	if len(a.Args) != 1 {
+		return "", fmt.Errorf("want one number, got %q", a.Args)
 	}
-	if raw, ok := strings.CutPrefix(a.pos[0], "key:"); ok {
+	if raw, ok := strings.CutPrefix(a.Args[0], "key:"); ok {
 		return raw, nil // as the policy would get it from a careless caller
 	}
-	return r.norm.Normalize(a.pos[0]).Key, nil
+	return r.norm.Normalize(a.Args[0]).Key, nil
 }
 
-func (r *runner) command(a *args) (Command, error) {
+func (r *runner) command(a *scripttest.Command) (Command, error) {
 	r.nextCmd++
 	c := Command{ID: fmt.Sprintf("cmd%d", r.nextCmd)}
-	if v, ok := a.opt("id"); ok {
+	if v, ok := a.Opt("id"); ok {
 		c.ID = v
 	}
-	c.By, _ = a.opt("by")
-	c.Why, _ = a.opt("why")
-	if v, ok := a.opt("level"); ok {
+	c.By, _ = a.Opt("by")
+	c.Why, _ = a.Opt("why")
+	if v, ok := a.Opt("level"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return c, fmt.Errorf("level=: %w", err)
 		}
 		c.Level = n
 	}
-	if v, ok := a.opt("until"); ok {
+	if v, ok := a.Opt("until"); ok {
 		t, err := r.parseTime(v)
 		if err != nil {
 			return c, err
@@ -629,13 +527,13 @@ func clone(st *State) *State {
 	return &c
 }
 
-func parseConfig(a *args) (Config, error) {
+func parseConfig(a *scripttest.Command) (Config, error) {
 	cfg := DefaultConfig()
-	for k, v := range a.opts {
+	for k, v := range a.Options() {
 		if k == "at" {
 			continue
 		}
-		a.used[k] = true
+		a.Opt(k)
 		var err error
 		switch k {
 		case "limit-hour":
@@ -708,47 +606,4 @@ func (r *runner) fmtTime(t time.Time) string {
 		s = fmt.Sprintf("day%d/%s", day+1, s)
 	}
 	return s
-}
-
-// tokenize splits a command line on spaces, keeping double-quoted runs
-// together (the quotes are dropped).
-func tokenize(line string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	for i := 0; i < len(line); i++ {
-		switch c := line[i]; {
-		case c == '"':
-			// A quoted part is a Go string literal, so a script can write
-			// a newline or a control character as \n or \x07.
-			end := i + 1
-			for ; end < len(line) && line[end] != '"'; end++ {
-				if line[end] == '\\' {
-					end++
-				}
-			}
-			if end >= len(line) {
-				return nil, fmt.Errorf("unterminated quote in %q", line)
-			}
-			part, err := strconv.Unquote(line[i : end+1])
-			if err != nil {
-				return nil, fmt.Errorf("bad quoted text %s in %q: %w", line[i:end+1], line, err)
-			}
-			cur.WriteString(part)
-			inWord, i = true, end
-		case c == ' ':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }
