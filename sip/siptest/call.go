@@ -673,6 +673,7 @@ func (c *Call) HearCode(ctx context.Context, r *sounds.Recognizer, opts HearOpti
 	defer t.Stop()
 	var last string
 	var lastErr error
+	answeredSeen := false
 	for {
 		_, answered := c.Answered()
 		ended := false
@@ -682,17 +683,24 @@ func (c *Call) HearCode(ctx context.Context, r *sounds.Recognizer, opts HearOpti
 		default:
 		}
 		code, err := r.Recognize(c.Audio())
+		complete := err == nil && len(code) >= opts.Digits
 		switch {
-		case answered || ended:
+		case ended:
 			if err != nil {
 				return "", fmt.Errorf("siptest: call %s: hearing the code in %v of audio: %w", c.callID, time.Duration(len(c.Audio()))*time.Second/8000, err)
 			}
 			return code, nil
-		case opts.Digits > 0 && err == nil && len(code) >= opts.Digits:
-			if code == last {
-				return code, nil
+		case opts.Digits > 0 && complete && code == last:
+			return code, nil
+		case opts.Digits == 0 && answeredSeen:
+			// The 2xx can overtake the announcement's last RTP packets:
+			// one more attempt after it lets them land.
+			if err != nil {
+				return "", fmt.Errorf("siptest: call %s: hearing the code in %v of audio: %w", c.callID, time.Duration(len(c.Audio()))*time.Second/8000, err)
 			}
+			return code, nil
 		}
+		answeredSeen = answered
 		last, lastErr = code, err
 		select {
 		case <-t.C:
