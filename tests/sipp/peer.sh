@@ -52,6 +52,9 @@
 #   CHILDREN=1             Kamailio UDP workers;  SHM_MB=1024;  MEM=tlsf
 #   CALLGUARD_BIN=path     measure this binary (default: build ./cmd/callguard)
 #   CG_EXTRA_ENV="GUARD_X=y ..."   more settings for callguard
+#   PROFILE=1              with callguard: serve with GUARD_PPROF=1 and save a
+#                          CPU profile of each trial's traffic as DIR/cpu.pprof
+#                          and the heap at its end as DIR/heap.pprof
 #   UAC_PORT=16060 SUT_PORT=16070 PBX_PORT=16080   (callguard's admin API on
 #                          SUT_PORT+200, its metrics on SUT_PORT+201)
 #   WORK=/tmp/callguard-bench-sip   caller lists, the shim, seeded data dirs
@@ -248,7 +251,7 @@ cg_env() {  # DATADIR -> assignments for env
     GUARD_TRUSTED_PEERS=127.0.0.1/32 GUARD_REJECT_STATUS=403 GUARD_LIMIT_HOUR=5 GUARD_LIMIT_DAY=20 \
     GUARD_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT GUARD_ADMIN_TOKEN=$CG_TOKEN \
     GUARD_METRICS_LISTEN=127.0.0.1:$METRICS_PORT GUARD_LOG_LEVEL=warn GUARD_RTP_PORTS=40000-49999 \
-    ${CG_EXTRA_ENV:-}
+    ${CG_EXTRA_ENV:-} $([[ "${PROFILE:-0}" == 1 ]] && echo GUARD_PPROF=1)
 }
 cg_wait_ready() {  # PID LOG
   local i
@@ -350,6 +353,11 @@ trial() {
   UAC_DIR=$d
   k0=$(cpu_ticks "${pids[@]}"); u0=$(cpu_ticks $UAS_PID); s0=$(sys_ticks)
   t0=$(date +%s.%N)
+  local prof=""
+  if [[ "${PROFILE:-0}" == 1 && "$sut" == callguard ]]; then
+    curl -s -o "$d/cpu.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/profile?seconds=$secs" &
+    prof=$!
+  fi
   # The UAC runs in a subshell whose `times` gives the UAC's own CPU time.
   rm -f "$d/uac.pid" "$d/uac.rc" "$d/uac.times"
   (
@@ -370,6 +378,10 @@ trial() {
   rc=$(cat "$d/uac.rc" 2>/dev/null || echo 255)
   t1=$(date +%s.%N)
   k1=$(cpu_ticks "${pids[@]}"); u1=$(cpu_ticks $UAS_PID); s1=$(sys_ticks)
+  if [[ -n "$prof" ]]; then
+    wait "$prof"
+    curl -s -o "$d/heap.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/heap"
+  fi
   stop_all
   local uac_s  # children's user + system time, like "0m1.230s 0m0.410s"
   uac_s=$(awk 'NR==2{split($1,a,"m"); split($2,b,"m"); sub("s","",a[2]); sub("s","",b[2]); printf "%.2f", a[1]*60+a[2]+b[1]*60+b[2]}' "$d/uac.times" 2>/dev/null)
