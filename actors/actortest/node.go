@@ -54,6 +54,8 @@ type config struct {
 	logger        *slog.Logger
 	snapshotEvery int
 	idleAfter     time.Duration
+	maxResident   int
+	pressureIdle  time.Duration
 	provider      cluster.ClusterProvider
 	clusterName   string
 	clientTimeout time.Duration
@@ -93,6 +95,12 @@ func WithSnapshotEvery(n int) Option { return func(c *config) { c.snapshotEvery 
 // WithIdleAfter sets caller.Deps.IdleAfter: how long a grain waits idle
 // before it passivates (default the grain's own).
 func WithIdleAfter(d time.Duration) Option { return func(c *config) { c.idleAfter = d } }
+
+// WithMaxResident sets caller.Deps.MaxResident and PressureIdle: beyond n
+// grains in memory, a grain activated passivates after idle.
+func WithMaxResident(n int, idle time.Duration) Option {
+	return func(c *config) { c.maxResident, c.pressureIdle = n, idle }
+}
 
 // WithProvider joins the node to a cluster through p, so that several
 // members in one process (sharing an in-process agent) form one cluster;
@@ -158,6 +166,7 @@ func (n *Node) start(ctx context.Context, cfg config) error {
 	n.Deps = caller.Deps{
 		Store: store, Policy: pol, Clock: cfg.clock, Node: "test",
 		SnapshotEvery: cfg.snapshotEvery, IdleAfter: cfg.idleAfter, Logger: cfg.logger,
+		MaxResident: cfg.maxResident, PressureIdle: cfg.pressureIdle,
 	}
 	provider := cfg.provider
 	if provider == nil {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,6 +46,15 @@ type Deps struct {
 	SnapshotEvery int
 	// IdleAfter passivates a grain that received nothing for this long.
 	IdleAfter time.Duration
+	// MaxResident bounds the grains in memory, softly: a grain activated
+	// while more than this many are resident passivates after
+	// PressureIdle instead of IdleAfter. A flood of fresh numbers (each
+	// seen once) then costs memory for the flood's last few seconds, not
+	// for IdleAfter's worth of numbers. 0: no bound.
+	MaxResident int
+	// PressureIdle is the idle time of grains activated over MaxResident
+	// (default 5 s).
+	PressureIdle time.Duration
 	// StoreTimeout bounds each store call a grain makes.
 	StoreTimeout time.Duration
 	// MaxConflictRetries bounds reload-and-retry after revision conflicts.
@@ -52,6 +62,9 @@ type Deps struct {
 	Logger             *slog.Logger
 	// Observer counts active grains; nil is fine.
 	Observer Observer
+
+	// resident counts this node's grains in memory (see MaxResident).
+	resident *atomic.Int64
 }
 
 func (d *Deps) defaults() {
@@ -75,6 +88,22 @@ func (d *Deps) defaults() {
 	if d.Observer == nil {
 		d.Observer = noObserver{}
 	}
+	if d.PressureIdle <= 0 {
+		d.PressureIdle = 5 * time.Second
+	}
+	d.resident = new(atomic.Int64)
+}
+
+// idleAfter is the idle time of a grain activated when n grains are
+// resident, itself included.
+func (d *Deps) idleAfter(n int64) time.Duration {
+	if d.MaxResident > 0 && n > int64(d.MaxResident) {
+		if d.IdleAfter > 0 {
+			return min(d.PressureIdle, d.IdleAfter)
+		}
+		return d.PressureIdle
+	}
+	return d.IdleAfter
 }
 
 // Observer is told when grains come into and leave this node's memory,
@@ -123,6 +152,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.d.Observer.GrainActivated()
+		n := g.d.resident.Add(1)
 		g.key = msg.Identity.Identity
 		g.stream = schema.CallerStream(g.key)
 		if err := g.load(); err != nil {
@@ -131,13 +161,14 @@ func (g *grain) Receive(ctx actor.Context) {
 			g.loadErr = err
 			g.d.Logger.Error("caller grain: load failed", "caller", g.key, "err", err)
 		}
-		if g.d.IdleAfter > 0 {
-			ctx.SetReceiveTimeout(g.d.IdleAfter)
+		if idle := g.d.idleAfter(n); idle > 0 {
+			ctx.SetReceiveTimeout(idle)
 		}
 	case *actor.ReceiveTimeout:
 		g.passivate(ctx)
 	case *actor.Stopped:
 		if g.key != "" {
+			g.d.resident.Add(-1)
 			g.d.Observer.GrainPassivated()
 		}
 	case *anypb.Any:
@@ -147,11 +178,19 @@ func (g *grain) Receive(ctx actor.Context) {
 	}
 }
 
+// passivationSnapshotMin is the fewest new events worth a snapshot when a
+// grain passivates.
+const passivationSnapshotMin = 16
+
 func (g *grain) passivate(ctx actor.Context) {
 	if g.p != nil {
 		return // not idle after all: calls are pending
 	}
-	if g.sinceSnap > 0 && g.d.SnapshotEvery > 0 {
+	// A snapshot spares the next activation folding the events since the
+	// last one; for a handful of events (a number seen once or twice, as
+	// in a flood of fresh numbers) reading them costs no more than reading
+	// a snapshot, and writing one would be a second append per call.
+	if g.d.SnapshotEvery > 0 && g.sinceSnap >= min(g.d.SnapshotEvery, passivationSnapshotMin) {
 		g.snapshot()
 	}
 	ctx.Stop(ctx.Self())

@@ -149,6 +149,40 @@ func TestPassivatedGrainComesBackTheSame(t *testing.T) {
 	}
 }
 
+// Beyond MaxResident grains in memory, a grain activated passivates after
+// PressureIdle rather than IdleAfter: a flood of numbers seen once leaves
+// the grains resident before it, and sheds the rest within seconds.
+func TestGrainsOverMaxResidentPassivateSoon(t *testing.T) {
+	n := start(t, newClock(), actortest.WithIdleAfter(time.Hour), actortest.WithMaxResident(3, 100*time.Millisecond))
+	kind := n.Node.Cluster.GetClusterKind(caller.KindName)
+	for i := range 8 {
+		v, err := n.Callers.Admit(context.Background(), fmt.Sprintf("+7999000%04d", i), caller.Admit{CallID: fmt.Sprintf("m%d", i), Kind: phone.KindE164, Callee: "+78005553535"})
+		if err != nil {
+			t.Fatalf("Admit %d: %v", i, err)
+		}
+		if v.Verdict != schema.Pass {
+			t.Fatalf("call %d: %s, want pass", i, v.Verdict)
+		}
+	}
+	if k := kind.Count(); k < 4 {
+		t.Fatalf("%d grains resident right after the calls; the last ones should still be there", k)
+	}
+	actortest.Eventually(t, 5*time.Second, func() error {
+		if k := kind.Count(); k != 3 {
+			return fmt.Errorf("%d grains resident, want the first 3 (MaxResident)", k)
+		}
+		return nil
+	})
+	// A passivated grain comes back with its history.
+	st, err := n.Callers.Status(context.Background(), "+79990000007")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Exists || st.Status.Hour != 1 {
+		t.Fatalf("status of a passivated caller: %+v, want its one call", st)
+	}
+}
+
 // checkCounts asserts the caller's stream holds want CallReceived events
 // whose day counts are 1..want with no gap and no repeat.
 func checkCounts(t *testing.T, st events.Store, want int) {

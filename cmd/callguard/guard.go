@@ -55,7 +55,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	store := metrics.InstrumentStore(rawStore, m)
 	kind := caller.NewKind(caller.Deps{
 		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
-		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle,
+		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle, MaxResident: cfg.MaxGrains,
 		Logger: log.With("component", "caller"), Observer: m,
 	})
 	n, err := node.Start(ctx, node.Config{

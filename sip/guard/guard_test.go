@@ -205,6 +205,36 @@ func TestPassGoesToThePBX(t *testing.T) {
 	}
 }
 
+// A PBX that never answers the guard's BYE (it lost the call) does not
+// keep the ended call's session, dialogs and goroutines for Timer F (32 s):
+// the guard lets go after byeWait.
+func TestUnansweredByeLetsGoSoon(t *testing.T) {
+	e := newEnv(t)
+	e.setPBX(siptest.Behaviour{IgnoreBye: true})
+	c := newFakeCaller(e)
+	cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil)
+	if cl.status() != 200 {
+		t.Fatalf("pass: got %d (%v)", cl.status(), cl.err)
+	}
+	c.hangup(cl)
+	e.pbxEnded("BYE from the caller, ignored")
+	start := time.Now()
+	deadline := time.Now().Add(12 * time.Second)
+	for {
+		st := e.guard.Stats()
+		if st.ActiveSessions == 0 && st.Dialogs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dialogs still held %v after the caller hung up (the PBX never answers the BYE)", st.Dialogs, time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if end := e.callStream()[schema.TypeCallEnded].(*schema.CallEnded); end.Cause != schema.EndCallerHangup {
+		t.Errorf("CallEnded %+v, want a caller hang-up", end)
+	}
+}
+
 func TestPBXHangsUp(t *testing.T) {
 	e := newEnv(t)
 	c := newFakeCaller(e)

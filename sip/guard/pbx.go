@@ -179,7 +179,7 @@ func (s *session) startPBX(body []byte, bridge bool) {
 		if res := dlg.InviteResponse; res != nil && res.IsSuccess() {
 			// The PBX answered as we cancelled (the 200 crossed our
 			// CANCEL, RFC 3261 §9.1): ACK and BYE it.
-			ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+			ctx, cancel := context.WithTimeout(context.Background(), byeWait)
 			defer cancel()
 			if err := dlg.Ack(ctx); err == nil {
 				_ = dlg.Bye(ctx)
@@ -273,6 +273,15 @@ func (s *session) onPBXGone(p *pbxCall, err error) {
 	}
 }
 
+// byeWait bounds how long a call that has ended waits for the answer to
+// its BYE (retransmitted at 0.5, 1.5 and 3.5 s on UDP) before it lets go
+// of the dialog. RFC 3261 lets the client transaction run for Timer F
+// (32 s), but the call is over either way, and a peer that lost the call
+// (a PBX that gave up on it, a caller gone) never answers: under a flood
+// thousands of such calls held their goroutine, dialogs and messages for
+// 32 s after the flood ended.
+const byeWait = 4 * time.Second
+
 // hangup ends the PBX leg as the call ends (loop only): CANCEL while it
 // rings, BYE once answered, nothing if the PBX hung up itself.
 func (p *pbxCall) hangup(e ending) {
@@ -292,7 +301,7 @@ func (p *pbxCall) hangup(e ending) {
 		bye.AppendHeader(reasonHeader("Q.850", e.q850, e.text))
 	}
 	p.s.goDo(func() func() {
-		ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+		ctx, cancel := context.WithTimeout(context.Background(), byeWait)
 		defer cancel()
 		if err := dlg.WriteBye(ctx, bye); err != nil {
 			p.s.log.Debug("BYE to PBX failed", "err", err)

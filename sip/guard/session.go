@@ -356,17 +356,17 @@ func (s *session) byeCaller(q850 int, text string) {
 		bye.AppendHeader(reasonHeader("Q.850", q850, text))
 	}
 	s.goDo(func() func() {
-		ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
-		defer cancel()
 		// RFC 3261 §15: the callee's UA MUST NOT send a BYE on a confirmed
 		// dialog until it has received an ACK for its 2xx (or the server
 		// transaction timed out); answerDone says so, and also that the
 		// 200 OK is the dialog's InviteResponse that WriteBye reads.
 		select {
 		case <-s.answerDone:
-		case <-ctx.Done():
+		case <-time.After(sip.Timer_F):
 			return nil
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), byeWait)
+		defer cancel()
 		if err := s.dlg.WriteBye(ctx, bye); err != nil {
 			s.log.Debug("BYE to caller failed", "err", err)
 		}

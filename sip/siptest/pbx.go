@@ -46,6 +46,9 @@ type Behaviour struct {
 	// Quiet sends no RTP unless asked; by default an answered call sends
 	// silence, as a phone does.
 	Quiet bool
+	// IgnoreBye drops the caller's BYE unanswered, as a PBX that has lost
+	// the call does; the call's media stops all the same.
+	IgnoreBye bool
 }
 
 // AnswerAfter answers with 200 OK and SDP d after the INVITE.
@@ -736,6 +739,10 @@ func (p *RecordingPBX) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	c := p.call(req)
 	if c == nil || c.sess == nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	if c.Behaviour.IgnoreBye {
+		c.end("BYE from the caller, ignored")
 		return
 	}
 	if err := c.sess.ReadBye(req, tx); err != nil {
