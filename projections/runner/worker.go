@@ -258,7 +258,10 @@ func (w *worker) pump(ctx context.Context, cp checkpoint) error {
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	size, interval := w.r.opts.BatchSize, w.r.opts.CommitInterval
-	ch := make(chan events.Event, size)
+	// The hand-over buffer need not hold a whole batch: a full one only
+	// makes the subscription wait, and 16k idle slots per projection were
+	// ~3 MB each for nothing.
+	ch := make(chan events.Event, min(size, 1024))
 	subErr := make(chan error, 1)
 	go func() {
 		defer close(ch)
@@ -279,10 +282,11 @@ func (w *worker) pump(ctx context.Context, cp checkpoint) error {
 		<-subErr
 		return err
 	}
-	batch := make([]events.Event, 0, size)
+	batch := make([]events.Event, 0, min(size, 1024)) // grows in a catch-up
 	var deadline <-chan time.Time // armed by the first event of a batch
 	commit := func() error {
 		err := w.apply(batch)
+		clear(batch) // let the applied events' payloads go
 		batch, deadline = batch[:0], nil
 		return err
 	}
