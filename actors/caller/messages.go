@@ -17,8 +17,9 @@ import (
 // Messages between a node and a caller grain cross the cluster's gRPC
 // remoting, which carries protobuf messages. Rather than generate protobuf
 // code for a handful of small structs, each message travels as an
-// anypb.Any whose type URL names it and whose value is its JSON: readable
-// in a packet capture and with no code generator in the build.
+// anypb.Any whose type URL names it: Admit and Verdict, which go with
+// every call, in protobuf's wire format encoded by hand (wire.go), the
+// rest as JSON, readable in a packet capture.
 const typeURLPrefix = "callguard.caller/"
 
 // Admit asks the grain to decide a call.
@@ -165,18 +166,35 @@ func typeName(msg any) (string, error) {
 	return "", fmt.Errorf("caller: no wire name for %T", msg)
 }
 
-// pack wraps a message for the wire.
+// pack wraps a message for the wire: Admit and Verdict in protobuf's wire
+// format (wire.go), the others as JSON.
 func pack(msg any) (*anypb.Any, error) {
 	name, err := typeName(msg)
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return nil, fmt.Errorf("caller: marshal %s: %w", name, err)
+	var b []byte
+	switch m := msg.(type) {
+	case *Admit:
+		b = m.appendWire(make([]byte, 0, 160))
+	case Admit:
+		b = m.appendWire(make([]byte, 0, 160))
+	case *Verdict:
+		b = m.appendWire(make([]byte, 0, 96))
+	case Verdict:
+		b = m.appendWire(make([]byte, 0, 96))
+	default:
+		if b, err = json.Marshal(msg); err != nil {
+			return nil, fmt.Errorf("caller: marshal %s: %w", name, err)
+		}
 	}
 	return &anypb.Any{TypeUrl: typeURLPrefix + name, Value: b}, nil
 }
+
+// isJSON tells a JSON value from a protobuf one: a JSON object starts
+// with '{' (0x7b), which as a protobuf tag would be field 15 with wire
+// type 3, a group start that neither message has.
+func isJSON(b []byte) bool { return len(b) > 0 && b[0] == '{' }
 
 // unpack decodes a message packed by pack.
 func unpack(a *anypb.Any) (any, error) {
@@ -201,7 +219,25 @@ func unpack(a *anypb.Any) (any, error) {
 	default:
 		return nil, fmt.Errorf("caller: unknown message type %q", a.GetTypeUrl())
 	}
-	if err := json.Unmarshal(a.GetValue(), msg); err != nil {
+	b := a.GetValue()
+	var err error
+	switch m := msg.(type) {
+	case *Admit:
+		if isJSON(b) { // from a node before the wire format
+			err = json.Unmarshal(b, m)
+		} else {
+			err = m.readWire(b)
+		}
+	case *Verdict:
+		if isJSON(b) {
+			err = json.Unmarshal(b, m)
+		} else {
+			err = m.readWire(b)
+		}
+	default:
+		err = json.Unmarshal(b, msg)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("caller: unmarshal %s: %w", a.GetTypeUrl(), err)
 	}
 	return msg, nil
