@@ -50,7 +50,7 @@
 #                          REJECT_PCT=20 % of the calls; they want 403
 #   PROBE_TIMEOUT=2        seconds an OPTIONS probe waits for its 200
 #   RECV_TIMEOUT=10        seconds a call waits for its next message in SIPp
-#   UAC_LIMIT=30000        SIPp's cap on simultaneous calls (-l)
+#   UAC_LIMIT=15000        SIPp's cap on simultaneous calls (-l)
 #   CALLS_METRIC=name      the guard's calls-in-progress gauge
 #   NORMAL_PCT=20 NORMAL_MIN=10
 #   CALLGUARD_BIN=path     measure this binary (default: build ./cmd/callguard)
@@ -75,7 +75,7 @@ MIX=${MIX:-}
 REJECT_PCT=${REJECT_PCT:-20}
 PROBE_TIMEOUT=${PROBE_TIMEOUT:-2}
 RECV_TIMEOUT=${RECV_TIMEOUT:-10}
-UAC_LIMIT=${UAC_LIMIT:-30000}
+UAC_LIMIT=${UAC_LIMIT:-15000}
 CALLS_METRIC=${CALLS_METRIC:-}
 NORMAL_PCT=${NORMAL_PCT:-20}
 NORMAL_MIN=${NORMAL_MIN:-10}
@@ -256,10 +256,13 @@ done | sort -n >"$OUT/probe.txt"
 
 # outcomes (SIPp's log), SIPp's counters, unexpected answers (its error log)
 read -r relayed o503 o503ra o403 other < <(awk '$1=="O"{
-    if ($2=="relayed") r++; else if ($2=="503") { s++; if ($3 != "") ra++ } else if ($2=="403") f++; else if ($2=="other") o++ }
+    if ($2=="relayed") r++; else if ($2=="503") { s++; if ($3 != "ra=") ra++ } else if ($2=="403") f++; else if ($2=="other") o++ }
     END{printf "%d %d %d %d %d\n", r, s, ra, f, o}' "$OUT/uac/outcomes.log" 2>/dev/null || echo "0 0 0 0 0")
 other_codes=$(awk '$1=="O" && $2=="other"{c[$3]++} END{for(k in c) printf "%s%s×%d", (n++ ? ", " : ""), k, c[k]}' "$OUT/uac/outcomes.log" 2>/dev/null)
-unexp_codes=$(grep -o "received '*SIP/2.0 [0-9][0-9][0-9]" "$OUT/uac/errors.log" 2>/dev/null | awk '{c[$NF]++} END{for(k in c) printf "%s%s×%d", (n++ ? ", " : ""), k, c[k]}')
+why503=$(awk '$1=="O" && $2=="503"{w=$0; sub(/^O 503 ra=[0-9]* */, "", w); if (w == "") w = "no Reason"; c[$3 " " w]++}
+  END{for(k in c) printf "%s%s: %d", (n++ ? "; " : ""), k, c[k]}' "$OUT/uac/outcomes.log" 2>/dev/null)
+shed=$(awk '/^callguard_sip_overload_total\{/{r=$1; sub(/.*reason="/, "", r); sub(/".*/, "", r); printf "%s%s %d", (n++ ? ", " : ""), r, $2}' "$OUT/metrics.final.txt")
+unexp_codes=$(grep -o "unexpected message.*received '*SIP/2.0 [0-9][0-9][0-9]" "$OUT/uac/errors.log" 2>/dev/null | awk '{c[$NF]++} END{for(k in c) printf "%s%s×%d", (n++ ? ", " : ""), k, c[k]}')
 read -r created ok failed retrans unexpected timeouts maxretrans < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++) h[$i]=i; next} {last=$0}
     END{ split(last, v, ";"); printf "%d %d %d %d %d %d %d\n", v[h["OutgoingCall(C)"]], v[h["SuccessfulCall(C)"]], v[h["FailedCall(C)"]],
       v[h["Retransmissions(C)"]], v[h["FailedUnexpectedMessage(C)"]], v[h["FailedTimeoutOnRecv(C)"]], v[h["FailedMaxUDPRetrans(C)"]] }' \
@@ -286,6 +289,8 @@ find "$OUT" -maxdepth 2 -type f \( -name '*errors.log' -o -name 'stdout' -o -nam
   echo "guard: $SETTINGS"
   echo "offered: $RATE calls/s for $SECS s = $CALLS calls$([[ -n $MIX ]] && echo " ($REJECT_PCT % from hard-blocked numbers)"); SIPp created $created, achieved ${ach} calls/s"
   echo "answered: relayed $relayed, 503 $o503 (with Retry-After $o503ra), 403 $o403, other final $other${other_codes:+ ($other_codes)}"
+  echo "503s by Retry-After and Reason: ${why503:-none}"
+  echo "guard's overload counter (callguard_sip_overload_total) at the end: ${shed:-NA}"
   echo "SIPp: $ok successful, $failed failed (timeouts $timeouts, unexpected $unexpected${unexp_codes:+: $unexp_codes}, max UDP retrans $maxretrans), $retrans retransmissions$([[ $UAC_LEFT == yes ]] && echo "; still running at the end, stopped")"
   echo "decision (INVITE -> 180/183/200/503/final): $decided of $CALLS decided, p50 $dp50 ms, p99 $dp99 ms, max $dmax ms; over 2 s: $over2 decided + $((CALLS - decided)) never = $((over2 + CALLS - decided)) of $CALLS"
   echo "guard CPU during the flood: $cpu_pct % of a core"
