@@ -127,7 +127,7 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) {
 	case body.Level == nil:
 		v.add("level", inBody, fmt.Sprintf("is required: %d to %d (%d–%d challenge, %d–%d reject)", schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
 	case *body.Level < schema.MinLevel || *body.Level > schema.MaxLevel:
-		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; unblock with DELETE)", *body.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
+		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; to lift a block, unblock the number)", *body.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
 	default:
 		cmd.Level = *body.Level
 	}
@@ -263,10 +263,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p = newProblem(CodeStateConflict, err.Error())
 	case errors.Is(err, caller.ErrStore), errors.Is(err, events.ErrUnavailable), errors.Is(err, events.ErrClosed):
 		log.Warn("admin API: event store failed")
-		p = newProblem(CodeStoreFailed, "the event store failed; retry with the same Idempotency-Key")
+		p = newProblem(CodeStoreFailed, "the event store failed; retry with the same idempotency key")
 	case errors.Is(err, caller.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		log.Warn("admin API: caller grain unavailable")
-		p = newProblem(CodeCallerUnavailable, "the caller's grain did not answer in time; retry with the same Idempotency-Key")
+		p = newProblem(CodeCallerUnavailable, "the caller's grain did not answer in time; retry with the same idempotency key")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		log.Debug("admin API: request cancelled")

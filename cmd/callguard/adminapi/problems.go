@@ -150,22 +150,26 @@ func (p *Problem) Code() string {
 	return strings.TrimPrefix(p.Type, ProblemTypeBase)
 }
 
-// Error returns the detail (or the title when there is none) followed by
-// the field errors, which is what a person at the CLI needs to fix the
-// request.
+// Error says what is wrong in one sentence a person at the CLI can act
+// on: each invalid field with what is wrong with it (the detail only
+// summarises them), else the detail, else the title. It leaves out the
+// HTTP status and the problem type: Code and Status carry them for
+// programs.
 func (p *Problem) Error() string {
-	var b strings.Builder
-	b.WriteString("admin API: ")
+	if len(p.Errors) > 0 {
+		parts := make([]string, len(p.Errors))
+		for i, fe := range p.Errors {
+			parts[i] = fe.Field + " " + fe.Detail
+		}
+		return strings.Join(parts, "; ")
+	}
 	if p.Detail != "" {
-		b.WriteString(p.Detail)
-	} else {
-		b.WriteString(p.Title)
+		return p.Detail
 	}
-	for _, fe := range p.Errors {
-		fmt.Fprintf(&b, "; %s: %s", fe.Field, fe.Detail)
+	if p.Title != "" {
+		return p.Title
 	}
-	fmt.Fprintf(&b, " (%d %s)", p.Status, p.Code())
-	return b.String()
+	return fmt.Sprintf("the admin API answered %d", p.Status)
 }
 
 // newProblem builds the problem of code with detail.
