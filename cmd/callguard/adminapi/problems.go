@@ -70,7 +70,7 @@ var catalogue = []ProblemInfo{
 	{Code: CodeInvalidNumber, Status: http.StatusBadRequest, Title: "Not a phone number",
 		Description: "The number in the path or body does not normalise to an E.164 number (or the literal \"anonymous\"). Accepted spellings include +79990001122, %2B79990001122 in a path, 79990001122 and 8 999 000-11-22 (numbers without a country code are read in the guard's default region). Nothing was written."},
 	{Code: CodeInvalidRequest, Status: http.StatusBadRequest, Title: "Invalid request",
-		Description: "One or more fields are missing or out of range (a missing reason or by, a level outside 1 to 9, an expiry not in the future, an unknown field). The errors member lists each field and what is wrong with it. Nothing was written."},
+		Description: "One or more fields are missing or out of range (a missing reason or by, a level outside 1 to 9, an expiry not in the future, an unknown field, a member given twice, text that is not valid UTF-8, a limit outside its range). The errors member lists each field and what is wrong with it. Nothing was written."},
 	{Code: CodeMalformedJSON, Status: http.StatusBadRequest, Title: "Malformed JSON",
 		Description: "The request body is empty where one is required, is not JSON, or holds more than one JSON value. Nothing was written."},
 	{Code: CodeUnsupportedMediaType, Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type",
