@@ -126,6 +126,20 @@ func callerKey(cfg Config, number string) (string, error) {
 	return n.Key, nil
 }
 
+// numberPrefix reads a --prefix like a number (phone.Prefix), so that
+// "8999123" finds what "+7999123" finds.
+func numberPrefix(cfg Config, prefix string) (string, error) {
+	numbers, err := phone.New(cfg.Region)
+	if err != nil {
+		return "", fmt.Errorf("%sREGION: %w", envPrefix, err)
+	}
+	p, err := numbers.Prefix(prefix)
+	if err != nil {
+		return "", usageError{"--prefix " + err.Error()}
+	}
+	return p, nil
+}
+
 // withStore runs direct against the event store. The embedded store can be
 // open in one process only; when a guard is serving on it, the same work
 // is asked of that guard over its admin API instead.
