@@ -45,7 +45,7 @@ func TestAdminCommandsFromTheCLI(t *testing.T) {
 		t.Fatalf("repeated block: exit %d, %q", code, out)
 	}
 	_, stderr, code = runCLI(t, env, "block", "+79990003344", "--level", "12", "--reason", "x")
-	if code != 1 || !strings.Contains(stderr, "level") || !strings.Contains(stderr, "400") {
+	if code != 1 || !strings.Contains(stderr, "level is 12") || strings.Contains(stderr, "400") {
 		t.Fatalf("level 12: exit %d, stderr %q: want a refusal naming the level", code, stderr)
 	}
 	_, stderr, code = runCLI(t, env, "unblock", "+79990009999", "--reason", "x")

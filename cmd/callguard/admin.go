@@ -84,7 +84,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			}
 			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()))
 		}),
-		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
+		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Logger: g.log.With("component", "admin"),
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/cmd/callguard/importer"
 )
 
 // adminFlags are the flags every admin command shares.
@@ -65,16 +66,20 @@ func (f *adminFlags) parse(args []string, want int) ([]string, error) {
 	return pos, nil
 }
 
-func parseUntil(s string) (time.Time, error) {
+// parseUntil reads --until like the whitelist CSV's until column
+// (importer.ParseUntil): a duration, a date in GUARD_TIMEZONE or an RFC
+// 3339 time.
+func parseUntil(s string, environ []string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
+	cfg, err := loadConfig(environ)
 	if err != nil {
-		return time.Time{}, usageError{fmt.Sprintf("--until %q: want a duration (72h) or an RFC 3339 time (2026-12-31T23:59:59+03:00)", s)}
+		return time.Time{}, err
+	}
+	t, err := importer.ParseUntil(s, time.Now(), location(cfg))
+	if err != nil {
+		return time.Time{}, usageError{"--until " + err.Error()}
 	}
 	return t, nil
 }
@@ -122,16 +127,16 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 		}
 	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|TIME] | list | export | import FILE.csv"}
+		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|DATE|TIME] | list | export | import FILE.csv"}
 	}
 	verb := args[0]
-	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)
-	until := f.fs.String("until", "", "add only: the entry expires after this duration or at this RFC 3339 time")
+	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
+	until := f.fs.String("until", "", "add only: the entry expires after this duration (720h, 30d), after this date (2026-12-31, in GUARD_TIMEZONE) or at this RFC 3339 time")
 	return f.send(ctx, args[1:], environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
 		if verb == "remove" {
 			return c.Unwhitelist(ctx, number, adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
 		}
-		u, err := parseUntil(*until)
+		u, err := parseUntil(*until, environ)
 		if err != nil {
 			return adminapi.CommandResult{}, err
 		}
@@ -141,11 +146,11 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 
 // runBlock: callguard block NUMBER --level N --reason R.
 func runBlock(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("block", "block NUMBER --level 1-9 --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)
+	f := newAdminFlags("block", "block NUMBER --level 1-9 --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
 	level := f.fs.Int("level", 0, "block level: 1-5 challenge the caller, 6-9 reject its calls (required)")
-	until := f.fs.String("until", "", "the block expires after this duration or at this RFC 3339 time (default: until lifted)")
+	until := f.fs.String("until", "", "the block expires after this duration (72h, 30d), after this date (2026-12-31, in GUARD_TIMEZONE) or at this RFC 3339 time (default: until lifted)")
 	return f.send(ctx, args, environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
-		u, err := parseUntil(*until)
+		u, err := parseUntil(*until, environ)
 		if err != nil {
 			return adminapi.CommandResult{}, err
 		}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +20,7 @@ import (
 	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/projections/reports"
 	sipguard "github.com/callguard/callguard/sip/guard"
 )
@@ -59,7 +62,7 @@ type Config struct {
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
 	Admin adminapi.Config
 	// The read side: projections, reports, metrics and readiness.
-	TimeZone          string        `env:"TIMEZONE" envDefault:"Europe/Moscow" desc:"IANA time zone of report days and hours and of profiles' calls today (changing it rebuilds them)"`
+	TimeZone          string        `env:"TIMEZONE" envDefault:"Europe/Moscow" desc:"IANA time zone of report days and hours and of profiles' calls today (changing it rebuilds them), of dates given as an expiry, and of every time printed for people (CSV and JSON are UTC)"`
 	TariffPerMinute   float64       `env:"TARIFF_PER_MINUTE" envDefault:"0" desc:"cost of a minute of a call to the toll-free number, for the money-saved estimate"`
 	Currency          string        `env:"CURRENCY" envDefault:"RUB" desc:"currency label of money figures"`
 	AssumedMinutes    float64       `env:"ASSUMED_CALL_MINUTES" envDefault:"2" desc:"minutes a blocked call is assumed to last when a day has no answered calls to average"`
@@ -99,7 +102,7 @@ func loadConfig(environ []string) (Config, error) {
 	}
 	cfg, err := env.ParseAsWithOptions[Config](env.Options{Prefix: envPrefix, Environment: vars})
 	if err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", envErrors(err, vars))
+		return Config{}, configError{envErrors(err, vars)}
 	}
 	if cfg.NodeName == "" {
 		if host, err := os.Hostname(); err == nil {
@@ -109,9 +112,140 @@ func loadConfig(environ []string) (Config, error) {
 		}
 	}
 	if err := cfg.validate(); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
+		return Config{}, configError{err}
 	}
 	return cfg, nil
+}
+
+// configError is every problem of a configuration, one line each, so that
+// an operator fixes them all at once:
+//
+//	configuration: GUARD_MODE is "enforc", want enforce or observe
+//	configuration: 2 problems:
+//	  GUARD_MODE is "enforc", want enforce or observe
+//	  GUARD_PBX_URI "notauri" is not a sip: URI with a host
+type configError struct{ err error }
+
+func (e configError) Unwrap() error { return e.err }
+
+func (e configError) Error() string {
+	problems := leaves(e.err)
+	if len(problems) == 1 {
+		return "configuration: " + problems[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "configuration: %d problems:", len(problems))
+	for _, p := range problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// leaves flattens joined errors into the list of single problems.
+func leaves(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
+}
+
+// withoutPrefix is err's message without the "<sentinel>: " a part's
+// validation puts before each problem: the variable it names is context
+// enough.
+func withoutPrefix(err, sentinel error) []error {
+	var out []error
+	for _, e := range leaves(err) {
+		if msg, ok := strings.CutPrefix(e.Error(), sentinel.Error()+": "); ok {
+			e = errors.New(msg)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// unknownVars names the GUARD_ variables in environ that no setting reads,
+// each with the nearest known name when one is close: a misspelt
+// GUARD_LIMT_HOUR would otherwise leave the default in force unseen.
+func unknownVars(environ []string) []string {
+	known := map[string]bool{}
+	var names []string
+	for _, v := range configVars() {
+		known[v.Name] = true
+		names = append(names, v.Name)
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, envPrefix) || known[k] {
+			continue
+		}
+		msg := k + " is not a callguard setting and is ignored"
+		if near := nearest(k, names); near != "" {
+			msg += "; did you mean " + near + "?"
+		} else {
+			msg += " (callguard config --markdown lists the settings)"
+		}
+		out = append(out, msg)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// warnUnknownVars writes unknownVars to w, one warning a line.
+func warnUnknownVars(w io.Writer, environ []string) {
+	for _, msg := range unknownVars(environ) {
+		fmt.Fprintf(w, "callguard: warning: %s\n", msg)
+	}
+}
+
+// nearest is the name closest to s by edit distance, if it is close
+// enough to be a slip of the keyboard (at most a third of the part after
+// the prefix); "" otherwise.
+func nearest(s string, names []string) string {
+	best, bestDist := "", 0
+	for _, n := range names {
+		d := editDistance(strings.TrimPrefix(s, envPrefix), strings.TrimPrefix(n, envPrefix))
+		if best == "" || d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" || bestDist > max(1, len(strings.TrimPrefix(s, envPrefix))/3) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b:
+// insertions, deletions, substitutions and swaps of neighbours (MOED for
+// MODE) cost one each. Bytes: the variables are ASCII.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 func (c Config) validate() error {
@@ -126,8 +260,22 @@ func (c Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("%sLOG_FORMAT is %q, want text or json", envPrefix, c.LogFormat))
 	}
-	if c.Admin.Token != "" && len(c.Admin.Token) < adminapi.MinTokenLength {
-		errs = append(errs, fmt.Errorf("%sADMIN_TOKEN is %d characters, want at least %d (try: openssl rand -base64 24)", envPrefix, len(c.Admin.Token), adminapi.MinTokenLength))
+	if _, err := phone.New(c.Region); err != nil {
+		errs = append(errs, fmt.Errorf("%sREGION is %q, want an ISO 3166 region code such as RU", envPrefix, c.Region))
+	}
+	// The SIP front and the admin API check their own settings; serve
+	// would refuse them at start, and `callguard config` must say so first.
+	if err := c.SIP.Validate(); err != nil {
+		errs = append(errs, withoutPrefix(err, sipguard.ErrConfig)...)
+	}
+	admin := c.Admin
+	if host, _, err := net.SplitHostPort(admin.Listen); err == nil && adminapi.IsLoopback(host) && admin.Token == "" {
+		// On loopback serve draws a token and keeps it in the data
+		// directory (see adminToken); only a token given must be good.
+		admin.Token = strings.Repeat("x", adminapi.MinTokenLength)
+	}
+	if err := admin.Validate(); err != nil {
+		errs = append(errs, withoutPrefix(err, adminapi.ErrConfig)...)
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("%sTIMEZONE %q: %v", envPrefix, c.TimeZone, err))

@@ -168,3 +168,46 @@ func TestPolicySettingsAreOneList(t *testing.T) {
 		t.Errorf("policyWith: %+v, %v", pc, err)
 	}
 }
+
+// Every problem of a configuration is listed, the SIP front's and the
+// admin API's included, one a line.
+func TestLoadConfigListsEveryProblem(t *testing.T) {
+	_, err := loadConfig([]string{"GUARD_MODE=enforc", "GUARD_PBX_URI=notauri", "GUARD_REGION=XX", "GUARD_ADMIN_TOKEN=short"})
+	if err == nil {
+		t.Fatal("loadConfig accepted a bad mode, PBX URI, region and token")
+	}
+	msg := err.Error()
+	for _, want := range []string{"configuration: 4 problems:\n", "\n  GUARD_MODE is \"enforc\"", "\n  GUARD_PBX_URI \"notauri\" is not a sip: URI", "\n  GUARD_REGION is \"XX\"", "\n  GUARD_ADMIN_TOKEN is 5 characters"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "SIP guard configuration") || strings.Contains(msg, "admin API configuration") {
+		t.Errorf("error repeats its parts' prefixes:\n%s", msg)
+	}
+	// A loopback admin API without a token is fine: serve draws one.
+	if _, err := loadConfig([]string{"GUARD_ADMIN_LISTEN=127.0.0.1:1"}); err != nil {
+		t.Errorf("loopback without a token: %v", err)
+	}
+	if _, err := loadConfig([]string{"GUARD_ADMIN_LISTEN=0.0.0.0:1"}); err == nil || !strings.Contains(err.Error(), "without a token") {
+		t.Errorf("all interfaces without a token: %v", err)
+	}
+}
+
+func TestUnknownVariables(t *testing.T) {
+	got := unknownVars([]string{"GUARD_LIMT_HOUR=3", "GUARD_LIMIT_DAY=9", "PATH=/bin", "GUARD_ZZZZZZZZZZ=1", "GUARD_TIMEZON=UTC", "GUARD_MOED=observe"})
+	want := []string{
+		"GUARD_LIMT_HOUR is not a callguard setting and is ignored; did you mean GUARD_LIMIT_HOUR?",
+		"GUARD_MOED is not a callguard setting and is ignored; did you mean GUARD_MODE?",
+		"GUARD_TIMEZON is not a callguard setting and is ignored; did you mean GUARD_TIMEZONE?",
+		"GUARD_ZZZZZZZZZZ is not a callguard setting and is ignored (callguard config --markdown lists the settings)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("unknownVars:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for a, b := range map[[2]string]int{{"", ""}: 0, {"abc", ""}: 3, {"kitten", "sitting"}: 3, {"LIMT_HOUR", "LIMIT_HOUR"}: 1} {
+		if d := editDistance(a[0], a[1]); d != b {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", a[0], a[1], d, b)
+		}
+	}
+}

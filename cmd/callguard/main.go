@@ -75,6 +75,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			if c.name != "serve" && c.name != "config" { // serve logs them, config prints them
+				warnUnknownVars(stderr, environ)
+			}
 			if err := c.run(ctx, args[1:], environ, stdout, stderr); err != nil {
 				fmt.Fprintf(stderr, "callguard %s: %v\n", c.name, err)
 				if isUsage(err) {

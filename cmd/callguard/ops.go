@@ -26,7 +26,7 @@ func runAudit(ctx context.Context, args []string, environ []string, stdout, stde
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the timeline as JSON")
-	tz := fs.String("tz", "Local", "time zone of the printed times (IANA name, e.g. Europe/Moscow)")
+	tz := fs.String("tz", "", "time zone of the printed times (IANA name, e.g. Europe/Moscow; default GUARD_TIMEZONE)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: callguard audit [--json] [--tz ZONE] NUMBER")
 		fs.PrintDefaults()
@@ -38,13 +38,15 @@ func runAudit(ctx context.Context, args []string, environ []string, stdout, stde
 		fs.Usage()
 		return usageError{"audit takes one number"}
 	}
-	loc, err := time.LoadLocation(*tz)
-	if err != nil {
-		return usageError{fmt.Sprintf("--tz %q: %v", *tz, err)}
-	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
+	}
+	loc := location(cfg)
+	if *tz != "" {
+		if loc, err = time.LoadLocation(*tz); err != nil {
+			return usageError{fmt.Sprintf("--tz %q: %v", *tz, err)}
+		}
 	}
 	key, err := callerKey(cfg, fs.Arg(0))
 	if err != nil {
@@ -111,7 +113,7 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return rep.WriteText(stdout)
+	return rep.WriteText(stdout, location(cfg))
 }
 
 func callerKey(cfg Config, number string) (string, error) {
@@ -124,6 +126,20 @@ func callerKey(cfg Config, number string) (string, error) {
 		return "", usageError{fmt.Sprintf("%q is not a phone number", number)}
 	}
 	return n.Key, nil
+}
+
+// numberPrefix reads a --prefix like a number (phone.Prefix), so that
+// "8999123" finds what "+7999123" finds.
+func numberPrefix(cfg Config, prefix string) (string, error) {
+	numbers, err := phone.New(cfg.Region)
+	if err != nil {
+		return "", fmt.Errorf("%sREGION: %w", envPrefix, err)
+	}
+	p, err := numbers.Prefix(prefix)
+	if err != nil {
+		return "", usageError{"--prefix " + err.Error()}
+	}
+	return p, nil
 }
 
 // withStore runs direct against the event store. The embedded store can be

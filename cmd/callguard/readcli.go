@@ -153,6 +153,9 @@ func runBlacklist(ctx context.Context, args []string, environ []string, stdout, 
 	if err != nil {
 		return err
 	}
+	if q.Prefix, err = numberPrefix(cfg, q.Prefix); err != nil {
+		return err
+	}
 	p, err := withReadSide(ctx, cfg, stderr, func(rs *readside.ReadSide) (lists.Page[lists.BlacklistEntry], error) {
 		return rs.Lists.Blacklist(ctx, q)
 	}, func(c *adminClient) (lists.Page[lists.BlacklistEntry], error) { return c.ListBlacklist(ctx, q) })
@@ -181,6 +184,9 @@ func runWhitelistList(ctx context.Context, args []string, environ []string, stdo
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
+		return err
+	}
+	if q.Prefix, err = numberPrefix(cfg, q.Prefix); err != nil {
 		return err
 	}
 	if export {
@@ -263,6 +269,9 @@ func runCallers(ctx context.Context, args []string, environ []string, stdout, st
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
+		return err
+	}
+	if q.Prefix, err = numberPrefix(cfg, q.Prefix); err != nil {
 		return err
 	}
 	p, err := withReadSide(ctx, cfg, stderr, func(rs *readside.ReadSide) (profiles.Page, error) { return rs.Profiles.Search(ctx, q) },

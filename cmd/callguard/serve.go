@@ -24,6 +24,9 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		return err
 	}
 	log := newLogger(stderr, cfg)
+	for _, msg := range unknownVars(environ) {
+		log.Warn(msg)
+	}
 	g, err := startGuard(ctx, cfg, log)
 	if err != nil {
 		return err

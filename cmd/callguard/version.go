@@ -30,7 +30,7 @@ func runVersion(_ context.Context, _ []string, _ []string, stdout, _ io.Writer) 
 	return err
 }
 
-func runConfig(_ context.Context, args []string, environ []string, stdout, _ io.Writer) error {
+func runConfig(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) == 1 && args[0] == "--markdown" {
 		printConfigMarkdown(stdout)
 		return nil
@@ -38,6 +38,7 @@ func runConfig(_ context.Context, args []string, environ []string, stdout, _ io.
 	if len(args) > 0 {
 		return usageError{"usage: callguard config [--markdown]"}
 	}
+	warnUnknownVars(stderr, environ)
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err

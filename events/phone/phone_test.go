@@ -200,3 +200,31 @@ func TestNormalizeCacheAnswersAlikeAndStaysBounded(t *testing.T) {
 		t.Fatalf("cache holds %d entries, bound %d", size, n.cacheMax)
 	}
 }
+
+// A search prefix reads like the number it starts: every spelling of the
+// start of +7 999 123... finds the same keys.
+func TestPrefix(t *testing.T) {
+	ru := mustNew(t, "RU")
+	for in, want := range map[string]string{
+		"8999123": "+7999123", "+7999123": "+7999123", "7999123": "+7999123", "999123": "+7999123",
+		"+7 (999) 12-3": "+7999123", "8 800": "+7800", "+44": "+44", "": "", "Anonymous": AnonymousKey,
+	} {
+		got, err := ru.Prefix(in)
+		if err != nil || got != want {
+			t.Errorf("Prefix(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		// The prefix of a number matches that number's key.
+		if full := ru.Normalize(in + "0000"); in != "" && in != "Anonymous" && full.Kind == KindE164 && len(in) > 6 && full.Key[:len(got)] != got {
+			t.Errorf("Prefix(%q) = %q, but %q normalises to %q", in, got, in+"0000", full.Key)
+		}
+	}
+	de := mustNew(t, "DE")
+	if got, err := de.Prefix("030 12"); err != nil || got != "+493012" {
+		t.Errorf("DE Prefix(030 12) = %q, %v", got, err)
+	}
+	for _, bad := range []string{"+", "99a", "+1234567890123456", "--"} {
+		if got, err := ru.Prefix(bad); !errors.Is(err, ErrPrefix) {
+			t.Errorf("Prefix(%q) = %q, %v; want ErrPrefix", bad, got, err)
+		}
+	}
+}

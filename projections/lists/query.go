@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -22,7 +23,9 @@ const (
 	// MaxLimit bounds a page; exports use Unlimited.
 	MaxLimit = 1000
 	// Unlimited as Query.Limit returns every matching entry (CSV export).
-	Unlimited = -1
+	// It is no number a person would type: a limit of -1 is refused like
+	// any other out of range.
+	Unlimited = math.MinInt
 )
 
 // ErrQuery marks a query the lists refuse (a limit out of range, an

@@ -8,7 +8,7 @@ import (
 )
 
 // WriteBlacklistText writes a page of the blacklist as a table for a
-// terminal, times in loc.
+// terminal, times in loc, each with its zone (textTime).
 func WriteBlacklistText(w io.Writer, p Page[BlacklistEntry], loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NUMBER\tLEVEL\tEFFECT\tKIND\tRULE\tSINCE\tUNTIL\tBY\tREASON")
@@ -56,9 +56,14 @@ func pageFooter(w io.Writer, shown, total int, next string) error {
 	return err
 }
 
+// textLayout writes a time for a person with its zone's abbreviation
+// (MSK, UTC, or the offset such as +05 where the zone has none), so that
+// a line copied out of the table still says when.
+const textLayout = "2006-01-02 15:04:05 MST"
+
 func textTime(t *time.Time, loc *time.Location) string {
 	if t == nil || t.IsZero() {
 		return "-"
 	}
-	return t.In(loc).Format("2006-01-02 15:04:05")
+	return t.In(loc).Format(textLayout)
 }

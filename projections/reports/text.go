@@ -59,7 +59,7 @@ func (d Daily) WriteCSV(w io.Writer) error {
 // WriteText writes the report as a table for a terminal, followed by the
 // calls per hour of day over the whole range.
 func (d Daily) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "Calls from %s to %s (%s)", d.From, d.To, d.TimeZone)
+	fmt.Fprintf(w, "Calls from %s to %s (days in %s)", d.From, d.To, d.TimeZone)
 	if d.Callee != "" {
 		fmt.Fprintf(w, " to %s", d.Callee)
 	}
@@ -93,7 +93,7 @@ func (d Daily) WriteText(w io.Writer) error {
 		fmt.Fprint(w, ", assumed")
 	}
 	fmt.Fprintf(w, "; tariff %s per minute, billed per %s)\n", ftoa(d.Tariff.PerMinute), d.Tariff.Billing)
-	fmt.Fprintln(w, "\nCalls per hour of day:")
+	fmt.Fprintf(w, "\nCalls per hour of day (%s):\n", d.TimeZone)
 	peak := 0
 	for _, n := range t.Hours {
 		peak = max(peak, n)
@@ -139,7 +139,7 @@ func (t Top) WriteText(w io.Writer) error {
 		title string
 		cs    []TopCaller
 	}{{"Top callers by calls", t.ByCalls}, {"Top callers by blocks", t.ByBlocks}} {
-		fmt.Fprintf(w, "%s, %s to %s (%s)\n", l.title, t.From, t.To, t.TimeZone)
+		fmt.Fprintf(w, "%s, %s to %s (days in %s)\n", l.title, t.From, t.To, t.TimeZone)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "#\tnumber\tcalls\tpassed\tchallenged\trejected\tfailed\tblocks\t")
 		for _, c := range l.cs {

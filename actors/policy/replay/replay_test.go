@@ -400,7 +400,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var text bytes.Buffer
-	if err := r.WriteText(&text); err != nil {
+	if err := r.WriteText(&text, time.UTC); err != nil {
 		t.Fatal(err)
 	}
 	js, err := json.MarshalIndent(r, "", "  ")
@@ -431,7 +431,7 @@ func TestMaxChanges(t *testing.T) {
 		t.Errorf("changed %d, listed %d, more %d", n.CallsChanged, len(n.Changes), n.MoreChanges)
 	}
 	var text bytes.Buffer
-	if err := r.WriteText(&text); err != nil {
+	if err := r.WriteText(&text, time.UTC); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(text.String(), "... and 9 more") {

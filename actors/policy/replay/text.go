@@ -13,11 +13,15 @@ import (
 
 const dateTime = "2006-01-02 15:04:05"
 
-// WriteText renders the report for a person, times in UTC: the settings,
-// the counts, the breakdown of changed calls, then each number that would
-// end in a different state with its standing now and under the settings
-// and the calls decided differently.
-func (r Report) WriteText(w io.Writer) error {
+// WriteText renders the report for a person, times in loc (UTC when nil;
+// the text names the zone): the settings, the counts, the breakdown of
+// changed calls, then each number that would end in a different state
+// with its standing now and under the settings and the calls decided
+// differently.
+func (r Report) WriteText(w io.Writer, loc *time.Location) error {
+	if loc == nil {
+		loc = time.UTC
+	}
 	bw := bufio.NewWriter(w)
 	s := r.Settings
 	fmt.Fprintf(bw, "Replay under limit-hour=%d limit-day=%d limit-level=%d block-for=%s escalate-after=%d escalation-level=%d count-abandoned=%t verified-for=%s anonymous=%s\n",
@@ -28,9 +32,9 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	bw.WriteString(".\n")
 	if !r.AsOf.IsZero() {
-		fmt.Fprintf(bw, "Standing compared as of %s UTC.\n", r.AsOf.UTC().Format(dateTime))
+		fmt.Fprintf(bw, "Standing compared as of %s (times in %s).\n", stamp(r.AsOf, loc), loc)
 	} else {
-		fmt.Fprintf(bw, "Standing compared right after each number's last event.\n")
+		fmt.Fprintf(bw, "Standing compared right after each number's last event (times in %s).\n", loc)
 	}
 
 	fmt.Fprintf(bw, "\nCalls decided differently: %d of %d, from %d %s\n", r.CallsChanged, r.Calls, r.CallersChanged, plural(r.CallersChanged, "caller", "callers"))
@@ -44,12 +48,12 @@ func (r Report) WriteText(w io.Writer) error {
 
 	for _, n := range r.Numbers {
 		fmt.Fprintf(bw, "\n%s\n", n.Key)
-		fmt.Fprintf(bw, "  now       %s\n", standing(n.Now))
-		fmt.Fprintf(bw, "  would be  %s\n", standing(n.WouldBe))
+		fmt.Fprintf(bw, "  now       %s\n", standing(n.Now, loc))
+		fmt.Fprintf(bw, "  would be  %s\n", standing(n.WouldBe, loc))
 		fmt.Fprintf(bw, "  differs   %s\n", strings.Join(n.Differs, ", "))
 		fmt.Fprintf(bw, "  calls     %d of %d decided differently\n", n.CallsChanged, n.Calls)
 		for _, c := range n.Changes {
-			fmt.Fprintf(bw, "    %s  %s  %s -> %s\n", c.At.UTC().Format(dateTime), c.CallID, verdict(c.Was, c.WasLevel, ""), verdict(c.Now, c.NowLevel, c.NowRule))
+			fmt.Fprintf(bw, "    %s  %s  %s -> %s\n", stamp(c.At, loc), c.CallID, verdict(c.Was, c.WasLevel, ""), verdict(c.Now, c.NowLevel, c.NowRule))
 		}
 		if n.MoreChanges > 0 {
 			fmt.Fprintf(bw, "    ... and %d more\n", n.MoreChanges)
@@ -73,12 +77,12 @@ func verdict(v schema.Verdict, level int, rule schema.Rule) string {
 }
 
 // standing says in words where a number stands.
-func standing(s policy.Status) string {
+func standing(s policy.Status, loc *time.Location) string {
 	var parts []string
 	if s.Level > 0 {
 		b := fmt.Sprintf("blocked at level %d (%s, %s)", s.Level, s.Kind, s.Rule)
 		if !s.Until.IsZero() {
-			b += " until " + stamp(s.Until)
+			b += " until " + stamp(s.Until, loc)
 		}
 		parts = append(parts, b)
 	} else {
@@ -87,17 +91,17 @@ func standing(s policy.Status) string {
 	if s.Whitelisted {
 		w := "whitelisted"
 		if !s.WhitelistUntil.IsZero() {
-			w += " until " + stamp(s.WhitelistUntil)
+			w += " until " + stamp(s.WhitelistUntil, loc)
 		}
 		parts = append(parts, w)
 	}
 	if !s.VerifiedUntil.IsZero() {
-		parts = append(parts, "verified until "+stamp(s.VerifiedUntil))
+		parts = append(parts, "verified until "+stamp(s.VerifiedUntil, loc))
 	}
 	return strings.Join(parts, "; ")
 }
 
-func stamp(t time.Time) string { return t.UTC().Format(dateTime) }
+func stamp(t time.Time, loc *time.Location) string { return t.In(loc).Format(dateTime) }
 
 func plural(n int, one, many string) string {
 	if n == 1 {

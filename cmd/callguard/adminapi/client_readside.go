@@ -28,7 +28,7 @@ func listValues(q lists.Query) url.Values {
 	if q.Level != 0 {
 		v.Set("level", strconv.Itoa(q.Level))
 	}
-	if q.Limit > 0 {
+	if q.Limit != 0 && q.Limit != lists.Unlimited { // an export asks for CSV, which is never paged
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	if q.IncludeExpired {
@@ -127,7 +127,7 @@ func (c *Client) DailyCSV(ctx context.Context, q reports.Query) ([]byte, error) 
 // Top returns the top callers (GET /v1/reports/top).
 func (c *Client) Top(ctx context.Context, q reports.TopQuery) (reports.Top, error) {
 	v := reportValues(q.From, q.To)
-	if q.Limit > 0 {
+	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	var t reports.Top
@@ -138,7 +138,7 @@ func (c *Client) Top(ctx context.Context, q reports.TopQuery) (reports.Top, erro
 // TopCSV returns the top callers as CSV.
 func (c *Client) TopCSV(ctx context.Context, q reports.TopQuery) ([]byte, error) {
 	v := reportValues(q.From, q.To)
-	if q.Limit > 0 {
+	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	return c.csv(ctx, withQuery("/v1/reports/top", v))
@@ -153,7 +153,7 @@ func (c *Client) Callers(ctx context.Context, q profiles.Query) (profiles.Page, 
 	if q.After != "" {
 		v.Set("after", q.After)
 	}
-	if q.Limit > 0 {
+	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	var p profiles.Page

@@ -112,7 +112,8 @@ func TestClientProblems(t *testing.T) {
 	}
 
 	_, err = c.Block(ctx, "+79990001122", BlockRequest{Level: 10, Reason: "r"})
-	if !IsProblem(err, CodeInvalidRequest) || !strings.Contains(err.Error(), "level: is 10") || !strings.Contains(err.Error(), "by: is required") {
+	if !IsProblem(err, CodeInvalidRequest) || !strings.Contains(err.Error(), "level is 10") || !strings.Contains(err.Error(), "by is required") ||
+		strings.Count(err.Error(), "is 10") != 1 || strings.Contains(err.Error(), "400") || strings.Contains(err.Error(), "DELETE") {
 		t.Errorf("invalid block: %v", err)
 	}
 

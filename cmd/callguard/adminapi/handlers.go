@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/policy"
@@ -127,7 +129,7 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) {
 	case body.Level == nil:
 		v.add("level", inBody, fmt.Sprintf("is required: %d to %d (%d–%d challenge, %d–%d reject)", schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
 	case *body.Level < schema.MinLevel || *body.Level > schema.MaxLevel:
-		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; unblock with DELETE)", *body.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
+		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; to lift a block, unblock the number)", *body.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
 	default:
 		cmd.Level = *body.Level
 	}
@@ -263,10 +265,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p = newProblem(CodeStateConflict, err.Error())
 	case errors.Is(err, caller.ErrStore), errors.Is(err, events.ErrUnavailable), errors.Is(err, events.ErrClosed):
 		log.Warn("admin API: event store failed")
-		p = newProblem(CodeStoreFailed, "the event store failed; retry with the same Idempotency-Key")
+		p = newProblem(CodeStoreFailed, "the event store failed; retry with the same idempotency key")
 	case errors.Is(err, caller.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		log.Warn("admin API: caller grain unavailable")
-		p = newProblem(CodeCallerUnavailable, "the caller's grain did not answer in time; retry with the same Idempotency-Key")
+		p = newProblem(CodeCallerUnavailable, "the caller's grain did not answer in time; retry with the same idempotency key")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		log.Debug("admin API: request cancelled")
@@ -312,17 +314,24 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any, require
 		writeProblem(w, r, newProblem(CodeUnsupportedMediaType, fmt.Sprintf("Content-Type is %q; send application/json", clip(r.Header.Get("Content-Type")))))
 		return false
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err == nil {
-		// Exactly one JSON value: trailing data is a client bug that
-		// could hide a second, ignored command.
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = terr
-			if err == nil {
-				err = errors.New("more than one JSON value in the body")
+		if fe := scanJSON(body); fe != nil {
+			v := validation{errs: []FieldError{*fe}}
+			v.failed(w, r)
+			return false
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(dst)
+		if err == nil {
+			// Exactly one JSON value: trailing data is a client bug that
+			// could hide a second, ignored command.
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = terr
+				if err == nil {
+					err = errors.New("more than one JSON value in the body")
+				}
 			}
 		}
 	}
@@ -361,6 +370,91 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any, require
 		writeProblem(w, r, newProblem(CodeMalformedJSON, clip(err.Error())))
 	}
 	return false
+}
+
+// scanJSON finds what encoding/json lets through silently: a member
+// given twice in one object (it keeps the last, so {"level":6,"level":1}
+// would block at level 1 while a log or a proxy that reads the first saw
+// 6) and a string that is not valid UTF-8 (it substitutes U+FFFD, so the
+// event would record text the admin did not send). It names the member.
+// Syntax errors are left to the decoder, which reports them with their
+// offset.
+func scanJSON(body []byte) *FieldError {
+	type object struct {
+		seen    map[string]bool
+		wantKey bool
+	}
+	var (
+		stack []*object
+		names []string // the member path, for nested objects
+		prev  int64
+	)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	name := func(key string) string {
+		return clip(strings.ToValidUTF8(strings.Join(append(names, key), "."), "\uFFFD"))
+	}
+	// valueDone is called after a whole value: in an object it was a
+	// member's, and the next token is a key again.
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1] != nil {
+			stack[n-1].wantKey = true
+			names = names[:len(names)-1]
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or a syntax error the decoder reports
+		}
+		raw := body[prev:dec.InputOffset()]
+		prev = dec.InputOffset()
+		var top *object
+		if n := len(stack); n > 0 {
+			top = stack[n-1]
+		}
+		if top != nil && top.wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				valueDone()
+				continue
+			}
+			key, _ := tok.(string)
+			if !utf8.Valid(raw) {
+				return &FieldError{Field: name(key), In: inBody, Detail: "is a member name that is not valid UTF-8"}
+			}
+			if top.seen[key] {
+				return &FieldError{Field: name(key), In: inBody, Detail: "is given twice; send each member once"}
+			}
+			top.seen[key] = true
+			top.wantKey = false
+			names = append(names, key)
+			continue
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, &object{seen: map[string]bool{}, wantKey: true})
+			case '[':
+				stack = append(stack, nil) // an array: no keys
+			default: // ']' (a '}' is handled above)
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			if !utf8.Valid(raw) {
+				field := "body"
+				if len(names) > 0 {
+					field = clip(strings.ToValidUTF8(strings.Join(names, "."), "\uFFFD"))
+				}
+				return &FieldError{Field: field, In: inBody, Detail: "is not valid UTF-8 text"}
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 func jsonKind(e *json.UnmarshalTypeError) string {

@@ -70,7 +70,7 @@ var catalogue = []ProblemInfo{
 	{Code: CodeInvalidNumber, Status: http.StatusBadRequest, Title: "Not a phone number",
 		Description: "The number in the path or body does not normalise to an E.164 number (or the literal \"anonymous\"). Accepted spellings include +79990001122, %2B79990001122 in a path, 79990001122 and 8 999 000-11-22 (numbers without a country code are read in the guard's default region). Nothing was written."},
 	{Code: CodeInvalidRequest, Status: http.StatusBadRequest, Title: "Invalid request",
-		Description: "One or more fields are missing or out of range (a missing reason or by, a level outside 1 to 9, an expiry not in the future, an unknown field). The errors member lists each field and what is wrong with it. Nothing was written."},
+		Description: "One or more fields are missing or out of range (a missing reason or by, a level outside 1 to 9, an expiry not in the future, an unknown field, a member given twice, text that is not valid UTF-8, a limit outside its range). The errors member lists each field and what is wrong with it. Nothing was written."},
 	{Code: CodeMalformedJSON, Status: http.StatusBadRequest, Title: "Malformed JSON",
 		Description: "The request body is empty where one is required, is not JSON, or holds more than one JSON value. Nothing was written."},
 	{Code: CodeUnsupportedMediaType, Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type",
@@ -150,22 +150,26 @@ func (p *Problem) Code() string {
 	return strings.TrimPrefix(p.Type, ProblemTypeBase)
 }
 
-// Error returns the detail (or the title when there is none) followed by
-// the field errors, which is what a person at the CLI needs to fix the
-// request.
+// Error says what is wrong in one sentence a person at the CLI can act
+// on: each invalid field with what is wrong with it (the detail only
+// summarises them), else the detail, else the title. It leaves out the
+// HTTP status and the problem type: Code and Status carry them for
+// programs.
 func (p *Problem) Error() string {
-	var b strings.Builder
-	b.WriteString("admin API: ")
+	if len(p.Errors) > 0 {
+		parts := make([]string, len(p.Errors))
+		for i, fe := range p.Errors {
+			parts[i] = fe.Field + " " + fe.Detail
+		}
+		return strings.Join(parts, "; ")
+	}
 	if p.Detail != "" {
-		b.WriteString(p.Detail)
-	} else {
-		b.WriteString(p.Title)
+		return p.Detail
 	}
-	for _, fe := range p.Errors {
-		fmt.Fprintf(&b, "; %s: %s", fe.Field, fe.Detail)
+	if p.Title != "" {
+		return p.Title
 	}
-	fmt.Fprintf(&b, " (%d %s)", p.Status, p.Code())
-	return b.String()
+	return fmt.Sprintf("the admin API answered %d", p.Status)
 }
 
 // newProblem builds the problem of code with detail.

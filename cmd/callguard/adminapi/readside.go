@@ -235,27 +235,49 @@ func (v *validation) queryBool(q url.Values, name string) bool {
 	return b
 }
 
-// prefix reads a number prefix: the start of an E.164 key, "+" optional.
-func (v *validation) prefix(q url.Values) string {
-	p := strings.TrimSpace(q.Get("prefix"))
-	switch {
-	case p == "":
-		return ""
-	case strings.EqualFold(p, phone.AnonymousKey):
-		return phone.AnonymousKey
+// prefix reads a number prefix, normalised like a number (phone.Prefix):
+// "8999123" finds what "+7999123" finds.
+func (v *validation) prefix(n *phone.Normalizer, q url.Values) string {
+	p, err := n.Prefix(q.Get("prefix"))
+	if err != nil {
+		v.add("prefix", inQuery, fmt.Sprintf("%q is not the start of a phone number such as +7999 or 8999", clip(q.Get("prefix"))))
 	}
-	digits := strings.TrimPrefix(p, "+")
-	if digits == "" || strings.IndexFunc(digits, func(c rune) bool { return c < '0' || c > '9' }) >= 0 || len(digits) > 15 {
-		v.add("prefix", inQuery, fmt.Sprintf("%q is not the start of an E.164 number such as +7999", clip(p)))
-		return ""
+	return p
+}
+
+// limit reads a page size. One rule for every route: absent means the
+// route's default, else it must be 1 to most; a limit of zero, below zero
+// or above the most is refused, never clamped, so that a client learns
+// the bound instead of getting a page it did not ask for.
+func (v *validation) limit(q url.Values, most, def int) int {
+	if !q.Has("limit") {
+		return 0
 	}
-	return "+" + digits
+	n := v.queryInt(q, "limit")
+	if v.failedOn("limit") {
+		return 0
+	}
+	if n < 1 || n > most {
+		v.add("limit", inQuery, fmt.Sprintf("is %d, want 1 to %d (%d when absent)", n, most, def))
+		return 0
+	}
+	return n
+}
+
+// failedOn reports whether field has an error already.
+func (v *validation) failedOn(field string) bool {
+	for _, e := range v.errs {
+		if e.Field == field {
+			return true
+		}
+	}
+	return false
 }
 
 // listQuery reads the common parameters of the list routes.
-func (v *validation) listQuery(q url.Values) lists.Query {
+func (v *validation) listQuery(n *phone.Normalizer, q url.Values) lists.Query {
 	return lists.Query{
-		Prefix: v.prefix(q), After: q.Get("after"), Limit: v.queryInt(q, "limit"),
+		Prefix: v.prefix(n, q), After: q.Get("after"), Limit: v.limit(q, lists.MaxLimit, lists.DefaultLimit),
 		IncludeExpired: v.queryBool(q, "expired"),
 	}
 }
@@ -266,7 +288,7 @@ func (s *Server) blacklist(w http.ResponseWriter, r *http.Request) {
 	}
 	var v validation
 	q := r.URL.Query()
-	lq := v.listQuery(q)
+	lq := v.listQuery(s.d.Normalizer, q)
 	lq.Level = v.queryInt(q, "level")
 	lq.Kind = schema.BlockKind(q.Get("kind"))
 	lq.Rule = schema.Rule(q.Get("rule"))
@@ -281,7 +303,7 @@ func (s *Server) whitelistList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var v validation
-	lq := v.listQuery(r.URL.Query())
+	lq := v.listQuery(s.d.Normalizer, r.URL.Query())
 	if v.failed(w, r) {
 		return
 	}
@@ -406,7 +428,7 @@ func (s *Server) topReport(w http.ResponseWriter, r *http.Request) {
 	}
 	var v validation
 	q := r.URL.Query()
-	limit := v.queryInt(q, "limit")
+	limit := v.limit(q, reports.MaxTop, reports.DefaultTop)
 	if v.failed(w, r) {
 		return
 	}
@@ -429,7 +451,7 @@ func (s *Server) searchCallers(w http.ResponseWriter, r *http.Request) {
 	}
 	var v validation
 	q := r.URL.Query()
-	pq := profiles.Query{Prefix: v.prefix(q), After: q.Get("after"), Limit: v.queryInt(q, "limit")}
+	pq := profiles.Query{Prefix: v.prefix(s.d.Normalizer, q), After: q.Get("after"), Limit: v.limit(q, profiles.MaxLimit, profiles.DefaultLimit)}
 	if v.failed(w, r) {
 		return
 	}

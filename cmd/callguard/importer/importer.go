@@ -102,6 +102,16 @@ type Importer struct {
 	log         *slog.Logger
 	concurrency int
 	rowTimeout  time.Duration
+	// loc is the zone of dates in the until column (GUARD_TIMEZONE).
+	loc *time.Location
+}
+
+// InZone returns a copy of im that reads dates in the until column as
+// days in loc (the guard's GUARD_TIMEZONE); the default is UTC.
+func (im *Importer) InZone(loc *time.Location) *Importer {
+	c := *im
+	c.loc = loc
+	return &c
 }
 
 // New returns an importer sending through commands. clock (nil:
@@ -116,7 +126,7 @@ func New(commands Commander, numbers *phone.Normalizer, clock func() time.Time, 
 	}
 	// Eight commands in flight keep the grains and the store's group
 	// commit busy without one import crowding out live calls.
-	return &Importer{commands: commands, numbers: numbers, clock: clock, log: log, concurrency: 8, rowTimeout: 10 * time.Second}
+	return &Importer{commands: commands, numbers: numbers, clock: clock, log: log, concurrency: 8, rowTimeout: 10 * time.Second, loc: time.UTC}
 }
 
 // row is a parsed data row.
@@ -270,10 +280,10 @@ func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []strin
 			continue
 		}
 		if u := cell(rec, "until"); u != "" {
-			t, err := time.Parse(time.RFC3339Nano, u)
+			t, err := ParseUntil(u, now, im.loc)
 			switch {
 			case err != nil:
-				bad("until", fmt.Sprintf("until %q is not an RFC 3339 time such as 2026-12-31T23:59:59Z", clip(u)))
+				bad("until", "until "+err.Error())
 				continue
 			case !t.After(now):
 				bad("until", fmt.Sprintf("until %s is not in the future", t.UTC().Format(time.RFC3339)))

@@ -253,3 +253,31 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The until column reads what --until reads: durations, dates (through
+// that day in the guard's zone) and RFC 3339 times.
+func TestParseUntil(t *testing.T) {
+	msk, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"720h":                      now.Add(720 * time.Hour),
+		"90m":                       now.Add(90 * time.Minute),
+		"30d":                       now.AddDate(0, 0, 30),
+		"2026-12-31":                time.Date(2026, 12, 31, 21, 0, 0, 0, time.UTC), // midnight after the 31st in Moscow
+		"2026-12-31T23:59:59+03:00": time.Date(2026, 12, 31, 20, 59, 59, 0, time.UTC),
+		" 2026-12-31T20:00:00Z ":    time.Date(2026, 12, 31, 20, 0, 0, 0, time.UTC),
+	} {
+		got, err := ParseUntil(in, now, msk)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseUntil(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"soon", "31.12.2026", "2026-13-01", "d", "-d", "2026-12-31T23:59:59"} {
+		if got, err := ParseUntil(bad, now, msk); !errors.Is(err, ErrUntil) || !strings.Contains(err.Error(), "Europe/Moscow") {
+			t.Errorf("ParseUntil(%q) = %v, %v; want ErrUntil naming the zone", bad, got, err)
+		}
+	}
+}
