@@ -43,26 +43,14 @@ func newAdminFlags(name, usage string, stderr io.Writer) *adminFlags {
 	return f
 }
 
-// parse parses args (flags may follow the number) and returns the
-// positional arguments.
+// parse parses args (flags may come before or after the number, see
+// parseArgs) and returns the positional arguments.
 func (f *adminFlags) parse(args []string, want int) ([]string, error) {
-	var pos []string
-	for {
-		if err := f.fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		args = f.fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseArgs(f.fs, args)
+	if err != nil {
+		return nil, err
 	}
-	if len(pos) != want {
-		f.fs.Usage()
-		return nil, usageError{fmt.Sprintf("want %d argument(s), got %d", want, len(pos))}
-	}
-	return pos, nil
+	return pos, wantArgs(f.fs, pos, want)
 }
 
 func parseUntil(s string) (time.Time, error) {
@@ -83,11 +71,12 @@ func printResult(stdout io.Writer, asJSON bool, res adminapi.CommandResult) erro
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	note := ""
 	if res.Repeated {
-		note = " (repeated: already applied, nothing new written)"
+		_, err := fmt.Fprintf(stdout, "%s: repeated: already applied, nothing new written\n", res.Number)
+		return err
 	}
-	_, err := fmt.Fprintf(stdout, "%s: %s at revision %d%s\n", res.Number, strings.Join(res.Events, ", "), res.Revision, note)
+	// Revision counts from 0: the caller's history holds Revision+1 events.
+	_, err := fmt.Fprintf(stdout, "%s: %s (the caller's history now holds %s)\n", res.Number, strings.Join(res.Events, ", "), plural(int(res.Revision)+1, "event", "events"))
 	return err
 }
 
@@ -186,5 +175,13 @@ func cliClient(environ []string) (*adminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newAdminClient(cfg)
+	return newAdminClient(cfg, "")
+}
+
+// plural says n things: "1 number", "3 numbers".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
