@@ -110,8 +110,13 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 			return runWhitelistImport(ctx, args[1:], environ, stdout, stderr)
 		}
 	}
+	const use = "usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|TIME] | list | export | import FILE.csv"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprintln(stderr, use+"\n`callguard whitelist VERB -h` lists a verb's flags.")
+		return errHelp
+	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|TIME] | list | export | import FILE.csv"}
+		return usageError{use}
 	}
 	verb := args[0]
 	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|RFC3339]", stderr)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -201,7 +202,8 @@ func demoDir(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("make the demo's directory: %w", err)
 	}
-	return dir, nil
+	// Absolute: the closing hint works from any directory.
+	return filepath.Abs(dir)
 }
 
 // demoPlan lists the calls in the order they are placed.
@@ -450,15 +452,12 @@ func demoSummary(w io.Writer, results []demoResult, dir string, people []*demoCa
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	example := ""
+	example := "NUMBER"
 	for _, p := range people {
 		if p.bot {
 			example = p.number
 			break
 		}
-	}
-	if example == "" && len(people) > 0 {
-		example = people[0].number
 	}
 	fmt.Fprintf(w, "\nEvery decision above is an event, kept in %s. Why a number stands as it does:\n\n", dir)
 	fmt.Fprintf(w, "  GUARD_DATA_DIR=%s callguard audit %s\n\n", shellQuote(dir), example)
