@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,18 +115,6 @@ func policyWith(base policy.Config, settings map[string]string) (policy.Config, 
 
 // adminClient is the CLI's way to a running guard.
 type adminClient struct{ *adminapi.Client }
-
-func newAdminClient(cfg Config) (*adminClient, error) {
-	token, _, err := adminToken(cfg, false)
-	if err != nil {
-		return nil, err
-	}
-	base := cfg.AdminURL
-	if base == "" {
-		base = "http://" + cfg.Admin.Listen
-	}
-	return &adminClient{&adminapi.Client{BaseURL: base, Token: token, HTTP: &http.Client{Timeout: 5 * time.Minute}}}, nil
-}
 
 func (c *adminClient) history(ctx context.Context, key string) (audit.Timeline, error) {
 	var tl audit.Timeline

@@ -44,26 +44,14 @@ func newAdminFlags(name, usage string, stderr io.Writer) *adminFlags {
 	return f
 }
 
-// parse parses args (flags may follow the number) and returns the
-// positional arguments.
+// parse parses args (flags may come before or after the number, see
+// parseArgs) and returns the positional arguments.
 func (f *adminFlags) parse(args []string, want int) ([]string, error) {
-	var pos []string
-	for {
-		if err := f.fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		args = f.fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseArgs(f.fs, args)
+	if err != nil {
+		return nil, err
 	}
-	if len(pos) != want {
-		f.fs.Usage()
-		return nil, usageError{fmt.Sprintf("want %d argument(s), got %d", want, len(pos))}
-	}
-	return pos, nil
+	return pos, wantArgs(f.fs, pos, want)
 }
 
 // parseUntil reads --until like the whitelist CSV's until column
@@ -88,11 +76,12 @@ func printResult(stdout io.Writer, asJSON bool, res adminapi.CommandResult) erro
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	note := ""
 	if res.Repeated {
-		note = " (repeated: already applied, nothing new written)"
+		_, err := fmt.Fprintf(stdout, "%s: repeated: already applied, nothing new written\n", res.Number)
+		return err
 	}
-	_, err := fmt.Fprintf(stdout, "%s: %s at revision %d%s\n", res.Number, strings.Join(res.Events, ", "), res.Revision, note)
+	// Revision counts from 0: the caller's history holds Revision+1 events.
+	_, err := fmt.Fprintf(stdout, "%s: %s (the caller's history now holds %s)\n", res.Number, strings.Join(res.Events, ", "), plural(int(res.Revision)+1, "event", "events"))
 	return err
 }
 
@@ -126,8 +115,13 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 			return runWhitelistImport(ctx, args[1:], environ, stdout, stderr)
 		}
 	}
+	const use = "usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|DATE|TIME] | list | export | import FILE.csv"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprintln(stderr, use+"\n`callguard whitelist VERB -h` lists a verb's flags.")
+		return errHelp
+	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
-		return usageError{"usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|DATE|TIME] | list | export | import FILE.csv"}
+		return usageError{use}
 	}
 	verb := args[0]
 	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
@@ -191,5 +185,13 @@ func cliClient(environ []string) (*adminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newAdminClient(cfg)
+	return newAdminClient(cfg, "")
+}
+
+// plural says n things: "1 number", "3 numbers".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -79,7 +79,7 @@ type Config struct {
 	ProjectionCommitInterval time.Duration `env:"PROJECTION_COMMIT_INTERVAL" envDefault:"100ms" desc:"a live projection commits the events it gathered this long after the first of them arrived, or sooner when GUARD_PROJECTION_BATCH are pending or an admin read waits for them (0: commit each arrival)"`
 
 	// AdminURL is where the CLI finds a running guard's admin API.
-	AdminURL string `env:"ADMIN_URL" desc:"URL of a running guard's admin API, for the CLI (default: http:// + GUARD_ADMIN_LISTEN)"`
+	AdminURL string `env:"ADMIN_URL" desc:"URL of a running guard's admin API, for the CLI: when set, every command asks that guard and nothing else (default: GUARD_ADMIN_LISTEN's address; read commands read GUARD_DATA_DIR directly when no guard holds it)"`
 
 	// SnapshotEvery and GrainIdle tune the caller grains.
 	SnapshotEvery int           `env:"SNAPSHOT_EVERY" envDefault:"100" desc:"a caller grain saves a snapshot after this many new events (0 disables)"`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -66,14 +67,19 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	redials := fs.Int("redials", 7, "calls each bot makes")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the call mix")
 	verbose := fs.Bool("v", false, "show the guard's own log")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	dir, err := os.MkdirTemp("", "callguard-demo-")
+	dirFlag := fs.String("dir", "", "keep the demo's event store in this new or empty directory (default: a new one in the system's temporary directory)")
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if err := wantArgs(fs, pos, 0); err != nil {
+		return err
+	}
+	// The store is kept after the demo: its closing hint audits it.
+	dir, err := demoDir(*dirFlag)
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -89,6 +95,7 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	if err != nil {
 		return err
 	}
+	cfg.EventStoreURL = "" // the demo's own store, whatever the environment says
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.SIP.PBXURI = pbx.URI()
 	cfg.SIP.Language = *lang
@@ -134,7 +141,8 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 			return fmt.Errorf("flag %s: %w", p.number, err)
 		}
 	}
-	fmt.Fprintf(stdout, "%d bots, %d people (%d of them flagged by an admin), %d calls; seed %d\n\n", *bots, *humans, *flagged, len(plan), *seed)
+	fmt.Fprintf(stdout, "%s, %s (%d of them flagged by an admin), %s; seed %d\n\n",
+		plural(*bots, "bot", "bots"), plural(*humans, "person", "people"), *flagged, plural(len(plan), "call", "calls"), *seed)
 
 	d := &demoRun{trunk: trunk, pbx: pbx, target: g.sip.UDPAddr().String(), rec: sounds.NewRecognizer(prompts),
 		digits: cfg.Call.CodeDigits, grace: cfg.Call.Grace}
@@ -169,8 +177,33 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 		}
 	}
 	wg.Wait()
-	fmt.Fprintf(stdout, "\nall %d calls done in %v\n\n", len(plan), time.Since(start).Round(time.Second))
-	return demoSummary(stdout, results)
+	fmt.Fprintf(stdout, "\nall %s done in %v\n\n", plural(len(plan), "call", "calls"), time.Since(start).Round(time.Second))
+	return demoSummary(stdout, results, dir, people)
+}
+
+// demoDir makes the directory the demo keeps its event store in: dir
+// when given (new, or empty of a store: a second demo in it would start
+// from the first one's blocks), else a new one in the temporary directory.
+func demoDir(dir string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "callguard-demo-")
+		if err != nil {
+			return "", fmt.Errorf("make the demo's directory: %w", err)
+		}
+		return d, nil
+	}
+	ok, err := storeExists(dir)
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		return "", usageError{fmt.Sprintf("--dir %s already holds an event store: give the demo a new or empty directory", dir)}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("make the demo's directory: %w", err)
+	}
+	// Absolute: the closing hint works from any directory.
+	return filepath.Abs(dir)
 }
 
 // demoPlan lists the calls in the order they are placed.
@@ -329,27 +362,62 @@ func (r demoResult) line() string {
 	}
 }
 
-func demoSummary(w io.Writer, results []demoResult) error {
-	var byVerdict = map[string]int{}
-	var botCalls, botUnbilled, botRejected, humanCalls, humanConnected, passed, failed, errs int
+// The outcome classes of the demo's summary, in the order it lists
+// them. Every call falls in exactly one, so each line's parts add up to
+// its total.
+const (
+	botPassed   = "passed to the PBX (under the hourly limit)"
+	botUnbilled = "challenged and hung up inside the grace interval (unbilled)"
+	botBilled   = "challenged and hung up after the grace interval (billed)"
+	botRejected = "rejected unanswered"
+	manPassed   = "passed straight to the PBX"
+	manTyped    = "challenged and connected after typing the code"
+	manFailed   = "challenged and failed"
+	manRejected = "rejected"
+	callError   = "went wrong (see above)"
+)
+
+// outcomeClass is the class of r among the constants above.
+func (r demoResult) outcomeClass() string {
+	switch {
+	case r.outcome == "error":
+		return callError
+	case r.verdict == "reject" && r.who.bot:
+		return botRejected
+	case r.verdict == "reject":
+		return manRejected
+	case r.verdict == "pass" && r.who.bot:
+		return botPassed
+	case r.verdict == "pass":
+		return manPassed
+	case r.outcome == "passed" && !r.who.bot:
+		return manTyped
+	case r.who.bot && r.err == nil && r.unbilled:
+		return botUnbilled
+	case r.who.bot && r.err == nil:
+		return botBilled
+	case !r.who.bot:
+		return manFailed
+	}
+	return callError
+}
+
+func demoSummary(w io.Writer, results []demoResult, dir string, people []*demoCaller) error {
+	byVerdict := map[string]int{}
+	bots, humans := map[string]int{}, map[string]int{} // calls by outcome class
+	var botCalls, humanCalls, passed, failed, errs int
 	for _, r := range results {
 		byVerdict[r.verdict]++
-		if r.outcome == "error" {
+		class := r.outcomeClass()
+		if class == callError {
 			errs++
 		}
 		if r.who.bot {
 			botCalls++
-			if r.unbilled {
-				botUnbilled++
-			}
-			if r.verdict == "reject" {
-				botRejected++
-			}
+			bots[class]++
 		} else {
 			humanCalls++
-			if r.outcome == "connected" || r.outcome == "passed" {
-				humanConnected++
-			}
+			humans[class]++
 		}
 		switch {
 		case r.verdict == "challenge" && r.outcome == "passed":
@@ -358,20 +426,54 @@ func demoSummary(w io.Writer, results []demoResult) error {
 			failed++
 		}
 	}
+	// parts lists the count of each class: always, and the optional
+	// ones when they happened.
+	parts := func(byClass map[string]int, always, optional []string) string {
+		var out []string
+		for _, c := range always {
+			out = append(out, fmt.Sprintf("%d %s", byClass[c], c))
+		}
+		for _, c := range optional {
+			if byClass[c] > 0 {
+				out = append(out, fmt.Sprintf("%d %s", byClass[c], c))
+			}
+		}
+		return strings.Join(out, ", ")
+	}
+	botParts := parts(bots, []string{botPassed, botUnbilled, botRejected}, []string{botBilled, callError})
+	manParts := parts(humans, []string{manPassed, manTyped}, []string{manFailed, manRejected, callError})
+	humanConnected := humans[manPassed] + humans[manTyped]
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "calls by verdict\tpass %d, challenge %d, reject %d\n", byVerdict["pass"], byVerdict["challenge"], byVerdict["reject"])
-	fmt.Fprintf(tw, "bot calls\t%d: %d rejected unanswered, %d challenged and hung up inside the grace interval (unbilled)\n", botCalls, botRejected, botUnbilled)
+	fmt.Fprintf(tw, "bot calls\t%d: %s\n", botCalls, botParts)
+	fmt.Fprintf(tw, "people's calls\t%d: %s\n", humanCalls, manParts)
 	fmt.Fprintf(tw, "human calls connected\t%d of %d\n", humanConnected, humanCalls)
 	fmt.Fprintf(tw, "challenges\t%d passed, %d failed\n", passed, failed)
-	if errs > 0 {
-		fmt.Fprintf(tw, "errors\t%d (see above)\n", errs)
-	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nEvery decision above is an event: run the guard (`callguard serve`) and `callguard audit NUMBER` shows why.")
+	example := "NUMBER"
+	for _, p := range people {
+		if p.bot {
+			example = p.number
+			break
+		}
+	}
+	fmt.Fprintf(w, "\nEvery decision above is an event, kept in %s. Why a number stands as it does:\n\n", dir)
+	fmt.Fprintf(w, "  GUARD_DATA_DIR=%s callguard audit %s\n\n", shellQuote(dir), example)
+	fmt.Fprintf(w, "(blacklist, report and callers read it the same way; remove the directory when done)\n")
 	if errs > 0 {
-		return fmt.Errorf("%d calls went wrong", errs)
+		return fmt.Errorf("%s went wrong", plural(errs, "call", "calls"))
 	}
 	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=@%,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

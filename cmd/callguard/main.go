@@ -19,16 +19,18 @@
 //	callguard replay [--limit-hour N]    what other policy settings would change
 //	callguard demo                       a guard, a PBX and a carrier on loopback
 //	callguard config                     print the effective configuration (secrets masked)
-//	callguard version                    print the version
+//	callguard version                    print the version (also --version)
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 )
 
 func main() {
@@ -38,28 +40,29 @@ func main() {
 	os.Exit(code)
 }
 
-// command is one subcommand of the binary.
+// command is one subcommand of the binary: its name, its arguments as
+// `callguard help` shows them, and what it does.
 type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error
+	name, args, summary string
+	run                 func(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "run the guard", runServe},
-		{"whitelist", "whitelist add|remove NUMBER --reason WHY | list | export | import FILE.csv", runWhitelist},
-		{"blacklist", "blacklist [--prefix P] [--format text|csv|json]: the numbers blocked now", runBlacklist},
-		{"report", "report [top] [--from D --to D] [--format text|csv|json]: calls, challenges, blocks, money saved", runReport},
-		{"callers", "callers [--prefix P]: caller profiles", runCallers},
-		{"projections", "projections [status] | rebuild [NAME|all]: the read models and their lag", runProjections},
-		{"block", "block NUMBER --level N --reason WHY: block a number by hand", runBlock},
-		{"unblock", "unblock NUMBER --reason WHY: lift a block", runUnblock},
-		{"status", "status NUMBER: a caller's standing and live counters", runStatus},
-		{"audit", "audit NUMBER [--json]: a caller's whole history, with why each block happened", runAudit},
-		{"replay", "replay [--limit-hour N ...]: what would change under other policy settings", runReplay},
-		{"demo", "demo: a guard, a PBX and a carrier on loopback, with bots and people calling", runDemo},
-		{"config", "print the effective configuration (--markdown: the README table)", runConfig},
-		{"version", "print the version", runVersion},
+		{"serve", "", "run the guard", runServe},
+		{"whitelist", "add|remove NUMBER --reason WHY | list | export | import FILE.csv", "the whitelist", runWhitelist},
+		{"blacklist", "[--prefix P] [--format text|csv|json]", "the numbers blocked now", runBlacklist},
+		{"report", "[top] [--from D --to D] [--format text|csv|json]", "calls, challenges, blocks, money saved", runReport},
+		{"callers", "[--prefix P]", "caller profiles", runCallers},
+		{"projections", "[status] | rebuild [NAME|all]", "the read models and their lag", runProjections},
+		{"block", "NUMBER --level N --reason WHY", "block a number by hand", runBlock},
+		{"unblock", "NUMBER --reason WHY", "lift a block", runUnblock},
+		{"status", "NUMBER", "a caller's standing and live counters", runStatus},
+		{"audit", "NUMBER [--json]", "a caller's whole history, with why each block happened", runAudit},
+		{"replay", "[--limit-hour N ...]", "what would change under other policy settings", runReplay},
+		{"demo", "[--dir DIR]", "a guard, a PBX and a carrier on loopback, with bots and people calling", runDemo},
+		{"config", "[--markdown]", "print the effective configuration (secrets masked; --markdown: the README table)", runConfig},
+		{"version", "", "print the version (also: callguard --version)", runVersion},
 	}
 }
 
@@ -73,19 +76,32 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			if c.name != "serve" && c.name != "config" { // serve logs them, config prints them
 				warnUnknownVars(stderr, environ)
 			}
-			if err := c.run(ctx, args[1:], environ, stdout, stderr); err != nil {
-				fmt.Fprintf(stderr, "callguard %s: %v\n", c.name, err)
-				if isUsage(err) {
-					return 2
-				}
-				return 1
+			err := c.run(ctx, args[1:], environ, stdout, stderr)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, errHelp):
+				return 0
 			}
-			return 0
+			var down *guardDownError
+			if errors.As(err, &down) {
+				// It says what was tried and what to do; the chain
+				// around it would only repeat the URL.
+				err = down
+			}
+			fmt.Fprintf(stderr, "callguard %s: %v\n", c.name, err)
+			if isUsage(err) {
+				return 2
+			}
+			return 1
 		}
 	}
 	fmt.Fprintf(stderr, "callguard: unknown command %q\n\n", args[0])
@@ -95,11 +111,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "callguard guards a toll-free number against nuisance and fraud calls.")
-	fmt.Fprintln(w, "\nUsage: callguard COMMAND [flags]\n\nCommands:")
+	fmt.Fprintln(w, "\nUsage: callguard COMMAND [arguments and flags, in any order]\n\nCommands:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+		if c.args != "" {
+			fmt.Fprintf(tw, "  \t  callguard %s %s\n", c.name, c.args)
+		}
 	}
+	_ = tw.Flush()
 	fmt.Fprintln(w, "\nConfiguration comes from GUARD_* environment variables: see `callguard config`.")
+	fmt.Fprintln(w, "`callguard COMMAND -h` lists a command's flags.")
 }
 
 // usageError marks a command-line mistake (exit code 2).
@@ -108,6 +130,6 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func isUsage(err error) bool {
-	_, ok := err.(usageError)
-	return ok
+	var u usageError
+	return errors.As(err, &u)
 }

@@ -28,13 +28,14 @@ func runAudit(ctx context.Context, args []string, environ []string, stdout, stde
 	asJSON := fs.Bool("json", false, "print the timeline as JSON")
 	tz := fs.String("tz", "", "time zone of the printed times (IANA name, e.g. Europe/Moscow; default GUARD_TIMEZONE)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callguard audit [--json] [--tz ZONE] NUMBER")
+		fmt.Fprintln(stderr, "usage: callguard audit NUMBER [--json] [--tz ZONE]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
 		return usageError{"audit takes one number"}
 	}
@@ -48,7 +49,7 @@ func runAudit(ctx context.Context, args []string, environ []string, stdout, stde
 			return usageError{fmt.Sprintf("--tz %q: %v", *tz, err)}
 		}
 	}
-	key, err := callerKey(cfg, fs.Arg(0))
+	key, err := callerKey(cfg, pos[0])
 	if err != nil {
 		return err
 	}
@@ -83,10 +84,11 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 		fmt.Fprintln(stderr, "usage: callguard replay [--json] [policy flags]\n\nRe-decides every recorded call under the given settings (default: the configured ones) and prints what would change. Policy flags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 0 {
+	if len(pos) != 0 {
 		fs.Usage()
 		return usageError{"replay takes no arguments besides flags"}
 	}
@@ -140,34 +142,6 @@ func numberPrefix(cfg Config, prefix string) (string, error) {
 		return "", usageError{"--prefix " + err.Error()}
 	}
 	return p, nil
-}
-
-// withStore runs direct against the event store. The embedded store can be
-// open in one process only; when a guard is serving on it, the same work
-// is asked of that guard over its admin API instead.
-func withStore[T any](ctx context.Context, cfg Config, stderr io.Writer, direct func(events.Store) (T, error), viaAPI func(*adminClient) (T, error)) (T, error) {
-	store, err := openStore(ctx, cfg, newLogger(io.Discard, cfg))
-	if errors.Is(err, events.ErrLocked) {
-		return askGuard(cfg, stderr, viaAPI)
-	}
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	defer store.Close()
-	return direct(store)
-}
-
-// askGuard does the work through the running guard's admin API.
-func askGuard[T any](cfg Config, stderr io.Writer, viaAPI func(*adminClient) (T, error)) (T, error) {
-	fmt.Fprintf(stderr, "callguard: a guard is serving on %s; asking it over its admin API\n", cfg.DataDir)
-	c, err := newAdminClient(cfg)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	c.Stale = func(_ string, fr runner.Freshness) { warnStale(stderr, fr) }
-	return viaAPI(c)
 }
 
 // policySetting is one setting of policy.Config as its users name it:

@@ -8,9 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
@@ -21,17 +25,23 @@ import (
 	"github.com/callguard/callguard/projections/runner"
 )
 
-// withReadSide answers a read from the projections: directly when no
-// guard holds the data directory (opening them catches them up with the
-// log first), else through the running guard's admin API.
+// withReadSide answers a read from the projections, by withStore's rule:
+// directly when no guard holds the data directory (opening them catches
+// them up with the log first), else through a running guard's admin API.
 func withReadSide[T any](ctx context.Context, cfg Config, stderr io.Writer, direct func(*readside.ReadSide) (T, error), viaAPI func(*adminClient) (T, error)) (T, error) {
 	return withStore(ctx, cfg, stderr, func(store events.Store) (T, error) {
 		var zero T
+		if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+			// With EventStoreDB the store opens anywhere, but the
+			// projections live in the data directory: a read does not
+			// create one.
+			return askGuard(cfg, stderr, fmt.Sprintf("no projections in %s (%sDATA_DIR)", cfg.DataDir, envPrefix), viaAPI)
+		}
 		rs, err := openReadSide(ctx, cfg, store, newLogger(io.Discard, cfg))
 		if errors.Is(err, runner.ErrLocked) {
 			// With EventStoreDB the store is shared; the projection files
 			// are what a running guard holds.
-			return askGuard(cfg, stderr, viaAPI)
+			return askGuard(cfg, stderr, fmt.Sprintf("a guard holds the projections in %s (%sDATA_DIR)", cfg.DataDir, envPrefix), viaAPI)
 		}
 		if err != nil {
 			return zero, err
@@ -58,14 +68,20 @@ func newReadFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *string)
 	return fs, format
 }
 
+// parseRead parses a read command's flags (see parseArgs) and checks that
+// no positional argument came with them.
 func parseRead(fs *flag.FlagSet, format *string, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return usageError{"unexpected arguments: " + fmt.Sprint(fs.Args())}
+	if err := wantArgs(fs, pos, 0); err != nil {
+		return err
 	}
+	return checkFormat(format)
+}
+
+func checkFormat(format *string) error {
 	switch *format {
 	case "text", "csv", "json":
 		return nil
@@ -89,16 +105,22 @@ func location(cfg Config) *time.Location {
 
 // runReport: callguard report [top] [--from D] [--to D] [--callee N].
 func runReport(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	top := len(args) > 0 && args[0] == "top"
-	if top {
-		args = args[1:]
-	}
 	fs, format := newReadFlags("report", "report [top] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--callee NUMBER] [--limit N] [--format text|csv|json]", stderr)
 	from := fs.String("from", "", "first day (default: 7 days ago)")
 	to := fs.String("to", "", "last day (default: today)")
 	callee := fs.String("callee", "", "one called (toll-free) number")
 	limit := fs.Int("limit", 0, "top only: length of each list")
-	if err := parseRead(fs, format, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	top := len(pos) == 1 && pos[0] == "top"
+	if !top {
+		if err := wantArgs(fs, pos, 0); err != nil {
+			return err
+		}
+	}
+	if err := checkFormat(format); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(environ)
@@ -246,13 +268,13 @@ func runWhitelistImport(ctx context.Context, args []string, environ []string, st
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "%d rows: %d applied, %d already applied, %d failed\n", res.Rows, res.Applied, res.Repeated, res.Failed)
+		fmt.Fprintf(stdout, "%s: %d applied, %d already applied, %d failed\n", plural(res.Rows, "row", "rows"), res.Applied, res.Repeated, res.Failed)
 		for _, e := range res.Errors {
 			fmt.Fprintf(stdout, "  line %d %s: %s\n", e.Line, e.Number, e.Error)
 		}
 	}
 	if res.Failed > 0 {
-		return fmt.Errorf("%d rows were not imported", res.Failed)
+		return fmt.Errorf("%s not imported", plural(res.Failed, "row was", "rows were"))
 	}
 	return nil
 }
@@ -287,21 +309,35 @@ func runCallers(ctx context.Context, args []string, environ []string, stdout, st
 
 // runProjections: callguard projections [status] | rebuild [NAME|all].
 func runProjections(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	const use = "projections [status] | rebuild [NAME|all] [--format text|json]"
+	fs, format := newReadFlags("projections", use, stderr)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	rebuild := len(pos) > 0 && pos[0] == "rebuild"
+	switch {
+	case len(pos) == 0 || (len(pos) == 1 && pos[0] == "status"):
+	case rebuild && len(pos) <= 2:
+	default:
+		fs.Usage()
+		return usageError{"usage: callguard " + use}
+	}
+	if *format == "csv" {
+		return usageError{"--format: want text or json"}
+	}
+	if err := checkFormat(format); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
 	}
-	rebuild := len(args) > 0 && args[0] == "rebuild"
-	switch {
-	case len(args) == 0 || (len(args) == 1 && args[0] == "status"):
-	case rebuild && len(args) <= 2:
-	default:
-		return usageError{"usage: callguard projections [status] | rebuild [NAME|all]"}
-	}
 	name := "all"
-	if rebuild && len(args) == 2 {
-		name = args[1]
+	if rebuild && len(pos) == 2 {
+		name = pos[1]
 	}
+	var rebuilt []string
 	sts, err := withReadSide(ctx, cfg, stderr, func(rs *readside.ReadSide) ([]runner.Status, error) {
 		if rebuild {
 			var names []string
@@ -315,17 +351,96 @@ func runProjections(ctx context.Context, args []string, environ []string, stdout
 				return nil, err
 			}
 		}
-		return rs.Runner.Status(ctx)
+		sts, err := rs.Runner.Status(ctx)
+		for _, st := range sts {
+			if rebuild && (name == "all" || st.Name == name) {
+				rebuilt = append(rebuilt, st.Name)
+			}
+		}
+		return sts, err
 	}, func(c *adminClient) ([]runner.Status, error) {
-		if rebuild {
-			v, err := c.Rebuild(ctx, name)
+		if !rebuild {
+			v, err := c.Projections(ctx)
 			return v.Projections, err
 		}
-		v, err := c.Projections(ctx)
-		return v.Projections, err
+		v, err := c.Rebuild(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		rebuilt = v.Rebuilding
+		return waitRebuilt(ctx, c, v)
 	})
 	if err != nil {
 		return err
 	}
-	return runner.WriteText(stdout, sts)
+	if *format == "json" {
+		return writeJSON(stdout, struct {
+			Rebuilt     []string        `json:"rebuilt,omitempty"`
+			Projections []runner.Status `json:"projections"`
+		}{rebuilt, sts})
+	}
+	if !rebuild {
+		return runner.WriteText(stdout, sts)
+	}
+	return writeRebuilt(stdout, rebuilt, sts)
+}
+
+// waitRebuilt waits until the projections a guard started rebuilding
+// (its answer v) have replayed the log as far as it went when the
+// rebuild began, and returns their standing then. A rebuild replays in
+// the background: the answer to the request shows it at the start.
+func waitRebuilt(ctx context.Context, c *adminClient, v adminapi.ProjectionsView) ([]runner.Status, error) {
+	target := map[string]uint64{}
+	for _, st := range v.Projections {
+		if slices.Contains(v.Rebuilding, st.Name) {
+			target[st.Name] = st.Events + st.LagEvents
+		}
+	}
+	for {
+		cur, err := c.Projections(ctx)
+		if err != nil {
+			return nil, err
+		}
+		done := true
+		for _, st := range cur.Projections {
+			want, ok := target[st.Name]
+			if !ok {
+				continue
+			}
+			if st.State == runner.Failed {
+				why := "see callguard projections"
+				if st.Failure != nil {
+					why = st.Failure.Error
+				}
+				return nil, fmt.Errorf("the rebuild of %s stopped on an event: %s", st.Name, why)
+			}
+			if st.LagEvents > 0 && (st.Events < want || st.LagAtLeast) {
+				done = false
+			}
+		}
+		if done {
+			return cur.Projections, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the rebuild (it goes on in the guard; see callguard projections): %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// writeRebuilt says what a rebuild did, one line.
+func writeRebuilt(w io.Writer, names []string, sts []runner.Status) error {
+	var parts []string
+	for _, st := range sts {
+		if slices.Contains(names, st.Name) {
+			p := fmt.Sprintf("%s (%s)", st.Name, plural(int(st.Events), "event", "events"))
+			if st.LagEvents > 0 {
+				p += fmt.Sprintf(", %d behind the log", st.LagEvents)
+			}
+			parts = append(parts, p)
+		}
+	}
+	_, err := fmt.Fprintf(w, "rebuilt %s from the start of the log\n", strings.Join(parts, ", "))
+	return err
 }

@@ -16,8 +16,13 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, environ []string, _, stderr io.Writer) error {
-	if len(args) > 0 {
-		return usageError{"usage: callguard serve (configuration comes from GUARD_* variables)"}
+	fs := newFlagSet("serve", "serve (configuration comes from GUARD_* variables: see callguard config)", stderr)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, 0); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {

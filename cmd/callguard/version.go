@@ -11,7 +11,15 @@ import (
 // version is set at release time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-func runVersion(_ context.Context, _ []string, _ []string, stdout, _ io.Writer) error {
+func runVersion(_ context.Context, args []string, _ []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "version (or callguard --version)", stderr)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, 0); err != nil {
+		return err
+	}
 	rev, modified := "unknown", false
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
@@ -26,17 +34,23 @@ func runVersion(_ context.Context, _ []string, _ []string, stdout, _ io.Writer) 
 	if modified {
 		rev += "+dirty"
 	}
-	_, err := fmt.Fprintf(stdout, "callguard %s (commit %s, %s %s/%s)\n", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err = fmt.Fprintf(stdout, "callguard %s (commit %s, %s %s/%s)\n", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return err
 }
 
 func runConfig(_ context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && args[0] == "--markdown" {
+	fs := newFlagSet("config", "config [--markdown]", stderr)
+	markdown := fs.Bool("markdown", false, "print the README's configuration table instead")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, 0); err != nil {
+		return err
+	}
+	if *markdown {
 		printConfigMarkdown(stdout)
 		return nil
-	}
-	if len(args) > 0 {
-		return usageError{"usage: callguard config [--markdown]"}
 	}
 	warnUnknownVars(stderr, environ)
 	cfg, err := loadConfig(environ)

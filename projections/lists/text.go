@@ -51,7 +51,11 @@ func pageFooter(w io.Writer, shown, total int, next string) error {
 	if next != "" {
 		_, err = fmt.Fprintf(w, "\n%d of %d shown; next page: --after %s\n", shown, total, next)
 	} else {
-		_, err = fmt.Fprintf(w, "\n%d numbers\n", total)
+		noun := "numbers"
+		if total == 1 {
+			noun = "number"
+		}
+		_, err = fmt.Fprintf(w, "\n%d %s\n", total, noun)
 	}
 	return err
 }

@@ -233,8 +233,8 @@ func (s Summary) writeText(w io.Writer, loc *time.Location) {
 func (st State) text(loc *time.Location) string {
 	var parts []string
 	if st.Level > 0 {
-		parts = append(parts, fmt.Sprintf("blocked at level %d (%s, %s) since %s, %s",
-			st.Level, st.Kind, st.Rule, stamp(st.Since, loc), until(st.Until, loc)))
+		parts = append(parts, fmt.Sprintf("blocked at level %d (%s) since %s, %s",
+			st.Level, kindRule(st.Kind, st.Rule), stamp(st.Since, loc), until(st.Until, loc)))
 	} else {
 		parts = append(parts, "not blocked")
 	}
@@ -245,4 +245,13 @@ func (st State) text(loc *time.Location) string {
 		parts = append(parts, "verified until "+stamp(st.VerifiedUntil, loc))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// kindRule names a block's kind and rule once each: "auto, hourly-limit",
+// but "manual" for an admin's block, whose rule is its kind.
+func kindRule(kind schema.BlockKind, rule schema.Rule) string {
+	if rule == "" || string(rule) == string(kind) {
+		return string(kind)
+	}
+	return string(kind) + ", " + string(rule)
 }

@@ -80,7 +80,7 @@ func verdict(v schema.Verdict, level int, rule schema.Rule) string {
 func standing(s policy.Status, loc *time.Location) string {
 	var parts []string
 	if s.Level > 0 {
-		b := fmt.Sprintf("blocked at level %d (%s, %s)", s.Level, s.Kind, s.Rule)
+		b := fmt.Sprintf("blocked at level %d (%s)", s.Level, kindRule(s.Kind, s.Rule))
 		if !s.Until.IsZero() {
 			b += " until " + stamp(s.Until, loc)
 		}
@@ -108,4 +108,13 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// kindRule names a block's kind and rule once each: "auto, hourly-limit",
+// but "manual" for an admin's block, whose rule is its kind.
+func kindRule(kind schema.BlockKind, rule schema.Rule) string {
+	if rule == "" || string(rule) == string(kind) {
+		return string(kind)
+	}
+	return string(kind) + ", " + string(rule)
 }
