@@ -115,7 +115,7 @@ func TestReportOfAScriptedRun(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`callguard_calls_total{verdict="reject"} 2`, `callguard_calls_total{verdict="challenge"} 1`, "callguard_decision_seconds_bucket", "callguard_sip_messages_total", "callguard_grains_active"} {
+	for _, want := range []string{`callguard_calls_total{verdict="reject"} 2`, `callguard_calls_total{verdict="challenge"} 1`, "callguard_decision_seconds_bucket", "callguard_sip_messages_total", "callguard_grains_active", "callguard_calls_in_progress 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/callguard/callguard/actors/call"
@@ -89,6 +91,11 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		g.stop()
 		return nil, err
 	}
+	sip := g.sip
+	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Name: "calls_in_progress",
+		Help: "Calls in progress on this node's SIP side, from INVITE to the end of the call: what GUARD_MAX_CALLS caps.",
+	}, func() float64 { return float64(sip.Stats().ActiveSessions) }))
 	return g, nil
 }
 
