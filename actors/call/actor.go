@@ -182,7 +182,7 @@ func (a *callActor) tally(o output) {
 			a.log.Warn("no verdict; store-down policy applies", "policy", e.Action, "err", e.Error)
 			return
 		}
-		a.d.Observer.Decided(e.Verdict, a.took)
+		a.d.Observer.Decided(e.Verdict, e.Action, a.took)
 		if e.Mode == schema.Observe && e.Verdict != schema.Pass {
 			c.Observed.Add(1)
 		}

@@ -82,6 +82,13 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		g.stop()
 		return nil, err
 	}
+	m.WatchCalls(func() metrics.CallTotals {
+		c := calls.Counters()
+		return metrics.CallTotals{
+			ChallengesPassed: c.ChallengesPassed.Load(), ChallengesFailed: c.ChallengesFailed.Load(),
+			ChallengesAbandoned: c.ChallengesAbandoned.Load(), Billed: c.Billed.Load(), Unbilled: c.Unbilled.Load(),
+		}
+	})
 	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
 		Calls: calls, Numbers: numbers, Clock: time.Now, Logger: log, Observer: m,
 	})
