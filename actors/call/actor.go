@@ -148,6 +148,7 @@ func (a *callActor) apply(ctx actor.Context, outs []output) {
 			a.flush()
 			e := a.ended
 			a.log.Debug("call ended", "cause", e.Cause, "by", e.By, "status", e.Status, "durationMs", e.DurationMs, "billed", e.Billed, "detail", o.detail)
+			a.logCall(o.detail)
 			ctx.Stop(ctx.Self())
 		}
 	}

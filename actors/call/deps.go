@@ -178,6 +178,9 @@ type Deps struct {
 	// Observer receives decision latencies and challenge counts; nil is
 	// fine.
 	Observer Observer
+	// CallLog writes one line per call at its end (calllog.go); nil
+	// writes none.
+	CallLog *CallLog
 }
 
 func (d *Deps) validate() error {

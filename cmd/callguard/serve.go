@@ -47,6 +47,12 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		return fmt.Errorf("start projections: %w", err)
 	}
 	g.metrics.WatchProjections(rs.Runner)
+	callLogDone := make(chan struct{})
+	go func() {
+		defer close(callLogDone)
+		g.callLog.Run(ctx, 0)
+	}()
+	defer func() { cancel(); <-callLogDone }()
 	health := &metrics.Health{Store: g.store, Projections: rs.Runner,
 		MaxLagSeconds: cfg.ReadyMaxLag.Seconds(), MaxLagEvents: cfg.ReadyMaxLagEvents}
 	metricsDone, err := serveMetrics(ctx, cfg, g, health)
