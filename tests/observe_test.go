@@ -135,6 +135,12 @@ func TestObserveModeSaysWhatWouldHappen(t *testing.T) {
 		}
 	}
 
+	// The caller profiles.
+	out, stderr, code = runCLI(t, env, "callers", "--prefix", "+79990008")
+	if code != 0 || strings.Count(out, "reject (observe mode: pass)") != 2 {
+		t.Errorf("callers (exit %d, %s):\n%s", code, stderr, out)
+	}
+
 	// The metrics: no call counted as rejected.
 	body := scrapeMetrics(t, g)
 	for _, want := range []string{`callguard_calls_total{verdict="pass"} 5`, `callguard_calls_total{verdict="reject"} 0`,
