@@ -28,6 +28,9 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	if err != nil {
 		return err
 	}
+	// The call log's last count of suppressed lines, once every call has
+	// ended (after g.stop below).
+	defer g.callLog.ReportSuppressed(context.WithoutCancel(ctx))
 	// Stopped last: the SIP front drains its calls (hangs them up and
 	// writes their final events) and the projections close before the
 	// store does.
