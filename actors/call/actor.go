@@ -148,6 +148,7 @@ func (a *callActor) apply(ctx actor.Context, outs []output) {
 			a.flush()
 			e := a.ended
 			a.log.Debug("call ended", "cause", e.Cause, "by", e.By, "status", e.Status, "durationMs", e.DurationMs, "billed", e.Billed, "detail", o.detail)
+			a.logCall(o.detail)
 			ctx.Stop(ctx.Self())
 		}
 	}
@@ -182,7 +183,7 @@ func (a *callActor) tally(o output) {
 			a.log.Warn("no verdict; store-down policy applies", "policy", e.Action, "err", e.Error)
 			return
 		}
-		a.d.Observer.Decided(e.Verdict, a.took)
+		a.d.Observer.Decided(e.Verdict, e.Action, a.took)
 		if e.Mode == schema.Observe && e.Verdict != schema.Pass {
 			c.Observed.Add(1)
 		}

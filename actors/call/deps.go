@@ -128,9 +128,10 @@ func (c *Config) defaults() {
 // Observer is told what the node's calls do, for metrics. Its methods
 // must not block.
 type Observer interface {
-	// Decided: the grain decided a call with v; took is how long the call
-	// waited for it.
-	Decided(v schema.Verdict, took time.Duration)
+	// Decided: the grain decided a call with v and the guard carries out
+	// action (v when enforcing, pass in observe mode); took is how long
+	// the call waited for the verdict.
+	Decided(v, action schema.Verdict, took time.Duration)
 	// Undecided: the grain could not decide; the store-down policy applies.
 	Undecided(took time.Duration)
 	// Busy: the node was too busy to decide; the call gets an overload
@@ -143,11 +144,11 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) Decided(schema.Verdict, time.Duration) {}
-func (noObserver) Undecided(time.Duration)               {}
-func (noObserver) Busy(time.Duration)                    {}
-func (noObserver) ChallengeStarted()                     {}
-func (noObserver) ChallengeEnded()                       {}
+func (noObserver) Decided(_, _ schema.Verdict, _ time.Duration) {}
+func (noObserver) Undecided(time.Duration)                      {}
+func (noObserver) Busy(time.Duration)                           {}
+func (noObserver) ChallengeStarted()                            {}
+func (noObserver) ChallengeEnded()                              {}
 
 // Deps is what every call actor of a node shares.
 type Deps struct {
@@ -177,6 +178,9 @@ type Deps struct {
 	// Observer receives decision latencies and challenge counts; nil is
 	// fine.
 	Observer Observer
+	// CallLog writes one line per call at its end (calllog.go); nil
+	// writes none.
+	CallLog *CallLog
 }
 
 func (d *Deps) validate() error {

@@ -126,7 +126,11 @@ func TestStreamWriterDropsAfterRetryingByTheInjectedClock(t *testing.T) {
 // recordingObserver notes what it is told.
 type recordingObserver struct{ calls []string }
 
-func (o *recordingObserver) Decided(v schema.Verdict, took time.Duration) {
+func (o *recordingObserver) Decided(v, action schema.Verdict, took time.Duration) {
+	if action != v {
+		o.calls = append(o.calls, fmt.Sprintf("decided %s (carried out: %s) in %v", v, action, took))
+		return
+	}
 	o.calls = append(o.calls, fmt.Sprintf("decided %s in %v", v, took))
 }
 func (o *recordingObserver) Undecided(took time.Duration) {
@@ -171,7 +175,7 @@ func TestCountersFollowTheMachine(t *testing.T) {
 			{Ended{At: at(9), By: schema.PartyPBX, Cause: schema.EndPBXNoAnswer, Status: 480}, at(9)},
 		},
 		counters: map[string]uint64{"passed": 1, "observed": 1, "unbilled": 1},
-		observed: []string{"decided reject in 50ms"},
+		observed: []string{"decided reject (carried out: pass) in 50ms"},
 	}, {
 		name: "store down, fail closed",
 		cfg:  func(c *Config) { c.StoreDown = schema.Reject },

@@ -43,6 +43,10 @@ type Config struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info" desc:"log level: debug, info, warn or error"`
 	// LogFormat is text (for people) or json (for log shippers).
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text" desc:"log format: text or json"`
+	// CallLog writes the call log (actors/call.CallLog): one info line per
+	// call at its end, at most CallLogRefused a second for refused calls.
+	CallLog        bool `env:"CALL_LOG" envDefault:"true" desc:"log one line per call at its end, at info level: call ID and SIP Call-ID, caller, callee, verdict, rule, action, challenge outcome, end cause and SIP status (486 when the PBX was busy), durations, billed or not; false turns it off"`
+	CallLogRefused int  `env:"CALL_LOG_REFUSED_PER_SECOND" envDefault:"20" desc:"call log lines a second at most for refused calls (rejected, overload, store down), so that a flood does not flood the log; the rest are counted and their number logged every 10s (0: no line for refused calls)"`
 
 	// Region is the libphonenumber region used to read caller numbers
 	// written without a country code ("8 999 ..." in Russia).
@@ -259,6 +263,9 @@ func (c Config) validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("%sLOG_FORMAT is %q, want text or json", envPrefix, c.LogFormat))
+	}
+	if c.CallLogRefused < 0 {
+		errs = append(errs, fmt.Errorf("%sCALL_LOG_REFUSED_PER_SECOND is %d, want 0 or more", envPrefix, c.CallLogRefused))
 	}
 	if _, err := phone.New(c.Region); err != nil {
 		errs = append(errs, fmt.Errorf("%sREGION is %q, want an ISO 3166 region code such as RU", envPrefix, c.Region))

@@ -38,6 +38,9 @@ type guard struct {
 	numbers *phone.Normalizer
 	policy  *policy.Policy
 	log     *slog.Logger
+	// callLog writes a line per call (nil when GUARD_CALL_LOG is off);
+	// serve runs its report of suppressed lines.
+	callLog *call.CallLog
 }
 
 func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, error) {
@@ -76,14 +79,24 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 	}
+	if cfg.CallLog {
+		g.callLog = call.NewCallLog(log.With("component", "call"), cfg.CallLogRefused, time.Now)
+	}
 	calls, err := call.NewSpawner(n.System, call.Deps{
 		Callers: g.callers, Store: store, Clock: time.Now, Rand: rand.Reader,
-		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m,
+		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m, CallLog: g.callLog,
 	}, cfg.Call)
 	if err != nil {
 		g.stop()
 		return nil, err
 	}
+	m.WatchCalls(func() metrics.CallTotals {
+		c := calls.Counters()
+		return metrics.CallTotals{
+			ChallengesPassed: c.ChallengesPassed.Load(), ChallengesFailed: c.ChallengesFailed.Load(),
+			ChallengesAbandoned: c.ChallengesAbandoned.Load(), Billed: c.Billed.Load(), Unbilled: c.Unbilled.Load(),
+		}
+	})
 	g.sip, err = sipguard.New(cfg.SIP, sipguard.Deps{
 		Calls: calls, Numbers: numbers, Clock: time.Now, Logger: log, Observer: m,
 	})

@@ -36,6 +36,9 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	if err != nil {
 		return err
 	}
+	// The call log's last count of suppressed lines, once every call has
+	// ended (after g.stop below).
+	defer g.callLog.ReportSuppressed(context.WithoutCancel(ctx))
 	// Stopped last: the SIP front drains its calls (hangs them up and
 	// writes their final events) and the projections close before the
 	// store does.
@@ -55,6 +58,12 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		return fmt.Errorf("start projections: %w", err)
 	}
 	g.metrics.WatchProjections(rs.Runner)
+	callLogDone := make(chan struct{})
+	go func() {
+		defer close(callLogDone)
+		g.callLog.Run(ctx, 0)
+	}()
+	defer func() { cancel(); <-callLogDone }()
 	health := &metrics.Health{Store: g.store, Projections: rs.Runner,
 		MaxLagSeconds: cfg.ReadyMaxLag.Seconds(), MaxLagEvents: cfg.ReadyMaxLagEvents}
 	metricsDone, err := serveMetrics(ctx, cfg, g, health)

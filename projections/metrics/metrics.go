@@ -14,8 +14,14 @@
 //
 // Metric names (all prefixed callguard_):
 //
-//	calls_total{verdict}                     calls decided: pass, challenge, reject, store-down
-//	decision_seconds{verdict}                histogram: INVITE to verdict
+//	calls_total{verdict}                     calls by the verdict carried out: pass, challenge, reject,
+//	                                         store-down, busy (observe mode carries out pass only)
+//	calls_observed_total{verdict}            calls observe mode passed that enforcing would have
+//	                                         challenged or rejected (verdict: challenge, reject)
+//	decision_seconds{verdict}                histogram: INVITE to verdict, by the verdict carried out
+//	challenges_total{outcome}                challenges ended: passed, failed, abandoned
+//	calls_ended_total{billed}                calls ended on this node, billed by the carrier or not
+//	                                         (true, false)
 //	store_append_seconds                     histogram: Store.Append latency
 //	store_append_errors_total                appends that failed
 //	projection_lag_events{projection}        events behind the head of the log
@@ -66,6 +72,7 @@ var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 15)
 type Metrics struct {
 	reg           *prometheus.Registry
 	calls         *prometheus.CounterVec
+	observed      *prometheus.CounterVec
 	decision      *prometheus.HistogramVec
 	appendLatency prometheus.Histogram
 	appendErrors  prometheus.Counter
@@ -85,11 +92,15 @@ func New() *Metrics {
 		reg: reg,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "calls_total",
-			Help: "Calls decided, by verdict (pass, challenge, reject; store-down when the grain could not decide).",
+			Help: "Calls by the verdict carried out (pass, challenge, reject; in observe mode every decided call is pass; store-down when the grain could not decide, busy when the node was too busy to).",
+		}, []string{"verdict"}),
+		observed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "calls_observed_total",
+			Help: "Calls observe mode passed that enforcing would have challenged or rejected, by that verdict (they count as pass in calls_total).",
 		}, []string{"verdict"}),
 		decision: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "decision_seconds",
-			Help:    "Time from an INVITE to its verdict, durable in the store, by verdict.",
+			Help:    "Time from an INVITE to its verdict, durable in the store, by the verdict carried out.",
 			Buckets: latencyBuckets,
 		}, []string{"verdict"}),
 		appendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -122,13 +133,16 @@ func New() *Metrics {
 			Help: "Load the SIP guard shed, by reason: max-calls (INVITE answered 503 at MAX_CALLS), busy (call answered 503, the node too busy to decide), tcp-conns (TCP connection closed at accept).",
 		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.calls, m.decision, m.appendLatency, m.appendErrors, m.grains, m.challenges,
+	reg.MustRegister(m.calls, m.observed, m.decision, m.appendLatency, m.appendErrors, m.grains, m.challenges,
 		m.sipMessages, m.untrusted, m.overload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every verdict shows from the start, at zero: a rate over a series
 	// that appears only with its first call reads as no data.
 	for _, v := range []string{string(schema.Pass), string(schema.Challenge), string(schema.Reject), VerdictStoreDown, VerdictBusy} {
 		m.calls.WithLabelValues(v)
+	}
+	for _, v := range []schema.Verdict{schema.Challenge, schema.Reject} {
+		m.observed.WithLabelValues(string(v))
 	}
 	for _, r := range overloadReasons {
 		m.overload.WithLabelValues(r)
@@ -164,10 +178,19 @@ func (m *Metrics) ObserveDecision(verdict string, d time.Duration) {
 	m.decision.WithLabelValues(v).Observe(d.Seconds())
 }
 
-// Decided counts a call the caller grain decided with v and records how
-// long the decision took (the call actor's observer).
-func (m *Metrics) Decided(v schema.Verdict, took time.Duration) {
-	m.ObserveDecision(string(v), took)
+// Decided counts a call the caller grain decided with v, which the guard
+// carried out as action (v when enforcing, pass in observe mode), and
+// records how long the decision took (the call actor's observer). The
+// call counts by its action; one observe mode passed against its verdict
+// counts in calls_observed_total by that verdict too.
+func (m *Metrics) Decided(v, action schema.Verdict, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.ObserveDecision(string(action), took)
+	if v != action && (v == schema.Challenge || v == schema.Reject) {
+		m.observed.WithLabelValues(string(v)).Inc()
+	}
 }
 
 // Undecided counts a call the grain could not decide (the store-down
@@ -339,6 +362,53 @@ func statusClass(status int) string {
 		return "other"
 	}
 	return string(rune('0'+status/100)) + "xx"
+}
+
+// CallTotals are a node's call counts since it started, as its calls
+// keep them (cmd reads call.Counters).
+type CallTotals struct {
+	ChallengesPassed, ChallengesFailed, ChallengesAbandoned uint64
+	// Billed and Unbilled count the calls that ended, by whether the
+	// carrier bills them.
+	Billed, Unbilled uint64
+}
+
+// WatchCalls reports the call counts read from totals at every scrape,
+// as challenges_total{outcome} and calls_ended_total{billed}: the calls
+// keep the counts anyway, so a call pays nothing more for these metrics.
+func (m *Metrics) WatchCalls(totals func() CallTotals) {
+	if m == nil || totals == nil {
+		return
+	}
+	m.reg.MustRegister(&callCollector{totals: totals})
+}
+
+var (
+	challengesDesc = prometheus.NewDesc(Namespace+"_challenges_total",
+		"Challenges ended on this node, by outcome: passed (right code, on to the PBX), failed (wrong or no code: hung up inside the grace interval), abandoned (the caller left).", []string{"outcome"}, nil)
+	endedDesc = prometheus.NewDesc(Namespace+"_calls_ended_total",
+		"Calls ended on this node, by whether the carrier bills them (false: never answered, or ended inside the grace interval).", []string{"billed"}, nil)
+)
+
+type callCollector struct {
+	totals func() CallTotals
+}
+
+func (c *callCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- challengesDesc
+	ch <- endedDesc
+}
+
+func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.totals()
+	for _, o := range []struct {
+		label string
+		n     uint64
+	}{{string(schema.Passed), t.ChallengesPassed}, {string(schema.Failed), t.ChallengesFailed}, {string(schema.Abandoned), t.ChallengesAbandoned}} {
+		ch <- prometheus.MustNewConstMetric(challengesDesc, prometheus.CounterValue, float64(o.n), o.label)
+	}
+	ch <- prometheus.MustNewConstMetric(endedDesc, prometheus.CounterValue, float64(t.Billed), "true")
+	ch <- prometheus.MustNewConstMetric(endedDesc, prometheus.CounterValue, float64(t.Unbilled), "false")
 }
 
 // WatchProjections reports the lag and state of src's projections (the

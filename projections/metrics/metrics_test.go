@@ -14,6 +14,7 @@ import (
 
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/runner"
 )
 
@@ -101,6 +102,41 @@ func TestMetrics(t *testing.T) {
 	none.RejectedUntrusted()
 	none.Overloaded("busy")
 	none.WatchProjections(nil)
+}
+
+// TestObserveModeAndCallTotals: a call observe mode passed counts as
+// pass, and its verdict in calls_observed_total; never as a reject. The
+// challenge outcomes and billed calls are read from the calls' counts at
+// scrape.
+func TestObserveModeAndCallTotals(t *testing.T) {
+	m := New()
+	m.Decided(schema.Reject, schema.Pass, time.Millisecond)
+	m.Decided(schema.Challenge, schema.Pass, time.Millisecond)
+	m.Decided(schema.Pass, schema.Pass, time.Millisecond)
+	m.Decided(schema.Reject, schema.Reject, time.Millisecond)
+	totals := CallTotals{ChallengesPassed: 3, ChallengesFailed: 2, ChallengesAbandoned: 1, Billed: 5, Unbilled: 7}
+	m.WatchCalls(func() CallTotals { return totals })
+	text := scrape(t, m.Handler())
+	for _, l := range []string{
+		`callguard_calls_total{verdict="pass"} 3`,
+		`callguard_calls_total{verdict="reject"} 1`,
+		`callguard_calls_total{verdict="challenge"} 0`,
+		`callguard_calls_observed_total{verdict="reject"} 1`,
+		`callguard_calls_observed_total{verdict="challenge"} 1`,
+		`callguard_decision_seconds_count{verdict="pass"} 3`,
+		`callguard_challenges_total{outcome="passed"} 3`,
+		`callguard_challenges_total{outcome="failed"} 2`,
+		`callguard_challenges_total{outcome="abandoned"} 1`,
+		`callguard_calls_ended_total{billed="true"} 5`,
+		`callguard_calls_ended_total{billed="false"} 7`,
+	} {
+		hasLine(t, text, l)
+	}
+	totals.Unbilled++
+	hasLine(t, scrape(t, m.Handler()), `callguard_calls_ended_total{billed="false"} 8`)
+	var none *Metrics
+	none.Decided(schema.Reject, schema.Pass, time.Millisecond)
+	none.WatchCalls(func() CallTotals { return totals })
 }
 
 func TestTwoRegistries(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 // recordForm is the version of Record's binary form (see rm.Enc for why
 // not JSON); the fields follow in encode's order.
-const recordForm = 1
+const recordForm = 2
 
 func encode(r *Record) []byte {
 	var e rm.Enc
@@ -22,8 +22,9 @@ func encode(r *Record) []byte {
 	e.String(r.LastCallee)
 	e.String(r.LastCallID)
 	e.String(r.Day)
+	e.String(string(r.LastAction))
 	e.Ints(r.Calls, r.DayCalls, r.Passed, r.Challenged, r.Rejected,
-		r.ChallengesPassed, r.ChallengesFailed, r.ChallengesAbandoned, r.Blocks)
+		r.ChallengesPassed, r.ChallengesFailed, r.ChallengesAbandoned, r.Blocks, r.Observed)
 	e.Time(r.VerifiedUntil)
 	b := r.Standing.Block
 	e.Bool(b != nil)
@@ -61,8 +62,9 @@ func decode(raw []byte) (Record, error) {
 	r.LastCallee = d.String()
 	r.LastCallID = d.String()
 	r.Day = d.String()
+	r.LastAction = schema.Verdict(d.String())
 	d.Ints(&r.Calls, &r.DayCalls, &r.Passed, &r.Challenged, &r.Rejected,
-		&r.ChallengesPassed, &r.ChallengesFailed, &r.ChallengesAbandoned, &r.Blocks)
+		&r.ChallengesPassed, &r.ChallengesFailed, &r.ChallengesAbandoned, &r.Blocks, &r.Observed)
 	r.VerifiedUntil = d.Time()
 	if d.Bool() {
 		b := &lists.Block{}

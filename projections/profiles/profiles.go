@@ -36,10 +36,17 @@ type Record struct {
 	Calls    int    `json:"calls"`
 	Day      string `json:"day,omitempty"`
 	DayCalls int    `json:"dayCalls,omitempty"`
-	// Verdicts.
+	// LastAction is what the guard did with the latest call, when that
+	// differs from its verdict (observe mode passed it).
+	LastAction schema.Verdict `json:"lastAction,omitempty"`
+	// What the guard did with the calls (the verdict carried out; in
+	// observe mode every call is passed), and Observed the calls observe
+	// mode passed that enforcing would have challenged or rejected. A call
+	// recorded before the action was counts by its verdict.
 	Passed     int `json:"passed,omitempty"`
 	Challenged int `json:"challenged,omitempty"`
 	Rejected   int `json:"rejected,omitempty"`
+	Observed   int `json:"observed,omitempty"`
 	// Challenge outcomes.
 	ChallengesPassed    int `json:"challengesPassed,omitempty"`
 	ChallengesFailed    int `json:"challengesFailed,omitempty"`
@@ -77,7 +84,18 @@ func Fold(r Record, p schema.Payload, loc *time.Location) (Record, bool) {
 		} else {
 			r.Day, r.DayCalls = day, 1
 		}
-		switch e.Verdict {
+		acted := e.Action
+		if acted == "" {
+			acted = e.Verdict
+		}
+		r.LastAction = ""
+		if acted != e.Verdict {
+			r.LastAction = acted
+			if e.Verdict == schema.Challenge || e.Verdict == schema.Reject {
+				r.Observed++
+			}
+		}
+		switch acted {
 		case schema.Pass:
 			r.Passed++
 		case schema.Challenge:

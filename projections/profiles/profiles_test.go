@@ -70,6 +70,38 @@ func TestFoldAndView(t *testing.T) {
 	}
 }
 
+// TestObserveMode: a call observe mode passed counts as passed, and
+// apart as one enforcing would have blocked; the latest says both.
+func TestObserveMode(t *testing.T) {
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	var r Record
+	for _, e := range []schema.CallReceived{
+		{CallID: "c1", At: at, Verdict: schema.Pass, Mode: schema.Observe, Action: schema.Pass},
+		{CallID: "c2", At: at, Verdict: schema.Challenge, Mode: schema.Observe, Action: schema.Pass},
+		{CallID: "c3", At: at, Verdict: schema.Reject, Mode: schema.Observe, Action: schema.Pass},
+	} {
+		r, _ = Fold(r, e, time.UTC)
+	}
+	if r.Passed != 3 || r.Challenged != 0 || r.Rejected != 0 || r.Observed != 2 || r.LastVerdict != schema.Reject || r.LastAction != schema.Pass {
+		t.Fatalf("record %+v", r)
+	}
+	raw := encode(&r)
+	back, err := decode(raw)
+	if err != nil || back.Observed != 2 || back.LastAction != schema.Pass {
+		t.Fatalf("decoded %+v %v", back, err)
+	}
+	var text strings.Builder
+	if err := WriteText(&text, Page{Items: []Profile{View("+79990000001", r, at, time.UTC)}}, time.UTC); err != nil ||
+		!strings.Contains(text.String(), "reject (observe mode: pass)") {
+		t.Fatalf("text %v:\n%s", err, text.String())
+	}
+	// Enforcing: the latest call's action is its verdict again.
+	r, _ = Fold(r, schema.CallReceived{CallID: "c4", At: at, Verdict: schema.Reject, Mode: schema.Enforce, Action: schema.Reject}, time.UTC)
+	if r.Rejected != 1 || r.LastAction != "" || r.Observed != 2 {
+		t.Fatalf("record after enforcing %+v", r)
+	}
+}
+
 func TestSearch(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -21,7 +21,7 @@ const Name = "profiles"
 
 // version is the shape of Record and the layout; the time zone is part
 // of the runner's version too, since Day depends on it.
-const version = "1"
+const version = "2" // 2: calls counted by the verdict carried out, observe mode's apart
 
 // Layout of the projection's bucket:
 //
@@ -118,6 +118,10 @@ func (b *batch) decode(ev events.Event) (schema.Payload, error) {
 			var s string
 			s, err = rm.String(v)
 			e.Verdict = schema.Verdict(s)
+		case "action":
+			var s string
+			s, err = rm.String(v)
+			e.Action = schema.Verdict(s)
 		case "blockUntil":
 			var t time.Time
 			if t, err = rm.Time(v); err == nil && !t.IsZero() {
@@ -175,10 +179,17 @@ type Profile struct {
 	LastCall   *time.Time `json:"lastCall"`
 	// LastVerdict and LastCallee are the latest call's.
 	LastVerdict schema.Verdict `json:"lastVerdict,omitempty"`
-	LastCallee  string         `json:"lastCallee,omitempty"`
-	Passed      int            `json:"passed"`
-	Challenged  int            `json:"challenged"`
-	Rejected    int            `json:"rejected"`
+	// LastAction is what the guard did with the latest call when observe
+	// mode passed it against its verdict.
+	LastAction schema.Verdict `json:"lastAction,omitempty"`
+	LastCallee string         `json:"lastCallee,omitempty"`
+	// Passed, Challenged and Rejected are what the guard did (in observe
+	// mode every call is passed); WouldBlock the calls observe mode passed
+	// that enforcing would have challenged or rejected.
+	Passed     int `json:"passed"`
+	Challenged int `json:"challenged"`
+	Rejected   int `json:"rejected"`
+	WouldBlock int `json:"wouldBlock"`
 	// Challenge outcomes.
 	ChallengesPassed    int `json:"challengesPassed"`
 	ChallengesFailed    int `json:"challengesFailed"`
@@ -312,8 +323,8 @@ func View(number string, r Record, now time.Time, loc *time.Location) Profile {
 	p := Profile{
 		Number: number, Calls: r.Calls, FirstSeen: r.FirstSeen,
 		FirstCall: timePtr(r.FirstCall), LastCall: timePtr(r.LastCall),
-		LastVerdict: r.LastVerdict, LastCallee: r.LastCallee,
-		Passed: r.Passed, Challenged: r.Challenged, Rejected: r.Rejected,
+		LastVerdict: r.LastVerdict, LastAction: r.LastAction, LastCallee: r.LastCallee,
+		Passed: r.Passed, Challenged: r.Challenged, Rejected: r.Rejected, WouldBlock: r.Observed,
 		ChallengesPassed: r.ChallengesPassed, ChallengesFailed: r.ChallengesFailed, ChallengesAbandoned: r.ChallengesAbandoned,
 		Blocks: r.Blocks,
 	}

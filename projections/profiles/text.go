@@ -18,7 +18,11 @@ func WriteText(w io.Writer, p Page, loc *time.Location) error {
 		if pr.LastCall != nil {
 			last = pr.LastCall.In(loc).Format("2006-01-02 15:04:05 MST")
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", pr.Number, pr.Calls, pr.CallsToday, last, pr.LastVerdict,
+		verdict := string(pr.LastVerdict)
+		if pr.LastAction != "" {
+			verdict = fmt.Sprintf("%s (observe mode: %s)", pr.LastVerdict, pr.LastAction)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", pr.Number, pr.Calls, pr.CallsToday, last, verdict,
 			pr.ChallengesFailed, pr.Blocks, stateText(pr.State, loc))
 	}
 	if err := tw.Flush(); err != nil {

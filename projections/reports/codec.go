@@ -9,14 +9,16 @@ import (
 
 // Binary forms of the stored records (see rm.Enc for why not JSON). The
 // first byte is the form's version; the fields follow in this order.
-const recordForm = 2
+const recordForm = 3
 
 func encodeCounters(e *rm.Enc, c *Counters) {
 	e.Form(recordForm)
 	e.Ints(c.CallsIn, c.Passed, c.Challenged, c.Rejected, c.ChallengesPassed, c.ChallengesFailed,
 		c.ChallengesAbandoned, c.StoreDown, c.Tracked, c.Unbilled, c.AnsweredUnbilled, c.Offered,
-		c.Connected, c.Unanswered, c.ConnectedBilled, c.BilledCalls, c.Busy)
-	for _, v := range []int64{c.ConnectedMs, c.ConnectedMinutes, c.BilledMs, c.BilledMinutes, c.BlockedBilledMs, c.BlockedBilledMinutes} {
+		c.Connected, c.Unanswered, c.ConnectedBilled, c.BilledCalls, c.Busy,
+		c.WouldChallenge, c.WouldReject, c.WouldRejectBilledCalls, c.WouldChallengeBilledCalls)
+	for _, v := range []int64{c.ConnectedMs, c.ConnectedMinutes, c.BilledMs, c.BilledMinutes, c.BlockedBilledMs, c.BlockedBilledMinutes,
+		c.WouldRejectBilledMs, c.WouldRejectBilledMinutes, c.WouldChallengeBilledMs, c.WouldChallengeBilledMinutes} {
 		e.Int(v)
 	}
 	e.Ints(c.Hours[:]...)
@@ -26,8 +28,10 @@ func decodeCounters(d *rm.Dec, c *Counters) {
 	d.Form(recordForm)
 	d.Ints(&c.CallsIn, &c.Passed, &c.Challenged, &c.Rejected, &c.ChallengesPassed, &c.ChallengesFailed,
 		&c.ChallengesAbandoned, &c.StoreDown, &c.Tracked, &c.Unbilled, &c.AnsweredUnbilled, &c.Offered,
-		&c.Connected, &c.Unanswered, &c.ConnectedBilled, &c.BilledCalls, &c.Busy)
-	for _, p := range []*int64{&c.ConnectedMs, &c.ConnectedMinutes, &c.BilledMs, &c.BilledMinutes, &c.BlockedBilledMs, &c.BlockedBilledMinutes} {
+		&c.Connected, &c.Unanswered, &c.ConnectedBilled, &c.BilledCalls, &c.Busy,
+		&c.WouldChallenge, &c.WouldReject, &c.WouldRejectBilledCalls, &c.WouldChallengeBilledCalls)
+	for _, p := range []*int64{&c.ConnectedMs, &c.ConnectedMinutes, &c.BilledMs, &c.BilledMinutes, &c.BlockedBilledMs, &c.BlockedBilledMinutes,
+		&c.WouldRejectBilledMs, &c.WouldRejectBilledMinutes, &c.WouldChallengeBilledMs, &c.WouldChallengeBilledMinutes} {
 		*p = d.Int()
 	}
 	for h := range c.Hours {
@@ -37,12 +41,12 @@ func decodeCounters(d *rm.Dec, c *Counters) {
 
 func encodeCallerCounters(e *rm.Enc, c *CallerCounters) {
 	e.Form(recordForm)
-	e.Ints(c.Calls, c.Passed, c.Challenged, c.Rejected, c.Failed, c.Blocks)
+	e.Ints(c.Calls, c.Passed, c.Challenged, c.Rejected, c.Failed, c.Blocks, c.Observed)
 }
 
 func decodeCallerCounters(d *rm.Dec, c *CallerCounters) {
 	d.Form(recordForm)
-	d.Ints(&c.Calls, &c.Passed, &c.Challenged, &c.Rejected, &c.Failed, &c.Blocks)
+	d.Ints(&c.Calls, &c.Passed, &c.Challenged, &c.Rejected, &c.Failed, &c.Blocks, &c.Observed)
 }
 
 func encodeCall(e *rm.Enc, c *Call) {

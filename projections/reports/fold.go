@@ -31,6 +31,21 @@
 // store-down call, its arrival) fell in the configured time zone, and so
 // do its challenge outcome and its end, however much later they come.
 //
+// # Observe mode
+//
+// The verdict figures (Passed, Challenged, Rejected) count what the guard
+// did with each call (CallReceived.Action), not what the policy decided:
+// in observe mode (schema.Observe) every call is passed, whatever its
+// verdict, and WouldChallenge and WouldReject count the verdicts observe
+// mode did not carry out. Those calls went to the PBX like any other, so
+// they count in Offered, Connected, billed minutes, and never in the
+// money saved; what they cost is kept apart (WouldRejectBilled...,
+// WouldChallengeBilled...), which is what enforcing would change: the
+// billed minutes of the would-be rejected calls are what enforcing would
+// have saved, and those of the would-be challenged calls what it would
+// have saved had their callers failed the challenge. A CallReceived
+// written before Mode and Action existed reads as enforced.
+//
 // # Money saved
 //
 // The estimate, per row: every rejected call and every failed challenge
@@ -70,10 +85,15 @@ type Counters struct {
 	// could not decide (StoreDown) and calls the node was too busy to
 	// decide (Busy).
 	CallsIn int
-	// Verdicts of the decided calls.
+	// What the guard did with the decided calls (the action: the verdict
+	// when enforcing, pass in observe mode).
 	Passed     int
 	Challenged int
 	Rejected   int
+	// WouldChallenge and WouldReject count the calls observe mode passed
+	// whose verdict was challenge or reject (counted in Passed too).
+	WouldChallenge int
+	WouldReject    int
 	// Outcomes of the challenges.
 	ChallengesPassed    int
 	ChallengesFailed    int
@@ -116,6 +136,15 @@ type Counters struct {
 	// ends within the grace interval).
 	BlockedBilledMs      int64
 	BlockedBilledMinutes int64
+	// WouldRejectBilled... and WouldChallengeBilled... are the billed
+	// calls among WouldReject and WouldChallenge, and their length: what
+	// those calls cost because the guard only observed them.
+	WouldRejectBilledCalls      int
+	WouldRejectBilledMs         int64
+	WouldRejectBilledMinutes    int64
+	WouldChallengeBilledCalls   int
+	WouldChallengeBilledMs      int64
+	WouldChallengeBilledMinutes int64
 
 	// Hours counts CallsIn by hour of day.
 	Hours [24]int
@@ -146,6 +175,14 @@ func (c *Counters) Add(o Counters) {
 	c.BilledMinutes += o.BilledMinutes
 	c.BlockedBilledMs += o.BlockedBilledMs
 	c.BlockedBilledMinutes += o.BlockedBilledMinutes
+	c.WouldChallenge += o.WouldChallenge
+	c.WouldReject += o.WouldReject
+	c.WouldRejectBilledCalls += o.WouldRejectBilledCalls
+	c.WouldRejectBilledMs += o.WouldRejectBilledMs
+	c.WouldRejectBilledMinutes += o.WouldRejectBilledMinutes
+	c.WouldChallengeBilledCalls += o.WouldChallengeBilledCalls
+	c.WouldChallengeBilledMs += o.WouldChallengeBilledMs
+	c.WouldChallengeBilledMinutes += o.WouldChallengeBilledMinutes
 	for h := range c.Hours {
 		c.Hours[h] += o.Hours[h]
 	}
@@ -153,10 +190,14 @@ func (c *Counters) Add(o Counters) {
 
 // CallerCounters are one caller's figures of one day, for the top lists.
 type CallerCounters struct {
-	Calls      int
+	Calls int
+	// Passed, Challenged and Rejected count what the guard did (see
+	// Counters); Observed the calls observe mode passed whose verdict was
+	// challenge or reject.
 	Passed     int
 	Challenged int
 	Rejected   int
+	Observed   int
 	Failed     int
 	// Blocks counts the blocks applied to the caller that day.
 	Blocks int
@@ -168,6 +209,7 @@ func (c *CallerCounters) Add(o CallerCounters) {
 	c.Passed += o.Passed
 	c.Challenged += o.Challenged
 	c.Rejected += o.Rejected
+	c.Observed += o.Observed
 	c.Failed += o.Failed
 	c.Blocks += o.Blocks
 }
@@ -189,13 +231,24 @@ type Call struct {
 	Connected bool
 }
 
+// Acted is what the guard did with the call of e: its Action, or for an
+// event written before Action existed, its verdict (those guards'
+// observe mode is not told apart: they read as enforced).
+func Acted(e schema.CallReceived) schema.Verdict {
+	if e.Action != "" {
+		return e.Action
+	}
+	return e.Verdict
+}
+
 // Received folds a decided call into its day's counters (c) and its
-// caller's (cc).
+// caller's (cc): by what the guard did with it, and, when observe mode
+// passed a call the verdict would have challenged or rejected, as such.
 func Received(c Counters, cc CallerCounters, e schema.CallReceived, hour int) (Counters, CallerCounters) {
 	c.CallsIn++
 	c.Hours[hour]++
 	cc.Calls++
-	switch e.Verdict {
+	switch Acted(e) {
 	case schema.Pass:
 		c.Passed++
 		cc.Passed++
@@ -205,6 +258,16 @@ func Received(c Counters, cc CallerCounters, e schema.CallReceived, hour int) (C
 	case schema.Reject:
 		c.Rejected++
 		cc.Rejected++
+	}
+	if Acted(e) == schema.Pass {
+		switch e.Verdict {
+		case schema.Challenge:
+			c.WouldChallenge++
+			cc.Observed++
+		case schema.Reject:
+			c.WouldReject++
+			cc.Observed++
+		}
 	}
 	return c, cc
 }
@@ -312,9 +375,21 @@ func Ended(c Counters, call Call, e schema.CallEnded) Counters {
 			c.ConnectedMs += ms
 			c.ConnectedMinutes += minutes
 		}
-		if call.Verdict == schema.Reject || call.Outcome == schema.Failed {
+		if call.Action == schema.Reject || call.Outcome == schema.Failed {
 			c.BlockedBilledMs += ms
 			c.BlockedBilledMinutes += minutes
+		}
+		if call.Action == schema.Pass {
+			switch call.Verdict {
+			case schema.Reject:
+				c.WouldRejectBilledCalls++
+				c.WouldRejectBilledMs += ms
+				c.WouldRejectBilledMinutes += minutes
+			case schema.Challenge:
+				c.WouldChallengeBilledCalls++
+				c.WouldChallengeBilledMs += ms
+				c.WouldChallengeBilledMinutes += minutes
+			}
 		}
 	}
 	return c

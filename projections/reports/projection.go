@@ -19,7 +19,7 @@ const Name = "reports"
 
 // version is the shape of the read model below; the time zone is part of
 // the runner's version too.
-const version = "2" // 2: busy calls counted
+const version = "3" // 2: busy calls counted; 3: calls counted by action, observe mode's would-be verdicts apart
 
 // Layout of the projection's bucket:
 //
@@ -293,7 +293,7 @@ func (b *batch) applyCaller(ev events.Event, key string) error {
 		}
 		rec := schema.CallReceived{CallID: e.CallID, Callee: e.Callee, At: e.At, Verdict: e.Verdict, Action: e.Action}
 		*c, *cc = Received(*c, *cc, rec, hour)
-		if e.Verdict == schema.Challenge {
+		if Acted(rec) == schema.Challenge {
 			b.outcomes.put(key+"\x00"+e.CallID, Call{Day: day, Hour: hour, Callee: e.Callee})
 		}
 		// The current shape says what the call stream's CallStarted and

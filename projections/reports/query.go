@@ -137,25 +137,33 @@ type Daily struct {
 }
 
 // Row is one day's figures for one callee (see Counters for what each
-// counts, and the package documentation for the money estimate).
+// counts, and the package documentation for the money estimate and
+// observe mode).
 type Row struct {
-	Day                 string `json:"day,omitempty"`
-	Callee              string `json:"callee"`
-	CallsIn             int    `json:"callsIn"`
-	Passed              int    `json:"passed"`
-	Challenged          int    `json:"challenged"`
-	ChallengesPassed    int    `json:"challengesPassed"`
-	ChallengesFailed    int    `json:"challengesFailed"`
-	ChallengesAbandoned int    `json:"challengesAbandoned"`
-	Rejected            int    `json:"rejected"`
-	StoreDown           int    `json:"storeDown"`
-	Busy                int    `json:"busy"`
-	Tracked             int    `json:"tracked"`
-	Unbilled            int    `json:"unbilled"`
-	AnsweredUnbilled    int    `json:"answeredUnbilled"`
-	Offered             int    `json:"offered"`
-	Connected           int    `json:"connected"`
-	Unanswered          int    `json:"unanswered"`
+	Day     string `json:"day,omitempty"`
+	Callee  string `json:"callee"`
+	CallsIn int    `json:"callsIn"`
+	// Passed, Challenged and Rejected are what the guard did: in observe
+	// mode every call is passed.
+	Passed              int `json:"passed"`
+	Challenged          int `json:"challenged"`
+	ChallengesPassed    int `json:"challengesPassed"`
+	ChallengesFailed    int `json:"challengesFailed"`
+	ChallengesAbandoned int `json:"challengesAbandoned"`
+	Rejected            int `json:"rejected"`
+	// WouldChallenge and WouldReject count the calls observe mode passed
+	// that enforcing would have challenged or rejected (they are in
+	// Passed, never in the money saved).
+	WouldChallenge   int `json:"wouldChallenge"`
+	WouldReject      int `json:"wouldReject"`
+	StoreDown        int `json:"storeDown"`
+	Busy             int `json:"busy"`
+	Tracked          int `json:"tracked"`
+	Unbilled         int `json:"unbilled"`
+	AnsweredUnbilled int `json:"answeredUnbilled"`
+	Offered          int `json:"offered"`
+	Connected        int `json:"connected"`
+	Unanswered       int `json:"unanswered"`
 	// UnansweredShare is Unanswered / Offered; null with nothing offered.
 	UnansweredShare *float64 `json:"unansweredShare"`
 	BilledCalls     int      `json:"billedCalls"`
@@ -166,6 +174,15 @@ type Row struct {
 	MinutesAssumed bool    `json:"minutesAssumed,omitempty"`
 	SavedMinutes   float64 `json:"savedMinutes"`
 	Saved          float64 `json:"saved"`
+	// What enforcing would change, from the calls observe mode passed:
+	// WouldSaveMinutes are the billed minutes of the would-be rejected
+	// calls (enforcing would not have let them be billed), WouldSave their
+	// cost; WouldChallengeMinutes the billed minutes of the would-be
+	// challenged calls, saved too had their callers failed the challenge.
+	// Measured on the calls as they happened, not estimated.
+	WouldSaveMinutes      float64 `json:"wouldSaveMinutes"`
+	WouldSave             float64 `json:"wouldSave"`
+	WouldChallengeMinutes float64 `json:"wouldChallengeMinutes"`
 	// Hours counts the calls in by hour of day (0 is midnight to 1 am).
 	Hours [24]int `json:"hours"`
 }
@@ -175,7 +192,7 @@ func (r *Reports) row(day, callee string, c Counters) Row {
 	out := Row{
 		Day: day, Callee: callee, CallsIn: c.CallsIn, Passed: c.Passed, Challenged: c.Challenged,
 		ChallengesPassed: c.ChallengesPassed, ChallengesFailed: c.ChallengesFailed, ChallengesAbandoned: c.ChallengesAbandoned,
-		Rejected: c.Rejected, StoreDown: c.StoreDown, Busy: c.Busy, Tracked: c.Tracked, Unbilled: c.Unbilled,
+		Rejected: c.Rejected, WouldChallenge: c.WouldChallenge, WouldReject: c.WouldReject, StoreDown: c.StoreDown, Busy: c.Busy, Tracked: c.Tracked, Unbilled: c.Unbilled,
 		AnsweredUnbilled: c.AnsweredUnbilled, Offered: c.Offered, Connected: c.Connected, Unanswered: c.Unanswered,
 		BilledCalls: c.BilledCalls, Hours: c.Hours,
 	}
@@ -200,6 +217,9 @@ func (r *Reports) row(day, callee string, c Counters) Row {
 	out.SavedMinutes = round(max(0, saved), 2)
 	out.Saved = round(out.SavedMinutes*r.cfg.TariffPerMinute, 2)
 	out.MinutesPerCall = round(out.MinutesPerCall, 2)
+	out.WouldSaveMinutes = round(minutes(c.WouldRejectBilledMs, c.WouldRejectBilledMinutes), 2)
+	out.WouldSave = round(out.WouldSaveMinutes*r.cfg.TariffPerMinute, 2)
+	out.WouldChallengeMinutes = round(minutes(c.WouldChallengeBilledMs, c.WouldChallengeBilledMinutes), 2)
 	return out
 }
 
@@ -312,8 +332,9 @@ type Top struct {
 	To       string `json:"to"`
 	TimeZone string `json:"timeZone"`
 	// ByCalls ranks callers by calls in; ByBlocks by blocks applied, then
-	// by calls blocked (challenged or rejected). A caller with neither is
-	// not in ByBlocks.
+	// by calls blocked (challenged or rejected), then by calls observe
+	// mode passed that a block would have caught. A caller with none of
+	// them is not in ByBlocks.
 	ByCalls  []TopCaller `json:"byCalls"`
 	ByBlocks []TopCaller `json:"byBlocks"`
 }
@@ -329,6 +350,9 @@ type TopCaller struct {
 	ChallengesFailed int    `json:"challengesFailed"`
 	// Blocked is Challenged + Rejected: the calls a block caught.
 	Blocked int `json:"blocked"`
+	// WouldBlock counts the calls observe mode passed that a block would
+	// have caught (challenged or rejected when enforcing).
+	WouldBlock int `json:"wouldBlock"`
 	// Blocks counts blocks applied to the number in the range.
 	Blocks int `json:"blocks"`
 }
@@ -383,7 +407,7 @@ func (r *Reports) Top(ctx context.Context, q TopQuery) (Top, error) {
 	for n, s := range sums {
 		all = append(all, TopCaller{
 			Number: n, Calls: s.Calls, Passed: s.Passed, Challenged: s.Challenged, Rejected: s.Rejected,
-			ChallengesFailed: s.Failed, Blocked: s.Challenged + s.Rejected, Blocks: s.Blocks,
+			ChallengesFailed: s.Failed, Blocked: s.Challenged + s.Rejected, WouldBlock: s.Observed, Blocks: s.Blocks,
 		})
 	}
 	byCalls := slices.Clone(all)
@@ -391,9 +415,10 @@ func (r *Reports) Top(ctx context.Context, q TopQuery) (Top, error) {
 		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(b.Blocked, a.Blocked), strings.Compare(a.Number, b.Number))
 	})
 	top.ByCalls = ranked(byCalls, q.Limit)
-	byBlocks := slices.DeleteFunc(all, func(c TopCaller) bool { return c.Blocks == 0 && c.Blocked == 0 })
+	byBlocks := slices.DeleteFunc(all, func(c TopCaller) bool { return c.Blocks == 0 && c.Blocked == 0 && c.WouldBlock == 0 })
 	slices.SortFunc(byBlocks, func(a, b TopCaller) int {
-		return cmp.Or(cmp.Compare(b.Blocks, a.Blocks), cmp.Compare(b.Blocked, a.Blocked), cmp.Compare(b.Calls, a.Calls), strings.Compare(a.Number, b.Number))
+		return cmp.Or(cmp.Compare(b.Blocks, a.Blocks), cmp.Compare(b.Blocked, a.Blocked), cmp.Compare(b.WouldBlock, a.WouldBlock),
+			cmp.Compare(b.Calls, a.Calls), strings.Compare(a.Number, b.Number))
 	})
 	top.ByBlocks = ranked(byBlocks, q.Limit)
 	return top, nil

@@ -14,11 +14,14 @@ import (
 	"time"
 	_ "time/tzdata" // the tests' zone must not depend on the machine
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/simtest"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/internal/rm"
 	"github.com/callguard/callguard/projections/runner"
 )
 
@@ -67,7 +70,7 @@ func TestFolds(t *testing.T) {
 		{"a challenge that failed inside the grace interval", Call{Verdict: schema.Challenge, Outcome: schema.Failed},
 			schema.CallEnded{AnsweredAt: &answered, DurationMs: 2_000},
 			Counters{Tracked: 1, Unbilled: 1, AnsweredUnbilled: 1}},
-		{"a rejected call billed all the same", Call{Verdict: schema.Reject},
+		{"a rejected call billed all the same", Call{Verdict: schema.Reject, Action: schema.Reject},
 			schema.CallEnded{AnsweredAt: &answered, DurationMs: 5_000, Billed: true},
 			Counters{Tracked: 1, BilledCalls: 1, BilledMs: 5_000, BilledMinutes: 1, BlockedBilledMs: 5_000, BlockedBilledMinutes: 1}},
 	}
@@ -304,7 +307,7 @@ func TestReadsSchemaNames(t *testing.T) {
 		p     schema.Payload
 		names []string
 	}{
-		{schema.CallReceived{}, []string{"callId", "callee", "at", "verdict"}},
+		{schema.CallReceived{}, []string{"callId", "callee", "at", "verdict", "action"}},
 		{schema.ChallengeOutcome{}, []string{"callId", "outcome", "at"}},
 		{schema.BlockApplied{}, []string{"at"}},
 		{schema.CallStarted{}, []string{"caller", "callee", "at"}},
@@ -404,4 +407,136 @@ func TestShapesGiveTheSameReports(t *testing.T) {
 	}
 	t.Logf("%d calls (%d rejected): legacy %d events in %d call streams, current %d events in %d call streams",
 		legacy.Total.CallsIn, legacy.Total.Rejected, legacyEvents, legacyStreams, currentEvents, currentStreams)
+}
+
+// TestObserveMode: a day in observe mode counts every call as passed and
+// the verdicts it did not carry out apart, saves nothing, and says what
+// enforcing would have changed from the calls' real billed minutes. A
+// CallReceived without Action (a log from before) reads as enforced.
+func TestObserveMode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := embedded.Open(ctx, filepath.Join(dir, "events"), embedded.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sim := simtest.New(t, store, policy.DefaultConfig())
+	at := func(hour, min int) time.Time { return time.Date(2026, 11, 2, hour, min, 0, 0, time.UTC) }
+	const dialler, blocked = "+79990000666", "+79990000701"
+	if err := sim.Command("block", blocked, policy.Command{ID: "k1", By: "bob", Why: "fraud", Level: 7}, at(8, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// The dialler: five passes, then two calls over the hourly limit the
+	// policy challenges; observe mode passes them to the PBX, which
+	// answers; 30 s each, one started minute.
+	for i := range 7 {
+		want := schema.Pass
+		if i >= 5 {
+			want = schema.Challenge
+		}
+		if v := sim.Place(simtest.Call{Caller: dialler, Callee: lineA, At: at(9, i), Mode: schema.Observe,
+			PBX: simtest.PBXAnswers, Talk: 30 * time.Second}); v != want {
+			t.Fatalf("dialler's call %d: %s, want %s", i+1, v, want)
+		}
+	}
+	// The hard-blocked number: two would-be rejects, answered, 125 s each
+	// (three started minutes).
+	for i := range 2 {
+		if v := sim.Place(simtest.Call{Caller: blocked, Callee: lineA, At: at(10, i), Mode: schema.Observe,
+			PBX: simtest.PBXAnswers, Talk: 125 * time.Second}); v != schema.Reject {
+			t.Fatalf("blocked caller: %s", v)
+		}
+	}
+	// Enforcing from here on: the block earned while observing applies.
+	if v := sim.Place(simtest.Call{Caller: blocked, Callee: lineA, At: at(11, 0)}); v != schema.Reject {
+		t.Fatalf("blocked caller, enforcing: %s", v)
+	}
+	r, err := runner.Open(ctx, filepath.Join(dir, runner.DirName), store, []runner.Projection{NewProjection(time.UTC)}, runner.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := New(r, Config{Location: time.UTC, TariffPerMinute: 2.5, Currency: "RUB", AssumedMinutes: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := rep.Daily(ctx, Query{From: "2026-11-02", To: "2026-11-02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := 0.0
+	var hours [24]int
+	hours[9], hours[10], hours[11] = 7, 2, 1
+	want := Row{
+		Day: "2026-11-02", Callee: lineA, CallsIn: 10,
+		// Nine passed (observe mode), one rejected (enforcing).
+		Passed: 9, Rejected: 1, WouldChallenge: 2, WouldReject: 2,
+		Tracked: 10, Unbilled: 1, Offered: 9, Connected: 9, UnansweredShare: &share,
+		// 7 × 1 + 2 × 3 minutes in 9 calls.
+		BilledCalls: 9, BilledMinutes: 13, MinutesPerCall: 1.44,
+		// Only the enforced reject saves: 1 × 13/9 minutes.
+		SavedMinutes: 1.44, Saved: 3.6,
+		// What enforcing would have changed: the two would-be rejects'
+		// 6 billed minutes, and the would-be challenges' 2.
+		WouldSaveMinutes: 6, WouldSave: 15, WouldChallengeMinutes: 2,
+		Hours: hours,
+	}
+	if diff := simtest.Diff(d.Rows, []Row{want}); len(diff) > 0 {
+		t.Fatalf("row differs:\n%s", strings.Join(diff, "\n"))
+	}
+	// No challenged call awaits an outcome that observe mode never gives.
+	err = r.View(Name, func(root *bolt.Bucket) error {
+		if b := rm.Sub(root, bucketOutcomes); b != nil && b.Stats().KeyN > 0 {
+			t.Errorf("%d calls await a challenge outcome", b.Stats().KeyN)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := d.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"Observe mode passed 4 calls that enforcing would have rejected (2) or challenged (2)",
+		"the 2 would-be rejected calls were billed 6 minutes (15.00 RUB), which enforcing would have saved",
+		"the 2 would-be challenged calls were billed 2 minutes",
+	} {
+		if !strings.Contains(text.String(), line) {
+			t.Errorf("text lacks %q:\n%s", line, text.String())
+		}
+	}
+	var csvOut bytes.Buffer
+	if err := d.WriteCSV(&csvOut); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(csvOut.String(), "\n"); !strings.Contains(lines[0], ",would_challenge,would_reject,would_save_minutes,would_save,would_challenge_minutes,h00") ||
+		!strings.Contains(lines[1], ",2,2,6,15,2,0,") {
+		t.Errorf("CSV:\n%s", csvOut.String())
+	}
+	top, err := rep.Top(ctx, TopQuery{From: "2026-11-02", To: "2026-11-02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byBlocks []string
+	for _, c := range top.ByBlocks {
+		byBlocks = append(byBlocks, fmt.Sprintf("%s blocks %d blocked %d would %d", c.Number, c.Blocks, c.Blocked, c.WouldBlock))
+	}
+	if got, want := strings.Join(byBlocks, "; "), "+79990000701 blocks 1 blocked 1 would 2; +79990000666 blocks 1 blocked 0 would 2"; got != want {
+		t.Errorf("top by blocks: %s, want %s", got, want)
+	}
+
+	// An event of the shape before Mode and Action: read as enforced.
+	c, cc := Received(Counters{}, CallerCounters{}, schema.CallReceived{Verdict: schema.Reject}, 0)
+	if c.Rejected != 1 || c.WouldReject != 0 || cc.Rejected != 1 || cc.Observed != 0 {
+		t.Fatalf("old CallReceived: %+v %+v", c, cc)
+	}
 }

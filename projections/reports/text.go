@@ -14,7 +14,8 @@ var dailyColumns = []string{
 	"day", "callee", "calls_in", "passed", "challenged", "challenges_passed", "challenges_failed",
 	"challenges_abandoned", "rejected", "store_down", "busy", "tracked", "unbilled", "answered_unbilled",
 	"offered", "connected", "unanswered", "unanswered_share", "billed_calls", "billed_minutes",
-	"minutes_per_call", "saved_minutes", "saved",
+	"minutes_per_call", "saved_minutes", "saved", "would_challenge", "would_reject", "would_save_minutes",
+	"would_save", "would_challenge_minutes",
 }
 
 // WriteCSV writes the report as CSV: a header, one line per row, and a
@@ -40,7 +41,8 @@ func (d Daily) WriteCSV(w io.Writer) error {
 			itoa(r.ChallengesFailed), itoa(r.ChallengesAbandoned), itoa(r.Rejected), itoa(r.StoreDown), itoa(r.Busy),
 			itoa(r.Tracked), itoa(r.Unbilled), itoa(r.AnsweredUnbilled), itoa(r.Offered), itoa(r.Connected),
 			itoa(r.Unanswered), share, itoa(r.BilledCalls), ftoa(r.BilledMinutes), ftoa(r.MinutesPerCall),
-			ftoa(r.SavedMinutes), ftoa(r.Saved),
+			ftoa(r.SavedMinutes), ftoa(r.Saved), itoa(r.WouldChallenge), itoa(r.WouldReject),
+			ftoa(r.WouldSaveMinutes), ftoa(r.WouldSave), ftoa(r.WouldChallengeMinutes),
 		}
 		for _, n := range r.Hours {
 			rec = append(rec, itoa(n))
@@ -93,6 +95,14 @@ func (d Daily) WriteText(w io.Writer) error {
 		fmt.Fprint(w, ", assumed")
 	}
 	fmt.Fprintf(w, "; tariff %s per minute, billed per %s)\n", ftoa(d.Tariff.PerMinute), d.Tariff.Billing)
+	if t.WouldChallenge+t.WouldReject > 0 {
+		fmt.Fprintf(w, "\nObserve mode passed %d calls that enforcing would have rejected (%d) or challenged (%d): they are counted as passed above, and in no saving.\n",
+			t.WouldChallenge+t.WouldReject, t.WouldReject, t.WouldChallenge)
+		fmt.Fprintf(w, "What enforcing would change: the %d would-be rejected calls were billed %s minutes (%s %s), which enforcing would have saved;",
+			t.WouldReject, ftoa(t.WouldSaveMinutes), strconv.FormatFloat(t.WouldSave, 'f', 2, 64), d.Tariff.Currency)
+		fmt.Fprintf(w, " the %d would-be challenged calls were billed %s minutes, saved too for each caller who would have failed the challenge.\n",
+			t.WouldChallenge, ftoa(t.WouldChallengeMinutes))
+	}
 	fmt.Fprintf(w, "\nCalls per hour of day (%s):\n", d.TimeZone)
 	peak := 0
 	for _, n := range t.Hours {
@@ -112,7 +122,7 @@ func (d Daily) WriteText(w io.Writer) error {
 // and the caller's figures.
 func (t Top) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"list", "rank", "number", "calls", "passed", "challenged", "rejected", "challenges_failed", "blocked", "blocks"}); err != nil {
+	if err := cw.Write([]string{"list", "rank", "number", "calls", "passed", "challenged", "rejected", "challenges_failed", "blocked", "blocks", "would_block"}); err != nil {
 		return fmt.Errorf("top CSV: %w", err)
 	}
 	for _, l := range []struct {
@@ -121,7 +131,7 @@ func (t Top) WriteCSV(w io.Writer) error {
 	}{{"calls", t.ByCalls}, {"blocks", t.ByBlocks}} {
 		for _, c := range l.cs {
 			if err := cw.Write([]string{l.name, itoa(c.Rank), c.Number, itoa(c.Calls), itoa(c.Passed), itoa(c.Challenged),
-				itoa(c.Rejected), itoa(c.ChallengesFailed), itoa(c.Blocked), itoa(c.Blocks)}); err != nil {
+				itoa(c.Rejected), itoa(c.ChallengesFailed), itoa(c.Blocked), itoa(c.Blocks), itoa(c.WouldBlock)}); err != nil {
 				return fmt.Errorf("top CSV: %w", err)
 			}
 		}
@@ -141,9 +151,9 @@ func (t Top) WriteText(w io.Writer) error {
 	}{{"Top callers by calls", t.ByCalls}, {"Top callers by blocks", t.ByBlocks}} {
 		fmt.Fprintf(w, "%s, %s to %s (days in %s)\n", l.title, t.From, t.To, t.TimeZone)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "#\tnumber\tcalls\tpassed\tchallenged\trejected\tfailed\tblocks\t")
+		fmt.Fprintln(tw, "#\tnumber\tcalls\tpassed\tchallenged\trejected\tfailed\tblocks\twould block\t")
 		for _, c := range l.cs {
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", c.Rank, c.Number, c.Calls, c.Passed, c.Challenged, c.Rejected, c.ChallengesFailed, c.Blocks)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", c.Rank, c.Number, c.Calls, c.Passed, c.Challenged, c.Rejected, c.ChallengesFailed, c.Blocks, c.WouldBlock)
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("top: %w", err)

@@ -170,6 +170,10 @@ type Block struct {
 	Unnamed int `json:"unnamed,omitempty"`
 	// CallID is the call whose decision or challenge set the block.
 	CallID string `json:"callId,omitempty"`
+	// Observed is set when that call was decided in observe mode: the
+	// block was not carried out while observing, and is in force once the
+	// guard enforces (until it runs out or is lifted).
+	Observed bool `json:"observed,omitempty"`
 	// Until is when the block ends by itself; zero for none.
 	Until time.Time `json:"until,omitzero"`
 	// By and Why: "policy" and the rule's words for an automatic block,
@@ -235,10 +239,17 @@ type Other struct {
 // Summary counts a timeline's entries and says where the caller stands
 // after the last one.
 type Summary struct {
-	Calls     int `json:"calls"`
-	Pass      int `json:"pass"`
-	Challenge int `json:"challenge"`
-	Reject    int `json:"reject"`
+	// Calls counts the calls; Pass, Challenge and Reject what the guard
+	// did with them (in observe mode every call is passed), and
+	// WouldChallenge and WouldReject the calls observe mode passed that
+	// enforcing would have challenged or rejected. A call recorded before
+	// the action was (no Action) counts by its verdict, as enforced.
+	Calls          int `json:"calls"`
+	Pass           int `json:"pass"`
+	Challenge      int `json:"challenge"`
+	Reject         int `json:"reject"`
+	WouldChallenge int `json:"wouldChallenge,omitempty"`
+	WouldReject    int `json:"wouldReject,omitempty"`
 	// Challenge outcomes; Pending counts challenged calls with no outcome
 	// in the stream (still in progress, or the guard went down mid-call).
 	Passed    int `json:"passed"`
@@ -318,6 +329,7 @@ type builder struct {
 	pol      *policy.Policy
 	st       policy.State
 	calledAt map[string]time.Time
+	observed map[string]bool // calls observe mode passed whatever the verdict
 	failed   map[string]Counted
 	pending  map[string]bool // challenged calls without an outcome yet
 }
@@ -339,6 +351,7 @@ func newBuilder(key string) *builder {
 		reg:      schema.NewRegistry(),
 		pol:      foldPolicy,
 		calledAt: map[string]time.Time{},
+		observed: map[string]bool{},
 		failed:   map[string]Counted{},
 		pending:  map[string]bool{},
 	}
@@ -435,7 +448,8 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 	b.calledAt[p.CallID] = p.At
 	s := &b.tl.Summary
 	s.Calls++
-	switch p.Verdict {
+	acted := e.Call.Acted()
+	switch acted {
 	case schema.Pass:
 		s.Pass++
 	case schema.Challenge:
@@ -444,7 +458,29 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 	case schema.Reject:
 		s.Reject++
 	}
+	if p.Mode == schema.Observe {
+		b.observed[p.CallID] = true
+		switch {
+		case acted == schema.Pass && p.Verdict == schema.Challenge:
+			s.WouldChallenge++
+		case acted == schema.Pass && p.Verdict == schema.Reject:
+			s.WouldReject++
+		}
+	}
 }
+
+// Acted is what the guard did with the call: its Action, or for a call
+// recorded before the action was, its verdict.
+func (c *Call) Acted() schema.Verdict {
+	if c.Action != "" {
+		return c.Action
+	}
+	return c.Verdict
+}
+
+// Observed reports whether observe mode passed the call although its
+// verdict was to challenge or reject it.
+func (c *Call) Observed() bool { return c.Action != "" && c.Action != c.Verdict }
 
 func (b *builder) challenge(e *Entry, p *schema.ChallengeOutcome) {
 	e.At, e.Kind = p.At, KindChallenge
@@ -470,7 +506,7 @@ func (b *builder) block(e *Entry, p *schema.BlockApplied) {
 	e.At, e.Kind = p.At, KindBlock
 	blk := &Block{
 		Level: p.Level, Kind: p.Kind, Rule: p.Rule, Limit: p.Limit, Count: p.Count,
-		CallID: p.CallID, By: p.By, Why: p.Why, CommandID: p.CommandID,
+		CallID: p.CallID, By: p.By, Why: p.Why, CommandID: p.CommandID, Observed: b.observed[p.CallID],
 	}
 	if p.Until != nil {
 		blk.Until = *p.Until

@@ -255,8 +255,11 @@ func TestCallOnTheWire(t *testing.T) {
 	if c.SIPCallID != "abc@trunk" || c.IdentityFrom != "pai" || c.Transport != "UDP" || c.Mode != schema.Observe || c.Action != schema.Pass {
 		t.Fatalf("observed call %+v", c)
 	}
-	if s := tl.Entries[0].Summary; !strings.Contains(s, "REJECT level 7") || !strings.Contains(s, "observe mode: pass") {
-		t.Errorf("observed call's line %q: want the verdict and that observe mode passed it", s)
+	if s := tl.Entries[0].Summary; !strings.Contains(s, "PASS (observe mode), enforcing would REJECT level 7") {
+		t.Errorf("observed call's line %q: want that observe mode passed it, and the verdict as what enforcing would do", s)
+	}
+	if s := tl.Summary; s.Pass != 1 || s.Reject != 1 || s.WouldReject != 1 || s.WouldChallenge != 0 {
+		t.Errorf("summary %+v: want 1 pass (observed), 1 reject, 1 would-be reject", s)
 	}
 	if s := tl.Entries[1].Summary; strings.Contains(s, "mode:") {
 		t.Errorf("enforced call's line %q names a mode", s)

@@ -65,12 +65,21 @@ func (s *sim) call(id string, at time.Time) policy.Decision {
 }
 
 func (s *sim) callAs(id, presented string, at time.Time) policy.Decision {
+	return s.callWire(id, presented, policy.Wire{}, at)
+}
+
+// callIn is a call recorded in the current shape by a guard in mode.
+func (s *sim) callIn(id string, mode schema.Mode, at time.Time) policy.Decision {
+	return s.callWire(id, "", policy.Wire{SIPCallID: id + "@trunk-a", CallerKind: "e164", IdentityFrom: "pai", Transport: "UDP", Mode: mode}, at)
+}
+
+func (s *sim) callWire(id, presented string, w policy.Wire, at time.Time) policy.Decision {
 	s.t.Helper()
 	n := phone.Number{Key: s.key}
 	if s.key == phone.AnonymousKey {
 		n.Kind = phone.KindAnonymous
 	}
-	d, err := s.pol.Decide(&s.st, policy.Call{ID: id, Caller: n, Presented: presented, Callee: "+78005553535", Source: "trunk-a"}, at)
+	d, err := s.pol.Decide(&s.st, policy.Call{ID: id, Caller: n, Presented: presented, Callee: "+78005553535", Source: "trunk-a", Wire: w}, at)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -188,6 +197,22 @@ var scenarios = []scenario{
 			s.callAs("a2", "sip:unknown@trunk-a", at(minute))
 			s.command((*policy.Policy).Block, policy.Command{ID: "k9", By: "carol", Why: "night flood of withheld numbers", Level: 6, Until: at(12 * hr)}, at(2*minute))
 			s.callAs("a3", "Restricted", at(3*minute))
+		},
+	},
+	{
+		// A week of observing: the sixth call in the hour would have been
+		// challenged and the block it set would have challenged the next;
+		// observe mode passed both and runs no challenge. An admin's hard
+		// block is observed too. Once the guard enforces, the blocks
+		// earned while observing apply.
+		name: "observe_mode", key: "+79990009900",
+		play: func(s *sim) {
+			for i := range 7 {
+				s.callIn(fmt.Sprintf("o%d", i+1), schema.Observe, at(time.Duration(i)*minute))
+			}
+			s.command((*policy.Policy).Block, policy.Command{ID: "k7", By: "bob", Why: "fraud reports", Level: 7}, at(hr))
+			s.callIn("o8", schema.Observe, at(hr+minute))
+			s.callIn("e1", schema.Enforce, at(2*hr))
 		},
 	},
 	{

@@ -104,7 +104,14 @@ func (e Entry) line(loc *time.Location, wd widths) string {
 
 func (c *Call) line(loc *time.Location, wd widths) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-*s  %-*s  %s", wd.callID, c.CallID, wd.counts, counts(c), strings.ToUpper(string(c.Verdict)))
+	fmt.Fprintf(&b, "%-*s  %-*s  ", wd.callID, c.CallID, wd.counts, counts(c))
+	if c.Observed() {
+		// Observe mode: what happened first, then what enforcing would
+		// have done.
+		fmt.Fprintf(&b, "%s (%s mode), enforcing would %s", strings.ToUpper(string(c.Action)), c.Mode, strings.ToUpper(string(c.Verdict)))
+	} else {
+		b.WriteString(strings.ToUpper(string(c.Verdict)))
+	}
 	if c.Level > 0 {
 		fmt.Fprintf(&b, " level %d", c.Level)
 	}
@@ -118,10 +125,6 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 	}
 	if c.Presented != "" {
 		fmt.Fprintf(&b, "; presented as %q", c.Presented)
-	}
-	if c.Action != "" && c.Action != c.Verdict {
-		// Observe mode: the verdict is what enforcing would have done.
-		fmt.Fprintf(&b, "; %s mode: %s", c.Mode, c.Action)
 	}
 	return b.String()
 }
@@ -181,6 +184,9 @@ func (b *Block) line(loc *time.Location, at time.Time, actor string) string {
 		}
 	}
 	s.WriteString("; " + until(b.Until, loc))
+	if b.Observed {
+		s.WriteString("; set in observe mode: not carried out while observing, in force once enforcing")
+	}
 	return s.String()
 }
 
@@ -217,6 +223,10 @@ func shortStamp(t, ref time.Time, loc *time.Location) string {
 func (s Summary) writeText(w io.Writer, loc *time.Location) {
 	fmt.Fprintf(w, "\nSummary\n")
 	fmt.Fprintf(w, "  calls       %d: pass %d, challenge %d, reject %d\n", s.Calls, s.Pass, s.Challenge, s.Reject)
+	if s.WouldChallenge+s.WouldReject > 0 {
+		fmt.Fprintf(w, "  observed    %d passed in observe mode that enforcing would have challenged (%d) or rejected (%d)\n",
+			s.WouldChallenge+s.WouldReject, s.WouldChallenge, s.WouldReject)
+	}
 	fmt.Fprintf(w, "  challenges  passed %d, failed %d, abandoned %d, no outcome %d\n", s.Passed, s.Failed, s.Abandoned, s.Pending)
 	fmt.Fprintf(w, "  blocks      %d auto, %d manual; %d lifted, %d ran out\n", s.AutoBlocks, s.ManualBlocks, s.Unblocks, s.BlocksExpired)
 	fmt.Fprintf(w, "  whitelist   %d added, %d removed, %d ran out\n", s.Whitelisted, s.Unwhitelisted, s.WhitelistExpired)

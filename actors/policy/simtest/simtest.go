@@ -62,6 +62,9 @@ type Call struct {
 	// store-down policy's Action and the caller stream nothing.
 	StoreDown bool
 	Action    schema.Verdict
+	// Mode is the guard's mode (Enforce when empty): in Observe mode every
+	// decided call is passed, whatever its verdict.
+	Mode schema.Mode
 }
 
 // Shape is the shape of the log a Sim writes.
@@ -245,6 +248,10 @@ func (s *Sim) Place(c Call) schema.Verdict {
 	s.calls++
 	id := fmt.Sprintf("c%07d", s.calls)
 	cl := s.caller(c.Caller)
+	mode := c.Mode
+	if mode == "" {
+		mode = schema.Enforce
+	}
 	var (
 		verdict schema.Verdict
 		dec     policy.Decision
@@ -258,7 +265,7 @@ func (s *Sim) Place(c Call) schema.Verdict {
 		var err error
 		pc := policy.Call{ID: id, Caller: number, Callee: c.Callee, Source: "trunk"}
 		if s.Shape == Current && !c.NoCallStream {
-			pc.Wire = policy.Wire{SIPCallID: id + "@trunk", CallerKind: number.Kind.String(), IdentityFrom: "pai", Transport: "UDP", Mode: schema.Enforce}
+			pc.Wire = policy.Wire{SIPCallID: id + "@trunk", CallerKind: number.Kind.String(), IdentityFrom: "pai", Transport: "UDP", Mode: mode}
 		}
 		dec, err = s.pol.Decide(&cl.st, pc, c.At)
 		if err != nil {
@@ -269,7 +276,7 @@ func (s *Sim) Place(c Call) schema.Verdict {
 		r := cl.rev
 		rev = &r
 	}
-	action := verdict
+	action := schema.ActionFor(mode, verdict)
 	if c.StoreDown {
 		action = c.Action
 		if action == "" {
@@ -289,9 +296,9 @@ func (s *Sim) Place(c Call) schema.Verdict {
 	t := c.At
 	at := func(d time.Duration) time.Time { t = t.Add(d); return schema.UTC(t) }
 	cs = append(cs, schema.CallStarted{CallID: id, SIPCallID: id + "@trunk", Caller: c.Caller, CallerKind: "e164",
-		IdentityFrom: "pai", Callee: c.Callee, Source: "10.0.0.1:5060", Transport: "UDP", Mode: schema.Enforce, At: schema.UTC(c.At)})
+		IdentityFrom: "pai", Callee: c.Callee, Source: "10.0.0.1:5060", Transport: "UDP", Mode: mode, At: schema.UTC(c.At)})
 	decided := schema.CallDecided{CallID: id, Verdict: verdict, Level: dec.Level, Rule: dec.Rule, Reason: dec.Reason,
-		Action: action, Mode: schema.Enforce, CallerRevision: rev, At: at(5 * time.Millisecond)}
+		Action: action, Mode: mode, CallerRevision: rev, At: at(5 * time.Millisecond)}
 	if c.StoreDown {
 		decided.StoreDown, decided.Error = true, "store unavailable"
 	}
