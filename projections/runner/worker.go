@@ -282,7 +282,8 @@ func (w *worker) pump(ctx context.Context, cp checkpoint) error {
 		<-subErr
 		return err
 	}
-	batch := make([]events.Event, 0, min(size, 1024)) // grows in a catch-up
+	// The batch grows to size in a catch-up.
+	batch := make([]events.Event, 0, min(size, 1024))
 	var deadline <-chan time.Time // armed by the first event of a batch
 	commit := func() error {
 		err := w.apply(batch)
