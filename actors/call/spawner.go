@@ -38,6 +38,14 @@ func NewSpawner(system *actor.ActorSystem, deps Deps, cfg Config) (*Spawner, err
 // Counters are the counters of every call this Spawner started.
 func (sp *Spawner) Counters() *Counters { return sp.d.Counters }
 
+// Saturated reports whether the node is too busy to decide one more call
+// now (its Callers say so; see caller.Client.Saturated). A Callers that
+// cannot tell is never saturated.
+func (sp *Spawner) Saturated() bool {
+	s, ok := sp.d.Callers.(interface{ Saturated() bool })
+	return ok && s.Saturated()
+}
+
 // Wait returns once every actor, outcome report and call stream writer
 // has finished, or with ctx's error.
 func (sp *Spawner) Wait(ctx context.Context) error { return sp.d.Tracker.Wait(ctx) }

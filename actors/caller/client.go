@@ -70,6 +70,18 @@ func (c *Client) Admit(ctx context.Context, key string, req Admit) (Verdict, err
 	return v, c.classify(err, started)
 }
 
+// Saturated reports whether an Admit now would be refused as busy: the
+// node's Admits in flight are at their bound. The SIP edge asks it before
+// it starts any work on a new call, so a call shed under overload costs a
+// 503 and nothing else (no call actor, no store append).
+func (c *Client) Saturated() bool {
+	limit := int64(c.MaxAdmits)
+	if limit <= 0 {
+		limit = DefaultMaxAdmits
+	}
+	return c.inFlight.Load() >= limit
+}
+
 // InFlight is the Admit requests in flight from this node.
 func (c *Client) InFlight() int { return int(c.inFlight.Load()) }
 

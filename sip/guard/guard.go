@@ -85,6 +85,9 @@ type Calls interface {
 	Wait(ctx context.Context) error
 	// Counters are the counters of every call started.
 	Counters() *call.Counters
+	// Saturated reports whether the node is too busy to decide one more
+	// call now (its decisions in flight are at their bound).
+	Saturated() bool
 }
 
 // Deps is what a Guard uses but does not own.

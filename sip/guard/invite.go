@@ -54,6 +54,17 @@ func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	release := sync.OnceFunc(g.started)
 	defer release()
+	// A node whose decisions in flight are at their bound would refuse
+	// this call as busy after starting its actor and recording it: under
+	// a flood that record is a store append per shed call, spent where
+	// the store is the bottleneck. Shed it here, counted in metrics only,
+	// like MAX_CALLS.
+	if g.d.Calls.Saturated() {
+		g.overloaded(OverloadBusy)
+		g.log.Debug("INVITE refused: decisions in flight at their bound", "callId", callIDOf(req))
+		g.refuseWith(req, tx, refusalOf(refBusy))
+		return
+	}
 	bad := func(r refusal) {
 		g.stats.invalid.Add(1)
 		g.log.Debug("INVITE refused", "status", r.status, "why", r.text, "source", req.Source(), "callId", callIDOf(req))

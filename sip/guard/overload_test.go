@@ -91,6 +91,35 @@ func (busyCallers) Outcome(context.Context, string, caller.Outcome) (caller.Appl
 	return caller.Applied{}, errors.New("not expected")
 }
 
+// saturatedCallers is a grain client whose decisions in flight are at
+// their bound: it says so before any Admit.
+type saturatedCallers struct{ busyCallers }
+
+func (saturatedCallers) Saturated() bool { return true }
+
+// A node whose decisions in flight are at their bound sheds a new INVITE
+// at once, like MAX_CALLS: 503 with Retry-After, no call actor, nothing
+// written, counted as busy.
+func TestSaturatedNodeShedsAtOnce(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *guard.Config) { c.RetryAfter = 9 * time.Second }), withCallers(saturatedCallers{}))
+	c := newFakeCaller(e)
+	cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil)
+	if cl.status() != 503 {
+		t.Fatalf("saturated node: got %d (%v), want 503", cl.status(), cl.err)
+	}
+	res := cl.final()
+	if h := res.GetHeader("Retry-After"); h == nil || h.Value() != "9" {
+		t.Errorf("Retry-After %v, want 9", h)
+	}
+	if h := res.GetHeader("Reason"); h == nil || !strings.Contains(h.Value(), "busy") {
+		t.Errorf("Reason %v, want busy", h)
+	}
+	st := e.guard.Stats()
+	if st.Busy != 1 || st.Calls.Started != 0 {
+		t.Errorf("Busy %d, call actors started %d; want 1 and 0", st.Busy, st.Calls.Started)
+	}
+}
+
 // TestBusyIsNotStoreDown: a node too busy to decide answers 503 with
 // Retry-After even when the store-down policy is to pass, and records the
 // call as busy.
