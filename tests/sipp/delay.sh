@@ -54,19 +54,10 @@ for v in N WARMUP; do [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v=${!v}: want a whole n
 for b in sipp gcc curl awk ss; do command -v $b >/dev/null || die "$b not found (apt-get install -y sip-tester gcc curl iproute2)"; done
 ports_free "$UAC_PORT" "$((UAC_PORT + 1))" "$SUT_PORT" "$PBX_PORT" "$ADMIN_PORT" "$METRICS_PORT"
 
-mkdir -p "$WORK" || die "cannot create $WORK"
-OUT=${OUT:-$WORK/delay/$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT" || die "cannot create $OUT"
-OUT=$(cd "$OUT" && pwd)
+prepare_out delay
 ulimit -c 0
 
-if [[ -z "${CALLGUARD_BIN:-}" ]]; then
-  log "building callguard"
-  CALLGUARD_BIN=$OUT/callguard
-  go build -o "$CALLGUARD_BIN" ./cmd/callguard || die "go build failed"
-fi
-[[ -x "$CALLGUARD_BIN" ]] || die "CALLGUARD_BIN=$CALLGUARD_BIN is not an executable"
-CG_LABEL="callguard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+changes')"
+build_callguard
 build_shim
 
 SUT_PID=""; UAS_PID=""; SEED_PID=""; UAC_PIDS=()

@@ -103,20 +103,11 @@ case "$MIX" in "" | none) MIX="" ;; reject) ((REJECT_PCT <= 100)) || die "REJECT
 for b in sipp gcc curl awk ss sha256sum; do command -v $b >/dev/null || die "$b not found (apt-get install -y sip-tester gcc curl iproute2)"; done
 ports_free "$UAC_PORT" "$SUT_PORT" "$PBX_PORT" "$ADMIN_PORT" "$METRICS_PORT"
 
-mkdir -p "$WORK" || die "cannot create $WORK"
-OUT=${OUT:-$WORK/overload/$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT" || die "cannot create $OUT"
-OUT=$(cd "$OUT" && pwd)
+prepare_out overload
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ulimit -c 0
 
-if [[ -z "${CALLGUARD_BIN:-}" ]]; then
-  log "building callguard"
-  CALLGUARD_BIN=$OUT/callguard
-  go build -o "$CALLGUARD_BIN" ./cmd/callguard || die "go build failed"
-fi
-[[ -x "$CALLGUARD_BIN" ]] || die "CALLGUARD_BIN=$CALLGUARD_BIN is not an executable"
-CG_LABEL="callguard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+changes')"
+build_callguard
 build_shim
 
 # ---- process bookkeeping -----------------------------------------------------------

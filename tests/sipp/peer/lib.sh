@@ -29,6 +29,23 @@ ports_free() {  # PORT... : die when one is taken (UDP or TCP)
 }
 
 # build_shim: WORK/sipp_clock_shim.so from P/sipp_clock_shim.c (see there).
+prepare_out() {  # NAME: OUT (default $WORK/NAME/<time>) made and absolute
+  mkdir -p "$WORK" || die "cannot create $WORK"
+  OUT=${OUT:-$WORK/$1/$(date +%Y%m%d-%H%M%S)}
+  mkdir -p "$OUT" || die "cannot create $OUT"
+  OUT=$(cd "$OUT" && pwd)
+}
+
+build_callguard() {  # CALLGUARD_BIN (default: this tree's build, in OUT) and CG_LABEL
+  if [[ -z "${CALLGUARD_BIN:-}" ]]; then
+    log "building callguard"
+    CALLGUARD_BIN=$OUT/callguard
+    go build -o "$CALLGUARD_BIN" ./cmd/callguard || die "go build failed"
+  fi
+  [[ -x "$CALLGUARD_BIN" ]] || die "CALLGUARD_BIN=$CALLGUARD_BIN is not an executable"
+  CG_LABEL="callguard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+changes')"
+}
+
 build_shim() {
   SHIM=$WORK/sipp_clock_shim.so
   if [[ ! -f "$SHIM" || "$P/sipp_clock_shim.c" -nt "$SHIM" ]]; then
