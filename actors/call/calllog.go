@@ -3,9 +3,10 @@ package call
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/callguard/callguard/events/schema"
 )
@@ -38,10 +39,7 @@ type CallLog struct {
 	h         slog.Handler
 	clock     func() time.Time
 	perSecond float64
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+	refused   *rate.Limiter
 
 	suppressed atomic.Uint64
 }
@@ -53,8 +51,8 @@ func NewCallLog(log *slog.Logger, refusedPerSecond int, clock func() time.Time) 
 	if clock == nil {
 		clock = time.Now
 	}
-	rate := float64(max(0, refusedPerSecond))
-	return &CallLog{h: log.Handler(), clock: clock, perSecond: rate, tokens: rate}
+	n := max(0, refusedPerSecond)
+	return &CallLog{h: log.Handler(), clock: clock, perSecond: float64(n), refused: rate.NewLimiter(rate.Limit(n), n)}
 }
 
 // DefaultSuppressedEvery is how often Run reports suppressed lines.
@@ -109,19 +107,7 @@ func (l *CallLog) Suppressed() uint64 {
 
 // allow takes a token for a refused call's line, or counts it suppressed.
 func (l *CallLog) allow() bool {
-	now := l.clock()
-	l.mu.Lock()
-	if !l.last.IsZero() && now.After(l.last) {
-		l.tokens = min(l.perSecond, l.tokens+now.Sub(l.last).Seconds()*l.perSecond)
-	}
-	if now.After(l.last) {
-		l.last = now
-	}
-	ok := l.tokens >= 1
-	if ok {
-		l.tokens--
-	}
-	l.mu.Unlock()
+	ok := l.refused.AllowN(l.clock(), 1)
 	if !ok {
 		l.suppressed.Add(1)
 	}

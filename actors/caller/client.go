@@ -51,10 +51,7 @@ type Client struct {
 // ErrUnavailable (no answer in time while no grain was answering either:
 // the store or the grain is down), ErrInvalid.
 func (c *Client) Admit(ctx context.Context, key string, req Admit) (Verdict, error) {
-	limit := int64(c.MaxAdmits)
-	if limit <= 0 {
-		limit = DefaultMaxAdmits
-	}
+	limit := c.maxAdmits()
 	if n := c.inFlight.Add(1); n > limit {
 		c.inFlight.Add(-1)
 		return Verdict{}, fmt.Errorf("%w: %d decisions in flight", ErrBusy, limit)
@@ -74,12 +71,13 @@ func (c *Client) Admit(ctx context.Context, key string, req Admit) (Verdict, err
 // node's Admits in flight are at their bound. The SIP edge asks it before
 // it starts any work on a new call, so a call shed under overload costs a
 // 503 and nothing else (no call actor, no store append).
-func (c *Client) Saturated() bool {
-	limit := int64(c.MaxAdmits)
-	if limit <= 0 {
-		limit = DefaultMaxAdmits
+func (c *Client) Saturated() bool { return c.inFlight.Load() >= c.maxAdmits() }
+
+func (c *Client) maxAdmits() int64 {
+	if c.MaxAdmits <= 0 {
+		return DefaultMaxAdmits
 	}
-	return c.inFlight.Load() >= limit
+	return int64(c.MaxAdmits)
 }
 
 // InFlight is the Admit requests in flight from this node.

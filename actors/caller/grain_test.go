@@ -164,9 +164,6 @@ func TestGrainsOverMaxResidentPassivateSoon(t *testing.T) {
 			t.Fatalf("call %d: %s, want pass", i, v.Verdict)
 		}
 	}
-	if k := kind.Count(); k < 4 {
-		t.Fatalf("%d grains resident right after the calls; the last ones should still be there", k)
-	}
 	actortest.Eventually(t, 5*time.Second, func() error {
 		if k := kind.Count(); k != 3 {
 			return fmt.Errorf("%d grains resident, want the first 3 (MaxResident)", k)

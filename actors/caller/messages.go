@@ -175,14 +175,14 @@ func pack(msg any) (*anypb.Any, error) {
 	}
 	var b []byte
 	switch m := msg.(type) {
-	case *Admit:
-		b = m.appendWire(make([]byte, 0, 160))
 	case Admit:
-		b = m.appendWire(make([]byte, 0, 160))
-	case *Verdict:
-		b = m.appendWire(make([]byte, 0, 96))
+		b = m.appendWire(nil)
+	case *Admit:
+		b = m.appendWire(nil)
 	case Verdict:
-		b = m.appendWire(make([]byte, 0, 96))
+		b = m.appendWire(nil)
+	case *Verdict:
+		b = m.appendWire(nil)
 	default:
 		if b, err = json.Marshal(msg); err != nil {
 			return nil, fmt.Errorf("caller: marshal %s: %w", name, err)
@@ -221,20 +221,11 @@ func unpack(a *anypb.Any) (any, error) {
 	}
 	b := a.GetValue()
 	var err error
-	switch m := msg.(type) {
-	case *Admit:
-		if isJSON(b) { // from a node before the wire format
-			err = json.Unmarshal(b, m)
-		} else {
-			err = m.readWire(b)
-		}
-	case *Verdict:
-		if isJSON(b) {
-			err = json.Unmarshal(b, m)
-		} else {
-			err = m.readWire(b)
-		}
-	default:
+	if w, ok := msg.(interface{ readWire([]byte) error }); ok && !isJSON(b) {
+		err = w.readWire(b)
+	} else {
+		// JSON: the other messages, or Admit/Verdict from a node before
+		// the wire format.
 		err = json.Unmarshal(b, msg)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // parseArgs parses args against fs the way the README writes command
@@ -52,10 +53,8 @@ func takesValue(fs *flag.FlagSet, args []string, i int) bool {
 	if name[0] == '-' {
 		name = name[1:]
 	}
-	for j := range len(name) {
-		if name[j] == '=' {
-			return false // --name=value carries its value
-		}
+	if strings.Contains(name, "=") {
+		return false // --name=value carries its value
 	}
 	f := fs.Lookup(name)
 	if f == nil {

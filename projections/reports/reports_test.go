@@ -152,17 +152,8 @@ func TestScriptedDay(t *testing.T) {
 	defer store.Close()
 	sim := simtest.New(t, store, policy.DefaultConfig())
 	scriptedDay(t, sim, msk)
-	r, err := runner.Open(ctx, filepath.Join(dir, runner.DirName), store, []runner.Projection{NewProjection(msk)}, runner.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := caughtUp(ctx, t, dir, store, msk)
 	defer r.Close()
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 11, 3, 12, 0, 0, 0, msk)
 	rep, err := New(r, Config{Location: msk, TariffPerMinute: 2.5, Currency: "RUB", AssumedMinutes: 2}, func() time.Time { return now })
 	if err != nil {
@@ -353,17 +344,8 @@ func TestShapesGiveTheSameReports(t *testing.T) {
 		sim := simtest.New(t, store, policy.DefaultConfig())
 		sim.Shape, sim.Buffer = shape, 2000
 		end := sim.Mixed(rand.New(rand.NewPCG(9, 17)), 300, 6000, start, 3)
-		r, err := runner.Open(ctx, filepath.Join(dir, runner.DirName), store, []runner.Projection{NewProjection(msk)}, runner.Options{Logger: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := caughtUp(ctx, t, dir, store, msk)
 		defer r.Close()
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.CatchUp(ctx); err != nil {
-			t.Fatal(err)
-		}
 		rep, err := New(r, Config{Location: msk, TariffPerMinute: 2.5, Currency: "RUB", AssumedMinutes: 2}, func() time.Time { return end })
 		if err != nil {
 			t.Fatal(err)
@@ -452,17 +434,8 @@ func TestObserveMode(t *testing.T) {
 	if v := sim.Place(simtest.Call{Caller: blocked, Callee: lineA, At: at(11, 0)}); v != schema.Reject {
 		t.Fatalf("blocked caller, enforcing: %s", v)
 	}
-	r, err := runner.Open(ctx, filepath.Join(dir, runner.DirName), store, []runner.Projection{NewProjection(time.UTC)}, runner.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := caughtUp(ctx, t, dir, store, time.UTC)
 	defer r.Close()
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
 	rep, err := New(r, Config{Location: time.UTC, TariffPerMinute: 2.5, Currency: "RUB", AssumedMinutes: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -539,4 +512,23 @@ func TestObserveMode(t *testing.T) {
 	if c.Rejected != 1 || c.WouldReject != 0 || cc.Rejected != 1 || cc.Observed != 0 {
 		t.Fatalf("old CallReceived: %+v %+v", c, cc)
 	}
+}
+
+// caughtUp opens the reports projection's runner in dir over store and
+// returns it started and caught up with the store's log.
+func caughtUp(ctx context.Context, t *testing.T, dir string, store events.Store, loc *time.Location) *runner.Runner {
+	t.Helper()
+	r, err := runner.Open(ctx, filepath.Join(dir, runner.DirName), store, []runner.Projection{NewProjection(loc)}, runner.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	if err := r.CatchUp(ctx); err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	return r
 }

@@ -63,7 +63,9 @@ type session struct {
 	chal       *challenge
 	bridging   bool
 	ids        []string // dialog IDs registered for this call
-	unhook     func()   // lets the INVITE transaction's CANCEL hook go
+	// cancelHook is what the INVITE transaction's CANCEL callback
+	// reaches the session through, cleared when the call ends.
+	cancelHook *atomic.Pointer[session]
 }
 
 func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []byte, offer *sdp.Session, cl callerid.Caller, ce callerid.Identity) (*session, error) {
@@ -96,13 +98,12 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 	// RFC 3261 §9.2: sipgo's transaction layer answers the CANCEL (200)
 	// and the INVITE (487); the session has to let go of the call.
 	// sipgo keeps the transaction, and with it this hook, for Timer L
-	// (32 s after a 2xx, RFC 6026): the hook reaches the session only
-	// while the call lasts, or every ended call's session, dialogs and
-	// messages stayed in memory that long (~20 KB a call, ~1 GB after a
-	// 20 s flood at 1,500 calls/s).
+	// (32 s after a 2xx, RFC 6026), so the hook reaches the session only
+	// while the call lasts (~20 KB a call otherwise). It is allocated on
+	// its own: a pointer into s would keep all of s alive.
 	hook := new(atomic.Pointer[session])
 	hook.Store(s)
-	s.unhook = func() { hook.Store(nil) }
+	s.cancelHook = hook
 	if !tx.OnCancel(func(*sip.Request) {
 		if s := hook.Load(); s != nil {
 			s.post(s.onCallerCancel)
@@ -118,7 +119,7 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 // registered until it ends, after the call: a late ACK for our 200 OK, or
 // a BYE that crossed ours, still finds its dialog.
 func (s *session) loop() {
-	defer s.unhook()
+	defer s.cancelHook.Store(nil)
 	defer close(s.quit)
 	defer func() { s.g.dialogs.remove(s.ids...) }()
 	for {

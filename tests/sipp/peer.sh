@@ -122,10 +122,7 @@ SUTS="${want[*]}"
 
 ports_free "$UAC_PORT" "$SUT_PORT" "$PBX_PORT" "$ADMIN_PORT" "$METRICS_PORT"
 
-mkdir -p "$WORK" || die "cannot create $WORK"
-OUT=${OUT:-$WORK/runs/$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT" || die "cannot create $OUT"
-OUT=$(cd "$OUT" && pwd)
+prepare_out runs
 RESULTS=$OUT/results.txt
 : >"$RESULTS"
 START_TS=$(date +%s)
@@ -136,13 +133,7 @@ ulimit -c 0
 NOFILE=$(ulimit -n)
 
 if [[ " $SUTS " == *" callguard "* ]]; then
-  if [[ -z "${CALLGUARD_BIN:-}" ]]; then
-    log "building callguard"
-    CALLGUARD_BIN=$OUT/callguard
-    go build -o "$CALLGUARD_BIN" ./cmd/callguard || die "go build failed"
-  fi
-  [[ -x "$CALLGUARD_BIN" ]] || die "CALLGUARD_BIN=$CALLGUARD_BIN is not an executable"
-  CG_LABEL="callguard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+changes')"
+  build_callguard
 fi
 if [[ " $SUTS " == *" kamailio "* ]]; then
   KAM_LABEL="Kamailio $(kamailio -v 2>/dev/null | sed -n 's/^version: kamailio \([^ ]*\).*/\1/p' | head -1), $CHILDREN worker$( ((CHILDREN > 1)) && echo s), in memory"
