@@ -260,6 +260,14 @@ func TestAwait(t *testing.T) {
 		}
 		return fr
 	}
+	// The workers reach the new events in their own time (slowly under
+	// -race on a busy machine): wait until the good one has caught up and
+	// the poisoned one has stopped, rather than give each 50 ms.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if short("good").Status == ReadCurrent && short("bad").Status == ReadFailed {
+			break
+		}
+	}
 	for _, tc := range []struct {
 		names  []string
 		status Currency
