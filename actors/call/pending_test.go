@@ -161,7 +161,6 @@ func TestStoreDownCallIsRecordedOnceAfterARestart(t *testing.T) {
 	}
 }
 
-
 func TestStreamWriterUnspoolsOnceWritten(t *testing.T) {
 	inner := openEmbedded(t)
 	st := &switchStore{Store: inner, upAfter: 3}

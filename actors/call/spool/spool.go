@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/callguard/callguard/events"
 )
@@ -76,7 +77,7 @@ type Spool struct {
 // on the same file fails after a second with events.ErrLocked.
 func Open(path string) (*Spool, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open pending spool %s: %w", path, events.ErrLocked)
 	}
 	if err != nil {
