@@ -51,8 +51,9 @@ type Config struct {
 	// the grain or the store is down.
 	OutcomeRetryFor time.Duration
 	// StreamRetryFor bounds how long the call stream's appends are
-	// retried while the store is down; events still unwritten after it are
-	// dropped and counted.
+	// retried in memory while the store is down; events still unwritten
+	// after it are left in the pending spool (Deps.Spool), or dropped and
+	// counted without one.
 	StreamRetryFor time.Duration
 }
 
