@@ -25,6 +25,7 @@ func BenchmarkDurableAppend64(b *testing.B) {
 		opts []postgres.Option
 	}{
 		{"notify-after-commit", nil},
+		{"notify-after-commit-pool-64", []postgres.Option{postgres.WithMaxConns(64)}},
 		{"notify-in-tx", []postgres.Option{postgres.WithNotifyInTx(true)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
