@@ -345,3 +345,28 @@ func TestTwoStoresOneDatabase(t *testing.T) {
 		return sameIDs(sub.ids(), []uuid.UUID{e0.ID, e1.ID})
 	})
 }
+
+// TestConcurrentOpen opens several stores at once on a new database, as
+// nodes starting together do: creating the tables must not race.
+func TestConcurrentOpen(t *testing.T) {
+	url := needServer(t).NewDatabaseT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- s.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+}
