@@ -127,6 +127,24 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	// A connection that survives a server restart is found dead on first
 	// use; checking idle ones first saves a caller that error.
 	cfg.HealthCheckPeriod = 5 * time.Second
+	// An append must be durable when COMMIT returns: a database or role
+	// with synchronous_commit off would acknowledge appends a crash can
+	// lose, so the Store's sessions turn it back on.
+	var warnOnce sync.Once
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		var v string
+		if err := c.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&v); err != nil {
+			return err
+		}
+		if v != "off" {
+			return nil
+		}
+		warnOnce.Do(func() {
+			o.log.Warn("postgres: synchronous_commit is off for this database or user; the event store sets it on for its sessions")
+		})
+		_, err := c.Exec(ctx, `SET synchronous_commit TO on`)
+		return err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

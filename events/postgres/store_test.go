@@ -370,3 +370,32 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestSynchronousCommitStaysOn opens a store on a database whose default
+// is synchronous_commit off: its sessions must still wait for the WAL
+// flush, or an acknowledged append could be lost in a crash.
+func TestSynchronousCommitStaysOn(t *testing.T) {
+	srv := needServer(t)
+	url := srv.NewDatabaseT(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	if err := conn.QueryRow(t.Context(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), `ALTER DATABASE `+db+` SET synchronous_commit = off`); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(t.Context())
+
+	s := openURL(t, url)
+	got, err := s.Setting(t.Context(), "synchronous_commit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "on" {
+		t.Fatalf("synchronous_commit in the store's session = %q, want on", got)
+	}
+}
