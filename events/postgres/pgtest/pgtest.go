@@ -396,6 +396,8 @@ func (s *Server) stopLocked(sig syscall.Signal) error {
 		// Each backend is a session leader of its own (PostgreSQL calls
 		// setsid), so the postmaster's group does not reach them: kill
 		// them one by one, all at once, as a crash would.
+		// SIGSTOP first, so that no backend is forked after the list.
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
 		kids = children(pid)
 		_ = syscall.Kill(pid, sig)
 		for _, k := range kids {
