@@ -16,8 +16,9 @@
 // transaction-scoped advisory lock taken before the transaction gets its
 // xid, so a stream's revisions also come in global order.
 //
-// An append is durable when its COMMIT returns (synchronous_commit must be
-// on, the PostgreSQL default); concurrent appends on the pool share WAL
+// An append is durable when its COMMIT returns (synchronous_commit on: the
+// PostgreSQL default, and the Store's sessions set it where a database or
+// role turned it off); concurrent appends on the pool share WAL
 // flushes (group commit). Subscribe reads the table; LISTEN/NOTIFY only
 // wakes it early (one NOTIFY after a run of commits, see notifier), and it
 // polls anyway, so a lost notification delays delivery by at most the poll
