@@ -11,10 +11,10 @@
 // One node alone is a one-member cluster: the same code path as a
 // scaled-out deployment, so a grain's behaviour never depends on how many
 // nodes there are. Its membership is SingleMemberProvider, kept in this
-// process. Several nodes share a ClusterProvider (in tests, one
-// in-process agent; across machines, a provider such as etcd, not wired
-// yet) and the identity lookup (consistent hashing over the members)
-// routes each number to one activation.
+// process. Several nodes share their membership in etcd (NewEtcd, with a
+// Watch of the node's own registration) and the identity lookup
+// (consistent hashing over the members) routes each number to one
+// activation.
 package node
 
 import (
@@ -29,7 +29,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 
@@ -48,7 +47,7 @@ type Config struct {
 	// when it differs from the listen host.
 	AdvertisedHost string
 	// Provider is the membership provider (required): SingleMemberProvider
-	// for a node alone, or one shared by the members of a deployment.
+	// for a node alone, or Etcd.Provider for a member of a deployment.
 	Provider cluster.ClusterProvider
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*cluster.Kind
@@ -91,15 +90,6 @@ func (c Config) Validate() error {
 		bad("request timeout %v is negative", c.RequestTimeout)
 	}
 	return errors.Join(errs...)
-}
-
-// SingleMemberProvider returns the membership of a node that runs alone.
-// It is protoactor-go's test provider over a fresh in-memory agent: the
-// member list lives in this process only, so no other node can ever join
-// a member started with it. It suits one node on its own store; nodes
-// sharing a log need a provider they share (etcd).
-func SingleMemberProvider() cluster.ClusterProvider {
-	return test.NewTestProvider(test.NewInMemAgent())
 }
 
 // Start creates the actor system, starts remoting and joins the cluster.
