@@ -75,7 +75,7 @@ func (a *callActor) Receive(ctx actor.Context) {
 
 func (a *callActor) start(ctx actor.Context) {
 	a.m = newMachine(a.cfg, a.setup)
-	a.w = newStreamWriter(a.d.Store, schema.CallStream(a.setup.ID),
+	a.w = newStreamWriter(a.d.Store, a.d.pending, schema.CallStream(a.setup.ID),
 		events.Metadata{Node: a.d.Node, Actor: "call", CorrelationID: a.setup.ID},
 		a.cfg.StreamRetryFor, a.d.Logger, a.d.Counters, a.d.Clock, a.d.Sleep)
 	a.apply(ctx, a.m.start())

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/callguard/callguard/actors/call/spool"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
@@ -50,8 +51,9 @@ type Config struct {
 	// the grain or the store is down.
 	OutcomeRetryFor time.Duration
 	// StreamRetryFor bounds how long the call stream's appends are
-	// retried while the store is down; events still unwritten after it are
-	// dropped and counted.
+	// retried in memory while the store is down; events still unwritten
+	// after it are left in the pending spool (Deps.Spool), or dropped and
+	// counted without one.
 	StreamRetryFor time.Duration
 }
 
@@ -181,6 +183,13 @@ type Deps struct {
 	// CallLog writes one line per call at its end (calllog.go); nil
 	// writes none.
 	CallLog *CallLog
+	// Spool keeps on disk the call streams the store refused while it
+	// was down, across a restart (see streamWriter and
+	// Spawner.RecordPending); nil keeps them in memory only. The caller
+	// opens and closes it.
+	Spool *spool.Spool
+
+	pending *pending // Spool and the streams its writers hold
 }
 
 func (d *Deps) validate() error {
@@ -217,6 +226,9 @@ func (d *Deps) defaults() {
 	if d.Observer == nil {
 		d.Observer = noObserver{}
 	}
+	if d.pending == nil {
+		d.pending = newPending(d.Spool)
+	}
 }
 
 // Counters count what calls did, for metrics. All fields are safe for
@@ -230,7 +242,11 @@ type Counters struct {
 	ChallengesAbandoned                          atomic.Uint64
 	Answered, Billed, Unbilled                   atomic.Uint64 // ended calls
 	EventsWritten, EventsDropped, OutcomesFailed atomic.Uint64
-	Active                                       atomic.Int64 // call actors running
+	// SpoolFailed counts call stream batches the pending spool could not
+	// take (retried in memory only); PendingRecorded those appended from
+	// the spool by Spawner.RecordPending.
+	SpoolFailed, PendingRecorded atomic.Uint64
+	Active                       atomic.Int64 // call actors running
 }
 
 // Tracker counts work in flight (actors, outcome reports, stream writers).

@@ -44,5 +44,9 @@
 // any other call is held in memory and written when the call ends, in one
 // append, by a streamWriter goroutine that retries while the store is
 // down, so a call is never slowed by its audit trail and no fact is lost
-// to a short outage (events/schema/calls.go, "What a call writes").
+// to a short outage (events/schema/calls.go, "What a call writes"). An
+// append the store refused is also kept in the node's pending spool
+// (package spool) until it is written, so that a restart before the store
+// returns loses nothing: Spawner.RecordPending appends what the spool
+// holds.
 package call

@@ -105,7 +105,7 @@ func TestStreamWriterDropsAfterRetryingByTheInjectedClock(t *testing.T) {
 	clock := actortest.NewClock(epoch)
 	st := &downStore{}
 	c := &Counters{}
-	w := newStreamWriter(st, schema.CallStream("c1"), events.Metadata{Actor: "test"}, time.Minute,
+	w := newStreamWriter(st, nil, schema.CallStream("c1"), events.Metadata{Actor: "test"}, time.Minute,
 		slog.New(slog.DiscardHandler), c, clock.Now, clock.Sleep)
 	w.add(schema.CallStarted{CallID: "c1", At: epoch})
 	w.add(schema.CallEnded{CallID: "c1", At: epoch})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/callguard/callguard/actors/call/spool"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
 )
@@ -23,9 +24,16 @@ import (
 // While the store fails, appends are retried with a growing pause, up to
 // retryFor after the first failure; the events' own timestamps keep their
 // times right however late they land. That is how the store-down decision
-// gets recorded once the store is back.
+// gets recorded once the store is back. With a pending spool (Deps.Spool)
+// the batch is also put on disk at the first failure, so that a restart
+// of the node before the store returns does not lose it: the node records
+// what its spool holds when it starts (Spawner.RecordPending), and a batch
+// still unwritten after retryFor is left there rather than dropped. A
+// batch the spool cannot take (a full disk) is logged and counted, and
+// the in-memory retry goes on as without a spool.
 type streamWriter struct {
 	store    events.Store
+	pending  *pending
 	stream   string
 	meta     events.Metadata
 	log      *slog.Logger
@@ -39,13 +47,14 @@ type streamWriter struct {
 	closed bool
 
 	// Owned by run.
-	rev    uint64
-	exists bool
+	rev     uint64
+	exists  bool
+	spooled bool // the batch is in the spool: delete it once appended
 }
 
-func newStreamWriter(store events.Store, stream string, meta events.Metadata, retryFor time.Duration, log *slog.Logger, c *Counters,
+func newStreamWriter(store events.Store, p *pending, stream string, meta events.Metadata, retryFor time.Duration, log *slog.Logger, c *Counters,
 	clock func() time.Time, sleep func(time.Duration)) *streamWriter {
-	return &streamWriter{store: store, stream: stream, meta: meta, log: log, counters: c, retryFor: retryFor, clock: clock, sleep: sleep}
+	return &streamWriter{store: store, pending: p, stream: stream, meta: meta, log: log, counters: c, retryFor: retryFor, clock: clock, sleep: sleep}
 }
 
 // add queues a payload until close; it never blocks. Called from the
@@ -76,16 +85,28 @@ func (w *streamWriter) close() bool {
 func (w *streamWriter) run() {
 	if batch := w.queue; len(batch) > 0 {
 		w.queue = nil
-		w.appendBatch(batch)
+		w.appendBatch(context.Background(), batch)
 	}
 }
 
-func (w *streamWriter) appendBatch(batch []events.Proposed) {
+// appendResult is how appendBatch ended.
+type appendResult uint8
+
+const (
+	appended appendResult = iota // written now, or found written before
+	dropped                      // refused for good, or given up on without a spool
+	left                         // still in the spool, for a later drain
+)
+
+// appendBatch appends batch, retrying while the store fails, until it is
+// written, refused for good, retryFor has passed since the first failure,
+// or ctx ends (the last two leave a spooled batch in the spool).
+func (w *streamWriter) appendBatch(ctx context.Context, batch []events.Proposed) appendResult {
 	pause := 50 * time.Millisecond
 	var firstFailure time.Time
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := w.store.Append(ctx, w.stream, events.ExactOrNoStream(w.rev, w.exists), batch...)
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := w.store.Append(actx, w.stream, events.ExactOrNoStream(w.rev, w.exists), batch...)
 		cancel()
 		var conflict *events.ConflictError
 		switch {
@@ -95,7 +116,8 @@ func (w *streamWriter) appendBatch(batch []events.Proposed) {
 			if !firstFailure.IsZero() {
 				w.log.Info("call stream: written after store recovered", "stream", w.stream, "events", len(batch), "after", w.clock().Sub(firstFailure).Round(time.Millisecond))
 			}
-			return
+			w.unspool()
+			return appended
 		case errors.As(err, &conflict):
 			// Only a lost reply to our own append can move the stream (we
 			// are its one writer): take the stream's revision and retry;
@@ -109,22 +131,74 @@ func (w *streamWriter) appendBatch(batch []events.Proposed) {
 			continue
 		case errors.Is(err, events.ErrDuplicateID):
 			w.log.Warn("call stream: events already stored", "stream", w.stream, "events", len(batch))
-			return
-		case errors.Is(err, events.ErrInvalid), errors.Is(err, events.ErrClosed):
+			w.unspool()
+			return appended
+		case errors.Is(err, events.ErrInvalid):
 			w.counters.EventsDropped.Add(uint64(len(batch)))
 			w.log.Error("call stream: events dropped", "stream", w.stream, "events", len(batch), "err", err)
-			return
+			w.unspool()
+			return dropped
+		case errors.Is(err, events.ErrClosed):
+			// The node is stopping: what the spool takes is recorded at
+			// the next start.
+			if w.spool(batch) {
+				w.pending.release(w.stream)
+				w.log.Warn("call stream: store closed; events left in the pending spool for the next start", "stream", w.stream, "events", len(batch))
+				return left
+			}
+			w.counters.EventsDropped.Add(uint64(len(batch)))
+			w.log.Error("call stream: events dropped", "stream", w.stream, "events", len(batch), "err", err)
+			return dropped
 		}
 		if firstFailure.IsZero() {
 			firstFailure = w.clock()
 			w.log.Warn("call stream: append failed, retrying", "stream", w.stream, "err", err)
+			w.spool(batch)
 		}
-		if w.clock().Sub(firstFailure) > w.retryFor {
+		if ctx.Err() != nil || w.clock().Sub(firstFailure) > w.retryFor {
+			if w.spooled {
+				w.pending.release(w.stream)
+				w.log.Warn("call stream: not written yet; left in the pending spool", "stream", w.stream, "events", len(batch), "err", err)
+				return left
+			}
 			w.counters.EventsDropped.Add(uint64(len(batch)))
 			w.log.Error("call stream: events dropped after retrying", "stream", w.stream, "events", len(batch), "for", w.retryFor, "err", err)
-			return
+			return dropped
 		}
 		w.sleep(pause)
 		pause = min(2*pause, 5*time.Second)
 	}
+}
+
+// spool puts batch in the pending spool, once, and reports whether it is
+// there. A spool that fails is logged and counted: the batch is then
+// retried in memory only.
+func (w *streamWriter) spool(batch []events.Proposed) bool {
+	if w.spooled || w.pending == nil {
+		return w.spooled
+	}
+	w.pending.hold(w.stream)
+	if err := w.pending.spool.Put(spool.Batch{Stream: w.stream, Revision: w.rev, Exists: w.exists, Events: batch}); err != nil {
+		w.pending.release(w.stream)
+		w.counters.SpoolFailed.Add(1)
+		w.log.Error("call stream: cannot keep the events in the pending spool; retrying in memory only, a restart before the store returns loses them",
+			"stream", w.stream, "events", len(batch), "err", err)
+		return false
+	}
+	w.spooled = true
+	return true
+}
+
+// unspool removes a spooled batch once it is written or refused for
+// good. An entry that cannot be deleted is appended again at the next
+// start, which writes nothing twice.
+func (w *streamWriter) unspool() {
+	if !w.spooled {
+		return
+	}
+	if err := w.pending.spool.Delete(w.stream); err != nil {
+		w.log.Error("call stream: written, but still in the pending spool; the next start appends it again, writing nothing twice", "stream", w.stream, "err", err)
+	}
+	w.spooled = false
+	w.pending.release(w.stream)
 }

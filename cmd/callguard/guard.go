@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/actors/call/spool"
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
@@ -41,6 +44,31 @@ type guard struct {
 	// callLog writes a line per call (nil when GUARD_CALL_LOG is off);
 	// serve runs its report of suppressed lines.
 	callLog *call.CallLog
+	// spool keeps the call streams the store refused while it was down,
+	// across a restart; stopPending ends the loop that records them.
+	spool       *spool.Spool
+	stopPending func()
+}
+
+// pendingInterval is how often a running node appends the spooled call
+// streams whose writers gave up retrying (call.Config.StreamRetryFor, 10
+// minutes), besides the pass at start.
+const pendingInterval = time.Minute
+
+// openSpool opens the pending spool in the data directory. It is there
+// whichever store the node uses: it belongs to the node, not to the log.
+func openSpool(cfg Config, log *slog.Logger) (*spool.Spool, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
+	}
+	sp, err := spool.Open(filepath.Join(cfg.DataDir, spool.FileName))
+	if err != nil {
+		return nil, err
+	}
+	if n := sp.Len(); n > 0 {
+		log.Warn("calls not yet recorded from before the restart; recording them", "pending", n, "spool", sp.Path())
+	}
+	return sp, nil
 }
 
 func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, error) {
@@ -55,6 +83,10 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	rawStore, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	sp, err := openSpool(cfg, log)
+	if err != nil {
+		return nil, errors.Join(err, rawStore.Close())
 	}
 	m := metrics.New()
 	store := metrics.InstrumentStore(rawStore, m)
@@ -72,11 +104,11 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Kinds:    []*cluster.Kind{kind}, Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
-		return nil, errors.Join(err, store.Close())
+		return nil, errors.Join(err, store.Close(), sp.Close())
 	}
 	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address())
 	g := &guard{
-		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m,
+		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m, spool: sp,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 	}
 	if cfg.CallLog {
@@ -84,7 +116,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	}
 	calls, err := call.NewSpawner(n.System, call.Deps{
 		Callers: g.callers, Store: store, Clock: time.Now, Rand: rand.Reader,
-		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m, CallLog: g.callLog,
+		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m, CallLog: g.callLog, Spool: sp,
 	}, cfg.Call)
 	if err != nil {
 		g.stop()
@@ -109,6 +141,28 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Namespace: metrics.Namespace, Name: "calls_in_progress",
 		Help: "Calls in progress on this node's SIP side, from INVITE to the end of the call: what GUARD_MAX_CALLS caps.",
 	}, func() float64 { return float64(sip.Stats().ActiveSessions) }))
+	c := calls.Counters()
+	m.Registry().MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Name: "calls_pending",
+			Help: "Call streams the store refused (it was down) kept in the pending spool until they are appended; they survive a restart.",
+		}, func() float64 { return float64(sp.Len()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "calls_pending_recorded_total",
+			Help: "Call streams appended from the pending spool (after a restart, or after their writer gave up retrying).",
+		}, func() float64 { return float64(c.PendingRecorded.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "calls_spool_failures_total",
+			Help: "Call streams the pending spool could not take (a full disk): retried in memory only, lost if the node stops before the store returns.",
+		}, func() float64 { return float64(c.SpoolFailed.Load()) }),
+	)
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		calls.RecordPending(pctx, pendingInterval)
+	}()
+	g.stopPending = func() { cancel(); <-done }
 	return g, nil
 }
 
@@ -144,11 +198,19 @@ func openReadSide(ctx context.Context, cfg Config, store events.Store, log *slog
 	return rs, nil
 }
 
-// stop leaves the cluster (its grains stop, saving snapshots) and closes
-// the store after them.
+// stop ends the recording of pending calls, leaves the cluster (its
+// grains stop, saving snapshots) and closes the store after them, and the
+// pending spool last: a call stream refused by the closed store is kept
+// there for the next start.
 func (g *guard) stop() {
+	if g.stopPending != nil {
+		g.stopPending()
+	}
 	g.node.Stop(false)
 	if err := g.store.Close(); err != nil {
 		g.log.Error("close event store", "err", err)
+	}
+	if err := g.spool.Close(); err != nil {
+		g.log.Error("close pending spool", "err", err)
 	}
 }
