@@ -40,6 +40,7 @@ func (a *Acks) all() []adminapi.CommandResult {
 func policyConfig() policy.Config {
 	cfg := policy.DefaultConfig()
 	cfg.LimitLevel = 7
+	cfg.EscalationLevel = 8
 	return cfg
 }
 

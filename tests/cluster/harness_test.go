@@ -51,6 +51,7 @@ type options struct {
 	nodes       int      // guard nodes (3)
 	etcdMembers int      // etcd members (1)
 	env         []string // extra GUARD_* settings for every node
+	single      bool     // no etcd: each node its own cluster (one-node runs only)
 }
 
 // Cluster is the guards of one scenario and what they need: etcd,
@@ -92,6 +93,7 @@ type Node struct {
 	exitErr  error
 	expected bool // the harness asked the process to end
 	stopped  bool // SIGSTOPped
+	backoff  time.Duration
 	exits    []Exit
 }
 
@@ -119,7 +121,9 @@ func newCluster(t *testing.T, o options) *Cluster {
 	}
 	c := &Cluster{t: t, dir: t.TempDir(), bin: bin, opts: o, start: time.Now(),
 		name: fmt.Sprintf("fs%d", time.Now().UnixNano()%1_000_000_000)}
-	c.etcd = startEtcd(t, filepath.Join(c.dir, "etcd"), o.etcdMembers)
+	if !o.single {
+		c.etcd = startEtcd(t, filepath.Join(c.dir, "etcd"), o.etcdMembers)
+	}
 	c.pg = startPostgres(t, filepath.Join(c.dir, "pg"))
 	c.PBX, err = siptest.NewRecordingPBX(siptest.PBXConfig{
 		NoInBandDetection: true,
@@ -187,10 +191,13 @@ func (n *Node) env(name string, clusterPort int) []string {
 		"GUARD_PBX_URI=" + c.PBX.URI(),
 		fmt.Sprintf("GUARD_RTP_PORTS=%d-%d", rtpLo, rtpLo+1999),
 		"GUARD_LIMIT_LEVEL=7", // an abusive caller is rejected, not challenged: every outcome is a final status
+		"GUARD_ESCALATION_LEVEL=8",
 		"GUARD_CALL_LOG=false",
 		"GUARD_CLUSTER_NAME=" + c.name,
 	}
-	env = append(env, c.etcd.env()...)
+	if c.etcd != nil {
+		env = append(env, c.etcd.env()...)
+	}
 	env = append(env, c.pg.env()...)
 	return append(env, c.opts.env...)
 }
@@ -219,7 +226,7 @@ func (n *Node) start() error {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
 	n.cmd, n.done, n.exitErr, n.expected, n.stopped = cmd, make(chan struct{}), nil, false, false
-	done, name := n.done, n.name
+	done, name, started := n.done, n.name, time.Now()
 	go func() {
 		err := cmd.Wait()
 		logf.Close()
@@ -230,8 +237,17 @@ func (n *Node) start() error {
 		n.mu.Unlock()
 		close(done)
 		if !ex.Expected {
-			n.c.Logf("%s exited by itself (%v): the supervisor restarts it", name, err)
-			time.Sleep(200 * time.Millisecond)
+			// A supervisor's crash-loop back-off: 200 ms after a process
+			// that ran a while, doubling up to 3 s while starts fail.
+			n.mu.Lock()
+			if time.Since(started) > 10*time.Second {
+				n.backoff = 0
+			}
+			n.backoff = min(max(2*n.backoff, 200*time.Millisecond), 3*time.Second)
+			wait := n.backoff
+			n.mu.Unlock()
+			n.c.Logf("%s exited by itself (%v): the supervisor restarts it in %v", name, err, wait)
+			time.Sleep(wait)
 			if n.c.t.Context().Err() != nil {
 				return
 			}

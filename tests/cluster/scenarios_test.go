@@ -262,7 +262,11 @@ func countType(evs []events.Event, typ string) int {
 // it returns; nothing acknowledged is lost. One node is also restarted
 // while PostgreSQL is away: what it had not yet recorded must survive.
 func TestScenario7PostgresRestart(t *testing.T) {
-	s := newScenario(t, options{})
+	postgresRestart(t, options{})
+}
+
+func postgresRestart(t *testing.T, o options) {
+	s := newScenario(t, o)
 	c := s.c
 	d := loadDuration(t) + 4*time.Second
 	load, wait := c.startLoad(s.cs, rate(t), d)
@@ -281,7 +285,7 @@ func TestScenario7PostgresRestart(t *testing.T) {
 				return
 			case <-time.After(200 * time.Millisecond):
 			}
-			n := c.Nodes[i%3]
+			n := c.Nodes[i%len(c.Nodes)]
 			ctx, cancel := context.WithTimeout(s.ctx, 3*time.Second)
 			res, err := n.Client().Whitelist(ctx, adminapi.WhitelistRequest{
 				Number: fmt.Sprintf("+7992%03d%04d", time.Now().UnixNano()%1000, i), By: "failure-suite", Reason: "during the outage",
