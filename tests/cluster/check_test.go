@@ -77,13 +77,13 @@ func (f LogFigures) String() string {
 // the acknowledged commands, polling for up to 45 s while calls passed
 // under the store-down policy are still being recorded. lostOK says which
 // unanswered calls the scenario allows (nil: none).
-func (c *Cluster) checkLog(ctx context.Context, load *Load, acks *Acks, lostOK func(Call) bool) LogFigures {
+func (c *Cluster) checkLog(ctx context.Context, calls []Call, acks *Acks, lostOK func(Call) bool) LogFigures {
 	c.t.Helper()
 	var figs LogFigures
 	var problems []string
 	err := waitFor(ctx, 45*time.Second, func() error {
 		var err error
-		figs, problems, err = c.checkOnce(ctx, load, acks, lostOK, false)
+		figs, problems, err = c.checkOnce(ctx, calls, acks, lostOK, false)
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func (c *Cluster) checkLog(ctx context.Context, load *Load, acks *Acks, lostOK f
 	})
 	if err != nil {
 		// The last pass, reported in full.
-		figs, problems, _ = c.checkOnce(ctx, load, acks, lostOK, true)
+		figs, problems, _ = c.checkOnce(ctx, calls, acks, lostOK, true)
 		for i, p := range problems {
 			if i == 30 {
 				c.t.Errorf("... and %d more problems", len(problems)-30)
@@ -110,7 +110,7 @@ func (c *Cluster) checkLog(ctx context.Context, load *Load, acks *Acks, lostOK f
 	return figs
 }
 
-func (c *Cluster) checkOnce(ctx context.Context, load *Load, acks *Acks, lostOK func(Call) bool, final bool) (LogFigures, []string, error) {
+func (c *Cluster) checkOnce(ctx context.Context, calls []Call, acks *Acks, lostOK func(Call) bool, final bool) (LogFigures, []string, error) {
 	store, err := c.openStore(ctx)
 	if err != nil {
 		return LogFigures{}, nil, err
@@ -207,7 +207,7 @@ func (c *Cluster) checkOnce(ctx context.Context, load *Load, acks *Acks, lostOK 
 
 	// Calls: each answered call recorded once, with the verdict its SIP
 	// status says; unanswered ones only where the scenario allows.
-	for _, call := range load.Calls() {
+	for _, call := range calls {
 		r := bySIP[call.CallID]
 		if r != nil && len(r.received) > 1 {
 			bad("call %s (%s, node%d): %d CallReceived", call.CallID, call.Caller, call.Node+1, len(r.received))

@@ -147,8 +147,12 @@ func envFloat(t testing.TB, name string, def float64) float64 {
 // nodes that exist when it starts (one load client per node). It returns
 // at once; Wait waits for every call to end.
 func (c *Cluster) startLoad(cs *Callers, total float64, d time.Duration) (*Load, func()) {
+	return c.startLoadOn(cs, total, d, c.nodes())
+}
+
+// startLoadOn is startLoad on the given nodes.
+func (c *Cluster) startLoadOn(cs *Callers, total float64, d time.Duration, nodes []*Node) (*Load, func()) {
 	l := &Load{c: c, callers: cs}
-	nodes := c.nodes()
 	per := total / float64(len(nodes))
 	var wg sync.WaitGroup
 	start := time.Now()

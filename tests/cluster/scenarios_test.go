@@ -94,7 +94,7 @@ func TestScenario1KillOneNode(t *testing.T) {
 	wait()
 	lost := window(victim.Index, killed.Add(-time.Second), time.Now())
 	f := s.figures("scenario 1 (SIGKILL one node)", load)
-	c.checkLog(s.ctx, load, s.acks, lost)
+	c.checkLog(s.ctx, load.Calls(), s.acks, lost)
 	t.Logf("FIGURES scenario 1: re-activation on the survivors after SIGKILL: %s (bar: lease %v + 2 s = %v); calls lost with the killed node: %d",
 		react, leaseTTL, reactivationBar, f.LostByNode[victim.Index])
 	if react.Max > reactivationBar || react.Missing > 0 {
@@ -153,7 +153,7 @@ func TestScenario2PauseLongerThanLease(t *testing.T) {
 	c.Logf("node%d back as %s", victim.Index+1, victim.Name())
 	wait()
 	f := s.figures("scenario 2 (SIGSTOP longer than the lease)", load)
-	c.checkLog(s.ctx, load, s.acks, window(victim.Index, paused.Add(-time.Second), back))
+	c.checkLog(s.ctx, load.Calls(), s.acks, window(victim.Index, paused.Add(-time.Second), back))
 	t.Logf("FIGURES scenario 2: paused %v; exit %.1fs after SIGCONT (%v); back ready as %s %.1fs after SIGCONT; calls lost on the paused node: %d",
 		resumed.Sub(paused).Round(100*time.Millisecond), exit.At.Sub(resumed).Seconds(), exit.Err, victim.Name(), back.Sub(resumed).Seconds(), f.LostByNode[victim.Index])
 }
@@ -223,7 +223,7 @@ func TestScenario3RetryCountedOnce(t *testing.T) {
 	}
 	wait()
 	s.figures("scenario 3 (client retries)", load)
-	c.checkLog(s.ctx, load, s.acks, nil)
+	c.checkLog(s.ctx, load.Calls(), s.acks, nil)
 
 	store, err := c.openStore(s.ctx)
 	if err != nil {
@@ -326,7 +326,7 @@ func postgresRestart(t *testing.T, o options) {
 	close(stopCmds)
 	cmdWG.Wait()
 	f := s.figures("scenario 7 (PostgreSQL restarted)", load)
-	figs := c.checkLog(s.ctx, load, s.acks, window(restarted.Index, restartFrom.Add(-time.Second), restartTo))
+	figs := c.checkLog(s.ctx, load.Calls(), s.acks, window(restarted.Index, restartFrom.Add(-time.Second), restartTo))
 	t.Logf("FIGURES scenario 7: PostgreSQL away %.1fs; calls decided by the store-down policy and recorded when it returned: %d; admin commands during the run %d, acknowledged %d (all in the log); calls lost on the node restarted during the outage: %d",
 		up.Sub(down).Seconds(), figs.ByPolicy, tried, acked, f.LostByNode[restarted.Index])
 	if figs.ByPolicy == 0 {

@@ -10,7 +10,7 @@ func TestSmokeOneNode(t *testing.T) {
 	load, wait := s.c.startLoad(s.cs, 50, 5*time.Second)
 	wait()
 	s.figures("smoke", load)
-	s.c.checkLog(s.ctx, load, s.acks, nil)
+	s.c.checkLog(s.ctx, load.Calls(), s.acks, nil)
 }
 
 func TestSmokePG(t *testing.T) { postgresRestart(t, options{nodes: 1, single: true}) }
