@@ -29,7 +29,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 
@@ -91,15 +90,6 @@ func (c Config) Validate() error {
 		bad("request timeout %v is negative", c.RequestTimeout)
 	}
 	return errors.Join(errs...)
-}
-
-// SingleMemberProvider returns the membership of a node that runs alone.
-// It is protoactor-go's test provider over a fresh in-memory agent: the
-// member list lives in this process only, so no other node can ever join
-// a member started with it. It suits one node on its own store; nodes
-// sharing a log need a provider they share (etcd).
-func SingleMemberProvider() cluster.ClusterProvider {
-	return test.NewTestProvider(test.NewInMemAgent())
 }
 
 // Start creates the actor system, starts remoting and joins the cluster.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -92,7 +93,73 @@ type Config struct {
 
 	// ClusterName and ClusterListen place this node in the actor cluster.
 	ClusterName   string `env:"CLUSTER_NAME" envDefault:"callguard" desc:"actor cluster name; the same on every node of one deployment"`
-	ClusterListen string `env:"CLUSTER_LISTEN" envDefault:"127.0.0.1:0" desc:"host:port of this node's actor remoting (port 0: any free port)"`
+	ClusterListen string `env:"CLUSTER_LISTEN" envDefault:"127.0.0.1:0" desc:"host:port of this node's actor remoting (port 0: any free port); remoting is not authenticated, so keep it on loopback or a private network"`
+	// ClusterProvider chooses how nodes find each other; see
+	// startMembership.
+	ClusterProvider       string `env:"CLUSTER_PROVIDER" envDefault:"single" desc:"cluster membership: single (this node alone, no etcd) or etcd (nodes sharing one event store find each other in etcd; each registers under a 3 s lease)"`
+	EtcdEndpoints         string `env:"ETCD_ENDPOINTS" desc:"comma-separated etcd client URLs, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379 (required with GUARD_CLUSTER_PROVIDER=etcd)"`
+	ClusterAdvertisedHost string `env:"CLUSTER_ADVERTISED_HOST" desc:"host or IP the other nodes reach this node's remoting at (with etcd; required when GUARD_CLUSTER_LISTEN's host is 0.0.0.0, :: or empty); the port is GUARD_CLUSTER_LISTEN's"`
+}
+
+// Cluster membership providers (GUARD_CLUSTER_PROVIDER).
+const (
+	providerSingle = "single"
+	providerEtcd   = "etcd"
+)
+
+// etcdEndpoints splits GUARD_ETCD_ENDPOINTS.
+func (c Config) etcdEndpoints() []string {
+	var eps []string
+	for _, ep := range strings.Split(c.EtcdEndpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	return eps
+}
+
+// validateCluster checks the membership settings.
+func (c Config) validateCluster() []error {
+	var errs []error
+	host, _, err := net.SplitHostPort(c.ClusterListen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%sCLUSTER_LISTEN %q is not host:port", envPrefix, c.ClusterListen))
+	}
+	switch c.ClusterProvider {
+	case providerSingle:
+	case providerEtcd:
+		if len(c.etcdEndpoints()) == 0 {
+			errs = append(errs, fmt.Errorf("%sCLUSTER_PROVIDER=etcd needs %sETCD_ENDPOINTS", envPrefix, envPrefix))
+		}
+		if err == nil && c.ClusterAdvertisedHost == "" {
+			if ip, perr := netip.ParseAddr(host); host == "" || (perr == nil && ip.IsUnspecified()) {
+				errs = append(errs, fmt.Errorf("%sCLUSTER_LISTEN %q listens on every address: set %sCLUSTER_ADVERTISED_HOST to the one the other nodes reach", envPrefix, c.ClusterListen, envPrefix))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%sCLUSTER_PROVIDER is %q, want single or etcd", envPrefix, c.ClusterProvider))
+	}
+	return errs
+}
+
+// sharedStore reports whether the event store is one several nodes can
+// share (not the embedded one).
+func (c Config) sharedStore() bool { return c.EventStoreURL != "" }
+
+// clusterWarnings are the membership settings that work but deserve a
+// line in the log.
+func (c Config) clusterWarnings() []string {
+	var ws []string
+	if !loopbackListen(c.ClusterListen) {
+		ws = append(ws, fmt.Sprintf("%sCLUSTER_LISTEN %s is not a loopback address: actor remoting is not authenticated, keep it on a private network", envPrefix, c.ClusterListen))
+	}
+	if c.ClusterProvider == providerSingle && c.EtcdEndpoints != "" {
+		ws = append(ws, fmt.Sprintf("%sETCD_ENDPOINTS is ignored: %sCLUSTER_PROVIDER is single", envPrefix, envPrefix))
+	}
+	if c.ClusterProvider == providerEtcd && !c.sharedStore() {
+		ws = append(ws, fmt.Sprintf("%sCLUSTER_PROVIDER is etcd on the embedded store: every node needs the same shared store, or each counts only its own calls", envPrefix))
+	}
+	return ws
 }
 
 // loadConfig reads the configuration from environ (os.Environ() form) and
@@ -314,6 +381,7 @@ func (c Config) validate() error {
 	if c.Admin.ReadWait < 0 {
 		errs = append(errs, fmt.Errorf("%sADMIN_READ_WAIT is %v, want a positive duration", envPrefix, c.Admin.ReadWait))
 	}
+	errs = append(errs, c.validateCluster()...)
 	if c.EventStoreURL != "" {
 		if u, err := url.Parse(c.EventStoreURL); err != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover") {
 			errs = append(errs, fmt.Errorf("%sEVENTSTORE_URL must be an esdb:// or esdb+discover:// connection string", envPrefix))

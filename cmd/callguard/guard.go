@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,10 @@ type guard struct {
 	// across a restart; stopPending ends the loop that records them.
 	spool       *spool.Spool
 	stopPending func()
+	// etcd and membership are set with GUARD_CLUSTER_PROVIDER=etcd: the
+	// client and the watch of this node's own registration.
+	etcd       *node.Etcd
+	membership *node.Watch
 }
 
 // pendingInterval is how often a running node appends the spooled call
@@ -69,6 +74,33 @@ func openSpool(cfg Config, log *slog.Logger) (*spool.Spool, error) {
 		log.Warn("calls not yet recorded from before the restart; recording them", "pending", n, "spool", sp.Path())
 	}
 	return sp, nil
+}
+
+// startMembership builds the membership provider GUARD_CLUSTER_PROVIDER
+// names. With single the node is a cluster of one and needs nothing
+// outside the process; with etcd the nodes sharing a store register in
+// etcd under a lease and see each other come and go.
+func startMembership(cfg Config, log *slog.Logger) (cluster.ClusterProvider, *node.Etcd, error) {
+	if cfg.ClusterProvider != providerEtcd {
+		log.Info("cluster membership: single (this node alone)")
+		return node.SingleMemberProvider(), nil, nil
+	}
+	eps := cfg.etcdEndpoints()
+	log.Info("cluster membership: etcd", "endpoints", strings.Join(eps, ","), "leaseTTL", node.EtcdLeaseTTL)
+	e, err := node.NewEtcd(node.EtcdConfig{Endpoints: eps, Logger: log.With("component", "membership")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster membership: %w", err)
+	}
+	return e.Provider(), e, nil
+}
+
+// membershipLost is closed when this node's etcd registration is gone
+// while etcd answers; nil (never ready) with single membership.
+func (g *guard) membershipLost() <-chan struct{} {
+	if g.membership == nil {
+		return nil
+	}
+	return g.membership.Lost()
 }
 
 func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, error) {
@@ -95,21 +127,38 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle, MaxResident: cfg.MaxGrains,
 		Logger: log.With("component", "caller"), Observer: m,
 	})
-	n, err := node.Start(ctx, node.Config{
-		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen,
-		// One member alone, its membership kept in this process: a node
-		// on its own store. Several nodes sharing a log need a shared
-		// provider (etcd), chosen here once it exists.
-		Provider: node.SingleMemberProvider(),
-		Kinds:    []*cluster.Kind{kind}, Logger: log.With("component", "cluster"),
-	})
+	for _, w := range cfg.clusterWarnings() {
+		log.Warn(w)
+	}
+	provider, etcd, err := startMembership(cfg, log)
 	if err != nil {
 		return nil, errors.Join(err, store.Close(), sp.Close())
 	}
-	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address())
+	n, err := node.Start(ctx, node.Config{
+		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen, AdvertisedHost: cfg.ClusterAdvertisedHost,
+		Provider: provider,
+		Kinds:    []*cluster.Kind{kind}, Logger: log.With("component", "cluster"),
+	})
+	if err != nil {
+		if etcd != nil {
+			err = errors.Join(err, etcd.Close())
+		}
+		return nil, errors.Join(err, store.Close())
+	}
+	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address(), "id", n.System.ID)
 	g := &guard{
 		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m, spool: sp,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
+		etcd:    etcd,
+	}
+	if etcd != nil {
+		// Watched from here on, through shutdown: a lost registration
+		// ends serve (see membershipLost), an unreachable etcd makes
+		// /readyz say so.
+		if g.membership, err = etcd.Watch(context.WithoutCancel(ctx)); err != nil {
+			g.stop()
+			return nil, err
+		}
 	}
 	if cfg.CallLog {
 		g.callLog = call.NewCallLog(log.With("component", "call"), cfg.CallLogRefused, time.Now)
@@ -206,7 +255,17 @@ func (g *guard) stop() {
 	if g.stopPending != nil {
 		g.stopPending()
 	}
+	if g.membership != nil {
+		// Before leaving: leaving deletes the key the watch guards.
+		g.membership.Stop()
+	}
 	g.node.Stop(false)
+	if g.etcd != nil {
+		// Deregisters: the others drop this node now, not a lease later.
+		if err := g.etcd.Close(); err != nil {
+			g.log.Error("leave etcd", "err", err)
+		}
+	}
 	if err := g.store.Close(); err != nil {
 		g.log.Error("close event store", "err", err)
 	}

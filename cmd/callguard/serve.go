@@ -66,6 +66,9 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	defer func() { cancel(); <-callLogDone }()
 	health := &metrics.Health{Store: g.store, Projections: rs.Runner,
 		MaxLagSeconds: cfg.ReadyMaxLag.Seconds(), MaxLagEvents: cfg.ReadyMaxLagEvents}
+	if g.membership != nil {
+		health.Membership = g.membership.Ready
+	}
 	metricsDone, err := serveMetrics(ctx, cfg, g, health)
 	if err != nil {
 		return err
@@ -95,6 +98,18 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		cancel()
 		sipErr = fmt.Errorf("SIP stopped: %v", sipErr)
 		adminErr = <-adminDone
+	case <-g.membershipLost():
+		// The others have removed this node and re-activated its numbers
+		// elsewhere; protoactor would keep it out of the cluster while
+		// its stale grains went on answering. Its grains stop at once,
+		// then everything else, and the non-zero exit has the supervisor
+		// start it again under a new identity.
+		lost := g.membership.Err()
+		log.Error("callguard stopping: exiting so that a supervisor restarts this node with a new identity", "reason", lost)
+		g.node.Stop(false)
+		cancel()
+		sipErr, adminErr = <-sipDone, <-adminDone
+		return errors.Join(lost, sipErr, adminErr, <-metricsDone)
 	}
 	return errors.Join(sipErr, adminErr, <-metricsDone)
 }

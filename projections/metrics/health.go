@@ -37,6 +37,9 @@ type Health struct {
 	MaxLagSeconds float64
 	// Timeout bounds a readiness check (0: DefaultProbeTimeout).
 	Timeout time.Duration
+	// Membership, when set, says why the node's cluster membership is
+	// not sound (nil when it is): etcd unreachable, registration lost.
+	Membership func() error
 }
 
 // Readiness is the answer of /readyz.
@@ -44,6 +47,14 @@ type Readiness struct {
 	Ready       bool              `json:"ready"`
 	Store       StoreReadiness    `json:"store"`
 	Projections []ProjectionReady `json:"projections"`
+	// Membership is there when Health.Membership is set.
+	Membership *MembershipReadiness `json:"membership,omitempty"`
+}
+
+// MembershipReadiness says whether the node's cluster membership is sound.
+type MembershipReadiness struct {
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
 }
 
 // StoreReadiness says whether the store answered.
@@ -77,6 +88,14 @@ func (h *Health) Check(ctx context.Context) Readiness {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r := Readiness{Ready: true, Projections: []ProjectionReady{}}
+	if h.Membership != nil {
+		// Apart from the store: a node cut off from etcd still decides
+		// calls with the members it last knew, and says so here.
+		r.Membership = &MembershipReadiness{Ready: true}
+		if err := h.Membership(); err != nil {
+			r.Ready, r.Membership.Ready, r.Membership.Error = false, false, err.Error()
+		}
+	}
 	if h.Store == nil {
 		r.Ready, r.Store.Error = false, "no event store"
 	} else if head, err := h.Store.Head(ctx); err != nil {

@@ -1,0 +1,355 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+	etcdprovider "github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// EtcdBaseKey is the etcd prefix under which members register, each as
+// EtcdBaseKey/<cluster name>/<cluster name>@<actor system id>, a key
+// bound to the member's lease.
+const EtcdBaseKey = "/protoactor"
+
+// EtcdLeaseTTL is the lease protoactor-go's etcd provider grants each
+// member. It is fixed in the library (a private field): a member that dies
+// without leaving is removed from the others' member lists this long after
+// its last keepalive.
+const EtcdLeaseTTL = 3 * time.Second
+
+// EtcdConfig describes how to reach etcd.
+type EtcdConfig struct {
+	// Endpoints are etcd client URLs (http://host:2379).
+	Endpoints []string
+	// DialTimeout bounds connecting and the start-up check. Zero means 5 s.
+	DialTimeout time.Duration
+	// ProbeEvery is how often a watch checks that etcd answers and that
+	// the node's key is there. Zero means 1 s.
+	ProbeEvery time.Duration
+	// Logger receives the watch's reports.
+	Logger *slog.Logger
+}
+
+// Etcd is membership kept in etcd: protoactor-go's etcd provider, which
+// registers the node under a lease and watches the others, plus a client
+// of this package's own that watches the node's own registration (see
+// Watch) and removes it when the node stops (Close).
+//
+// Both clients connect only once the node's remoting has started:
+// protoactor's remote.Start replaces gRPC's process-wide logger, which a
+// gRPC client already running would be reading.
+type Etcd struct {
+	cfg EtcdConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	client   *clientv3.Client
+	provider *etcdprovider.Provider
+	key      string
+}
+
+// NewEtcd prepares etcd membership; the node connects when it starts
+// (node.Start fails when etcd does not answer).
+func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, fmt.Errorf("%w: no etcd endpoints", ErrConfig)
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Etcd{cfg: cfg, log: log}, nil
+}
+
+// Provider is the membership provider to put in Config.Provider, for one
+// node.
+func (e *Etcd) Provider() cluster.ClusterProvider { return etcdMember{e} }
+
+// connect opens the watch's client and protoactor's provider, once etcd
+// has answered a linearizable read (so a quorum is up): protoactor's
+// provider would otherwise block forever in StartMember.
+func (e *Etcd) connect(c *cluster.Cluster) (*etcdprovider.Provider, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.provider != nil {
+		return nil, fmt.Errorf("etcd membership serves one node and has started already")
+	}
+	// The etcd client logs through zap at info level; its retries would
+	// flood the node's log while etcd is away, and the watch reports what
+	// matters in the node's own words.
+	ccfg := clientv3.Config{Endpoints: e.cfg.Endpoints, DialTimeout: e.cfg.DialTimeout, Logger: zap.NewNop()}
+	client, err := clientv3.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", e.cfg.Endpoints, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DialTimeout)
+	defer cancel()
+	if _, err := client.Get(ctx, EtcdBaseKey, clientv3.WithCountOnly()); err != nil {
+		return nil, errors.Join(fmt.Errorf("etcd %v does not answer: %w", e.cfg.Endpoints, err), client.Close())
+	}
+	provider, err := etcdprovider.NewWithConfig(EtcdBaseKey, ccfg)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("etcd provider: %w", err), client.Close())
+	}
+	name := c.Config.Name
+	e.client, e.provider, e.key = client, provider, EtcdBaseKey+"/"+name+"/"+name+"@"+c.ActorSystem.ID
+	return provider, nil
+}
+
+// Close removes the node's registration, so that the others see it leave
+// at once rather than when its lease expires, and closes the watch's
+// client. Call it after Node.Stop: a non-graceful stop leaves the
+// provider registered. protoactor's client keeps the lease alive until
+// the process exits; the key is gone, so nobody routes to it.
+func (e *Etcd) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DialTimeout)
+	defer cancel()
+	var errs []error
+	if _, err := e.client.Delete(ctx, e.key); err != nil {
+		errs = append(errs, fmt.Errorf("leave etcd (the registration expires with its lease): %w", err))
+	}
+	if err := e.client.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close etcd client: %w", err))
+	}
+	e.client = nil
+	return errors.Join(errs...)
+}
+
+// MemberKey is the etcd key under which a node registers.
+func MemberKey(n *Node) string {
+	name := n.Cluster.Config.Name
+	return EtcdBaseKey + "/" + name + "/" + name + "@" + n.System.ID
+}
+
+// etcdMember is the provider a node starts with: it connects on start.
+type etcdMember struct{ e *Etcd }
+
+func (m etcdMember) StartMember(c *cluster.Cluster) error {
+	p, err := m.e.connect(c)
+	if err != nil {
+		return err
+	}
+	return p.StartMember(c)
+}
+
+func (m etcdMember) StartClient(c *cluster.Cluster) error {
+	p, err := m.e.connect(c)
+	if err != nil {
+		return err
+	}
+	return p.StartClient(c)
+}
+
+// Shutdown (called on a graceful stop only) bounds the provider's, which
+// deletes the node's key without a deadline: with etcd's quorum lost it
+// would block the node's exit forever. The key then expires with its
+// lease.
+func (m etcdMember) Shutdown(graceful bool) error {
+	m.e.mu.Lock()
+	p := m.e.provider
+	m.e.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Shutdown(graceful) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(m.e.cfg.DialTimeout):
+		return fmt.Errorf("leave etcd: no answer in %v; the registration expires with its lease", m.e.cfg.DialTimeout)
+	}
+}
+
+// ErrMembershipLost is the sentinel of the reason a Watch gives when the
+// node's registration is gone while etcd answers.
+var ErrMembershipLost = errors.New("cluster membership lost")
+
+// Watch watches a node's own registration in etcd. protoactor-go does not
+// (its issue #1133): a member whose lease expired, say after a pause
+// longer than the TTL, has been removed by the others and its numbers
+// re-activated elsewhere, yet it keeps its own stale activations. The
+// watch tells such a node apart from one whose etcd is merely away:
+//
+//   - the key is deleted (lease expired or revoked, or the key removed)
+//     while etcd answers: the membership is lost for good; Lost closes
+//     and Err says why. The owner stops the node's grains and exits so
+//     that a supervisor starts it again with a new identity.
+//   - etcd does not answer (quorum lost, network): nothing is decided.
+//     The node keeps its last known member list (every member's
+//     keepalive fails alike, and the leases outlive a leaderless etcd);
+//     Ready reports the outage until etcd answers again.
+type Watch struct {
+	key     string
+	client  *clientv3.Client
+	every   time.Duration
+	log     *slog.Logger
+	lost    chan struct{}
+	lostErr error
+	once    sync.Once
+	mu      sync.Mutex
+	unready error
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// Watch starts watching the registration of the node started with
+// e.Provider(), until Stop.
+func (e *Etcd) Watch(ctx context.Context) (*Watch, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client == nil {
+		return nil, errors.New("watch etcd membership: no node started with this provider")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &Watch{
+		key: e.key, client: e.client, every: e.cfg.ProbeEvery,
+		log: e.log, lost: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+	}
+	go w.run(ctx)
+	return w, nil
+}
+
+// Lost is closed once the node's membership is lost for good.
+func (w *Watch) Lost() <-chan struct{} { return w.lost }
+
+// Err says why the membership was lost; nil while it is not.
+func (w *Watch) Err() error {
+	select {
+	case <-w.lost:
+		return w.lostErr
+	default:
+		return nil
+	}
+}
+
+// Ready is nil while etcd answered the last probe and the node is a
+// member, else the reason it is not.
+func (w *Watch) Ready() error {
+	if err := w.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.unready
+}
+
+// Stop ends the watch and waits for it. Call it before the node leaves
+// the cluster: leaving deletes the key, which is not a loss.
+func (w *Watch) Stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *Watch) loseMembership(format string, args ...any) {
+	w.once.Do(func() {
+		w.lostErr = fmt.Errorf("%w: "+format, append([]any{ErrMembershipLost}, args...)...)
+		w.log.Error("cluster membership lost", "key", w.key, "reason", w.lostErr)
+		close(w.lost)
+	})
+}
+
+func (w *Watch) setUnready(err error) {
+	w.mu.Lock()
+	was := w.unready
+	w.unready = err
+	w.mu.Unlock()
+	switch {
+	case err != nil && was == nil:
+		w.log.Warn("etcd does not answer: deciding with the last known members", "err", err)
+	case err == nil && was != nil:
+		w.log.Info("etcd answers again")
+	}
+}
+
+// run probes the key every w.every and watches it in between, so that a
+// deletion is seen at once even when protoactor re-registers the node
+// right after (it does, under a new lease, about a second later).
+func (w *Watch) run(ctx context.Context) {
+	defer close(w.done)
+	var watch clientv3.WatchChan
+	var wcancel context.CancelFunc = func() {}
+	defer func() { wcancel() }()
+	tick := time.NewTicker(w.every)
+	defer tick.Stop()
+	for {
+		if watch == nil {
+			rev, ok := w.probe(ctx)
+			if ok {
+				watch, wcancel = w.watchFrom(ctx, rev+1)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.lost:
+			return
+		case resp, open := <-watch:
+			if !open || resp.Err() != nil {
+				// No leader, compaction or a closed client: probe and
+				// watch again from the probe's revision.
+				wcancel()
+				watch = nil
+				continue
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					w.loseMembership("key %s deleted at etcd revision %d (lease expired or revoked)", w.key, ev.Kv.ModRevision)
+					return
+				}
+			}
+		case <-tick.C:
+			if _, ok := w.probe(ctx); !ok {
+				wcancel()
+				watch = nil
+			}
+		}
+	}
+}
+
+// watchFrom watches the key from revision rev on; with RequireLeader the
+// watch ends when etcd has no leader instead of waiting silently.
+func (w *Watch) watchFrom(ctx context.Context, rev int64) (clientv3.WatchChan, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	return w.client.Watch(ctx, w.key, clientv3.WithRev(rev)), cancel
+}
+
+// probe reads the key (linearizably, so a quorum answers) and returns the
+// revision read at, and whether etcd answered with the key present.
+func (w *Watch) probe(ctx context.Context) (int64, bool) {
+	pctx, cancel := context.WithTimeout(ctx, w.every+w.every/2)
+	defer cancel()
+	resp, err := w.client.Get(pctx, w.key)
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	if err != nil {
+		w.setUnready(fmt.Errorf("etcd unreachable: %w", err))
+		return 0, false
+	}
+	w.setUnready(nil)
+	if len(resp.Kvs) == 0 {
+		w.loseMembership("key %s is gone at etcd revision %d", w.key, resp.Header.Revision)
+		return 0, false
+	}
+	return resp.Header.Revision, true
+}
