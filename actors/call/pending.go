@@ -98,6 +98,15 @@ func (sp *Spawner) drain(ctx context.Context, p *pending) (recorded, remaining i
 	if err != nil {
 		sp.d.Logger.Error("pending spool: entries not readable, left in place", "err", err)
 	}
+	// A pause the node's stop cuts short: in slices, so that the injected
+	// Sleep still paces the retries.
+	sleep := func(d time.Duration) {
+		for d > 0 && ctx.Err() == nil {
+			step := min(d, 100*time.Millisecond)
+			sp.d.Sleep(step)
+			d -= step
+		}
+	}
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -108,7 +117,7 @@ func (sp *Spawner) drain(ctx context.Context, p *pending) (recorded, remaining i
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				w := newStreamWriter(sp.d.Store, p, b.Stream, b.Events[0].Meta, math.MaxInt64, sp.d.Logger, sp.d.Counters, sp.d.Clock, sp.d.Sleep)
+				w := newStreamWriter(sp.d.Store, p, b.Stream, b.Events[0].Meta, math.MaxInt64, sp.d.Logger, sp.d.Counters, sp.d.Clock, sleep)
 				w.rev, w.exists, w.spooled = b.Revision, b.Exists, true
 				res := w.appendBatch(ctx, b.Events)
 				mu.Lock()

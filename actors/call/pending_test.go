@@ -229,3 +229,39 @@ func TestStreamWriterSpoolsWhenTheStoreCloses(t *testing.T) {
 		t.Errorf("spool holds %d, %d dropped; want 1 held, none dropped", sp.Len(), c.EventsDropped.Load())
 	}
 }
+
+func TestRecordPendingStopsWithTheNodeAndLeavesTheEntry(t *testing.T) {
+	st := &switchStore{Store: openEmbedded(t)}
+	st.down.Store(true)
+	sp := openSpool(t, filepath.Join(t.TempDir(), spool.FileName))
+	defer sp.Close()
+	clock := actortest.NewClock(epoch)
+	if got := storeDownCall(st, newPending(sp), "c1", &Counters{}, clock, time.Minute); got != left {
+		t.Fatalf("writer ended %v, want left in the spool", got)
+	}
+	d := Deps{Store: st, Spool: sp, Logger: slog.New(slog.DiscardHandler)} // real clock and sleep
+	d.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	before := st.failures.Load()
+	go func() { done <- (&Spawner{d: &d}).RecordPending(ctx, time.Hour) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for st.failures.Load() < before+3 { // the drain is retrying
+		if time.Now().After(deadline) {
+			t.Fatal("the drain did not retry the append three times within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case n := <-done:
+		if n != 0 {
+			t.Errorf("RecordPending recorded %d with the store down, want 0", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RecordPending did not return within 5 s of its context ending")
+	}
+	if sp.Len() != 1 {
+		t.Errorf("spool holds %d after the drain stopped, want the entry kept", sp.Len())
+	}
+}

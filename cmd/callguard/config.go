@@ -34,8 +34,10 @@ const envPrefix = "GUARD_"
 // and the README say about it; `secret:"true"` fields are masked whenever
 // they are printed or logged.
 type Config struct {
-	// DataDir holds the embedded event store. Ignored when EventStoreURL is set.
-	DataDir string `env:"DATA_DIR" envDefault:"./data" desc:"directory of the embedded event store (used when GUARD_EVENTSTORE_URL is empty)"`
+	// DataDir holds the node's own files: the embedded event store (when
+	// EventStoreURL is empty), the projections, the admin token and the
+	// pending spool.
+	DataDir string `env:"DATA_DIR" envDefault:"./data" desc:"directory of the node's files: the embedded event store (used when GUARD_EVENTSTORE_URL is empty), the projections, the admin token and pending.db, the calls not yet recorded while the store was down"`
 	// EventStoreURL selects the EventStoreDB backend when not empty.
 	EventStoreURL string `env:"EVENTSTORE_URL" secret:"true" desc:"EventStoreDB connection string, e.g. esdb://localhost:2113?tls=false; empty means the embedded store"`
 	// NodeName is written into the metadata of every event this node appends.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -92,4 +94,30 @@ func TestSpoolRefusesWhatItCannotKeep(t *testing.T) {
 	if err := s.Put(batch("call-x", 1)); err == nil {
 		t.Error("Put after Close succeeded")
 	}
+}
+
+// BenchmarkPutDelete is a call stream's round trip through the spool while
+// the store is down: put at the first failure, delete once written, from
+// many writers at once (their transactions and fsyncs are shared).
+func BenchmarkPutDelete(b *testing.B) {
+	s, err := spool.Open(filepath.Join(b.TempDir(), spool.FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var seq atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			x := batch("call-"+strconv.FormatInt(seq.Add(1), 10), 3)
+			if err := s.Put(x); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.Delete(x.Stream); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
