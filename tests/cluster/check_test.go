@@ -51,6 +51,20 @@ type record struct {
 	storeDown bool
 }
 
+func (r *record) receivedOrNil() []schema.CallReceived {
+	if r == nil {
+		return nil
+	}
+	return r.received
+}
+
+func (r *record) decidedOrNil() *schema.CallDecided {
+	if r == nil {
+		return nil
+	}
+	return r.decided
+}
+
 // LogFigures is what the log check found.
 type LogFigures struct {
 	Events, CallerStreams, CallStreams int
@@ -59,6 +73,10 @@ type LogFigures struct {
 	// ByPolicy those decided by the store-down policy (grain or store
 	// unreachable), recorded in their call stream.
 	ByGrain, ByPolicy int
+	// Busy are the answered calls told 503 because their grain did not
+	// answer in time while others did; BusyCounted those of them (or of
+	// ByPolicy) whose grain recorded a verdict all the same.
+	Busy, BusyCounted int
 	// LostRecorded counts calls without an answer that the log holds all
 	// the same (decided, then their node died before answering).
 	LostRecorded int
@@ -69,8 +87,8 @@ type LogFigures struct {
 }
 
 func (f LogFigures) String() string {
-	return fmt.Sprintf("%d events, %d caller streams (%d written from more than one node), %d call streams; %d CallReceived; answered calls decided by a grain %d, by the store-down policy %d; unanswered calls recorded anyway %d; %d acknowledged admin commands all present",
-		f.Events, f.CallerStreams, f.MovedStreams, f.CallStreams, f.CallReceived, f.ByGrain, f.ByPolicy, f.LostRecorded, f.Acks)
+	return fmt.Sprintf("%d events, %d caller streams (%d written from more than one node), %d call streams; %d CallReceived; answered calls decided by a grain %d, by the store-down policy %d, told busy (503) %d (%d of these also recorded by a late grain); lost calls recorded anyway %d; %d acknowledged admin commands checked",
+		f.Events, f.CallerStreams, f.MovedStreams, f.CallStreams, f.CallReceived, f.ByGrain, f.ByPolicy, f.Busy, f.BusyCounted, f.LostRecorded, f.Acks)
 }
 
 // checkLog reads the whole shared log and checks it against the calls and
@@ -222,7 +240,7 @@ func (c *Cluster) checkOnce(ctx context.Context, calls []Call, acks *Acks, lostO
 			continue
 		}
 		switch {
-		case r != nil && len(r.received) == 1:
+		case r != nil && len(r.received) == 1 && call.Decided():
 			figs.ByGrain++
 			want := map[schema.Verdict]int{schema.Pass: 200, schema.Reject: 603}[r.received[0].Action]
 			if call.Status != want {
@@ -232,13 +250,28 @@ func (c *Cluster) checkOnce(ctx context.Context, calls []Call, acks *Acks, lostO
 			case call.Kind == Whitelisted && v != schema.Pass, call.Kind == Blocked && v != schema.Reject, call.Kind == Fresh && v != schema.Pass:
 				bad("call %s (%s %s): verdict %s", call.CallID, call.Kind, call.Caller, v)
 			}
+		case r != nil && r.decided != nil && r.decided.Busy:
+			// 503 with Retry-After: the grain did not answer in time
+			// while others did (actors/caller.Client.classify), as when
+			// its node just died. A grain that decided all the same
+			// (its answer lost with its node) has its CallReceived.
+			figs.Busy++
+			if len(r.received) > 0 {
+				figs.BusyCounted++
+			}
+			if call.Status != 503 {
+				bad("call %s (%s %s): answered %d, recorded busy (503)", call.CallID, call.Kind, call.Caller, call.Status)
+			}
 		case r != nil && r.storeDown:
 			figs.ByPolicy++
+			if len(r.received) > 0 {
+				figs.BusyCounted++
+			}
 			if want := map[schema.Verdict]int{schema.Pass: 200, schema.Reject: 503}[r.decided.Action]; call.Status != want {
 				bad("call %s (%s %s): answered %d under the store-down policy %s", call.CallID, call.Kind, call.Caller, call.Status, r.decided.Action)
 			}
 		default:
-			bad("call %s (%s %s) to node%d answered %d but not recorded", call.CallID, call.Kind, call.Caller, call.Node+1, call.Status)
+			bad("call %s (%s %s) to node%d answered %d but not recorded as such (%d CallReceived, call stream %+v)", call.CallID, call.Kind, call.Caller, call.Node+1, call.Status, len(r.receivedOrNil()), r.decidedOrNil())
 		}
 	}
 

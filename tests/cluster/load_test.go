@@ -78,9 +78,13 @@ type Call struct {
 	Latency time.Duration
 }
 
-// Answered reports whether the call got the final status a decision
-// gives: 200 (passed, answered by the PBX) or 603 (rejected).
-func (c Call) Answered() bool { return c.Status == 200 || c.Status == 603 }
+// Answered reports whether the call got a final response: 200 (passed,
+// answered by the PBX), 603 (rejected) or 503 (busy, or the store-down
+// policy failing closed).
+func (c Call) Answered() bool { return c.Status != 0 }
+
+// Decided reports whether the call got a verdict's status.
+func (c Call) Decided() bool { return c.Status == 200 || c.Status == 603 }
 
 // Load is the calls of a scenario, placed on every node at once.
 type Load struct {
@@ -223,6 +227,7 @@ func (l *Load) Calls() []Call {
 // node and kind, and the rate achieved.
 type Figures struct {
 	Calls, Answered, Lost int
+	Busy                  int // answered 503
 	Statuses              map[int]int
 	LostByNode            map[int]int
 	Rate                  float64 // calls/s placed
@@ -240,6 +245,9 @@ func (l *Load) Figures() Figures {
 		if c.Answered() {
 			f.Answered++
 			lat = append(lat, c.Latency)
+			if c.Status == 503 {
+				f.Busy++
+			}
 		} else {
 			f.Lost++
 			f.LostByNode[c.Node]++
@@ -263,8 +271,8 @@ func (l *Load) Figures() Figures {
 }
 
 func (f Figures) String() string {
-	return fmt.Sprintf("%d calls at %.0f/s: %d answered (%.0f/s), %d not answered %v; statuses %v; INVITE→final p50 %v p99 %v",
-		f.Calls, f.Rate, f.Answered, f.AnsweredRate, f.Lost, nodeCounts(f.LostByNode), f.Statuses, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond))
+	return fmt.Sprintf("%d calls placed at %.0f/s: %d answered (%.0f/s; of them %d with 503), %d lost (no final response) %v; statuses %v; INVITE→final p50 %v p99 %v",
+		f.Calls, f.Rate, f.Answered, f.AnsweredRate, f.Busy, f.Lost, nodeCounts(f.LostByNode), f.Statuses, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond))
 }
 
 func nodeCounts(m map[int]int) string {
