@@ -83,12 +83,15 @@ type LogFigures struct {
 	// Writers is the number of caller streams written by more than one
 	// node (the grain moved).
 	MovedStreams int
+	// Interleaved counts the caller streams where two activations wrote
+	// turn about.
+	Interleaved int
 	Acks         int
 }
 
 func (f LogFigures) String() string {
-	return fmt.Sprintf("%d events, %d caller streams (%d written from more than one node), %d call streams; %d CallReceived; answered calls decided by a grain %d, by the store-down policy %d, told busy (503) %d (%d of these also recorded by a late grain); lost calls recorded anyway %d; %d acknowledged admin commands checked",
-		f.Events, f.CallerStreams, f.MovedStreams, f.CallStreams, f.CallReceived, f.ByGrain, f.ByPolicy, f.Busy, f.BusyCounted, f.LostRecorded, f.Acks)
+	return fmt.Sprintf("%d events, %d caller streams (%d written from more than one node, %d by two activations turn about), %d call streams; %d CallReceived; answered calls decided by a grain %d, by the store-down policy %d, told busy (503) %d (%d of these also recorded by a late grain); lost calls recorded anyway %d; %d acknowledged admin commands checked",
+		f.Events, f.CallerStreams, f.MovedStreams, f.Interleaved, f.CallStreams, f.CallReceived, f.ByGrain, f.ByPolicy, f.Busy, f.BusyCounted, f.LostRecorded, f.Acks)
 }
 
 // checkLog reads the whole shared log and checks it against the calls and
@@ -230,11 +233,15 @@ func (c *Cluster) checkOnce(ctx context.Context, calls []Call, acks *Acks, lostO
 		if r != nil && len(r.received) > 1 {
 			bad("call %s (%s, node%d): %d CallReceived", call.CallID, call.Caller, call.Node+1, len(r.received))
 		}
-		if !call.Answered() {
-			if r != nil && (len(r.received) > 0 || r.decided != nil) {
+		excused := lostOK != nil && lostOK(call)
+		if !call.Answered() || excused {
+			// A call the scenario may lose: only that it is recorded at
+			// most once is checked (its node may have answered it on the
+			// way down, e.g. 503 at shutdown after a pass was decided).
+			if !call.Answered() && r != nil && (len(r.received) > 0 || r.decided != nil) {
 				figs.LostRecorded++
 			}
-			if lostOK == nil || !lostOK(call) {
+			if !excused {
 				bad("call %s (%s %s) to node%d sent at %s got status %d, not a verdict", call.CallID, call.Kind, call.Caller, call.Node+1, call.Sent.Format("15:04:05.000"), call.Status)
 			}
 			continue
@@ -311,11 +318,13 @@ func checkCallerStream(key string, evs []events.Event, rec func(string) *record,
 				continue
 			}
 			if slices.Contains(writers[j+1:], writers[i+1]) {
-				bad("caller %s: writers interleave: %s", key, strings.Join(writers, " → "))
-				return problems
+				bad("caller %s: writers interleave (two live activations): %s", key, strings.Join(writers, " → "))
+				figs.Interleaved++
+				goto counts
 			}
 		}
 	}
+counts:
 	seen := map[string]bool{}
 	n := 0
 	for _, ev := range evs {

@@ -119,7 +119,18 @@ func newCluster(t *testing.T, o options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, dir: t.TempDir(), bin: bin, opts: o, start: time.Now(),
+	dir, err := os.MkdirTemp("", "failure-suite-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the nodes' data and logs are kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	c := &Cluster{t: t, dir: dir, bin: bin, opts: o, start: time.Now(),
 		name: fmt.Sprintf("fs%d", time.Now().UnixNano()%1_000_000_000)}
 	if !o.single {
 		c.etcd = startEtcd(t, filepath.Join(c.dir, "etcd"), o.etcdMembers)
@@ -167,7 +178,8 @@ func (c *Cluster) addNode(i int) *Node {
 // Logf logs with the time since the cluster started and keeps the line
 // for the scenario's timeline.
 func (c *Cluster) Logf(format string, args ...any) {
-	line := fmt.Sprintf("+%6.2fs ", time.Since(c.start).Seconds()) + fmt.Sprintf(format, args...)
+	now := time.Now()
+	line := fmt.Sprintf("+%6.2fs (%s) ", now.Sub(c.start).Seconds(), now.Format("15:04:05.000")) + fmt.Sprintf(format, args...)
 	c.mu.Lock()
 	c.timeline = append(c.timeline, line)
 	c.mu.Unlock()
@@ -192,7 +204,6 @@ func (n *Node) env(name string, clusterPort int) []string {
 		fmt.Sprintf("GUARD_RTP_PORTS=%d-%d", rtpLo, rtpLo+1999),
 		"GUARD_LIMIT_LEVEL=7", // an abusive caller is rejected, not challenged: every outcome is a final status
 		"GUARD_ESCALATION_LEVEL=8",
-		"GUARD_CALL_LOG=false",
 		"GUARD_CLUSTER_NAME=" + c.name,
 	}
 	if c.etcd != nil {
@@ -477,11 +488,6 @@ func (c *Cluster) stopAll() {
 		}()
 	}
 	wg.Wait()
-	if c.t.Failed() {
-		for _, n := range c.nodes() {
-			c.t.Logf("---- log of node%d (last 60 lines):\n%s", n.Index+1, n.LogTail(60))
-		}
-	}
 }
 
 // freePort is a port free for both UDP and TCP on loopback.

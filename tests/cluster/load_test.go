@@ -67,6 +67,9 @@ func (c *Callers) next() (Kind, string) {
 	return Fresh, fmt.Sprintf("+7998%07d", c.fresh%10_000_000)
 }
 
+// callTimeout is how long a load call waits for its final response.
+const callTimeout = 10 * time.Second
+
 // Call is one call of the load and what became of it.
 type Call struct {
 	Node    int // index of the node it was sent to
@@ -179,7 +182,9 @@ func (l *Load) run(n *Node, rate float64, d time.Duration) {
 	var mu sync.Mutex
 	byIndex := map[int]*Call{}
 	opts := siptest.LoadOptions{
-		Timeout:  6 * time.Second,
+		// A carrier that got 100 Trying waits for the final response far
+		// longer than this (Timer B, 32 s); 10 s outlasts a paused node.
+		Timeout:  callTimeout,
 		MaxCalls: 1_000_000,
 		Caller: func(i int) string {
 			k, num := l.callers.next()
@@ -233,11 +238,13 @@ type Figures struct {
 	Rate                  float64 // calls/s placed
 	AnsweredRate          float64
 	P50, P99              time.Duration
+	// Slowest is the longest INVITE→final of an answered call, by node.
+	Slowest map[int]time.Duration
 }
 
 func (l *Load) Figures() Figures {
 	calls := l.Calls()
-	f := Figures{Calls: len(calls), Statuses: map[int]int{}, LostByNode: map[int]int{}}
+	f := Figures{Calls: len(calls), Statuses: map[int]int{}, LostByNode: map[int]int{}, Slowest: map[int]time.Duration{}}
 	var lat []time.Duration
 	var first, last time.Time
 	for _, c := range calls {
@@ -245,6 +252,7 @@ func (l *Load) Figures() Figures {
 		if c.Answered() {
 			f.Answered++
 			lat = append(lat, c.Latency)
+			f.Slowest[c.Node] = max(f.Slowest[c.Node], c.Latency)
 			if c.Status == 503 {
 				f.Busy++
 			}
@@ -271,8 +279,12 @@ func (l *Load) Figures() Figures {
 }
 
 func (f Figures) String() string {
-	return fmt.Sprintf("%d calls placed at %.0f/s: %d answered (%.0f/s; of them %d with 503), %d lost (no final response) %v; statuses %v; INVITE→final p50 %v p99 %v",
-		f.Calls, f.Rate, f.Answered, f.AnsweredRate, f.Busy, f.Lost, nodeCounts(f.LostByNode), f.Statuses, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond))
+	slowest := map[int]int{}
+	for n, d := range f.Slowest {
+		slowest[n] = int(d.Milliseconds())
+	}
+	return fmt.Sprintf("%d calls placed at %.0f/s: %d answered (%.0f/s; of them %d with 503), %d lost (no final response) %v; statuses %v; INVITE→final p50 %v p99 %v, slowest in ms %v",
+		f.Calls, f.Rate, f.Answered, f.AnsweredRate, f.Busy, f.Lost, nodeCounts(f.LostByNode), f.Statuses, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), nodeCounts(slowest))
 }
 
 func nodeCounts(m map[int]int) string {
