@@ -34,12 +34,16 @@ const envPrefix = "GUARD_"
 // and the README say about it; `secret:"true"` fields are masked whenever
 // they are printed or logged.
 type Config struct {
-	// DataDir holds the node's own files: the embedded event store (when
-	// EventStoreURL is empty), the projections, the admin token and the
-	// pending spool.
-	DataDir string `env:"DATA_DIR" envDefault:"./data" desc:"directory of the node's files: the embedded event store (used when GUARD_EVENTSTORE_URL is empty), the projections, the admin token and pending.db, the calls not yet recorded while the store was down"`
+	// DataDir holds the node's own files: the projections, the admin
+	// token, the pending spool, and the embedded event store when neither
+	// EventStoreURL nor PostgresURL is set.
+	DataDir string `env:"DATA_DIR" envDefault:"./data" desc:"directory of the node's files: the projections, the admin token and pending.db (the calls not yet recorded while the store was down), and the embedded event store when GUARD_EVENTSTORE_URL and GUARD_POSTGRES_URL are empty"`
 	// EventStoreURL selects the EventStoreDB backend when not empty.
-	EventStoreURL string `env:"EVENTSTORE_URL" secret:"true" desc:"EventStoreDB connection string, e.g. esdb://localhost:2113?tls=false; empty means the embedded store"`
+	EventStoreURL string `env:"EVENTSTORE_URL" secret:"true" desc:"EventStoreDB connection string, e.g. esdb://localhost:2113?tls=false; empty means the embedded store (or PostgreSQL)"`
+	// PostgresURL selects the PostgreSQL backend when not empty.
+	PostgresURL string `env:"POSTGRES_URL" secret:"true" desc:"PostgreSQL connection URL, e.g. postgres://callguard:secret@db:5432/callguard?sslmode=disable; empty means the embedded store (or EventStoreDB); not together with GUARD_EVENTSTORE_URL"`
+	// PostgresMaxConns is the PostgreSQL pool size.
+	PostgresMaxConns int `env:"POSTGRES_MAX_CONNS" envDefault:"32" desc:"connections in the PostgreSQL pool: concurrent appends share a WAL flush only as far as they have connections to run on"`
 	// NodeName is written into the metadata of every event this node appends.
 	NodeName string `env:"NODE_NAME" desc:"name of this guard node in event metadata (default: the host name)"`
 	// LogLevel is one of debug, info, warn, error.
@@ -358,8 +362,8 @@ func (c Config) validate() error {
 	} else if err := c.reportsConfig().Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.EventStoreURL == "" && c.DataDir == "" {
-		errs = append(errs, fmt.Errorf("%sDATA_DIR is empty and %sEVENTSTORE_URL is not set: the store needs one of them", envPrefix, envPrefix))
+	if c.embeddedStore() && c.DataDir == "" {
+		errs = append(errs, fmt.Errorf("%sDATA_DIR is empty and neither %sEVENTSTORE_URL nor %sPOSTGRES_URL is set: the store needs one of them", envPrefix, envPrefix, envPrefix))
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, namePolicySettings(err, func(s policySetting) string { return s.Name }))
@@ -388,6 +392,17 @@ func (c Config) validate() error {
 		if u, err := url.Parse(c.EventStoreURL); err != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover") {
 			errs = append(errs, fmt.Errorf("%sEVENTSTORE_URL must be an esdb:// or esdb+discover:// connection string", envPrefix))
 		}
+	}
+	if c.PostgresURL != "" {
+		if u, err := url.Parse(c.PostgresURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, fmt.Errorf("%sPOSTGRES_URL must be a postgres:// or postgresql:// URL", envPrefix))
+		}
+		if c.EventStoreURL != "" {
+			errs = append(errs, fmt.Errorf("%sEVENTSTORE_URL and %sPOSTGRES_URL are both set: choose one event store", envPrefix, envPrefix))
+		}
+	}
+	if c.PostgresMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("%sPOSTGRES_MAX_CONNS is %d, want 1 or more", envPrefix, c.PostgresMaxConns))
 	}
 	return errors.Join(errs...)
 }
@@ -532,6 +547,10 @@ func appendVars(vars []configVar, t reflect.Type, index []int) []configVar {
 	return vars
 }
 
+// embeddedStore reports whether the node's event store is the embedded one
+// in DataDir rather than a server shared by several nodes.
+func (c Config) embeddedStore() bool { return c.EventStoreURL == "" && c.PostgresURL == "" }
+
 // maskSecret hides a secret's value but says whether it is set. Connection
 // strings keep their host so an operator can see where the node points.
 func maskSecret(v string) string {
@@ -541,6 +560,11 @@ func maskSecret(v string) string {
 	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
 		if u.User != nil {
 			u.User = url.User("***")
+		}
+		// libpq also takes the password as a query parameter.
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "***")
+			u.RawQuery = q.Encode()
 		}
 		return u.Redacted()
 	}

@@ -23,6 +23,9 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 		{"defaults", nil, ""},
 		{"bad log level", []string{"GUARD_LOG_LEVEL=loud"}, "GUARD_LOG_LEVEL is \"loud\""},
 		{"bad store url", []string{"GUARD_EVENTSTORE_URL=http://x"}, "esdb://"},
+		{"bad postgres url", []string{"GUARD_POSTGRES_URL=mysql://x"}, "GUARD_POSTGRES_URL must be a postgres://"},
+		{"two store servers", []string{"GUARD_EVENTSTORE_URL=esdb://x:2113", "GUARD_POSTGRES_URL=postgres://x/db"}, "both set: choose one event store"},
+		{"no postgres conns", []string{"GUARD_POSTGRES_MAX_CONNS=0"}, "GUARD_POSTGRES_MAX_CONNS is 0"},
 		{"bad limit", []string{"GUARD_LIMIT_HOUR=-1"}, "GUARD_LIMIT_HOUR is -1, want 0 (off) or more"},
 		{"limits disagree", []string{"GUARD_LIMIT_DAY=2"}, "GUARD_LIMIT_DAY (2) must be at least GUARD_LIMIT_HOUR (5), or the hourly limit can never fire"},
 		{"not a number", []string{"GUARD_LIMIT_DAY=many"}, `GUARD_LIMIT_DAY is "many", want a whole number`},
@@ -68,19 +71,26 @@ func TestValidateNeedsAStore(t *testing.T) {
 }
 
 func TestPrintConfigMasksSecrets(t *testing.T) {
-	cfg, err := loadConfig([]string{"GUARD_EVENTSTORE_URL=esdb://admin:changeit@db.example:2113?tls=false"})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct{ env, host string }{
+		{"GUARD_EVENTSTORE_URL=esdb://admin:changeit@db.example:2113?tls=false", "db.example:2113"},
+		{"GUARD_POSTGRES_URL=postgres://callguard:changeit@pg.example:5432/callguard?sslmode=disable", "pg.example:5432"},
+		{"GUARD_POSTGRES_URL=postgres://pg.example/callguard?password=changeit", "pg.example"},
 	}
-	var out bytes.Buffer
-	if err := printConfig(&out, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(out.String(), "changeit") {
-		t.Fatalf("password printed:\n%s", out.String())
-	}
-	if !strings.Contains(out.String(), "db.example:2113") {
-		t.Fatalf("masked URL lost its host:\n%s", out.String())
+	for _, tt := range tests {
+		cfg, err := loadConfig([]string{tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := printConfig(&out, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "changeit") {
+			t.Fatalf("%s: password printed:\n%s", tt.env, out.String())
+		}
+		if !strings.Contains(out.String(), tt.host) {
+			t.Fatalf("%s: masked URL lost its host:\n%s", tt.env, out.String())
+		}
 	}
 }
 

@@ -95,7 +95,7 @@ func runDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	cfg.EventStoreURL = "" // the demo's own store, whatever the environment says
+	cfg.EventStoreURL, cfg.PostgresURL = "", "" // the demo's own store, whatever the environment says
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.SIP.PBXURI = pbx.URI()
 	cfg.SIP.Language = *lang

@@ -234,7 +234,7 @@ func openReadSide(ctx context.Context, cfg Config, store events.Store, log *slog
 	rcfg := readside.Config{
 		Dir: cfg.DataDir, Store: store, Clock: time.Now, Logger: log.With("component", "projections"),
 		Reports: cfg.reportsConfig(),
-		Runner:  runner.Options{BatchSize: cfg.ProjectionBatch, SequentialPositions: cfg.EventStoreURL == ""},
+		Runner:  runner.Options{BatchSize: cfg.ProjectionBatch, SequentialPositions: cfg.embeddedStore()},
 	}
 	rcfg.Runner.CommitInterval = cfg.ProjectionCommitInterval
 	if rcfg.Runner.CommitInterval == 0 {

@@ -155,7 +155,7 @@ func withStore[T any](ctx context.Context, cfg Config, stderr io.Writer, direct 
 	if cfg.AdminURL != "" {
 		return askGuard(cfg, stderr, "", viaAPI)
 	}
-	if cfg.EventStoreURL == "" {
+	if cfg.embeddedStore() {
 		if ok, err := storeExists(cfg.DataDir); err != nil {
 			return zero, err
 		} else if !ok {

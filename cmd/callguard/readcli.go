@@ -32,14 +32,14 @@ func withReadSide[T any](ctx context.Context, cfg Config, stderr io.Writer, dire
 	return withStore(ctx, cfg, stderr, func(store events.Store) (T, error) {
 		var zero T
 		if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
-			// With EventStoreDB the store opens anywhere, but the
+			// With a store server the store opens anywhere, but the
 			// projections live in the data directory: a read does not
 			// create one.
 			return askGuard(cfg, stderr, fmt.Sprintf("no projections in %s (%sDATA_DIR)", cfg.DataDir, envPrefix), viaAPI)
 		}
 		rs, err := openReadSide(ctx, cfg, store, newLogger(io.Discard, cfg))
 		if errors.Is(err, runner.ErrLocked) {
-			// With EventStoreDB the store is shared; the projection files
+			// With a store server the store is shared; the projection files
 			// are what a running guard holds.
 			return askGuard(cfg, stderr, fmt.Sprintf("a guard holds the projections in %s (%sDATA_DIR)", cfg.DataDir, envPrefix), viaAPI)
 		}

@@ -43,7 +43,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 		if err != nil {
 			return res, s.wrap("append to "+stream, err)
 		}
-		s.wake()
+		s.committed()
 		return res, nil
 	}
 }
@@ -107,40 +107,51 @@ FROM unnest($3::uuid[], $4::text[], $5::int[], $6::bytea[], $7::jsonb[])
 ORDER BY u.o
 RETURNING tx_id, position`
 
+const recentSQL = `SELECT revision, id, tx_id, position FROM callguard_events WHERE stream = $1 ORDER BY revision DESC LIMIT $2`
+
+// appendTx runs one append in two round trips: BEGIN, the stream lock and
+// the read of the stream's newest events pipelined in one, the INSERT (with
+// the NOTIFY) and COMMIT in the other. A connection left inside a
+// transaction by an error is closed, not reused, when it is released.
 func (s *Store) appendTx(ctx context.Context, stream string, expected events.Expected, b *batchArgs) (events.AppendResult, error) {
 	var res events.AppendResult
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return res, err
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
+	defer conn.Release()
 
-	// The lock comes first, before anything gives this transaction an xid:
-	// the xid is then assigned after the stream's previous append
-	// committed, so revisions of a stream also ascend in (tx_id, position).
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(stream)); err != nil {
-		return res, err
-	}
 	n := len(b.ids)
-	rows, err := tx.Query(ctx,
-		`SELECT revision, id, tx_id, position FROM callguard_events WHERE stream = $1 ORDER BY revision DESC LIMIT $2`,
-		stream, max(recentIDs, n))
-	if err != nil {
+	var first pgx.Batch
+	first.Queue(`BEGIN`)
+	// The lock comes before anything gives this transaction an xid: the
+	// xid is then assigned after the stream's previous append committed,
+	// so revisions of a stream also ascend in (tx_id, position).
+	first.Queue(`SELECT pg_advisory_xact_lock($1)`, lockKey(stream))
+	var recent []row
+	first.Queue(recentSQL, stream, max(recentIDs, n)).Query(func(rows pgx.Rows) error {
+		var err error
+		recent, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var (
+				x        row
+				rev, pos int64
+			)
+			err := r.Scan(&rev, &x.id, &x.pos.Commit, &pos)
+			x.rev, x.pos.Prepare = uint64(rev), uint64(pos)
+			return x, err
+		})
+		return err
+	})
+	if err := conn.SendBatch(ctx, &first).Close(); err != nil {
 		return res, err
 	}
-	recent, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var (
-			x        row
-			rev, pos int64
-		)
-		err := r.Scan(&rev, &x.id, &x.pos.Commit, &pos)
-		x.rev, x.pos.Prepare = uint64(rev), uint64(pos)
-		return x, err
-	})
-	if err != nil {
-		return res, err
+	rollback := func() {
+		// Ends the transaction and frees the stream lock; should it fail,
+		// Release closes the connection, which does the same.
+		_, _ = conn.Exec(ctx, `ROLLBACK`)
 	}
 	if res, ok, err := retry(stream, b.ids, recent); ok || err != nil {
+		rollback()
 		return res, err
 	}
 	exists := len(recent) > 0
@@ -149,42 +160,48 @@ func (s *Store) appendTx(ctx context.Context, stream string, expected events.Exp
 		last = recent[0].rev
 	}
 	if !expected.Check(last, exists) {
+		rollback()
 		actual := events.NoRevision
 		if exists {
 			actual = int64(last)
 		}
 		return res, &events.ConflictError{Stream: stream, Expected: expected, Actual: actual}
 	}
-	first := uint64(0)
+	next := uint64(0)
 	if exists {
-		first = last + 1
+		next = last + 1
 	}
-	rows, err = tx.Query(ctx, insertSQL, stream, int64(first), b.idText, b.types, b.versions, b.data, b.meta)
-	if err != nil {
-		return res, err
-	}
-	var pos events.Position
-	_, err = pgx.ForEachRow(rows, []any{&pos.Commit, &pos.Prepare}, func() error {
-		if res.Position.Less(pos) {
-			res.Position = pos
-		}
-		return nil
+	var second pgx.Batch
+	second.Queue(insertSQL, stream, int64(next), b.idText, b.types, b.versions, b.data, b.meta).Query(func(rows pgx.Rows) error {
+		var pos events.Position
+		_, err := pgx.ForEachRow(rows, []any{&pos.Commit, &pos.Prepare}, func() error {
+			if res.Position.Less(pos) {
+				res.Position = pos
+			}
+			return nil
+		})
+		return err
 	})
-	if err != nil {
-		return res, err
-	}
 	if s.opts.notifyInTx {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, channel); err != nil {
-			return res, err
-		}
+		second.Queue(`SELECT pg_notify($1, '')`, channel)
+	}
+	if s.opts.beforeCommit == nil {
+		second.Queue(`COMMIT`)
+	}
+	if err := conn.SendBatch(ctx, &second).Close(); err != nil {
+		return events.AppendResult{}, err
 	}
 	if s.opts.beforeCommit != nil {
 		s.opts.beforeCommit(ctx, stream)
+		if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+			return events.AppendResult{}, err
+		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return events.AppendResult{}, err
+	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
+		// COMMIT of an aborted transaction answers ROLLBACK, not an error.
+		return events.AppendResult{}, fmt.Errorf("transaction not committed (status %c)", st)
 	}
-	res.FirstRevision, res.LastRevision = first, first+uint64(n)-1
+	res.FirstRevision, res.LastRevision = next, next+uint64(n)-1
 	return res, nil
 }
 

@@ -303,6 +303,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Not CommandContext: ctx bounds the start, not the server's life.
 	cmd := s.command(context.Background(), "postgres", args...)
+	// Should the test process die without stopping it, the server shuts
+	// down at once instead of running on (SIGQUIT: immediate shutdown).
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
