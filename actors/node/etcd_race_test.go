@@ -15,3 +15,6 @@ func TestEtcdMembershipRefusesWithoutEtcd(t *testing.T)      { t.Skip(etcdRaceSk
 func TestEtcdTwoMembersRouteANumberToOneActivation(t *testing.T) {
 	t.Skip(etcdRaceSkip)
 }
+func TestEtcdKilledMemberLeaves(t *testing.T)              { t.Skip(etcdRaceSkip) }
+func TestEtcdHelperNode(t *testing.T)                      { t.Skip(etcdRaceSkip) }
+func TestEtcdClusterLosesOneMemberThenQuorum(t *testing.T) { t.Skip(etcdRaceSkip) }

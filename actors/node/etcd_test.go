@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,13 +36,18 @@ import (
 // its registration; both stop when t ends.
 func startEtcdNode(t *testing.T, eps []string) (*node.Node, *node.Watch) {
 	t.Helper()
+	return startEtcdNodeNamed(t, eps, "etcd-test")
+}
+
+func startEtcdNodeNamed(t *testing.T, eps []string, cluster string) (*node.Node, *node.Watch) {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e, err := node.NewEtcd(node.EtcdConfig{Endpoints: eps, ProbeEvery: 200 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(ctx, node.Config{ClusterName: "etcd-test", Listen: "127.0.0.1:0", Provider: e.Provider(), Logger: log})
+	n, err := node.Start(ctx, node.Config{ClusterName: cluster, Listen: "127.0.0.1:0", Provider: e.Provider(), Logger: log})
 	if err != nil {
 		t.Fatal(errors.Join(err, e.Close()))
 	}
@@ -214,4 +221,100 @@ func TestEtcdTwoMembersRouteANumberToOneActivation(t *testing.T) {
 		}
 	}
 	t.Logf("activations per member: %d, %d", k0, k1)
+}
+
+// TestEtcdHelperNode is not a test: run by TestEtcdKilledMemberLeaves in
+// a process of its own, it starts a node on the etcd that NODE_ETCD_CHILD
+// names and waits to be killed.
+func TestEtcdHelperNode(t *testing.T) {
+	eps := os.Getenv("NODE_ETCD_CHILD")
+	if eps == "" {
+		t.Skip("helper process of TestEtcdKilledMemberLeaves")
+	}
+	e, err := node.NewEtcd(node.EtcdConfig{Endpoints: strings.Split(eps, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Start(context.Background(), node.Config{ClusterName: "etcd-kill", Listen: "127.0.0.1:0", Provider: e.Provider()}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("helper node started")
+	time.Sleep(time.Minute)
+}
+
+// A member that dies without leaving (SIGKILL) is dropped from the
+// others' member lists when its lease expires: the time a dead node's
+// numbers wait before they re-activate on the survivors.
+func TestEtcdKilledMemberLeaves(t *testing.T) {
+	etcd := etcdtest.New(t)
+	n, _ := startEtcdNodeNamed(t, etcd.Endpoints(), "etcd-kill")
+	child := exec.Command(os.Args[0], "-test.run=^TestEtcdHelperNode$", "-test.count=1")
+	child.Env = append(os.Environ(), "NODE_ETCD_CHILD="+strings.Join(etcd.Endpoints(), ","))
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	actortest.Eventually(t, 20*time.Second, func() error {
+		if got := n.Cluster.MemberList.Members().Len(); got != 2 {
+			return fmt.Errorf("%d members, want 2", got)
+		}
+		return nil
+	})
+	killed := time.Now()
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, node.EtcdLeaseTTL+10*time.Second, func() error {
+		if got := n.Cluster.MemberList.Members().Len(); got != 1 {
+			return fmt.Errorf("%d members %v after the kill, want 1", got, time.Since(killed))
+		}
+		return nil
+	})
+	gone := time.Since(killed)
+	t.Logf("SIGKILL to removal from the survivor's member list: %v (lease TTL %v)", gone.Round(10*time.Millisecond), node.EtcdLeaseTTL)
+	if gone > node.EtcdLeaseTTL+2*time.Second {
+		t.Errorf("removal took %v, more than the lease TTL and 2 s", gone)
+	}
+}
+
+// On a three-member etcd, one member down changes nothing; two down lose
+// the quorum: the node says it is not ready, keeps its member list and its
+// registration, and is ready again once the quorum is back.
+func TestEtcdClusterLosesOneMemberThenQuorum(t *testing.T) {
+	etcd := etcdtest.NewCluster(t, 3)
+	n, w := startEtcdNode(t, etcd.Endpoints())
+	actortest.Eventually(t, 10*time.Second, func() error { return w.Ready() })
+
+	etcd.Members[0].Kill()
+	// A leader election may make a probe fail for a moment: poll.
+	actortest.Eventually(t, 10*time.Second, func() error { return w.Ready() })
+
+	etcd.Members[1].Kill()
+	actortest.Eventually(t, 10*time.Second, func() error {
+		if w.Ready() == nil {
+			return errors.New("ready without an etcd quorum")
+		}
+		return nil
+	})
+	t.Logf("quorum lost: %v", w.Ready())
+	time.Sleep(node.EtcdLeaseTTL + time.Second)
+	if err := w.Err(); err != nil {
+		t.Fatalf("membership declared lost while etcd had no quorum: %v", err)
+	}
+	if got := n.Cluster.MemberList.Members().Len(); got != 1 {
+		t.Fatalf("member list changed to %d members without a quorum", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range etcd.Members[:2] {
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actortest.Eventually(t, 15*time.Second, func() error { return w.Ready() })
+	time.Sleep(node.EtcdLeaseTTL + time.Second)
+	if err := w.Err(); err != nil {
+		t.Fatalf("membership lost once the quorum came back: %v", err)
+	}
 }

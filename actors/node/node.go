@@ -11,10 +11,10 @@
 // One node alone is a one-member cluster: the same code path as a
 // scaled-out deployment, so a grain's behaviour never depends on how many
 // nodes there are. Its membership is SingleMemberProvider, kept in this
-// process. Several nodes share a ClusterProvider (in tests, one
-// in-process agent; across machines, a provider such as etcd, not wired
-// yet) and the identity lookup (consistent hashing over the members)
-// routes each number to one activation.
+// process. Several nodes share their membership in etcd (NewEtcd, with a
+// Watch of the node's own registration) and the identity lookup
+// (consistent hashing over the members) routes each number to one
+// activation.
 package node
 
 import (
@@ -47,7 +47,7 @@ type Config struct {
 	// when it differs from the listen host.
 	AdvertisedHost string
 	// Provider is the membership provider (required): SingleMemberProvider
-	// for a node alone, or one shared by the members of a deployment.
+	// for a node alone, or Etcd.Provider for a member of a deployment.
 	Provider cluster.ClusterProvider
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*cluster.Kind

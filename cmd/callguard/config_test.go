@@ -221,3 +221,47 @@ func TestUnknownVariables(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterMembershipSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    string // in the error; empty: accepted
+	}{
+		{"single by default", nil, ""},
+		{"etcd with endpoints", []string{"GUARD_CLUSTER_PROVIDER=etcd", "GUARD_ETCD_ENDPOINTS=http://127.0.0.1:2379, http://127.0.0.1:2380"}, ""},
+		{"etcd without endpoints", []string{"GUARD_CLUSTER_PROVIDER=etcd", "GUARD_ETCD_ENDPOINTS= , "}, "GUARD_CLUSTER_PROVIDER=etcd needs GUARD_ETCD_ENDPOINTS"},
+		{"unknown provider", []string{"GUARD_CLUSTER_PROVIDER=consul"}, `GUARD_CLUSTER_PROVIDER is "consul", want single or etcd`},
+		{"etcd on every address", []string{"GUARD_CLUSTER_PROVIDER=etcd", "GUARD_ETCD_ENDPOINTS=http://e:2379", "GUARD_CLUSTER_LISTEN=0.0.0.0:7000"}, "set GUARD_CLUSTER_ADVERTISED_HOST"},
+		{"etcd on every address, advertised", []string{"GUARD_CLUSTER_PROVIDER=etcd", "GUARD_ETCD_ENDPOINTS=http://e:2379", "GUARD_CLUSTER_LISTEN=:7000", "GUARD_CLUSTER_ADVERTISED_HOST=10.0.0.5"}, ""},
+		{"listen not host:port", []string{"GUARD_CLUSTER_LISTEN=7000"}, `GUARD_CLUSTER_LISTEN "7000" is not host:port`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig(tc.environ)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			case tc.want == "" && cfg.ClusterProvider == providerEtcd && len(cfg.etcdEndpoints()) == 0:
+				t.Fatal("etcd accepted without endpoints")
+			}
+		})
+	}
+	cfg, err := loadConfig([]string{"GUARD_CLUSTER_PROVIDER=etcd", "GUARD_ETCD_ENDPOINTS=http://a:2379,,http://b:2379 ", "GUARD_CLUSTER_LISTEN=10.0.0.5:7000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.etcdEndpoints(), " "); got != "http://a:2379 http://b:2379" {
+		t.Errorf("endpoints %q", got)
+	}
+	warnings := strings.Join(cfg.clusterWarnings(), "\n")
+	for _, want := range []string{"not a loopback address", "embedded store"} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("warnings lack %q:\n%s", want, warnings)
+		}
+	}
+	if ws := (Config{ClusterListen: "127.0.0.1:0", ClusterProvider: providerSingle}).clusterWarnings(); len(ws) != 0 {
+		t.Errorf("the default draws warnings: %v", ws)
+	}
+}

@@ -245,3 +245,30 @@ func TestProjectionMetricsAndReadiness(t *testing.T) {
 	}
 	ready(503, "store closed")
 }
+
+func TestReadinessReportsMembership(t *testing.T) {
+	store := openStore(t)
+	for _, tc := range []struct {
+		name       string
+		membership func() error
+		wantReady  bool
+		want       string
+	}{
+		{"no membership check", nil, true, `"store":{"ready":true`},
+		{"membership sound", func() error { return nil }, true, `"membership":{"ready":true}`},
+		{"etcd away", func() error { return errors.New("etcd unreachable: context deadline exceeded") }, false,
+			`"membership":{"ready":false,"error":"etcd unreachable: context deadline exceeded"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Health{Store: store, Membership: tc.membership}
+			rec := httptest.NewRecorder()
+			h.Readyz().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			if (rec.Code == 200) != tc.wantReady || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Fatalf("readyz %d %s, want ready=%v with %s", rec.Code, rec.Body, tc.wantReady, tc.want)
+			}
+			if tc.membership == nil && strings.Contains(rec.Body.String(), "membership") {
+				t.Fatalf("readyz names a membership it was not given: %s", rec.Body)
+			}
+		})
+	}
+}
