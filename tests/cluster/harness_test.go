@@ -51,7 +51,6 @@ type options struct {
 	nodes       int      // guard nodes (3)
 	etcdMembers int      // etcd members (1)
 	env         []string // extra GUARD_* settings for every node
-	single      bool     // no etcd: each node its own cluster (one-node runs only)
 }
 
 // Cluster is the guards of one scenario and what they need: etcd,
@@ -132,9 +131,7 @@ func newCluster(t *testing.T, o options) *Cluster {
 	})
 	c := &Cluster{t: t, dir: dir, bin: bin, opts: o, start: time.Now(),
 		name: fmt.Sprintf("fs%d", time.Now().UnixNano()%1_000_000_000)}
-	if !o.single {
-		c.etcd = startEtcd(t, filepath.Join(c.dir, "etcd"), o.etcdMembers)
-	}
+	c.etcd = startEtcd(t, filepath.Join(c.dir, "etcd"), o.etcdMembers)
 	c.pg = startPostgres(t, filepath.Join(c.dir, "pg"))
 	c.PBX, err = siptest.NewRecordingPBX(siptest.PBXConfig{
 		NoInBandDetection: true,
@@ -206,9 +203,7 @@ func (n *Node) env(name string, clusterPort int) []string {
 		"GUARD_ESCALATION_LEVEL=8",
 		"GUARD_CLUSTER_NAME=" + c.name,
 	}
-	if c.etcd != nil {
-		env = append(env, c.etcd.env()...)
-	}
+	env = append(env, c.etcd.env()...)
 	env = append(env, c.pg.env()...)
 	return append(env, c.opts.env...)
 }

@@ -267,11 +267,7 @@ func countType(evs []events.Event, typ string) int {
 // it returns; nothing acknowledged is lost. One node is also restarted
 // while PostgreSQL is away: what it had not yet recorded must survive.
 func TestScenario7PostgresRestart(t *testing.T) {
-	postgresRestart(t, options{})
-}
-
-func postgresRestart(t *testing.T, o options) {
-	s := newScenario(t, o)
+	s := newScenario(t, options{})
 	c := s.c
 	d := loadDuration(t) + 4*time.Second
 	load, wait := c.startLoad(s.cs, rate(t), d)
