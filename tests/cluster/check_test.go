@@ -89,7 +89,7 @@ type LogFigures struct {
 	// Interleaved counts the caller streams where two activations wrote
 	// turn about.
 	Interleaved int
-	Acks         int
+	Acks        int
 }
 
 func (f LogFigures) String() string {
