@@ -51,6 +51,9 @@ type options struct {
 	nodes       int      // guard nodes (3)
 	etcdMembers int      // etcd members (1)
 	env         []string // extra GUARD_* settings for every node
+	// prepare, when set, may change a node before its first start (its
+	// addresses, a network namespace).
+	prepare func(n *Node)
 }
 
 // Cluster is the guards of one scenario and what they need: etcd,
@@ -83,6 +86,13 @@ type Node struct {
 	Metrics string
 	DataDir string
 	logPath string
+	// clusterHost is the address remoting listens on and advertises
+	// (127.0.0.1 unless prepare says otherwise); env is appended last
+	// (later settings win); wrap runs the binary through a command
+	// (ip netns exec NAME).
+	clusterHost string
+	env         []string
+	wrap        []string
 
 	mu       sync.Mutex
 	gen      int
@@ -154,11 +164,15 @@ func (c *Cluster) addNode(i int) *Node {
 	c.t.Helper()
 	n := &Node{
 		c: c, Index: i,
-		SIP:     "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		Admin:   "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		Metrics: "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		DataDir: filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)),
-		logPath: filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)),
+		SIP:         "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
+		Admin:       "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
+		Metrics:     "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
+		DataDir:     filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)),
+		logPath:     filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)),
+		clusterHost: "127.0.0.1",
+	}
+	if c.opts.prepare != nil {
+		c.opts.prepare(n)
 	}
 	if err := os.MkdirAll(n.DataDir, 0o700); err != nil {
 		c.t.Fatal(err)
@@ -183,8 +197,8 @@ func (c *Cluster) Logf(format string, args ...any) {
 	c.t.Log(line)
 }
 
-// env is node n's environment for its next start.
-func (n *Node) env(name string, clusterPort int) []string {
+// environ is node n's environment for its next start.
+func (n *Node) environ(name string, clusterPort int) []string {
 	c := n.c
 	// RTP ports apart per node: the three share one loopback address.
 	rtpLo := 20000 + n.Index*2000
@@ -194,7 +208,7 @@ func (n *Node) env(name string, clusterPort int) []string {
 		"GUARD_SIP_LISTEN=" + n.SIP,
 		"GUARD_ADMIN_LISTEN=" + n.Admin,
 		"GUARD_METRICS_LISTEN=" + n.Metrics,
-		"GUARD_CLUSTER_LISTEN=127.0.0.1:" + strconv.Itoa(clusterPort),
+		"GUARD_CLUSTER_LISTEN=" + net.JoinHostPort(n.clusterHost, strconv.Itoa(clusterPort)),
 		"GUARD_ADMIN_TOKEN=" + adminToken,
 		"GUARD_TRUSTED_PEERS=127.0.0.1/32",
 		"GUARD_PBX_URI=" + c.PBX.URI(),
@@ -205,7 +219,9 @@ func (n *Node) env(name string, clusterPort int) []string {
 	}
 	env = append(env, c.etcd.env()...)
 	env = append(env, c.pg.env()...)
-	return append(env, c.opts.env...)
+	env = append(env, "GUARD_CLUSTER_ADVERTISED_HOST="+n.clusterHost)
+	env = append(env, c.opts.env...)
+	return append(env, n.env...)
 }
 
 // start runs the node's next generation.
@@ -224,8 +240,9 @@ func (n *Node) start() error {
 		logf.Close()
 		return err
 	}
-	cmd := exec.Command(n.c.bin, "serve")
-	cmd.Env = append(cleanEnv(), n.env(n.name, port)...)
+	argv := append(append([]string(nil), n.wrap...), n.c.bin, "serve")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(cleanEnv(), n.environ(n.name, port)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -29,7 +29,6 @@ func (e *etcdKit) env() []string {
 	return []string{
 		"GUARD_CLUSTER_PROVIDER=etcd",
 		"GUARD_ETCD_ENDPOINTS=" + strings.Join(e.cluster.Endpoints(), ","),
-		"GUARD_CLUSTER_ADVERTISED_HOST=127.0.0.1",
 	}
 }
 
