@@ -150,7 +150,7 @@ func (c Config) validateCluster() []error {
 
 // sharedStore reports whether the event store is one several nodes can
 // share (not the embedded one).
-func (c Config) sharedStore() bool { return c.EventStoreURL != "" }
+func (c Config) sharedStore() bool { return !c.embeddedStore() }
 
 // clusterWarnings are the membership settings that work but deserve a
 // line in the log.
