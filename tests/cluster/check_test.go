@@ -309,9 +309,11 @@ func checkCallerStream(key string, evs []events.Event, rec func(string) *record,
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	var writers []string // runs of writers, in order
+	var runs []string    // the same, with their revisions and first commit time
 	for _, ev := range evs {
 		if len(writers) == 0 || writers[len(writers)-1] != ev.Meta.Node {
 			writers = append(writers, ev.Meta.Node)
+			runs = append(runs, fmt.Sprintf("%s r%d@%s", ev.Meta.Node, ev.Revision, ev.Recorded.Format("15:04:05.000")))
 		}
 	}
 	if len(writers) > 1 {
@@ -324,7 +326,7 @@ func checkCallerStream(key string, evs []events.Event, rec func(string) *record,
 				continue
 			}
 			if slices.Contains(writers[j+1:], writers[i+1]) {
-				bad("caller %s: writers interleave (two live activations): %s", key, strings.Join(writers, " → "))
+				bad("caller %s: writers interleave (two live activations): %s", key, strings.Join(runs, " → "))
 				figs.Interleaved++
 				goto counts
 			}

@@ -534,9 +534,9 @@ func freePortErr() (int, error) {
 func waitFor(ctx context.Context, d time.Duration, cond func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	last := errors.New("not yet polled")
 	for {
-		if last = cond(); last == nil {
+		last := cond()
+		if last == nil {
 			return nil
 		}
 		select {

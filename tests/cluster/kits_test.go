@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/callguard/callguard/actors/node/etcdtest"
 	"github.com/callguard/callguard/events"
@@ -46,15 +45,6 @@ func startPostgres(t *testing.T, _ string) *pgKit {
 }
 
 func (p *pgKit) env() []string { return []string{"GUARD_POSTGRES_URL=" + p.server.URL()} }
-
-// restart stops PostgreSQL, keeps it down for away, and starts it again.
-func (p *pgKit) restart(ctx context.Context, away time.Duration) error {
-	if err := p.server.Stop(); err != nil {
-		return err
-	}
-	time.Sleep(away)
-	return p.server.Start(ctx)
-}
 
 // openStore opens the shared store for the log checks.
 func (c *Cluster) openStore(ctx context.Context) (events.Store, error) {
