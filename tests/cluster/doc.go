@@ -13,7 +13,7 @@
 // Tests skip with a message when etcd, PostgreSQL or network namespaces
 // are missing. Settings (environment):
 //
-//	CALLGUARD_CLUSTER_RATE     total calls/s over the three nodes (default 60; 150 in failure-suite)
+//	CALLGUARD_CLUSTER_RATE     total calls/s over the nodes (default 60)
 //	CALLGUARD_CLUSTER_SECONDS  load duration of each scenario (default 12)
 //	CALLGUARD_CLUSTER_RACE     1 builds the guard binary with -race (default: without, three race-built guards do not fit on two cores)
 //	CALLGUARD_FAILURE_SUITE    all: also run scenarios 4, 5, 6 and 8
