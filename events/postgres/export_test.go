@@ -11,3 +11,10 @@ func WithBeforeCommit(f func(ctx context.Context, stream string)) Option {
 func WithNotifyInTx(on bool) Option {
 	return func(o *options) { o.notifyInTx = on }
 }
+
+// Setting returns a server setting as one of the Store's sessions sees it.
+func (s *Store) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT current_setting($1)`, name).Scan(&v)
+	return v, err
+}

@@ -16,8 +16,9 @@
 // transaction-scoped advisory lock taken before the transaction gets its
 // xid, so a stream's revisions also come in global order.
 //
-// An append is durable when its COMMIT returns (synchronous_commit must be
-// on, the PostgreSQL default); concurrent appends on the pool share WAL
+// An append is durable when its COMMIT returns (synchronous_commit on: the
+// PostgreSQL default, and the Store's sessions set it where a database or
+// role turned it off); concurrent appends on the pool share WAL
 // flushes (group commit). Subscribe reads the table; LISTEN/NOTIFY only
 // wakes it early (one NOTIFY after a run of commits, see notifier), and it
 // polls anyway, so a lost notification delays delivery by at most the poll
@@ -127,6 +128,24 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	// A connection that survives a server restart is found dead on first
 	// use; checking idle ones first saves a caller that error.
 	cfg.HealthCheckPeriod = 5 * time.Second
+	// An append must be durable when COMMIT returns: a database or role
+	// with synchronous_commit off would acknowledge appends a crash can
+	// lose, so the Store's sessions turn it back on.
+	var warnOnce sync.Once
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		var v string
+		if err := c.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&v); err != nil {
+			return err
+		}
+		if v != "off" {
+			return nil
+		}
+		warnOnce.Do(func() {
+			o.log.Warn("postgres: synchronous_commit is off for this database or user; the event store sets it on for its sessions")
+		})
+		_, err := c.Exec(ctx, `SET synchronous_commit TO on`)
+		return err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

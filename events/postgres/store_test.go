@@ -345,3 +345,57 @@ func TestTwoStoresOneDatabase(t *testing.T) {
 		return sameIDs(sub.ids(), []uuid.UUID{e0.ID, e1.ID})
 	})
 }
+
+// TestConcurrentOpen opens several stores at once on a new database, as
+// nodes starting together do: creating the tables must not race.
+func TestConcurrentOpen(t *testing.T) {
+	url := needServer(t).NewDatabaseT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- s.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+}
+
+// TestSynchronousCommitStaysOn opens a store on a database whose default
+// is synchronous_commit off: its sessions must still wait for the WAL
+// flush, or an acknowledged append could be lost in a crash.
+func TestSynchronousCommitStaysOn(t *testing.T) {
+	srv := needServer(t)
+	url := srv.NewDatabaseT(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	if err := conn.QueryRow(t.Context(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), `ALTER DATABASE `+db+` SET synchronous_commit = off`); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(t.Context())
+
+	s := openURL(t, url)
+	got, err := s.Setting(t.Context(), "synchronous_commit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "on" {
+		t.Fatalf("synchronous_commit in the store's session = %q, want on", got)
+	}
+}

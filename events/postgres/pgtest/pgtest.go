@@ -232,7 +232,8 @@ func (s *Server) command(ctx context.Context, name string, args ...string) *exec
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
-	// Own process group, so that Kill reaches the backends too.
+	// Own process group: a Ctrl-C meant for the test does not reach the
+	// server, which Stop shuts down cleanly instead.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.cred}
 	return cmd
 }
@@ -361,8 +362,9 @@ func (s *Server) Stop() error {
 	return s.stopLocked(syscall.SIGINT)
 }
 
-// Kill ends the server and every backend at once with SIGKILL, as a crash
-// would; Start then recovers from the WAL.
+// Kill ends the postmaster and every backend at once with SIGKILL, as a
+// crash would, and waits until they are gone; Start then recovers from
+// the WAL.
 func (s *Server) Kill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -389,28 +391,79 @@ func (s *Server) stopLocked(sig syscall.Signal) error {
 		return nil
 	}
 	pid := s.cmd.Process.Pid
+	var kids []int
 	if sig == syscall.SIGKILL {
-		_ = syscall.Kill(-pid, sig)
+		// Each backend is a session leader of its own (PostgreSQL calls
+		// setsid), so the postmaster's group does not reach them: kill
+		// them one by one, all at once, as a crash would.
+		// SIGSTOP first, so that no backend is forked after the list.
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+		kids = children(pid)
+		_ = syscall.Kill(pid, sig)
+		for _, k := range kids {
+			_ = syscall.Kill(k, sig)
+		}
 	} else {
 		_ = s.cmd.Process.Signal(sig)
 	}
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-s.done
 	}
-	if sig == syscall.SIGKILL {
-		// Backends that outlived the postmaster would keep the shared
-		// memory and stop the next start: wait until the group is gone.
-		deadline := time.Now().Add(10 * time.Second)
-		for syscall.Kill(-pid, 0) == nil && time.Now().Before(deadline) {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			time.Sleep(20 * time.Millisecond)
+	// A backend that outlived the postmaster keeps the shared memory
+	// attached and stops the next start: wait until all have exited.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, k := range kids {
+		for alive(k) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	s.cmd, s.done = nil, nil
 	return nil
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	dirs, _ := os.ReadDir("/proc")
+	var out []int
+	for _, d := range dirs {
+		n, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := procStat(n); ok && ppid == pid {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// alive reports whether pid runs (a zombie has released its memory and
+// counts as gone).
+func alive(pid int) bool {
+	_, state, ok := procStat(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// procStat reads the parent and state of pid from /proc/pid/stat.
+func procStat(pid int) (ppid int, state byte, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0][0], err == nil
 }
 
 // NewDatabase creates an empty database with a new name and returns its
