@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -210,6 +211,12 @@ type Watch struct {
 	unready error
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// created is the key's create revision when first read; a later read
+	// finding another means it was deleted and put again in between
+	// (protoactor re-registers about a second after a lease expires).
+	created int64
+	// seen is the last etcd revision the watch or the probe looked at.
+	seen atomic.Int64
 }
 
 // Watch starts watching the registration of the node started with
@@ -281,75 +288,101 @@ func (w *Watch) setUnready(err error) {
 	}
 }
 
-// run probes the key every w.every and watches it in between, so that a
-// deletion is seen at once even when protoactor re-registers the node
-// right after (it does, under a new lease, about a second later).
+// run probes the key every w.every, and watches it in between so that a
+// deletion is seen at once. The watch has a goroutine of its own: opening
+// one waits for etcd, and the probes must go on meanwhile to report etcd
+// away.
 func (w *Watch) run(ctx context.Context) {
 	defer close(w.done)
-	var watch clientv3.WatchChan
-	var wcancel context.CancelFunc = func() {}
-	defer func() { wcancel() }()
-	tick := time.NewTicker(w.every)
-	defer tick.Stop()
-	for {
-		if watch == nil {
-			rev, ok := w.probe(ctx)
-			if ok {
-				watch, wcancel = w.watchFrom(ctx, rev+1)
-			}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w.seen.Load() == 0 { // the first good read starts the watch
+		w.probe(ctx)
+		if w.seen.Load() != 0 {
+			break
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.lost:
 			return
-		case resp, open := <-watch:
-			if !open || resp.Err() != nil {
-				// No leader, compaction or a closed client: probe and
-				// watch again from the probe's revision.
-				wcancel()
-				watch = nil
-				continue
-			}
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					w.loseMembership("key %s deleted at etcd revision %d (lease expired or revoked)", w.key, ev.Kv.ModRevision)
-					return
-				}
-			}
+		case <-time.After(w.every):
+		}
+	}
+	wg.Go(func() { w.watch(ctx) })
+	tick := time.NewTicker(w.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.lost:
+			return
 		case <-tick.C:
-			if _, ok := w.probe(ctx); !ok {
-				wcancel()
-				watch = nil
-			}
+			w.probe(ctx)
 		}
 	}
 }
 
-// watchFrom watches the key from revision rev on; with RequireLeader the
-// watch ends when etcd has no leader instead of waiting silently.
-func (w *Watch) watchFrom(ctx context.Context, rev int64) (clientv3.WatchChan, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	return w.client.Watch(ctx, w.key, clientv3.WithRev(rev)), cancel
+// watch follows the key's events from the last revision seen on, opening
+// the watch again whenever it ends (no leader, etcd away, compaction).
+func (w *Watch) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for resp := range w.client.Watch(wctx, w.key, clientv3.WithRev(w.seen.Load()+1)) {
+			if resp.CompactRevision > 0 {
+				w.seen.Store(resp.CompactRevision - 1) // what was before is gone
+			}
+			if resp.Err() != nil {
+				break
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					w.loseMembership("key %s deleted at etcd revision %d (lease expired or revoked)", w.key, ev.Kv.ModRevision)
+					cancel()
+					return
+				}
+			}
+			if resp.Header.Revision > w.seen.Load() {
+				w.seen.Store(resp.Header.Revision)
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.every):
+		}
+	}
 }
 
-// probe reads the key (linearizably, so a quorum answers) and returns the
-// revision read at, and whether etcd answered with the key present.
-func (w *Watch) probe(ctx context.Context) (int64, bool) {
+// probe reads the key (linearizably, so a quorum answers): etcd not
+// answering makes the node unready, the key missing or created anew means
+// the membership is lost.
+func (w *Watch) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, w.every+w.every/2)
 	defer cancel()
 	resp, err := w.client.Get(pctx, w.key)
 	if ctx.Err() != nil {
-		return 0, false
+		return
 	}
 	if err != nil {
 		w.setUnready(fmt.Errorf("etcd unreachable: %w", err))
-		return 0, false
+		return
 	}
 	w.setUnready(nil)
-	if len(resp.Kvs) == 0 {
+	switch {
+	case len(resp.Kvs) == 0:
 		w.loseMembership("key %s is gone at etcd revision %d", w.key, resp.Header.Revision)
-		return 0, false
+		return
+	case w.created == 0:
+		w.created = resp.Kvs[0].CreateRevision
+	case resp.Kvs[0].CreateRevision != w.created:
+		w.loseMembership("key %s was deleted and put again (created at etcd revision %d, now %d)", w.key, w.created, resp.Kvs[0].CreateRevision)
+		return
 	}
-	return resp.Header.Revision, true
+	if w.seen.Load() == 0 {
+		w.seen.Store(resp.Header.Revision)
+	}
 }
