@@ -73,6 +73,7 @@ type Cluster struct {
 	mu       sync.Mutex
 	timeline []string
 	start    time.Time
+	closed   bool // the test is ending: no node starts again
 }
 
 // Node is one guard node. Its SIP, admin and metrics addresses stay the
@@ -228,6 +229,12 @@ func (n *Node) environ(name string, clusterPort int) []string {
 func (n *Node) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// Checked under n.mu: stopAll marks the cluster closed before it
+	// looks at each node, so a node is either started before it looks
+	// (and stopped) or not at all.
+	if n.c.isClosed() {
+		return errors.New("the test is ending")
+	}
 	n.gen++
 	n.name = fmt.Sprintf("node%d.%d", n.Index+1, n.gen)
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -269,9 +276,12 @@ func (n *Node) start() error {
 			n.backoff = min(max(2*n.backoff, 200*time.Millisecond), 3*time.Second)
 			wait := n.backoff
 			n.mu.Unlock()
+			if n.c.isClosed() {
+				return
+			}
 			n.c.Logf("%s exited by itself (%v): the supervisor restarts it in %v", name, err, wait)
 			time.Sleep(wait)
-			if n.c.t.Context().Err() != nil {
+			if n.c.isClosed() {
 				return
 			}
 			if err := n.start(); err != nil {
@@ -482,10 +492,19 @@ func (n *Node) Client() *adminapi.Client {
 	return &adminapi.Client{BaseURL: "http://" + n.Admin, Token: adminToken, HTTP: &http.Client{Timeout: 15 * time.Second}}
 }
 
-// stopAll stops every node at the end of the test; a node that does not
-// stop cleanly is reported, with its log, when the test has not already
-// failed for another reason.
+func (c *Cluster) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// stopAll stops every node at the end of the test (and keeps the
+// supervisor from starting any again); a node that does not stop cleanly
+// is logged with the tail of its log.
 func (c *Cluster) stopAll() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, n := range c.nodes() {
 		wg.Add(1)
