@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ var binary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	binaryDir.Store(&dir)
 	bin := filepath.Join(dir, "callguard")
 	args := []string{"build", "-o", bin}
 	if os.Getenv("CALLGUARD_CLUSTER_RACE") == "1" {
@@ -42,6 +44,17 @@ var binary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// binaryDir is where binary built it, removed by TestMain.
+var binaryDir atomic.Pointer[string]
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dir := binaryDir.Load(); dir != nil {
+		_ = os.RemoveAll(*dir)
+	}
+	os.Exit(code)
+}
 
 // adminToken is every node's GUARD_ADMIN_TOKEN.
 const adminToken = "failure-suite-admin-token-0123456789"
