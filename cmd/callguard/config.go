@@ -34,10 +34,10 @@ const envPrefix = "GUARD_"
 // and the README say about it; `secret:"true"` fields are masked whenever
 // they are printed or logged.
 type Config struct {
-	// DataDir holds the node's own files: the embedded event store (when
-	// neither EventStoreURL nor PostgresURL is set), the projections, the
-	// admin token and the pending spool.
-	DataDir string `env:"DATA_DIR" envDefault:"./data" desc:"directory of the node's files: the embedded event store (used when GUARD_EVENTSTORE_URL and GUARD_POSTGRES_URL are empty), the projections, the admin token and pending.db, the calls not yet recorded while the store was down"`
+	// DataDir holds the node's own files: the projections, the admin
+	// token, the pending spool, and the embedded event store when neither
+	// EventStoreURL nor PostgresURL is set.
+	DataDir string `env:"DATA_DIR" envDefault:"./data" desc:"directory of the node's files: the projections, the admin token and pending.db (the calls not yet recorded while the store was down), and the embedded event store when GUARD_EVENTSTORE_URL and GUARD_POSTGRES_URL are empty"`
 	// EventStoreURL selects the EventStoreDB backend when not empty.
 	EventStoreURL string `env:"EVENTSTORE_URL" secret:"true" desc:"EventStoreDB connection string, e.g. esdb://localhost:2113?tls=false; empty means the embedded store (or PostgreSQL)"`
 	// PostgresURL selects the PostgreSQL backend when not empty.

@@ -2,6 +2,7 @@ package siptest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,28 @@ type LoadOptions struct {
 	// an offer (PCMU, PCMA, telephone-event) naming one shared RTP port
 	// that discards what it receives.
 	NoSDP bool
+	// Run, when set, replaces the random tag that makes the run's
+	// Call-IDs, From tags and branches unique: two runs with the same Run
+	// and LocalAddr send the same INVITEs, as a client retrying them does.
+	Run string
+	// OnDone, when set, hears of each call once it is finished. It is
+	// called with the loader's lock held, so it must be quick and must not
+	// block.
+	OnDone func(LoadCall)
+}
+
+// LoadCall is one finished call of a load run, for LoadOptions.OnDone.
+type LoadCall struct {
+	// I is the call's index (from 0) and CallID its Call-ID.
+	I      int
+	CallID string
+	// Status is the INVITE's final status; 0 when none came within
+	// LoadOptions.Timeout.
+	Status int
+	// Sent is when the INVITE was first sent; Latency how long its final
+	// response took (0 without one).
+	Sent    time.Time
+	Latency time.Duration
 }
 
 // LoadResult is what a load run measured.
@@ -159,7 +182,7 @@ func LoadRun(ctx context.Context, target string, rate float64, duration time.Dur
 	_ = conn.SetWriteBuffer(8 << 20)
 	l := &loader{
 		conn: conn, dst: dst, opts: opts, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(),
-		run: sipTag(8), calls: make(map[string]*loadCall, n), active: make(map[*loadCall]struct{}),
+		run: cmp.Or(opts.Run, sipTag(8)), calls: make(map[string]*loadCall, n), active: make(map[*loadCall]struct{}),
 		finals: make(map[int]int), sequences: make(map[string]int), wake: make(chan struct{}, 1),
 	}
 	if !opts.NoSDP {
@@ -302,8 +325,10 @@ type loadCall struct {
 	sentAt  time.Time
 	doneAt  time.Time
 	phase   loadPhase
-	prov    bool  // a provisional response stopped INVITE retransmissions
-	seq     []int // the INVITE's distinct response codes in order of arrival, 100 left out
+	prov    bool          // a provisional response stopped INVITE retransmissions
+	seq     []int         // the INVITE's distinct response codes in order of arrival, 100 left out
+	final   int           // the INVITE's final status; 0 until it has one
+	latency time.Duration // of the final response
 	next    time.Time
 	backoff time.Duration
 	ack     []byte // the ACK, re-sent for a retransmitted final response
@@ -504,6 +529,7 @@ func (l *loader) response(at time.Time, m msg) {
 			}
 			return
 		}
+		c.final, c.latency = m.status, at.Sub(c.sentAt)
 		l.finals[m.status]++
 		l.latencies = append(l.latencies, at.Sub(c.sentAt))
 		l.lastFinal = at
@@ -548,6 +574,9 @@ func (l *loader) finishLocked(c *loadCall) {
 	}
 	c.phase, c.doneAt = phaseDone, time.Now()
 	c.invite, c.bye = nil, nil
+	if l.opts.OnDone != nil {
+		l.opts.OnDone(LoadCall{I: c.i, CallID: c.callID, Status: c.final, Sent: c.sentAt, Latency: c.latency})
+	}
 	delete(l.active, c)
 	l.finishedQ = append(l.finishedQ, c)
 	l.finished++

@@ -3,6 +3,8 @@ package siptest
 import (
 	"context"
 	"errors"
+	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -107,5 +109,68 @@ func TestLoadRunTimeoutsAndRefusals(t *testing.T) {
 	cancel()
 	if _, err := LoadRun(cctx, pbx.Addr().String(), 10, time.Second, LoadOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled run: %v", err)
+	}
+}
+
+// OnDone hears of every call once, with its final status; a second run
+// with the same Run tag and local address sends the same INVITEs (same
+// Call-IDs), as a client retrying them on another server would. (The same
+// server's transaction layer would absorb them as retransmissions.)
+func TestLoadRunReportsEachCallAndRepeatsARun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load run in -short mode")
+	}
+	ctx := timeout(t, 30*time.Second)
+	newPBX := func() *RecordingPBX {
+		pbx, err := NewRecordingPBX(PBXConfig{Behave: func(*PBXCall) Behaviour { return Reject(486) }, NoInBandDetection: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pbx.Close() })
+		return pbx
+	}
+	probe, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := probe.LocalAddr().String()
+	probe.Close()
+	run := func(pbx *RecordingPBX) map[string]int {
+		t.Helper()
+		var mu sync.Mutex
+		got := map[string]int{}
+		_, err := LoadRun(ctx, pbx.Addr().String(), 50, 200*time.Millisecond, LoadOptions{
+			Run: "retry", LocalAddr: local,
+			OnDone: func(c LoadCall) {
+				mu.Lock()
+				defer mu.Unlock()
+				if c.Status != 486 || c.Latency <= 0 || c.Sent.IsZero() || c.I < 0 || c.I >= 10 {
+					t.Errorf("call %d %s: status %d latency %v sent %v", c.I, c.CallID, c.Status, c.Latency, c.Sent)
+				}
+				got[c.CallID]++
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	pbx1, pbx2 := newPBX(), newPBX()
+	first, second := run(pbx1), run(pbx2)
+	if len(first) != 10 {
+		t.Fatalf("OnDone heard of %d calls, want 10: %v", len(first), first)
+	}
+	for id, n := range first {
+		if n != 1 || second[id] != 1 {
+			t.Errorf("call %s: heard %d times in the first run and %d in the second, want once in each", id, n, second[id])
+		}
+	}
+	for _, c := range pbx2.Calls() {
+		if first[c.CallID] != 1 {
+			t.Errorf("the second run sent Call-ID %s, not one of the first run's", c.CallID)
+		}
+	}
+	if n := len(pbx2.Calls()); n != 10 {
+		t.Errorf("the second PBX saw %d INVITEs, want 10", n)
 	}
 }
