@@ -229,6 +229,9 @@ func TestScenario3RetryCountedOnce(t *testing.T) {
 	wait()
 	s.figures("scenario 3 (client retries)", load)
 	c.checkLog(s.ctx, load.Calls(), s.acks, nil)
+	// Every node folds the shared log into read models of its own: all
+	// three answer the same lists and report.
+	c.checkSameReads(s.ctx, t)
 
 	store, err := c.openStore(s.ctx)
 	if err != nil {
