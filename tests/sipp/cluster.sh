@@ -26,6 +26,8 @@
 # response, and CPU (utime+stime from /proc, % of one core over the traffic's
 # wall time) of the guards together, of PostgreSQL (postmaster and its
 # backends) and of etcd; "µs/call" is the three together per call offered.
+# "Machine busy" is /proc/stat's non-idle time over the trial, % of one
+# core (2 cores = 200 %): SIPp and anything else running count there.
 # "sustained" = every call ok, achieved >= 97 % of offered, p99 < MAX_P99_MS.
 #
 # Usage: tests/sipp/cluster.sh          (go tool task bench-cluster)
@@ -226,14 +228,14 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
       awk -v nb="$N_BLOCK" -v i="$i" -v n="$n" 'BEGIN{print "SEQUENTIAL"; for(k=i-1;k<nb;k+=n) printf "7999%07d;\n", k}' >"$d/callers$i.csv"
     fi
   done
-  local prof="" gk0 gk1 pk0 pk1 ek0 ek1 uk0 uk1 t0 t1 pgp
+  local prof="" gk0 gk1 pk0 pk1 ek0 ek1 uk0 uk1 s0 s1 t0 t1 pgp
   mapfile -t pgp < <([[ -n "$PG_PID" ]] && pg_pids)
   if [[ "${PROFILE:-0}" == 1 ]]; then
     set_node 1
     curl -s -o "$d/cpu.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/profile?seconds=$DURATION" &
     prof=$!
   fi
-  gk0=$(cpu_ticks "${NODE_PIDS[@]}"); pk0=$(cpu_ticks "${pgp[@]}"); ek0=$(cpu_ticks $ETCD_PID); uk0=$(cpu_ticks $UAS_PID)
+  gk0=$(cpu_ticks "${NODE_PIDS[@]}"); pk0=$(cpu_ticks "${pgp[@]}"); ek0=$(cpu_ticks $ETCD_PID); uk0=$(cpu_ticks $UAS_PID); s0=$(sys_ticks)
   t0=$(date +%s.%N)
   for ((i = 1; i <= n; i++)); do
     set_node "$i"
@@ -252,7 +254,7 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
   wait "${UAC_PIDS[@]}"; UAC_PIDS=()
   t1=$(date +%s.%N)
   gk1=$(cpu_ticks "${NODE_PIDS[@]}"); mapfile -t pgp < <([[ -n "$PG_PID" ]] && pg_pids)
-  pk1=$(cpu_ticks "${pgp[@]}"); ek1=$(cpu_ticks $ETCD_PID); uk1=$(cpu_ticks $UAS_PID)
+  pk1=$(cpu_ticks "${pgp[@]}"); ek1=$(cpu_ticks $ETCD_PID); uk1=$(cpu_ticks $UAS_PID); s1=$(sys_ticks)
   [[ -n "$prof" ]] && wait "$prof"
   # PostgreSQL backends that ended during the trial are missed by pk1: the pool
   # keeps its connections, so there are none in practice.
@@ -272,12 +274,12 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
   local line
   line=$(awk -v hz="$HZ" -v a="$t0" -v b="$t1" -v g="$((gk1 - gk0))" -v p="$((pk1 - pk0))" -v e="$((ek1 - ek0))" -v u="$((uk1 - uk0))" \
     -v calls="$calls" -v ok="$ok" -v failed="$failed" -v retrans="$retrans" -v p50="$p50" -v p99="$p99" -v ach="$ach" \
-    -v rate="$rate" -v maxp99="$MAX_P99_MS" -v label="$label" -v n="$n" -v path="$path" 'BEGIN{
-      w = b - a
+    -v s0="$s0" -v s1="$s1" -v rate="$rate" -v maxp99="$MAX_P99_MS" -v label="$label" -v n="$n" -v path="$path" 'BEGIN{
+      w = b - a; split(s0, x, " "); split(s1, y, " "); busy = ((y[1] - x[1]) - (y[2] - x[2])) / hz
       sus = (ok == calls && failed == 0 && ach != "NA" && ach >= 0.97 * rate && p99 != "NA" && p99 < maxp99) ? "yes" : "no"
-      printf "store=%s nodes=%d path=%s offered=%d calls=%d achieved=%s ok=%d failed=%d retrans=%d p50_ms=%s p99_ms=%s wall_s=%.1f cpu_guards_pct=%.0f cpu_pg_pct=%.0f cpu_etcd_pct=%.0f cpu_pbx_pct=%.0f us_per_call=%.0f sustained=%s\n",
+      printf "store=%s nodes=%d path=%s offered=%d calls=%d achieved=%s ok=%d failed=%d retrans=%d p50_ms=%s p99_ms=%s wall_s=%.1f cpu_guards_pct=%.0f cpu_pg_pct=%.0f cpu_etcd_pct=%.0f cpu_pbx_pct=%.0f us_per_call=%.0f busy_pct=%.0f sustained=%s\n",
         label, n, path, rate, calls, ach, ok, failed, retrans, p50, p99, w, 100*g/hz/w, 100*p/hz/w, 100*e/hz/w, 100*u/hz/w,
-        (calls > 0 ? (g + p + e) / hz * 1e6 / calls : 0), sus }')
+        (calls > 0 ? (g + p + e) / hz * 1e6 / calls : 0), 100*busy/w, sus }')
   echo "$line" >>"$RESULTS"
   log "   $line"
 }
@@ -317,13 +319,13 @@ stop_all
 
 # ---- the table ---------------------------------------------------------------------------
 {
-  echo "| Store, nodes | Path | Offered calls/s | Achieved | OK / calls | p50 / p99 ms | CPU % of a core: guards / PostgreSQL / etcd | µs CPU per call | Sustained |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| Store, nodes | Path | Offered calls/s | Achieved | OK / calls | p50 / p99 ms | CPU % of a core: guards / PostgreSQL / etcd | µs CPU per call | Machine busy % | Sustained |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   awk '{ for(i=1;i<=NF;i++){split($i,kv,"="); f[kv[1]]=kv[2]}
     st = (f["store"] == "pg") ? "PostgreSQL + etcd, " f["nodes"] : "embedded, 1"
     cpu = (f["store"] == "pg") ? f["cpu_guards_pct"] " / " f["cpu_pg_pct"] " / " f["cpu_etcd_pct"] : f["cpu_guards_pct"] " / – / –"
-    printf "| %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s |\n", st, f["path"], f["offered"], f["achieved"], f["ok"], f["calls"],
-      f["p50_ms"], f["p99_ms"], cpu, f["us_per_call"], f["sustained"] }' "$RESULTS"
+    printf "| %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |\n", st, f["path"], f["offered"], f["achieved"], f["ok"], f["calls"],
+      f["p50_ms"], f["p99_ms"], cpu, f["us_per_call"], f["busy_pct"], f["sustained"] }' "$RESULTS"
 } >"$OUT/table.md"
 {
   echo "cluster run: $CG_LABEL, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), $DURATION s per trial; reject = INVITE->403, pass = INVITE->200 through the guard from the PBX"
