@@ -155,9 +155,14 @@ start_pg() {
   done
   die "postgres not listening on :$PG_PORT (see $d/postgres.log)"
 }
-pg_pids() {  # the postmaster and its children (backends, walwriter, checkpointer, ...)
-  echo "$PG_PID"
-  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^\([0-9]*\) (.*) /\1 /' | awk -v pp="$PG_PID" '$3 == pp {print $1}'
+pg_ticks() {  # PostgreSQL's CPU so far: the postmaster, its live children, and (cutime+cstime) the children it reaped
+  local t v p
+  t=$(awk '{print $14+$15+$16+$17}' "/proc/$PG_PID/stat" 2>/dev/null) || t=0
+  for p in $(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^\([0-9]*\) (.*) /\1 /' | awk -v pp="$PG_PID" '$3 == pp {print $1}'); do
+    v=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null) || v=0
+    t=$((t + ${v:-0}))
+  done
+  echo "${t:-0}"
 }
 cpu_ticks() {  # PID... -> utime+stime, clock ticks
   local t=0 p v
@@ -228,14 +233,13 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
       awk -v nb="$N_BLOCK" -v i="$i" -v n="$n" 'BEGIN{print "SEQUENTIAL"; for(k=i-1;k<nb;k+=n) printf "7999%07d;\n", k}' >"$d/callers$i.csv"
     fi
   done
-  local prof="" gk0 gk1 pk0 pk1 ek0 ek1 uk0 uk1 s0 s1 t0 t1 pgp
-  mapfile -t pgp < <([[ -n "$PG_PID" ]] && pg_pids)
+  local prof="" gk0 gk1 pk0=0 pk1=0 ek0 ek1 uk0 uk1 s0 s1 t0 t1
   if [[ "${PROFILE:-0}" == 1 ]]; then
     set_node 1
     curl -s -o "$d/cpu.pprof" "http://127.0.0.1:$METRICS_PORT/debug/pprof/profile?seconds=$DURATION" &
     prof=$!
   fi
-  gk0=$(cpu_ticks "${NODE_PIDS[@]}"); pk0=$(cpu_ticks "${pgp[@]}"); ek0=$(cpu_ticks $ETCD_PID); uk0=$(cpu_ticks $UAS_PID); s0=$(sys_ticks)
+  gk0=$(cpu_ticks "${NODE_PIDS[@]}"); [[ -n "$PG_PID" ]] && pk0=$(pg_ticks); ek0=$(cpu_ticks $ETCD_PID); uk0=$(cpu_ticks $UAS_PID); s0=$(sys_ticks)
   t0=$(date +%s.%N)
   for ((i = 1; i <= n; i++)); do
     set_node "$i"
@@ -253,12 +257,11 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
   done
   wait "${UAC_PIDS[@]}"; UAC_PIDS=()
   t1=$(date +%s.%N)
-  gk1=$(cpu_ticks "${NODE_PIDS[@]}"); mapfile -t pgp < <([[ -n "$PG_PID" ]] && pg_pids)
-  pk1=$(cpu_ticks "${pgp[@]}"); ek1=$(cpu_ticks $ETCD_PID); uk1=$(cpu_ticks $UAS_PID); s1=$(sys_ticks)
+  gk1=$(cpu_ticks "${NODE_PIDS[@]}"); [[ -n "$PG_PID" ]] && pk1=$(pg_ticks)
+  ek1=$(cpu_ticks $ETCD_PID); uk1=$(cpu_ticks $UAS_PID); s1=$(sys_ticks)
   [[ -n "$prof" ]] && wait "$prof"
-  # PostgreSQL backends that ended during the trial are missed by pk1: the pool
-  # keeps its connections, so there are none in practice.
-  local ok failed retrans
+  local ok failed retrans lost=0 p
+  for p in "${NODE_PIDS[@]}"; do kill -0 "$p" 2>/dev/null || lost=$((lost + 1)); done
   read -r ok failed retrans < <(for ((i = 1; i <= n; i++)); do
       awk -F';' 'NR==1{for(j=1;j<=NF;j++) h[$j]=j; next} {last=$0}
         END{split(last, v, ";"); print v[h["SuccessfulCall(C)"]]+0, v[h["FailedCall(C)"]]+0, v[h["Retransmissions(C)"]]+0}' "$d/uac$i/stat.csv" 2>/dev/null
@@ -274,12 +277,12 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
   local line
   line=$(awk -v hz="$HZ" -v a="$t0" -v b="$t1" -v g="$((gk1 - gk0))" -v p="$((pk1 - pk0))" -v e="$((ek1 - ek0))" -v u="$((uk1 - uk0))" \
     -v calls="$calls" -v ok="$ok" -v failed="$failed" -v retrans="$retrans" -v p50="$p50" -v p99="$p99" -v ach="$ach" \
-    -v s0="$s0" -v s1="$s1" -v rate="$rate" -v maxp99="$MAX_P99_MS" -v label="$label" -v n="$n" -v path="$path" 'BEGIN{
+    -v lost="$lost" -v s0="$s0" -v s1="$s1" -v rate="$rate" -v maxp99="$MAX_P99_MS" -v label="$label" -v n="$n" -v path="$path" 'BEGIN{
       w = b - a; split(s0, x, " "); split(s1, y, " "); busy = ((y[1] - x[1]) - (y[2] - x[2])) / hz
-      sus = (ok == calls && failed == 0 && ach != "NA" && ach >= 0.97 * rate && p99 != "NA" && p99 < maxp99) ? "yes" : "no"
-      printf "store=%s nodes=%d path=%s offered=%d calls=%d achieved=%s ok=%d failed=%d retrans=%d p50_ms=%s p99_ms=%s wall_s=%.1f cpu_guards_pct=%.0f cpu_pg_pct=%.0f cpu_etcd_pct=%.0f cpu_pbx_pct=%.0f us_per_call=%.0f busy_pct=%.0f sustained=%s\n",
+      sus = (lost == 0 && ok == calls && failed == 0 && ach != "NA" && ach >= 0.97 * rate && p99 != "NA" && p99 < maxp99) ? "yes" : "no"
+      printf "store=%s nodes=%d path=%s offered=%d calls=%d achieved=%s ok=%d failed=%d retrans=%d p50_ms=%s p99_ms=%s wall_s=%.1f cpu_guards_pct=%.0f cpu_pg_pct=%.0f cpu_etcd_pct=%.0f cpu_pbx_pct=%.0f us_per_call=%.0f busy_pct=%.0f nodes_lost=%d sustained=%s\n",
         label, n, path, rate, calls, ach, ok, failed, retrans, p50, p99, w, 100*g/hz/w, 100*p/hz/w, 100*e/hz/w, 100*u/hz/w,
-        (calls > 0 ? (g + p + e) / hz * 1e6 / calls : 0), 100*busy/w, sus }')
+        (calls > 0 ? (g + p + e) / hz * 1e6 / calls : 0), 100*busy/w, lost, sus }')
   echo "$line" >>"$RESULTS"
   log "   $line"
 }
@@ -288,7 +291,7 @@ trial() {  # LABEL N PATH RATE DIR -> a line in RESULTS
 RESULTS=$OUT/results.txt; : >"$RESULTS"
 log "$CG_LABEL, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); out: $OUT"
 run_config() {  # STORE N
-  local store=$1 n=$2 d=$OUT/$1-$2 rate path
+  local store=$1 n=$2 d=$OUT/$1-$2 rate path p
   RUN_ID=$((RUN_ID + 1))
   log "$store, $n node(s)"
   start_nodes "$store" "$n" "$d"
@@ -302,7 +305,12 @@ run_config() {  # STORE N
     RESULTS=$keep DURATION=$keepd
   fi
   for rate in $RATES; do
-    for path in $PATHS; do trial "$store" "$n" "$path" "$rate" "$d/$path-$rate"; sleep 1; done
+    for path in $PATHS; do
+      trial "$store" "$n" "$path" "$rate" "$d/$path-$rate"; sleep 1
+      # a node that exited (e.g. its etcd lease expired while it was starved:
+      # it leaves by design) leaves the rest of this size meaningless
+      for p in "${NODE_PIDS[@]}"; do kill -0 "$p" 2>/dev/null || { log "a node exited (see $d/node*/callguard.log): skipping the rest of $n node(s)"; break 3; }; done
+    done
   done
   stop_nodes
 }
@@ -325,7 +333,7 @@ stop_all
     st = (f["store"] == "pg") ? "PostgreSQL + etcd, " f["nodes"] : "embedded, 1"
     cpu = (f["store"] == "pg") ? f["cpu_guards_pct"] " / " f["cpu_pg_pct"] " / " f["cpu_etcd_pct"] : f["cpu_guards_pct"] " / – / –"
     printf "| %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |\n", st, f["path"], f["offered"], f["achieved"], f["ok"], f["calls"],
-      f["p50_ms"], f["p99_ms"], cpu, f["us_per_call"], f["busy_pct"], f["sustained"] }' "$RESULTS"
+      f["p50_ms"], f["p99_ms"], cpu, f["us_per_call"], f["busy_pct"], f["sustained"] (f["nodes_lost"] > 0 ? " (" f["nodes_lost"] " node exited)" : "") }' "$RESULTS"
 } >"$OUT/table.md"
 {
   echo "cluster run: $CG_LABEL, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), $DURATION s per trial; reject = INVITE->403, pass = INVITE->200 through the guard from the PBX"
