@@ -88,14 +88,6 @@ func (p *pauseDetector) check() error {
 	return nil
 }
 
-// suspected reports whether the node is unconfirmed now (without marking
-// it so, unlike check).
-func (p *pauseDetector) suspected() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.suspect.IsZero()
-}
-
 // confirm clears the suspicion when a read of the node's key that started
 // at readStarted, after the node became unconfirmed, found it intact. A
 // read started before could have been answered while the lease was alive.
