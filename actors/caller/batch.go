@@ -145,6 +145,10 @@ func (g *grain) flush(ctx actor.Context) {
 	pl := g.pipe()
 	batch := pl.next
 	pl.next = nil
+	if g.fence() != nil {
+		g.stopFenced(ctx, batch)
+		return
+	}
 	var props []events.Proposed
 	for _, p := range batch {
 		ps, err := schema.Proposals(p.dec.Records, g.meta("grain", p.m.CallID))
@@ -218,6 +222,12 @@ func (g *grain) redo(ctx actor.Context, d *appendDone) {
 		}
 		return
 	}
+	if g.fence() != nil {
+		// Another activation may own the number now: answer nothing from
+		// this one's reload, and decide nothing again.
+		g.stopFenced(ctx, again)
+		return
+	}
 	retriable := d.err == nil || errors.Is(d.err, events.ErrConflict) || errors.Is(d.err, events.ErrDuplicateID)
 	for i, p := range again {
 		if i < len(d.batch) && !retriable {
@@ -263,6 +273,10 @@ func (g *grain) drain(ctx actor.Context) {
 		}
 		reply, err := g.handleSync(q.msg)
 		g.send(ctx, q.sender, reply, err)
+		if g.fenced != nil {
+			g.stopFenced(ctx, nil)
+			return
+		}
 	}
 	g.settle()
 }

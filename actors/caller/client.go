@@ -140,31 +140,80 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	return s, err
 }
 
+// fencedRetryAfter is the pause before a request a fenced activation
+// refused is sent again: time for the stale activation to stop and for its
+// node to confirm or lose its membership, so that the retry reaches the
+// number's owner.
+const fencedRetryAfter = 100 * time.Millisecond
+
 func (c *Client) request(ctx context.Context, key string, req any, into any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	if _, ok := ctx.Deadline(); !ok {
+		timeout := c.Timeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
 	packed, err := pack(req)
 	if err != nil {
 		return err
 	}
-	// cluster.Request retries on timeouts and dead letters, re-resolving the
-	// activation; the grain's deterministic event IDs make a repeated
-	// request write nothing twice.
-	resp, err := c.Cluster.Request(key, KindName, packed, cluster.WithTimeout(timeout))
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrUnavailable, key, err)
+	for {
+		err := c.requestOnce(ctx, key, packed, into)
+		if !errors.Is(err, ErrFenced) {
+			return err
+		}
+		t := time.NewTimer(fencedRetryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %s: %v", ErrUnavailable, key, err)
+		case <-t.C:
+		}
 	}
-	a, ok := resp.(*anypb.Any)
+}
+
+type reply struct {
+	resp any
+	err  error
+}
+
+// requestOnce sends one request through the cluster, bounded by ctx's
+// deadline as a whole. cluster.Request retries on timeouts and dead
+// letters, re-resolving the activation (the grain's deterministic event
+// IDs make a repeated request write nothing twice), but its timeout is per
+// attempt and the identity lookup before each attempt waits up to 5 s of
+// its own for a member that does not answer (disthash's placement
+// request): so it runs on a goroutine, and the caller stops waiting at the
+// deadline. The goroutine ends when its attempts do, after the deadline.
+func (c *Client) requestOnce(ctx context.Context, key string, packed *anypb.Any, into any) error {
+	dl, _ := ctx.Deadline()
+	remaining := time.Until(dl)
+	if remaining <= 0 {
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, key, context.DeadlineExceeded)
+	}
+	done := make(chan reply, 1)
+	go func() {
+		resp, err := c.Cluster.Request(key, KindName, packed, cluster.WithTimeout(remaining))
+		done <- reply{resp, err}
+	}()
+	var r reply
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %s: no answer in %v: %v", ErrUnavailable, key, remaining.Round(time.Millisecond), ctx.Err())
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, key, r.err)
+	}
+	a, ok := r.resp.(*anypb.Any)
 	if !ok {
-		return fmt.Errorf("%w: %s: unexpected reply %T", ErrUnavailable, key, resp)
+		return fmt.Errorf("%w: %s: unexpected reply %T", ErrUnavailable, key, r.resp)
 	}
 	msg, err := unpack(a)
 	if err != nil {

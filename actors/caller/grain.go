@@ -62,6 +62,12 @@ type Deps struct {
 	Logger             *slog.Logger
 	// Observer counts active grains; nil is fine.
 	Observer Observer
+	// Fence is asked right before every append (and before answering
+	// after a revision conflict): non-nil means this node may no longer
+	// own its grains (its membership is lost or unconfirmed after a
+	// pause), so the grain writes nothing, answers ErrFenced to everyone
+	// waiting and stops. nil: no fencing (a node alone).
+	Fence func() error
 
 	// resident counts this node's grains in memory (see MaxResident).
 	resident *atomic.Int64
@@ -146,6 +152,9 @@ type grain struct {
 	// p is the Admit pipeline (batch.go) while calls are pending; nil
 	// when the grain is idle, so an idle grain does not carry it.
 	p *pipeline
+	// fenced is set once Deps.Fence tripped: the grain is stopping and
+	// answers everything with it.
+	fenced error
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -197,6 +206,11 @@ func (g *grain) passivate(ctx actor.Context) {
 }
 
 func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
+	if g.fenced != nil {
+		// Stopping: requests already in the mailbox get the same answer.
+		g.respond(ctx, nil, g.fenced)
+		return
+	}
 	msg, err := unpack(a)
 	if err != nil {
 		g.respond(ctx, nil, fmt.Errorf("%w: %v", ErrInvalid, err))
@@ -229,6 +243,50 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 	}
 	reply, err := g.handleSync(msg)
 	g.respond(ctx, reply, err)
+	if g.fenced != nil {
+		g.stopFenced(ctx, nil)
+	}
+}
+
+// fence asks Deps.Fence whether this activation may write; once it has
+// tripped, the grain stays fenced until it stops.
+func (g *grain) fence() error {
+	if g.fenced != nil {
+		return g.fenced
+	}
+	if g.d.Fence == nil {
+		return nil
+	}
+	if err := g.d.Fence(); err != nil {
+		g.fenced = fmt.Errorf("%w: %s on %s: %v", ErrFenced, g.key, g.d.Node, err)
+		g.d.Logger.Warn("caller grain fenced: writing nothing and stopping", "caller", g.key, "err", err)
+		return g.fenced
+	}
+	return nil
+}
+
+// stopFenced answers everyone waiting on the grain with g.fenced (and the
+// senders of batch, taken out of the pipeline already) and stops it. A
+// batch whose append is in flight may yet commit: its callers, retrying
+// through the cluster, get the recorded verdict from the new owner.
+func (g *grain) stopFenced(ctx actor.Context, batch []*pendingAdmit) {
+	fail := func(ps []*pendingAdmit) {
+		for _, p := range ps {
+			for _, s := range p.senders {
+				g.send(ctx, s, nil, g.fenced)
+			}
+		}
+	}
+	fail(batch)
+	if g.p != nil {
+		fail(g.p.inflightBatch)
+		fail(g.p.next)
+		for _, q := range g.p.queue {
+			g.send(ctx, q.sender, nil, g.fenced)
+		}
+		g.p = nil
+	}
+	ctx.Stop(ctx.Self())
 }
 
 // handleSync runs an outcome or a command when no batch is pending: it
@@ -335,6 +393,9 @@ func (g *grain) appendAndFold(ctx context.Context, recs []schema.Record, meta ev
 	want := uint64(0)
 	if g.exists {
 		want = g.rev + 1
+	}
+	if err := g.fence(); err != nil {
+		return res, false, err
 	}
 	res, err = g.d.Store.Append(ctx, g.stream, events.ExactOrNoStream(g.rev, g.exists), props...)
 	if err != nil {
@@ -524,13 +585,16 @@ func commandErr(err error) error {
 // storeErr classifies an error that is not already one of ours as a store
 // failure.
 func storeErr(err error) error {
-	if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrState) || errors.Is(err, ErrStore) {
+	if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrState) || errors.Is(err, ErrStore) || errors.Is(err, ErrFenced) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrStore, err)
 }
 
 func (g *grain) snapshot() {
+	if g.fence() != nil {
+		return // a stale activation's state is not worth saving
+	}
 	data, err := json.Marshal(&g.st)
 	if err != nil {
 		g.d.Logger.Error("caller grain: marshal snapshot", "caller", g.key, "err", err)

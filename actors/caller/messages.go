@@ -120,10 +120,15 @@ var (
 	ErrStore = errors.New("event store failed")
 	// ErrUnavailable: the grain could not be reached in time.
 	ErrUnavailable = errors.New("caller grain unavailable")
+	// ErrFenced: the activation that got the request may be stale (its
+	// node may have lost its membership: Deps.Fence tripped); it wrote
+	// nothing and stopped. Client retries such a request through the
+	// cluster until its deadline, then returns ErrUnavailable.
+	ErrFenced = errors.New("caller grain fenced")
 )
 
 var failureCodes = map[string]error{
-	"invalid": ErrInvalid, "state": ErrState, "store": ErrStore, "unavailable": ErrUnavailable,
+	"invalid": ErrInvalid, "state": ErrState, "store": ErrStore, "unavailable": ErrUnavailable, "fenced": ErrFenced,
 }
 
 func failureOf(err error) failure {

@@ -37,6 +37,17 @@ type EtcdConfig struct {
 	ProbeEvery time.Duration
 	// Logger receives the watch's reports.
 	Logger *slog.Logger
+	// PauseLimit is the gap in the node's own timing past which it
+	// suspects it was paused and fences its grains until etcd confirms
+	// its registration (see Watch.Fence). Zero means DefaultPauseLimit;
+	// keep it well under EtcdLeaseTTL.
+	PauseLimit time.Duration
+	// PauseTick is how often the pause detector ticks. Zero means
+	// DefaultPauseTick.
+	PauseTick time.Duration
+	// Clock is the time the pause detector reads; time.Now when nil
+	// (whose monotonic reading measures the gaps).
+	Clock func() time.Time
 }
 
 // Etcd is membership kept in etcd: protoactor-go's etcd provider, which
@@ -55,6 +66,8 @@ type Etcd struct {
 	client   *clientv3.Client
 	provider *etcdprovider.Provider
 	key      string
+	// watch is the running Watch, for Fence.
+	watch atomic.Pointer[Watch]
 }
 
 // NewEtcd prepares etcd membership; the node connects when it starts
@@ -68,6 +81,18 @@ func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 	}
 	if cfg.ProbeEvery <= 0 {
 		cfg.ProbeEvery = time.Second
+	}
+	if cfg.PauseLimit <= 0 {
+		cfg.PauseLimit = DefaultPauseLimit
+	}
+	if cfg.PauseTick <= 0 {
+		cfg.PauseTick = DefaultPauseTick
+	}
+	if cfg.PauseTick >= cfg.PauseLimit {
+		return nil, fmt.Errorf("%w: pause tick %v is not under the pause limit %v", ErrConfig, cfg.PauseTick, cfg.PauseLimit)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -217,6 +242,11 @@ type Watch struct {
 	created int64
 	// seen is the last etcd revision the watch or the probe looked at.
 	seen atomic.Int64
+	// The pause detector (see Fence); wake asks run for a probe now.
+	now       func() time.Time
+	pause     *pauseDetector
+	pauseTick time.Duration
+	wake      chan struct{}
 }
 
 // Watch starts watching the registration of the node started with
@@ -231,9 +261,65 @@ func (e *Etcd) Watch(ctx context.Context) (*Watch, error) {
 	w := &Watch{
 		key: e.key, client: e.client, every: e.cfg.ProbeEvery,
 		log: e.log, lost: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+		now: e.cfg.Clock, pause: newPauseDetector(e.cfg.Clock, e.cfg.PauseLimit), pauseTick: e.cfg.PauseTick,
+		wake: make(chan struct{}, 1),
 	}
+	e.watch.Store(w)
 	go w.run(ctx)
 	return w, nil
+}
+
+// Fence is the running Watch's Fence; nil before Watch is called (the
+// node has just started, nothing to suspect yet). Grains call it before
+// each write.
+func (e *Etcd) Fence() error {
+	if w := e.watch.Load(); w != nil {
+		return w.Fence()
+	}
+	return nil
+}
+
+// Fence is nil while this node may write for the grains it hosts: its
+// registration is not lost, and it has not been paused (see
+// DefaultPauseLimit) since etcd last confirmed it. Otherwise it returns an
+// error wrapping ErrFenced: a grain must then not append, since its lease
+// may have expired and its numbers been re-activated elsewhere. etcd
+// merely unreachable does not fence (the node goes on with the last known
+// members); a pause while etcd is unreachable fences until etcd answers.
+func (w *Watch) Fence() error {
+	if err := w.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	if err := w.pause.check(); err != nil {
+		w.confirmSoon()
+		return err
+	}
+	return nil
+}
+
+// confirmSoon asks the watch to read the node's key now.
+func (w *Watch) confirmSoon() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ticks runs the pause detector until ctx ends.
+func (w *Watch) ticks(ctx context.Context) {
+	t := time.NewTicker(w.pauseTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if w.pause.tick() {
+				w.log.Warn("this process was paused or starved for longer than the pause limit: grains fenced until etcd confirms the registration", "key", w.key)
+				w.confirmSoon()
+			}
+		}
+	}
 }
 
 // Lost is closed once the node's membership is lost for good.
@@ -265,6 +351,7 @@ func (w *Watch) Ready() error {
 func (w *Watch) Stop() {
 	w.cancel()
 	<-w.done
+	w.pause.stop()
 }
 
 func (w *Watch) loseMembership(format string, args ...any) {
@@ -298,6 +385,7 @@ func (w *Watch) run(ctx context.Context) {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	wg.Go(func() { w.ticks(ctx) })
 	for w.seen.Load() == 0 { // the first good read starts the watch
 		w.probe(ctx)
 		if w.seen.Load() != 0 {
@@ -308,6 +396,7 @@ func (w *Watch) run(ctx context.Context) {
 			return
 		case <-w.lost:
 			return
+		case <-w.wake:
 		case <-time.After(w.every):
 		}
 	}
@@ -321,6 +410,8 @@ func (w *Watch) run(ctx context.Context) {
 		case <-w.lost:
 			return
 		case <-tick.C:
+			w.probe(ctx)
+		case <-w.wake:
 			w.probe(ctx)
 		}
 	}
@@ -363,6 +454,7 @@ func (w *Watch) watch(ctx context.Context) {
 func (w *Watch) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, w.every+w.every/2)
 	defer cancel()
+	started := w.now()
 	resp, err := w.client.Get(pctx, w.key)
 	if ctx.Err() != nil {
 		return
@@ -384,5 +476,8 @@ func (w *Watch) probe(ctx context.Context) {
 	}
 	if w.seen.Load() == 0 {
 		w.seen.Store(resp.Header.Revision)
+	}
+	if w.pause.confirm(started) {
+		w.log.Info("etcd confirms the registration after a pause: grains write again", "key", w.key)
 	}
 }

@@ -122,11 +122,6 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	}
 	m := metrics.New()
 	store := metrics.InstrumentStore(rawStore, m)
-	kind := caller.NewKind(caller.Deps{
-		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
-		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle, MaxResident: cfg.MaxGrains,
-		Logger: log.With("component", "caller"), Observer: m,
-	})
 	for _, w := range cfg.clusterWarnings() {
 		log.Warn(w)
 	}
@@ -134,6 +129,18 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	if err != nil {
 		return nil, errors.Join(err, store.Close(), sp.Close())
 	}
+	var fence func() error
+	if etcd != nil {
+		// A grain writes only while this node's membership is confirmed:
+		// after a pause its lease may be gone and its numbers owned
+		// elsewhere (README, Membership).
+		fence = etcd.Fence
+	}
+	kind := caller.NewKind(caller.Deps{
+		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
+		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle, MaxResident: cfg.MaxGrains,
+		Logger: log.With("component", "caller"), Observer: m, Fence: fence,
+	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen, AdvertisedHost: cfg.ClusterAdvertisedHost,
 		Provider: provider,
