@@ -116,6 +116,13 @@ type Config struct {
 	// arrived for this long (a trunk sends keep-alives or traffic well
 	// within it; Kamailio's tcp_connection_lifetime default is 120 s).
 	TCPIdle time.Duration `env:"SIP_TCP_IDLE" envDefault:"120s" desc:"an accepted SIP TCP connection silent for this long is closed"`
+
+	// T1 is RFC 3261's round-trip estimate as the guard's reliable
+	// provisional responses (100rel, RFC 3262 §3) use it: the first
+	// retransmission after T1, doubling, and the call ends with 504 when
+	// no PRACK came in 64*T1. 500 ms is the RFC's default; a carrier on
+	// a long path may need more.
+	T1 time.Duration `env:"SIP_T1" envDefault:"500ms" desc:"SIP timer T1: retransmission interval of reliable 183/180 (100rel); no PRACK within 64*T1 ends the call with 504"`
 }
 
 // DefaultConfig returns the configuration with every field at its
@@ -147,6 +154,7 @@ type settings struct {
 	retryAfter int // seconds
 	maxTCP     int
 	tcpIdle    time.Duration
+	t1         time.Duration
 }
 
 // Validate reports every problem with c, each naming its variable; the
@@ -221,6 +229,12 @@ func (c Config) parse() (settings, error) {
 	}
 	if retryAfter == 0 {
 		retryAfter = defaultRetryAfter
+	}
+	if s.t1 = c.T1; s.t1 == 0 {
+		s.t1 = sip.T1
+	}
+	if s.t1 < 10*time.Millisecond || s.t1 > 10*time.Second {
+		bad("GUARD_SIP_T1 is %v, want 10ms-10s", c.T1)
 	}
 	if s.maxCalls < 1 {
 		bad("GUARD_MAX_CALLS is %d, want at least 1", c.MaxCalls)

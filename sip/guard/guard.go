@@ -175,6 +175,7 @@ type counters struct {
 	requests, invites, options, refused, invalid, malformed atomic.Uint64
 	noDialog, panics                                        atomic.Uint64
 	maxCalls, busy, tcpShed                                 atomic.Uint64
+	noPrack                                                 atomic.Uint64
 }
 
 // New checks cfg and prepares a guard; Serve starts it.
@@ -397,6 +398,9 @@ type Stats struct {
 	// Retry-After), TCPShed the TCP connections closed at accept for
 	// SIP_TCP_MAX_CONNS.
 	OverMaxCalls, Busy, TCPShed uint64
+	// NoPrack counts calls ended because a reliable provisional response
+	// got no PRACK in 64*T1 (RFC 3262 §3).
+	NoPrack uint64
 	// ActiveSessions is the calls in progress on the SIP side; Dialogs
 	// the dialogs they hold (one or two each).
 	ActiveSessions, Dialogs int
@@ -426,6 +430,7 @@ func (g *Guard) Stats() Stats {
 		Refused: g.stats.refused.Load(), Invalid: g.stats.invalid.Load(), Malformed: g.stats.malformed.Load(),
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
+		NoPrack: g.stats.noPrack.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),
@@ -574,7 +579,7 @@ func (g *Guard) refuse(req *sip.Request, tx sip.ServerTransaction) {
 // valid runs package validate's checks (RFC 3261 §8.2, §16.3) and answers
 // a bad request; it reports whether the request may be processed.
 func (g *Guard) valid(req *sip.Request, tx sip.ServerTransaction) bool {
-	r := validate.Check(req, validate.Options{})
+	r := validate.Check(req, validate.Options{Extensions: []string{tag100rel}})
 	if r.OK {
 		return true
 	}
@@ -629,7 +634,7 @@ func inDialog(req *sip.Request) bool {
 }
 
 // allowed is the Allow header value: the methods the guard handles.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK"
 
 // onOptions answers keep-alives. A trusted source gets 200 OK with what
 // the guard supports (RFC 3261 §11.2). An untrusted one gets 403, as any
@@ -648,6 +653,7 @@ func (g *Guard) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	g.stats.options.Add(1)
 	g.respond(req, tx, 200, "", []sip.Header{
 		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Supported", tag100rel),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
 	})
 }
@@ -665,16 +671,10 @@ func (g *Guard) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	g.refuseWith(req, tx, refusalOf(refNotAllowed), sip.NewHeader("Allow", allowed))
 }
 
-// onPrack: the guard never sends reliable provisional responses (it does
-// not support 100rel, RFC 3262 §3), so a PRACK matches nothing (§7.2:
-// 481).
+// onPrack acknowledges a reliable provisional response the guard sent
+// (RFC 3262 §3); one that matches none gets 481 (§7.2).
 func (g *Guard) onPrack(req *sip.Request, tx sip.ServerTransaction) {
-	if !inDialog(req) && !g.trusted(req) {
-		g.refuse(req, tx)
-		return
-	}
-	g.stats.noDialog.Add(1)
-	g.refuseWith(req, tx, refusalOf(refNoDialog))
+	g.inDialog((*session).onPrack)(req, tx)
 }
 
 // onCancel answers a CANCEL that matched no INVITE transaction (sipgo's

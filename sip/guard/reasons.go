@@ -58,6 +58,7 @@ import (
 //	refHangupError     500           41     site                               the call actor ended a call on an error
 //	refInternal        500           41     internal error                     the call's session panicked
 //	refNoAck           500           41     no ACK                             no ACK came for our 200 OK
+//	refNoPrack         504           41     no PRACK                           no PRACK came for our reliable 18x in 64*T1
 //	refNoPort          503           41     no media port                      no RTP port free for a challenge or bridge
 //	refNoMedia         488/site      41     no acceptable media                the offer has nothing we can answer
 //	refMediaError      500           41     media error                        the challenge's media could not start
@@ -119,6 +120,7 @@ const (
 	refHangupError
 	refInternal
 	refNoAck
+	refNoPrack
 	refNoPort
 	refNoMedia
 	refMediaError
@@ -212,6 +214,8 @@ func refusalOf(id refusalID) refusal {
 		return refusal{status: 500, q850: q850TemporaryFailure, text: "internal error", rfc: `RFC 3261 §21.5.1`}
 	case refNoAck:
 		return refusal{status: 500, q850: q850TemporaryFailure, text: "no ACK", rfc: `RFC 3261 §13.3.1.4: no ACK in 64*T1, "the UAS ... SHOULD terminate the dialog" with a BYE`}
+	case refNoPrack:
+		return refusal{status: 504, q850: q850TemporaryFailure, text: "no PRACK", rfc: `RFC 3262 §3: no PRACK in 64*T1, "the UAS SHOULD reject the original request with a 5xx response"`}
 	case refNoPort:
 		return refusal{status: 503, q850: q850TemporaryFailure, text: textNoPort, rfc: `RFC 3261 §21.5.4`}
 	case refNoMedia:
@@ -353,6 +357,8 @@ func phrase(status int) string {
 		return "Server Internal Error"
 	case 502:
 		return "Bad Gateway"
+	case 504:
+		return "Server Time-out"
 	case 503:
 		return "Service Unavailable"
 	case 600:

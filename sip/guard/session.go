@@ -62,6 +62,7 @@ type session struct {
 	pbx        *pbxCall
 	chal       *challenge
 	bridging   bool
+	rel        reliability // 100rel towards the caller
 	ids        []string // dialog IDs registered for this call
 	// cancelHook is what the INVITE transaction's CANCEL callback
 	// reaches the session through, cleared when the call ends.
@@ -81,6 +82,7 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 	s := &session{
 		g: g, id: id, ua: ua, inv: req, tx: tx, dlg: dlg, offer: body, offerSDP: offer,
 		log: call.Logger(g.log, "call", id, "callId", callIDOf(req)),
+		rel: reliability{use: offers100rel(req, "Require", "") || offers100rel(req, "Supported", "k")},
 		ops: make(chan func(), 64), quit: make(chan struct{}), inviteDone: make(chan struct{}), answerDone: make(chan struct{}),
 	}
 	if !g.addSession(s) {
@@ -274,6 +276,7 @@ func (s *session) end(e ending) {
 		return
 	}
 	s.ended = true
+	s.rel.drop()
 	at := s.now()
 	switch {
 	case s.callerGone:
@@ -305,6 +308,7 @@ func (s *session) end(e ending) {
 // It goes straight to the transaction, which retransmits it and absorbs
 // the ACK (RFC 3261 §17.2.1).
 func (s *session) respondFinal(r refusal) {
+	s.rel.drop()
 	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, r.status, phrase(r.status), nil)
 	if r.text != "" {
 		res.AppendHeader(reasonHeader("SIP", r.status, r.text))
@@ -320,14 +324,24 @@ func (s *session) respondFinal(r refusal) {
 
 // respondProvisional sends a 1xx with a body to the caller (loop only). A
 // 1xx with a To tag creates an early dialog, so it carries our Contact
-// (RFC 3261 §12.1.1).
+// (RFC 3261 §12.1.1). To a carrier that supports 100rel every 18x goes
+// reliably (RFC 3262 §3), so none is lost and one that requires it never
+// gets an unreliable one.
 func (s *session) respondProvisional(status int, reason string, body []byte, contentType string) error {
 	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, status, reason, body)
 	if len(body) > 0 {
 		res.AppendHeader(sip.NewHeader("Content-Type", contentType))
 	}
 	res.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
-	return s.tx.Respond(res)
+	res.AppendHeader(sip.NewHeader("Supported", tag100rel))
+	if !s.rel.use || status == 100 {
+		return s.tx.Respond(res)
+	}
+	if s.rel.pending != nil {
+		s.rel.queue = append(s.rel.queue, res)
+		return nil
+	}
+	return s.sendReliable(res)
 }
 
 // answerCaller sends the 200 OK to the caller (loop only) and reports the
@@ -337,12 +351,18 @@ func (s *session) answerCaller(body []byte, contentType string, by schema.Party)
 	if s.final || s.ended {
 		return
 	}
+	if p := s.rel.pending; p != nil && p.sdp {
+		s.rel.answer = func() { s.answerCaller(body, contentType, by) }
+		return
+	}
+	s.rel.drop()
 	s.final, s.answered = true, true
 	s.callerSDP = body
 	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, 200, "OK", body)
 	if len(body) > 0 {
 		res.AppendHeader(sip.NewHeader("Content-Type", contentType))
 	}
+	res.AppendHeader(sip.NewHeader("Supported", tag100rel))
 	s.report(call.Answered{At: s.now(), By: by})
 	s.goDo(func() func() {
 		err := s.dlg.WriteResponse(res)

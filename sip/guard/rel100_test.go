@@ -1,0 +1,144 @@
+package guard_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/guard"
+)
+
+// prack acknowledges the reliable 1xx res (RFC 3262 §7.2) with RAck rack.
+func (c *fakeCaller) prack(ctx context.Context, res *sip.Response, rack string) (*sip.Response, error) {
+	req := sip.NewRequest(sip.PRACK, *res.Contact().Address.Clone())
+	req.AppendHeader(sip.HeaderClone(res.From()))
+	req.AppendHeader(sip.HeaderClone(res.To()))
+	req.AppendHeader(sip.HeaderClone(res.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: res.CSeq().SeqNo + 1, MethodName: sip.PRACK})
+	req.AppendHeader(sip.NewHeader("RAck", rack))
+	return c.cli.Do(ctx, req)
+}
+
+// rackOf is the RAck that acknowledges res.
+func rackOf(t *testing.T, res *sip.Response) string {
+	t.Helper()
+	h := res.GetHeader("RSeq")
+	if h == nil {
+		t.Fatalf("reliable %d without RSeq", res.StatusCode)
+	}
+	return h.Value() + " " + strconv.FormatUint(uint64(res.CSeq().SeqNo), 10) + " INVITE"
+}
+
+func isReliable(r *sip.Response) bool {
+	h := r.GetHeader("Require")
+	return h != nil && strings.Contains(h.Value(), "100rel") && r.GetHeader("RSeq") != nil
+}
+
+// TestChallengeSends183Reliably: a carrier that requires (or supports)
+// 100rel gets the challenge's 183 with Require: 100rel and RSeq,
+// retransmitted until its PRACK; a PRACK naming another RSeq gets 481,
+// the right one 200, and the 200 OK to the INVITE comes only after it.
+func TestChallengeSends183Reliably(t *testing.T) {
+	for _, hdr := range []string{"Require", "Supported"} {
+		t.Run(hdr, func(t *testing.T) {
+			e := newEnv(t, withConfig(func(c *guard.Config) { c.T1 = 50 * time.Millisecond }))
+			c := newFakeCaller(e)
+			ctx := ctxFor(t, 20*time.Second)
+			e.block(3)
+			var (
+				mu       sync.Mutex
+				n183     int
+				pracked  time.Time
+				prackErr error
+				unrel    []int
+			)
+			cl := c.invite(ctx, e.uri(), func(r *sip.Response) {
+				if r.StatusCode == 100 || !r.IsProvisional() {
+					return
+				}
+				if !isReliable(r) {
+					unrel = append(unrel, r.StatusCode)
+					return
+				}
+				mu.Lock()
+				n183++
+				n := n183
+				mu.Unlock()
+				if n != 3 { // let two retransmissions come first
+					return
+				}
+				if res, err := c.prack(ctx, r, "1 1 INVITE"); err != nil || res.StatusCode != 481 {
+					t.Errorf("PRACK with a wrong RAck: %v %v, want 481", res, err)
+				}
+				res, err := c.prack(ctx, r, rackOf(t, r))
+				if err == nil && res.StatusCode != 200 {
+					err = fmt.Errorf("PRACK answered %d", res.StatusCode)
+				}
+				pracked, prackErr = time.Now(), err
+			}, sip.NewHeader(hdr, "100rel"))
+			if prackErr != nil {
+				t.Fatal(prackErr)
+			}
+			if cl.status() != 200 {
+				t.Fatalf("INVITE got %d (%v), want 200 after the PRACK", cl.status(), cl.err)
+			}
+			if len(unrel) > 0 {
+				t.Errorf("unreliable provisional responses %v sent to a carrier with 100rel", unrel)
+			}
+			if n183 < 3 || pracked.IsZero() || cl.answered.Before(pracked) {
+				t.Errorf("183 seen %d times, PRACKed at %v, answered at %v: want retransmissions, then 200 after the PRACK", n183, pracked, cl.answered)
+			}
+			if h := cl.final().GetHeader("Supported"); h == nil || !strings.Contains(h.Value(), "100rel") {
+				t.Errorf("200 OK without Supported: 100rel")
+			}
+			c.hangup(cl)
+		})
+	}
+}
+
+// TestNoPrackEndsTheCall: a carrier that never PRACKs gets the 183
+// retransmitted (T1, doubling) and, after 64*T1, 504 (RFC 3262 §3).
+func TestNoPrackEndsTheCall(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *guard.Config) { c.T1 = 20 * time.Millisecond }))
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 20*time.Second)
+	e.block(3)
+	var (
+		mu   sync.Mutex
+		seen []time.Time
+	)
+	start := time.Now()
+	cl := c.invite(ctx, e.uri(), func(r *sip.Response) {
+		if r.StatusCode == 183 && isReliable(r) {
+			mu.Lock()
+			seen = append(seen, time.Now())
+			mu.Unlock()
+		}
+	}, sip.NewHeader("Require", "100rel"))
+	if cl.status() != 504 {
+		t.Fatalf("INVITE got %d (%v), want 504 after 64*T1 without PRACK", cl.status(), cl.err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 64*T1 = 1.28 s holds the first send and retransmissions at 20, 60,
+	// 140, 300, 620 ms (and 1.26 s): at least five arrive.
+	if len(seen) < 5 {
+		t.Errorf("183 seen %d times, want retransmissions until 64*T1", len(seen))
+	}
+	if took := time.Since(start); took < 64*20*time.Millisecond {
+		t.Errorf("504 after %v, before 64*T1", took)
+	}
+	if end, ok := e.callStream()[schema.TypeCallEnded].(*schema.CallEnded); !ok || end.Cause != schema.EndError {
+		t.Errorf("CallEnded %+v, want ended on an error", end)
+	}
+	if got := e.guard.Stats().NoPrack; got != 1 {
+		t.Errorf("NoPrack = %d, want 1", got)
+	}
+}
