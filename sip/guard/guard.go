@@ -430,7 +430,7 @@ func (g *Guard) Stats() Stats {
 		Refused: g.stats.refused.Load(), Invalid: g.stats.invalid.Load(), Malformed: g.stats.malformed.Load(),
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
-		NoPrack: g.stats.noPrack.Load(),
+		NoPrack:        g.stats.noPrack.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),

@@ -63,7 +63,7 @@ type session struct {
 	chal       *challenge
 	bridging   bool
 	rel        reliability // 100rel towards the caller
-	ids        []string // dialog IDs registered for this call
+	ids        []string    // dialog IDs registered for this call
 	// cancelHook is what the INVITE transaction's CANCEL callback
 	// reaches the session through, cleared when the call ends.
 	cancelHook *atomic.Pointer[session]
