@@ -12,14 +12,16 @@ import (
 
 // A carrier that requires 100rel (RFC 3262), played by SIPp, through the
 // binary: the challenge's 183 comes reliably and is PRACKed, the caller
-// types nothing and the guard hangs up at the grace deadline; a carrier
+// types nothing and the guard hangs up at the grace deadline; on a passed
+// call the PBX's 180 comes reliably and the PBX's 200 after its PRACK; a carrier
 // that never PRACKs sees the 183 retransmitted and gets 504 after 64*T1.
 func TestSIPp100relThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const t1 = 50 * time.Millisecond
-	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(freePort(t)),
+	pbxPort := freePort(t)
+	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
 		"GUARD_GRACE=2s", "GUARD_SIP_T1="+t1.String())
 
 	block := func(t *testing.T, number string) {
@@ -37,6 +39,18 @@ func TestSIPp100relThroughTheGuard(t *testing.T) {
 			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
 			"-m", "1", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, 1)
+	})
+
+	t.Run("pass", func(t *testing.T) {
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_ring", "uas_pbx_ring.xml",
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "30s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "pass.csv", "+79990005503")
+		uac := startSIPp(ctx, t, "sipp uac_100rel_pass", "uac_100rel_pass.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-d", "200", "-m", "1", "-timeout", "30s", "-timeout_error")
+		expectAllSuccessful(t, uac, 1)
+		expectAllSuccessful(t, pbx, 1)
 	})
 
 	t.Run("no PRACK", func(t *testing.T) {

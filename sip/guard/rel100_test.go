@@ -13,6 +13,7 @@ import (
 
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/guard"
+	"github.com/callguard/callguard/sip/siptest"
 )
 
 // prack acknowledges the reliable 1xx res (RFC 3262 §7.2) with RAck rack.
@@ -141,4 +142,68 @@ func TestNoPrackEndsTheCall(t *testing.T) {
 	if got := e.guard.Stats().NoPrack; got != 1 {
 		t.Errorf("NoPrack = %d, want 1", got)
 	}
+}
+
+// TestPassRelays18xReliably: on a passed call the PBX's 180 and 183 (with
+// its early media SDP) reach a carrier that requires 100rel as reliable
+// provisional responses with consecutive RSeq, the second only after the
+// first was PRACKed (RFC 3262 §3), and the PBX's 200 OK after both.
+func TestPassRelays18xReliably(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *guard.Config) { c.T1 = 50 * time.Millisecond }))
+	e.setPBX(siptest.Behaviour{EarlyMedia: make([]int16, 1600), Delay: 300 * time.Millisecond})
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 10*time.Second)
+	var (
+		mu     sync.Mutex
+		rseqs  []uint64
+		unrel  []int
+		last   time.Time
+		pracks []int
+	)
+	cl := c.invite(ctx, e.uri(), func(r *sip.Response) {
+		if r.StatusCode == 100 || !r.IsProvisional() {
+			return
+		}
+		if !isReliable(r) {
+			unrel = append(unrel, r.StatusCode)
+			return
+		}
+		n, _ := strconv.ParseUint(r.GetHeader("RSeq").Value(), 10, 32)
+		mu.Lock()
+		seen := len(rseqs) > 0 && rseqs[len(rseqs)-1] == n
+		if !seen {
+			rseqs = append(rseqs, n)
+		}
+		mu.Unlock()
+		if seen {
+			return // a retransmission
+		}
+		res, err := c.prack(ctx, r, rackOf(t, r))
+		if err != nil {
+			t.Errorf("PRACK: %v", err)
+			return
+		}
+		pracks = append(pracks, res.StatusCode)
+		last = time.Now()
+	}, sip.NewHeader("Require", "100rel"))
+	if cl.status() != 200 {
+		t.Fatalf("INVITE got %d (%v), want the PBX's 200", cl.status(), cl.err)
+	}
+	if len(unrel) > 0 {
+		t.Errorf("unreliable provisional responses %v sent to a carrier that requires 100rel", unrel)
+	}
+	if len(rseqs) != 2 || rseqs[1] != rseqs[0]+1 {
+		t.Errorf("reliable 18x with RSeq %v, want the PBX's 180 and 183 with consecutive RSeq", rseqs)
+	}
+	for _, s := range pracks {
+		if s != 200 {
+			t.Errorf("PRACKs answered %v, want 200 each", pracks)
+			break
+		}
+	}
+	if cl.answered.Before(last) {
+		t.Errorf("200 OK before the last PRACK")
+	}
+	c.hangup(cl)
+	e.pbxEnded("BYE from the caller")
 }
