@@ -207,3 +207,42 @@ func TestPassRelays18xReliably(t *testing.T) {
 	c.hangup(cl)
 	e.pbxEnded("BYE from the caller")
 }
+
+// TestExtensionsAnswered: 100rel is accepted and advertised; any other
+// required extension still gets 420 naming it (RFC 3261 §8.2.2.3).
+func TestExtensionsAnswered(t *testing.T) {
+	e := newEnv(t)
+	p := newPeer(t, "trunk")
+	p.serve()
+	res := options(t, p, "sip:"+e.guard.UDPAddr().String())
+	if h := res.GetHeader("Supported"); h == nil || !strings.Contains(h.Value(), "100rel") {
+		t.Errorf("200 to OPTIONS without Supported: 100rel: %v", h)
+	}
+	if h := res.GetHeader("Allow"); h == nil || !strings.Contains(h.Value(), "PRACK") {
+		t.Errorf("200 to OPTIONS without PRACK in Allow: %v", h)
+	}
+	c := newFakeCaller(e)
+	for _, tc := range []struct {
+		require     string
+		status      int
+		unsupported string
+	}{
+		{"timer", 420, "timer"},
+		{"100rel, timer", 420, "timer"},
+		{"100rel", 200, ""},
+	} {
+		t.Run(tc.require, func(t *testing.T) {
+			cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil, sip.NewHeader("Require", tc.require))
+			if cl.status() != tc.status {
+				t.Fatalf("INVITE with Require: %s got %d (%v), want %d", tc.require, cl.status(), cl.err, tc.status)
+			}
+			if tc.status == 420 {
+				if h := cl.final().GetHeader("Unsupported"); h == nil || h.Value() != tc.unsupported {
+					t.Errorf("420 with Unsupported %v, want %q", h, tc.unsupported)
+				}
+				return
+			}
+			c.hangup(cl)
+		})
+	}
+}
