@@ -175,6 +175,7 @@ type counters struct {
 	requests, invites, options, refused, invalid, malformed atomic.Uint64
 	noDialog, panics                                        atomic.Uint64
 	maxCalls, busy, tcpShed                                 atomic.Uint64
+	mediaLatched, mediaRefused                              atomic.Uint64
 }
 
 // New checks cfg and prepares a guard; Serve starts it.
@@ -397,6 +398,10 @@ type Stats struct {
 	// Retry-After), TCPShed the TCP connections closed at accept for
 	// SIP_TCP_MAX_CONNS.
 	OverMaxCalls, Busy, TCPShed uint64
+	// MediaLatched counts RTP streams latched onto a trusted source other
+	// than their SDP address (symmetric RTP); MediaRefused the RTP
+	// packets dropped for their source.
+	MediaLatched, MediaRefused uint64
 	// ActiveSessions is the calls in progress on the SIP side; Dialogs
 	// the dialogs they hold (one or two each).
 	ActiveSessions, Dialogs int
@@ -426,6 +431,7 @@ func (g *Guard) Stats() Stats {
 		Refused: g.stats.refused.Load(), Invalid: g.stats.invalid.Load(), Malformed: g.stats.malformed.Load(),
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
+		MediaLatched: g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),
