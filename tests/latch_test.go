@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -150,19 +149,42 @@ func TestSymmetricRTPLatching(t *testing.T) {
 	})
 
 	g.stop(t)
-	pbx2, err := siptest.NewRecordingPBX(siptest.PBXConfig{})
+	// This PBX announces 127.0.0.2 and sends from 127.0.0.1, its
+	// signalling address: the guard latches onto it on the PBX leg.
+	pbx2, err := siptest.NewRecordingPBX(siptest.PBXConfig{AnnounceMediaIP: netip.MustParseAddr("127.0.0.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pbx2.Close()
 	g2, target2, _ := guardSIP(t, pbx2.URI(), "GUARD_LANGUAGE=en", "GUARD_TRUSTED_MEDIA=127.0.0.3/32")
-	t.Run("latched onto GUARD_TRUSTED_MEDIA", func(t *testing.T) {
+	t.Run("latched onto GUARD_TRUSTED_MEDIA, and on the PBX leg", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c := challengeFrom(t, ctx, target2, "127.0.0.3")
 		hearTypeBridge(t, ctx, c, pbx2)
-		if !strings.Contains(g2.output(), "source=127.0.0.3:") {
+		if !regexp.MustCompile(`RTP latched onto the peer's real source.*leg=caller sdpAddress=127\.0\.0\.2:\d+ source=127\.0\.0\.3:\d+`).MatchString(g2.output()) {
 			t.Errorf("no latch onto 127.0.0.3 in the log:\n%s", g2.output())
+		}
+		// The PBX's media reaches the caller through the relay (which
+		// keeps the PBX's SSRC, unlike the guard's own prompt stream): the
+		// guard took the PBX's packets from their real source.
+		guardSSRC := c.RTP()[0].SSRC
+		err := siptest.Poll(ctx, 50*time.Millisecond, func() error {
+			for _, p := range c.RTP() {
+				if p.SSRC != guardSSRC {
+					return nil
+				}
+			}
+			return fmt.Errorf("no RTP of the PBX reached the caller, only the guard's own stream (SSRC %08x)", guardSSRC)
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		if !regexp.MustCompile(`RTP latched onto the peer's real source.*leg=pbx sdpAddress=127\.0\.0\.2:\d+ source=127\.0\.0\.1:\d+`).MatchString(g2.output()) {
+			t.Errorf("no latch on the PBX leg in the log:\n%s", g2.output())
+		}
+		if v := metricValue(t, g2, "callguard_rtp_latched_total"); v != 2 {
+			t.Errorf("callguard_rtp_latched_total = %v, want 2 (caller and PBX legs)", v)
 		}
 		_ = c.Hangup(ctx)
 	})
