@@ -196,6 +196,24 @@ func TestReceiverLatchesAndSenderFollows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Neither garbage nor RTP of a type not negotiated latches, even
+	// from the trusted caller's address: the stream latches on RTP.
+	if _, err := stranger.WriteTo([]byte("not RTP"), guardConn.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	odd, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 9}, Payload: make([]byte, 20)}).Marshal()
+	if _, err := stranger.WriteTo(odd, guardConn.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 5*time.Second, func() error {
+		if st := r.Stats(); st.Malformed != 1 || st.UnknownType != 1 {
+			return fmt.Errorf("stats %+v, want 1 malformed and 1 of an unknown type", st)
+		}
+		return nil
+	})
+	if src, ok := peer.Latched(); ok {
+		t.Fatalf("latched onto %v on a packet that is not negotiated RTP", src)
+	}
 	send(caller, 1)
 	actortest.Eventually(t, 5*time.Second, func() error {
 		if src, ok := peer.Latched(); !ok || src != addrPort(caller) {

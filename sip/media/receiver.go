@@ -148,22 +148,26 @@ func (r *Receiver) Run(ctx context.Context) error {
 			return fmt.Errorf("media: reading RTP: %w", err)
 		}
 		r.count(func(s *ReceiverStats) { s.Packets++ })
-		if !r.fromRemote(from) {
-			r.count(func(s *ReceiverStats) { s.WrongSource++ })
-			continue
-		}
+		// Only well-formed RTP of a negotiated type reaches the source
+		// check, so that a stray datagram (STUN, RTCP, garbage) from a
+		// trusted address cannot latch the stream onto the wrong port.
 		if err := pkt.Unmarshal(buf[:n]); err != nil || pkt.Version != 2 {
 			r.count(func(s *ReceiverStats) { s.Malformed++ })
 			continue
 		}
-		if pkt.PayloadType == r.cfg.EventPayloadType && r.cfg.EventPayloadType != 0 {
-			r.count(func(s *ReceiverStats) { s.Events++ })
-			r.cfg.Sink.Event(&pkt.Header, pkt.Payload)
+		isEvent := pkt.PayloadType == r.cfg.EventPayloadType && r.cfg.EventPayloadType != 0
+		codec, ok := r.codecs[pkt.PayloadType]
+		if !isEvent && !ok {
+			r.count(func(s *ReceiverStats) { s.UnknownType++ })
 			continue
 		}
-		codec, ok := r.codecs[pkt.PayloadType]
-		if !ok {
-			r.count(func(s *ReceiverStats) { s.UnknownType++ })
+		if !r.fromRemote(from) {
+			r.count(func(s *ReceiverStats) { s.WrongSource++ })
+			continue
+		}
+		if isEvent {
+			r.count(func(s *ReceiverStats) { s.Events++ })
+			r.cfg.Sink.Event(&pkt.Header, pkt.Payload)
 			continue
 		}
 		if haveSeq && pkt.SSRC == ssrc && int16(pkt.SequenceNumber-lastSeq) <= 0 {
