@@ -197,6 +197,16 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Namespace: metrics.Namespace, Name: "calls_in_progress",
 		Help: "Calls in progress on this node's SIP side, from INVITE to the end of the call: what GUARD_MAX_CALLS caps.",
 	}, func() float64 { return float64(sip.Stats().ActiveSessions) }))
+	m.Registry().MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "rtp_latched_total",
+			Help: "RTP streams latched onto a trusted source other than their SDP address (symmetric RTP, RFC 4961; GUARD_TRUSTED_MEDIA).",
+		}, func() float64 { return float64(sip.Stats().MediaLatched) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "rtp_refused_packets_total",
+			Help: "RTP packets dropped because their source was neither the SDP address, the latched source, nor trusted.",
+		}, func() float64 { return float64(sip.Stats().MediaRefused) }),
+	)
 	c := calls.Counters()
 	m.Registry().MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
@@ -16,6 +18,7 @@ import (
 	"github.com/callguard/callguard/sip/dtmf"
 	"github.com/callguard/callguard/sip/media"
 	"github.com/callguard/callguard/sip/sdp"
+	"github.com/callguard/callguard/sip/trust"
 )
 
 // challenge is the guard's own media for a challenged call: one RTP port
@@ -24,6 +27,7 @@ import (
 type challenge struct {
 	conn   *media.Conn
 	ans    sdp.Answer
+	peer   *media.Peer // the caller's media address, latched (RFC 4961)
 	codec  media.Codec // the caller's, with the caller's payload type
 	evPT   uint8       // the caller's telephone-event payload type, 0 if none
 	sender *media.Sender
@@ -109,15 +113,19 @@ func (s *session) doChallenge(code string) {
 		c.evPT = ans.DTMFPayloadType
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if c.coll, err = dtmf.NewCollector(dtmf.CollectorConfig{MaxKeys: 16}); err == nil {
+	c.peer, err = s.mediaPeer("caller", ans.Remote, s.inv.Source())
+	if err == nil {
+		c.coll, err = dtmf.NewCollector(dtmf.CollectorConfig{MaxKeys: 16})
+	}
+	if err == nil {
 		c.sink.set(c.coll)
 		var recv *media.Receiver
 		recv, err = media.NewReceiver(media.ReceiverConfig{
-			Conn: conn, Remote: ans.Remote, Codecs: []media.Codec{codec}, EventPayloadType: c.evPT, Sink: c.sink,
+			Conn: conn, Peer: c.peer, Codecs: []media.Codec{codec}, EventPayloadType: c.evPT, Sink: c.sink,
 		})
 		if err == nil {
 			c.sender, err = media.NewSender(media.SenderConfig{
-				Conn: conn, Remote: net.UDPAddrFromAddrPort(ans.Remote), Codec: codec, EventPayloadType: c.evPT,
+				Conn: conn, Peer: c.peer, Codec: codec, EventPayloadType: c.evPT,
 			})
 		}
 		if err == nil {
@@ -281,9 +289,14 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 	if neg.DTMF {
 		pbxEv = neg.DTMFPayloadType
 	}
-	toCaller := newRelay(c.conn, net.UDPAddrFromAddrPort(c.ans.Remote), c.codec, c.evPT)
+	pbxPeer, err := s.mediaPeer("pbx", neg.Remote, res.Source(), s.g.set.pbx.Host)
+	if err != nil {
+		fail(err)
+		return
+	}
+	toCaller := newRelay(c.conn, c.peer, c.codec, c.evPT)
 	recv, err := media.NewReceiver(media.ReceiverConfig{
-		Conn: c.pbxConn, Remote: neg.Remote, Codecs: []media.Codec{pbxCodec}, EventPayloadType: pbxEv, Sink: toCaller,
+		Conn: c.pbxConn, Peer: pbxPeer, Codecs: []media.Codec{pbxCodec}, EventPayloadType: pbxEv, Sink: toCaller,
 	})
 	if err != nil {
 		fail(err)
@@ -292,7 +305,7 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 	if c.ringCancel != nil {
 		c.ringCancel()
 	}
-	c.sink.set(newRelay(c.pbxConn, net.UDPAddrFromAddrPort(neg.Remote), pbxCodec, pbxEv))
+	c.sink.set(newRelay(c.pbxConn, pbxPeer, pbxCodec, pbxEv))
 	s.goDo(func() func() {
 		if err := recv.Run(c.ctx); err != nil {
 			s.log.Debug("PBX RTP receiver stopped", "err", err)
@@ -305,6 +318,32 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 		// answered now that the PBX is.
 		s.answerCaller(s.callerSDP, "application/sdp", schema.PartyPBX)
 	}
+}
+
+// mediaPeer is the far end of one leg's RTP (RFC 4961 latching): the SDP
+// address announced, or the source its packets really come from if that
+// is the leg's signalling peer (one of signalling: a request's or
+// response's source, or a host) or in GUARD_TRUSTED_MEDIA. Every latch is
+// logged and counted, and so is every refused packet (logged at a
+// limited rate).
+func (s *session) mediaPeer(leg string, announced netip.AddrPort, signalling ...string) (*media.Peer, error) {
+	var sig []netip.Addr
+	for _, src := range signalling {
+		if a, err := trust.ParseSource(src); err == nil {
+			sig = append(sig, a)
+		}
+	}
+	g := s.g
+	return media.NewPeer(media.PeerConfig{
+		Announced: announced,
+		Trusted: func(a netip.Addr) bool {
+			return slices.Contains(sig, a) || g.set.media.Allows(a)
+		},
+		OnLatch:  func(netip.AddrPort, netip.AddrPort) { g.stats.mediaLatched.Add(1) },
+		OnRefuse: func(netip.AddrPort) { g.stats.mediaRefused.Add(1) },
+		Logger:   s.log.With("leg", leg),
+		Now:      g.d.Clock,
+	})
 }
 
 // switchSink passes a receiver's output to the current sink: the key
@@ -337,14 +376,14 @@ func (w *switchSink) Event(h *rtp.Header, payload []byte) {
 // receiver goroutine.
 type relay struct {
 	conn    net.PacketConn
-	to      net.Addr
+	to      *media.Peer // the far leg, latched by its own receiver
 	codec   media.Codec
 	eventPT uint8
 	buf     []byte
 	payload []byte
 }
 
-func newRelay(conn net.PacketConn, to net.Addr, codec media.Codec, eventPT uint8) *relay {
+func newRelay(conn net.PacketConn, to *media.Peer, codec media.Codec, eventPT uint8) *relay {
 	return &relay{conn: conn, to: to, codec: codec, eventPT: eventPT, buf: make([]byte, 1500)}
 }
 
@@ -369,5 +408,5 @@ func (r *relay) send(h *rtp.Header, pt uint8, payload []byte) {
 	if err != nil {
 		return
 	}
-	_, _ = r.conn.WriteTo(r.buf[:n], r.to)
+	_, _ = r.conn.WriteTo(r.buf[:n], r.to.Dest())
 }

@@ -80,6 +80,14 @@ type Config struct {
 	// free); a bridged one takes two.
 	RTPPorts string `env:"RTP_PORTS" envDefault:"20000-29999" desc:"UDP port range for the guard's RTP (challenges and bridged calls), lo-hi"`
 
+	// TrustedMedia are the CIDRs (or single addresses) whose RTP the
+	// guard latches onto when it comes from elsewhere than the SDP
+	// address (symmetric RTP, RFC 4961): a carrier's media gateways, a
+	// PBX's media servers. The signalling peer's own address (the source
+	// of the INVITE, or of the PBX's answer) is always trusted, as is
+	// the SDP address; empty adds nothing to them.
+	TrustedMedia string `env:"TRUSTED_MEDIA" desc:"comma-separated CIDRs whose RTP is accepted (latched onto, and answered there) when it comes from another address than the SDP's; the signalling peer's address and the SDP address are always accepted"`
+
 	// PBXTimeout is how long the PBX may take to send its first response
 	// (100 Trying included) before it counts as unreachable and the caller
 	// gets 503. RFC 3261's Timer B (32 s) is far longer than a caller
@@ -146,6 +154,7 @@ type settings struct {
 	mediaIP    netip.Addr
 	rtpLo      int
 	rtpHi      int
+	media      *trust.List // TrustedMedia
 	reject     int
 	prompts    *sounds.Prompts
 	pbxTimeout time.Duration
@@ -199,6 +208,9 @@ func (c Config) parse() (settings, error) {
 		bad("GUARD_MEDIA_IP %q is not a unicast IP address (it defaults to the host of GUARD_SIP_LISTEN; set it when listening on all interfaces)", mediaIP)
 	}
 	s.mediaIP = s.mediaIP.Unmap()
+	if s.media, err = trust.Parse(c.TrustedMedia); err != nil {
+		bad("GUARD_TRUSTED_MEDIA: %v", err)
+	}
 	lo, hi, ok := strings.Cut(c.RTPPorts, "-")
 	s.rtpLo, err = strconv.Atoi(strings.TrimSpace(lo))
 	if err == nil {

@@ -176,6 +176,7 @@ type counters struct {
 	noDialog, panics                                        atomic.Uint64
 	maxCalls, busy, tcpShed                                 atomic.Uint64
 	noPrack                                                 atomic.Uint64
+	mediaLatched, mediaRefused                              atomic.Uint64
 }
 
 // New checks cfg and prepares a guard; Serve starts it.
@@ -401,6 +402,10 @@ type Stats struct {
 	// NoPrack counts calls ended because a reliable provisional response
 	// got no PRACK in 64*T1 (RFC 3262 §3).
 	NoPrack uint64
+	// MediaLatched counts RTP streams latched onto a trusted source other
+	// than their SDP address (symmetric RTP); MediaRefused the RTP
+	// packets dropped for their source.
+	MediaLatched, MediaRefused uint64
 	// ActiveSessions is the calls in progress on the SIP side; Dialogs
 	// the dialogs they hold (one or two each).
 	ActiveSessions, Dialogs int
@@ -430,7 +435,8 @@ func (g *Guard) Stats() Stats {
 		Refused: g.stats.refused.Load(), Invalid: g.stats.invalid.Load(), Malformed: g.stats.malformed.Load(),
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
-		NoPrack:        g.stats.noPrack.Load(),
+		NoPrack:      g.stats.noPrack.Load(),
+		MediaLatched: g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),

@@ -607,6 +607,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		"GUARD_REJECT_STATUS": func(c *guard.Config) { c.RejectStatus = 200 },
 		"GUARD_MEDIA_IP":      func(c *guard.Config) { c.Listen, c.MediaIP = "0.0.0.0:5060", "" },
 		"GUARD_RTP_PORTS":     func(c *guard.Config) { c.RTPPorts = "20000" },
+		"GUARD_TRUSTED_MEDIA": func(c *guard.Config) { c.TrustedMedia = "192.0.2.0/24,gateway" },
 		"GUARD_RING_TIMEOUT":  func(c *guard.Config) { c.RingTimeout = 0 },
 	} {
 		c := good

@@ -23,19 +23,23 @@ type Sink interface {
 	Event(h *rtp.Header, payload []byte)
 }
 
-// ReceiverConfig configures a Receiver. Conn, Remote, Codecs and Sink are
-// required.
+// ReceiverConfig configures a Receiver. Conn, Remote (or Peer), Codecs and
+// Sink are required.
 type ReceiverConfig struct {
 	// Conn is the local RTP socket; the Receiver reads it, never closes it.
 	Conn net.PacketConn
 	// Remote is the address the peer's SDP offered for its media (the c=
-	// address and m= port). Packets from any other address are dropped;
-	// see Receiver.
+	// address and m= port). Without Peer, packets from any other address
+	// are dropped; see Receiver.
 	Remote netip.AddrPort
 	// AnyPort accepts packets from Remote's address with any source port,
 	// for carriers whose media gateway sends from a port other than the one
 	// it receives on (asymmetric RTP). The address is still checked.
 	AnyPort bool
+	// Peer, when set, decides which sources are accepted (latching onto
+	// a trusted source, see Peer) instead of Remote and AnyPort, and
+	// tells the senders of the same call where to send.
+	Peer *Peer
 	// Codecs are the audio payload formats to decode (what was negotiated).
 	Codecs []Codec
 	// EventPayloadType is the negotiated telephone-event payload type, 0
@@ -52,7 +56,7 @@ type ReceiverStats struct {
 	Packets     uint64 // datagrams read
 	Audio       uint64 // audio packets passed to the sink
 	Events      uint64 // telephone-event packets passed to the sink
-	WrongSource uint64 // from an address other than the negotiated one
+	WrongSource uint64 // from a source the Peer refused (not the negotiated or latched one)
 	Malformed   uint64 // not RTP version 2, or truncated
 	UnknownType uint64 // payload type not negotiated
 	Stale       uint64 // audio older than, or a duplicate of, audio already passed on
@@ -62,13 +66,11 @@ type ReceiverStats struct {
 // (decoded to PCM) and telephone-events to its Sink, for in-band and
 // RFC 4733 key detection.
 //
-// Source filtering: only packets from the negotiated remote address and
-// port are accepted. The guard does not latch onto whatever address sends
-// first ("symmetric RTP" learning, as used for phones behind NAT, RFC 4961
-// describes the symmetric convention): its peer is a carrier's trunk with a
-// fixed, signalled media address, and latching would let anyone who guesses
-// the port inject audio or keys into a challenge before the carrier's
-// first packet. AnyPort relaxes only the port, for asymmetric gateways.
+// Source filtering is the Peer's: the negotiated remote address, or a
+// trusted source latched onto (RFC 4961), never whatever address sends
+// first, which would let anyone who guesses the port inject audio or keys
+// into a challenge. Without a Peer only the negotiated address and port
+// are accepted; AnyPort relaxes only the port, for asymmetric gateways.
 //
 // Audio packets whose sequence number is not newer than the newest passed
 // on (duplicates, reordering) are dropped, so in-band detection sees the
@@ -89,10 +91,16 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Conn == nil || cfg.Sink == nil || len(cfg.Codecs) == 0 {
 		return nil, errors.New("media: receiver needs Conn, Sink and at least one codec")
 	}
-	if !cfg.Remote.IsValid() {
-		return nil, errors.New("media: receiver needs the remote media address")
+	if cfg.Peer == nil {
+		if !cfg.Remote.IsValid() {
+			return nil, errors.New("media: receiver needs the remote media address")
+		}
+		peer, err := NewPeer(PeerConfig{Announced: cfg.Remote, AnyPort: cfg.AnyPort, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Peer = peer
 	}
-	cfg.Remote = netip.AddrPortFrom(cfg.Remote.Addr().Unmap(), cfg.Remote.Port())
 	codecs := make(map[uint8]Codec, len(cfg.Codecs))
 	for _, c := range cfg.Codecs {
 		codecs[c.PayloadType()] = c
@@ -140,22 +148,26 @@ func (r *Receiver) Run(ctx context.Context) error {
 			return fmt.Errorf("media: reading RTP: %w", err)
 		}
 		r.count(func(s *ReceiverStats) { s.Packets++ })
-		if !r.fromRemote(from) {
-			r.count(func(s *ReceiverStats) { s.WrongSource++ })
-			continue
-		}
+		// Only well-formed RTP of a negotiated type reaches the source
+		// check, so that a stray datagram (STUN, RTCP, garbage) from a
+		// trusted address cannot latch the stream onto the wrong port.
 		if err := pkt.Unmarshal(buf[:n]); err != nil || pkt.Version != 2 {
 			r.count(func(s *ReceiverStats) { s.Malformed++ })
 			continue
 		}
-		if pkt.PayloadType == r.cfg.EventPayloadType && r.cfg.EventPayloadType != 0 {
-			r.count(func(s *ReceiverStats) { s.Events++ })
-			r.cfg.Sink.Event(&pkt.Header, pkt.Payload)
+		isEvent := pkt.PayloadType == r.cfg.EventPayloadType && r.cfg.EventPayloadType != 0
+		codec, ok := r.codecs[pkt.PayloadType]
+		if !isEvent && !ok {
+			r.count(func(s *ReceiverStats) { s.UnknownType++ })
 			continue
 		}
-		codec, ok := r.codecs[pkt.PayloadType]
-		if !ok {
-			r.count(func(s *ReceiverStats) { s.UnknownType++ })
+		if !r.fromRemote(from) {
+			r.count(func(s *ReceiverStats) { s.WrongSource++ })
+			continue
+		}
+		if isEvent {
+			r.count(func(s *ReceiverStats) { s.Events++ })
+			r.cfg.Sink.Event(&pkt.Header, pkt.Payload)
 			continue
 		}
 		if haveSeq && pkt.SSRC == ssrc && int16(pkt.SequenceNumber-lastSeq) <= 0 {
@@ -175,17 +187,13 @@ func (r *Receiver) count(f func(*ReceiverStats)) {
 	r.mu.Unlock()
 }
 
-// fromRemote reports whether a datagram's source is the negotiated peer.
+// fromRemote reports whether a datagram's source is the peer's.
 func (r *Receiver) fromRemote(from net.Addr) bool {
 	ua, ok := from.(*net.UDPAddr)
 	if !ok {
 		return false
 	}
-	ap := ua.AddrPort()
-	if ap.Addr().Unmap() != r.cfg.Remote.Addr() {
-		return false
-	}
-	return r.cfg.AnyPort || ap.Port() == r.cfg.Remote.Port()
+	return r.cfg.Peer.Accept(ua.AddrPort())
 }
 
 // Recorder is a Sink that keeps everything: the audio as one PCM stream and

@@ -55,7 +55,12 @@ type SenderConfig struct {
 	// Conn is the local RTP socket; the Sender writes to it, never closes it.
 	Conn net.PacketConn
 	// Remote is where packets go: the address and port of the peer's SDP.
+	// Ignored when Peer is set.
 	Remote net.Addr
+	// Peer, when set, gives the destination of each packet: the SDP
+	// address until the receiver latched onto the peer's real source
+	// (symmetric RTP, RFC 4961).
+	Peer *Peer
 	// Codec is the negotiated audio codec.
 	Codec Codec
 	// EventPayloadType is the negotiated telephone-event payload type
@@ -119,7 +124,7 @@ type Sender struct {
 
 // NewSender validates cfg and draws the stream's random identifiers.
 func NewSender(cfg SenderConfig) (*Sender, error) {
-	if cfg.Conn == nil || cfg.Remote == nil || cfg.Codec == nil {
+	if cfg.Conn == nil || (cfg.Remote == nil && cfg.Peer == nil) || cfg.Codec == nil {
 		return nil, errors.New("media: sender needs Conn, Remote and Codec")
 	}
 	if cfg.EventPayloadType > 127 {
@@ -322,8 +327,12 @@ func (s *Sender) send(pt uint8, marker bool, ts uint32, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("marshal RTP: %w", err)
 	}
-	if _, err := s.cfg.Conn.WriteTo(s.buf[:n], s.cfg.Remote); err != nil {
-		return fmt.Errorf("write RTP to %s: %w", s.cfg.Remote, err)
+	to := s.cfg.Remote
+	if s.cfg.Peer != nil {
+		to = s.cfg.Peer.Dest()
+	}
+	if _, err := s.cfg.Conn.WriteTo(s.buf[:n], to); err != nil {
+		return fmt.Errorf("write RTP to %s: %w", to, err)
 	}
 	s.seq++
 	s.updateStats(func(st *SenderStats) {

@@ -294,6 +294,9 @@ func (c *Call) readAnswerLocked(answer *sdp.Session) {
 		dtmfPT = neg.DTMFPayloadType
 	}
 	c.media.setRemote(neg.Remote, neg.Codec.PayloadType, dtmfPT)
+	if c.opts.EarlyRTP && !c.opts.Quiet {
+		c.media.silence.Store(true)
+	}
 }
 
 // run follows the INVITE transaction: it acknowledges the 2xx and ends the

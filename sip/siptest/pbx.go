@@ -69,6 +69,11 @@ type PBXConfig struct {
 	// MediaIP is the address RTP sockets bind and SDP advertises. Default
 	// 127.0.0.1.
 	MediaIP netip.Addr
+	// AnnounceMediaIP, when valid, is the address the SDP answers
+	// announce instead of MediaIP, which RTP still binds and is sent
+	// from: a multi-homed PBX whose media the guard must latch onto
+	// (RFC 4961).
+	AnnounceMediaIP netip.Addr
 	// Logger receives sipgo's and the harness's logs. Default: discarded.
 	Logger *slog.Logger
 	// Behave decides how each call is answered; it sees the call as
@@ -108,6 +113,9 @@ func NewRecordingPBX(cfg PBXConfig) (*RecordingPBX, error) {
 	}
 	if !cfg.MediaIP.IsValid() {
 		cfg.MediaIP = netip.MustParseAddr("127.0.0.1")
+	}
+	if !cfg.AnnounceMediaIP.IsValid() {
+		cfg.AnnounceMediaIP = cfg.MediaIP
 	}
 	p := &RecordingPBX{cfg: cfg, byID: make(map[string]*PBXCall), stop: make(chan struct{}), ready: make(chan struct{})}
 	wait := func(h sipgo.RequestHandler) sipgo.RequestHandler {
@@ -558,7 +566,7 @@ func (p *RecordingPBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock() // tests read the call's media as soon as it is listed
 	c.media = ms
 	c.mu.Unlock()
-	caps := sdp.Capabilities{Addr: p.cfg.MediaIP, Port: int(ms.local.Port()), Username: "pbx", SessionID: uint64(random32()), SessionVersion: 1}
+	caps := sdp.Capabilities{Addr: p.cfg.AnnounceMediaIP, Port: int(ms.local.Port()), Username: "pbx", SessionID: uint64(random32()), SessionVersion: 1}
 	var body []byte
 	switch {
 	case c.OfferErr != nil:
@@ -698,7 +706,7 @@ func (p *RecordingPBX) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if offer, err := sdp.Parse(req.Body()); err == nil {
-		if ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: p.cfg.MediaIP, Port: int(c.media.local.Port())}); err == nil {
+		if ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: p.cfg.AnnounceMediaIP, Port: int(c.media.local.Port())}); err == nil {
 			var dtmfPT uint8
 			if ans.DTMF {
 				dtmfPT = ans.DTMFPayloadType

@@ -198,6 +198,14 @@ type CallOptions struct {
 	// Quiet sends no RTP unless asked to. By default the trunk sends
 	// silence from the answer on, as a phone does.
 	Quiet bool
+	// EarlyRTP starts the silence at the first SDP answer (a 183's early
+	// media) instead of the 2xx, as many phones do; Quiet overrides it.
+	EarlyRTP bool
+	// AnnounceMediaIP, when valid, is the address the SDP offer announces
+	// instead of the one the RTP socket binds and sends from: a
+	// multi-homed host or a gateway behind NAT, whose media the guard must
+	// latch onto (RFC 4961).
+	AnnounceMediaIP netip.Addr
 	// Headers are extra headers for the INVITE.
 	Headers []sip.Header
 }
@@ -249,8 +257,12 @@ func (t *FakeTrunk) Call(ctx context.Context, opts CallOptions) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
+	announce := t.cfg.MediaIP
+	if opts.AnnounceMediaIP.IsValid() {
+		announce = opts.AnnounceMediaIP
+	}
 	caps := sdp.Capabilities{
-		Addr: t.cfg.MediaIP, Port: int(ms.local.Port()), Codecs: opts.Codecs,
+		Addr: announce, Port: int(ms.local.Port()), Codecs: opts.Codecs,
 		NoTelephoneEvent: opts.NoTelephoneEvent, Username: "trunk",
 		SessionID: uint64(random32()), SessionVersion: 1,
 	}
