@@ -153,3 +153,40 @@ func TestReinviteFromThePBXIsRelayed(t *testing.T) {
 	c.hangup(cl)
 	e.pbxEnded("BYE from the caller")
 }
+
+// During a challenge the guard terminates the media: a re-INVITE is
+// answered with the SDP it already gave, and a session refresh that
+// requires timer gets 420, since the guard does not refresh itself.
+func TestMidCallDuringAChallengeIsAnsweredLocally(t *testing.T) {
+	e := newEnv(t)
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 20*time.Second)
+	cl, _, _ := challenge(t, e, c, ctx)
+	reinv := sip.NewRequest(sip.INVITE, cl.dlg.InviteResponse.Contact().Address)
+	reinv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	reinv.SetBody(c.holdOffer())
+	res, err := cl.dlg.Do(ctx, reinv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE during a challenge: %v %v", res, err)
+	}
+	if string(res.Body()) != string(cl.final().Body()) {
+		t.Errorf("re-INVITE answered with\n%s\nwant the guard's answer\n%s", res.Body(), cl.final().Body())
+	}
+	if err := cl.dlg.WriteRequest(sip.NewRequest(sip.ACK, cl.dlg.InviteResponse.Contact().Address)); err != nil {
+		t.Fatal(err)
+	}
+	upd := sip.NewRequest(sip.UPDATE, cl.dlg.InviteResponse.Contact().Address)
+	upd.AppendHeader(sip.NewHeader("Session-Expires", "1800"))
+	upd.AppendHeader(sip.NewHeader("Require", "timer"))
+	res, err = cl.dlg.Do(ctx, upd)
+	if err != nil || res.StatusCode != 420 {
+		t.Fatalf("UPDATE requiring timer during a challenge: %v %v, want 420", res, err)
+	}
+	if h := res.GetHeader("Unsupported"); h == nil || h.Value() != "timer" {
+		t.Errorf("420 Unsupported %v, want timer", h)
+	}
+	if calls := e.pbx.Calls(); len(calls) > 0 && len(calls[0].MidCall()) > 0 {
+		t.Errorf("the PBX got a mid-call request during the challenge")
+	}
+	c.hangup(cl)
+}
