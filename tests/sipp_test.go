@@ -409,3 +409,27 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 		t.Logf("guard log:\n%s", g.output())
 	}
 }
+
+// SIPp as the carrier puts passed calls on hold by re-INVITE and refreshes
+// their session timer by UPDATE; SIPp as the PBX must receive both with the
+// SDP and Session-Expires, and the carrier must get the PBX's answers.
+func TestSIPpMidCallThroughTheGuard(t *testing.T) {
+	sippPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pbxPort := freePort(t)
+	g, sipAddr, _ := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort))
+	const n = 10
+	pbx := startSIPp(ctx, t, "sipp uas_pbx_midcall", "uas_pbx_midcall.xml",
+		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+	waitBound(ctx, t, pbx, pbxPort)
+	inf := writeInjection(t, "midcall.csv", freshCallers("+7999400", n)...)
+	uac := startSIPp(ctx, t, "sipp uac_midcall", "uac_midcall.xml", sipAddr,
+		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-m", strconv.Itoa(n), "-r", "5", "-timeout", "60s", "-timeout_error")
+	expectAllSuccessful(t, uac, n)
+	expectAllSuccessful(t, pbx, n)
+	if t.Failed() {
+		t.Logf("guard log:\n%s", g.output())
+	}
+}

@@ -585,7 +585,13 @@ func (g *Guard) refuse(req *sip.Request, tx sip.ServerTransaction) {
 // valid runs package validate's checks (RFC 3261 §8.2, §16.3) and answers
 // a bad request; it reports whether the request may be processed.
 func (g *Guard) valid(req *sip.Request, tx sip.ServerTransaction) bool {
-	r := validate.Check(req, validate.Options{Extensions: []string{tag100rel}})
+	exts := []string{tag100rel}
+	if inDialog(req) && (req.Method == sip.INVITE || req.Method == sip.UPDATE) {
+		// A session refresh is relayed on a passed call; elsewhere
+		// onRefresh refuses it with 420 itself.
+		exts = append(exts, tagTimer)
+	}
+	r := validate.Check(req, validate.Options{Extensions: exts})
 	if r.OK {
 		return true
 	}
@@ -740,7 +746,8 @@ func (g *Guard) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	g.inDialog((*session).onInfo)(req, tx)
 }
 
-// onUpdate handles UPDATE (RFC 3311) inside a dialog: see session.onRefresh.
+// onUpdate handles UPDATE (RFC 3311) inside a dialog: relayed on passed
+// calls, see session.onRefresh.
 func (g *Guard) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	g.inDialog((*session).onRefresh)(req, tx)
 }

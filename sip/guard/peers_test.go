@@ -91,12 +91,38 @@ type fakeCaller struct {
 	dialogs map[string]*sipgo.DialogClientSession
 	byes    chan *sip.Request
 	byeAt   chan time.Time
+	// reinvites and acks are the re-INVITEs that reached the caller and
+	// the ACKs that followed them.
+	reinvites chan *sip.Request
+	acks      chan *sip.Request
 }
 
 func newFakeCaller(e *env) *fakeCaller {
 	t := e.t
 	c := &fakeCaller{peer: newPeer(t, "carrier"), t: t, rtp: rtpSocket(t), number: e.number,
-		dialogs: map[string]*sipgo.DialogClientSession{}, byes: make(chan *sip.Request, 64), byeAt: make(chan time.Time, 64)}
+		dialogs: map[string]*sipgo.DialogClientSession{}, byes: make(chan *sip.Request, 64), byeAt: make(chan time.Time, 64),
+		reinvites: make(chan *sip.Request, 8), acks: make(chan *sip.Request, 8)}
+	// A re-INVITE is answered with an answer to its offer (a hold gets
+	// a=recvonly), its session interval echoed (RFC 4028 §9).
+	c.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		var body []byte
+		if offer, err := sdp.Parse(req.Body()); err == nil {
+			if ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: netip.MustParseAddr("127.0.0.1"), Port: portOf(c.rtp), SessionID: 1, SessionVersion: 2}); err == nil {
+				body = ans.Body()
+			}
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", body)
+		if len(body) > 0 {
+			res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		res.AppendHeader(sip.NewHeader("Contact", "<sip:carrier@"+c.conn.LocalAddr().String()+">"))
+		if h := req.GetHeader("Session-Expires"); h != nil {
+			res.AppendHeader(sip.NewHeader("Session-Expires", h.Value()))
+		}
+		_ = tx.Respond(res)
+		notify(c.reinvites, req)
+	})
+	c.srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { notify(c.acks, req) })
 	c.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		at := time.Now()
 		id, _ := sip.DialogIDFromRequestUAC(req)

@@ -64,6 +64,9 @@ type session struct {
 	bridging   bool
 	rel        reliability // 100rel towards the caller
 	ids        []string    // dialog IDs registered for this call
+	// acks wait for the ACK of a relayed re-INVITE's 2xx that carries
+	// the answer, by leg and CSeq.
+	acks map[ackKey]chan []byte
 	// cancelHook is what the INVITE transaction's CANCEL callback
 	// reaches the session through, cleared when the call ends.
 	cancelHook *atomic.Pointer[session]
@@ -81,9 +84,10 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 	id := callKey(req)
 	s := &session{
 		g: g, id: id, ua: ua, inv: req, tx: tx, dlg: dlg, offer: body, offerSDP: offer,
-		log: call.Logger(g.log, "call", id, "callId", callIDOf(req)),
-		rel: reliability{use: offers100rel(req, "Require", "") || offers100rel(req, "Supported", "k")},
-		ops: make(chan func(), 64), quit: make(chan struct{}), inviteDone: make(chan struct{}), answerDone: make(chan struct{}),
+		log:  call.Logger(g.log, "call", id, "callId", callIDOf(req)),
+		rel:  reliability{use: offers100rel(req, "Require", "") || offers100rel(req, "Supported", "k")},
+		acks: make(map[ackKey]chan []byte),
+		ops:  make(chan func(), 64), quit: make(chan struct{}), inviteDone: make(chan struct{}), answerDone: make(chan struct{}),
 	}
 	if !g.addSession(s) {
 		return nil, errShuttingDown
@@ -436,10 +440,27 @@ func (s *session) onCallerCancel() {
 	s.end(ending{by: schema.PartyCaller, cause: schema.EndCallerCancelled, refusal: refusalOf(refCallerCancel)})
 }
 
-// onAck confirms the caller leg (an ACK for our 2xx). ACKs of re-INVITE
-// answers (another CSeq) need nothing.
+// ackKey names the ACK a relayed re-INVITE waits for.
+type ackKey struct {
+	leg leg
+	seq uint32
+}
+
+// onAck confirms the caller leg (an ACK for our 2xx). The ACK of a relayed
+// re-INVITE's 2xx goes to relayMidCall when it waits for one (its answer
+// goes on); others need nothing.
 func (s *session) onAck(l leg, req *sip.Request, tx sip.ServerTransaction) {
-	if l != callerLeg || req.CSeq() == nil || req.CSeq().SeqNo != s.dlg.InviteRequest.CSeq().SeqNo {
+	if req.CSeq() == nil {
+		return
+	}
+	if l != callerLeg || req.CSeq().SeqNo != s.dlg.InviteRequest.CSeq().SeqNo {
+		k, body := ackKey{l, req.CSeq().SeqNo}, req.Body()
+		s.post(func() {
+			if ch, ok := s.acks[k]; ok {
+				delete(s.acks, k)
+				ch <- body
+			}
+		})
 		return
 	}
 	if err := s.dlg.ReadAck(req, tx); err != nil {
@@ -509,10 +530,10 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 			coll = s.chal.coll
 		case l == callerLeg && s.pbx != nil && s.pbx.answered:
 			if d := s.pbx.dialog(); d != nil {
-				relay = &relayTarget{send: d.Do, to: s.pbx.target(), transport: s.pbx.transport}
+				relay = &relayTarget{send: d.Do, write: d.WriteRequest, to: s.pbx.target(), transport: s.pbx.transport}
 			}
 		case l == pbxLeg && s.answered:
-			relay = &relayTarget{send: s.dlg.Do, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
+			relay = &relayTarget{send: s.dlg.Do, write: s.dlg.WriteRequest, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
 		}
 	})
 	switch {
@@ -541,6 +562,7 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 // relayTarget is the other leg of an in-dialog request to relay.
 type relayTarget struct {
 	send      func(context.Context, *sip.Request) (*sip.Response, error)
+	write     func(*sip.Request) error // for an ACK
 	to        sip.Uri
 	transport string
 	source    string
@@ -579,17 +601,24 @@ func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *re
 	s.g.respond(req, tx, res.StatusCode, "", nil)
 }
 
-// onRefresh answers a re-INVITE or UPDATE inside a call with the SDP the
-// guard already gave that leg: a session refresh (RFC 4028) or a repeated
-// offer keeps the session as it is (RFC 3264 §8: an unchanged o= version
-// means an unchanged description). Changes of media (hold, a new codec)
-// are not relayed to the other leg.
+// onRefresh handles a re-INVITE or UPDATE inside a call. On a passed call
+// (the PBX's media goes straight to the caller) it is relayed to the other
+// leg: hold, resume, codec changes, media moves and session-timer
+// refreshes (RFC 4028) reach the other side, and its answer comes back.
+// Otherwise (a challenge in progress, or a call bridged through the
+// guard's media relay) it is answered with the SDP the guard already gave
+// that leg: a refresh or a repeated offer keeps the session as it is (RFC
+// 3264 §8), and a change of media is not relayed.
 func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
-	var body []byte
+	var (
+		body  []byte
+		relay *relayTarget
+	)
 	ok := s.do(func() {
 		if s.ended {
 			return
 		}
+		relay = s.midCallTarget(l)
 		if l == callerLeg {
 			body = s.callerSDP
 		} else if s.pbx != nil {
@@ -598,6 +627,15 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	})
 	if !ok {
 		s.g.refuseWith(req, tx, refusalOf(refNoDialog))
+		return
+	}
+	if relay != nil {
+		s.relayMidCall(l, req, tx, relay)
+		return
+	}
+	if hasOption(req, "Require", tagTimer) {
+		// The guard does not refresh sessions itself (RFC 4028 §9).
+		s.g.respond(req, tx, 420, "", []sip.Header{sip.NewHeader("Unsupported", tagTimer)})
 		return
 	}
 	if len(req.Body()) == 0 {
@@ -610,5 +648,148 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("refresh answer not sent", "err", err)
+	}
+}
+
+// midCallTarget is the other leg for a re-INVITE or UPDATE on leg l, or
+// nil when the call is not a passed call with both legs answered (loop
+// only).
+func (s *session) midCallTarget(l leg) *relayTarget {
+	if s.ended || s.chal != nil || s.bridging || s.pbx == nil || s.pbx.bridge || !s.pbx.answered || !s.answered {
+		return nil
+	}
+	if l == callerLeg {
+		d := s.pbx.dialog()
+		if d == nil {
+			return nil
+		}
+		return &relayTarget{send: d.Do, write: d.WriteRequest, to: s.pbx.target(), transport: s.pbx.transport}
+	}
+	return &relayTarget{send: s.dlg.Do, write: s.dlg.WriteRequest, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
+}
+
+// Option tags and headers of session timers (RFC 4028).
+const (
+	tagTimer = "timer"
+)
+
+// midCallHeaders are copied from a relayed re-INVITE or UPDATE and from
+// its answer, as they are: the session interval and who refreshes
+// (refresher=uac|uas keeps its meaning, the transaction keeps its
+// direction), and the smallest interval accepted (422 carries it).
+var midCallHeaders = []string{"Session-Expires", "Min-SE"}
+
+// copyMidCall copies the body and the session-timer headers of from into
+// to. Of Require and Supported only "timer" passes: the guard relays no
+// other extension within a call (a reliable 18x to a relayed re-INVITE
+// would get no PRACK).
+func copyMidCall(to sip.Message, from sip.Message) {
+	for _, name := range midCallHeaders {
+		for _, h := range from.GetHeaders(name) {
+			to.AppendHeader(sip.NewHeader(name, h.Value()))
+		}
+	}
+	for _, name := range []string{"Require", "Supported"} {
+		if hasOption(from, name, tagTimer) {
+			to.AppendHeader(sip.NewHeader(name, tagTimer))
+		}
+	}
+	if body := from.Body(); len(body) > 0 {
+		for _, h := range from.GetHeaders("Content-Type") {
+			to.AppendHeader(sip.NewHeader("Content-Type", h.Value()))
+		}
+		to.SetBody(body)
+	}
+}
+
+// hasOption says whether header name of m lists the option tag.
+func hasOption(m sip.Message, name, tag string) bool {
+	for _, h := range m.GetHeaders(name) {
+		for _, v := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(v), tag) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// relayMidCall sends a re-INVITE or UPDATE that came on leg l to the other
+// leg's dialog (with that dialog's next CSeq), answers with the other
+// leg's final response (status, SDP, session-timer headers), and for a
+// re-INVITE's 2xx acknowledges it on the other leg: at once when the
+// re-INVITE carried the offer, else with the answer from the ACK that
+// comes on leg l.
+func (s *session) relayMidCall(l leg, req *sip.Request, tx sip.ServerTransaction, t *relayTarget) {
+	invite := req.Method == sip.INVITE
+	if invite {
+		// The other leg may take its time (a PBX asking its user): stop
+		// the carrier's retransmissions.
+		s.g.respond(req, tx, 100, "", nil)
+	}
+	out := sip.NewRequest(req.Method, t.to)
+	copyMidCall(out, req)
+	s.route(out, t.transport, t.source)
+	ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
+	defer cancel()
+	if t.after != nil {
+		select {
+		case <-t.after:
+		case <-ctx.Done():
+			s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
+			return
+		}
+	}
+	var acked chan []byte
+	if invite && len(req.Body()) == 0 {
+		// Registered before the 2xx goes out, so its ACK cannot miss it.
+		acked = make(chan []byte, 1)
+		seq := req.CSeq().SeqNo
+		if !s.do(func() { s.acks[ackKey{l, seq}] = acked }) {
+			s.g.refuseWith(req, tx, refusalOf(refNoDialog))
+			return
+		}
+		defer s.post(func() { delete(s.acks, ackKey{l, seq}) })
+	}
+	res, err := t.send(ctx, out)
+	if err != nil {
+		s.log.Debug("mid-call request not relayed", "method", req.Method, "err", err)
+		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
+		return
+	}
+	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
+	copyMidCall(back, res)
+	if res.IsSuccess() {
+		back.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
+	}
+	ack := func(body []byte, ct sip.Header) {
+		a := sip.NewRequest(sip.ACK, t.to)
+		if len(body) > 0 && ct != nil {
+			a.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+			a.SetBody(body)
+		}
+		s.route(a, t.transport, t.source)
+		if err := t.write(a); err != nil {
+			s.log.Debug("ACK of a relayed re-INVITE not sent", "err", err)
+		}
+	}
+	if invite && res.IsSuccess() && acked == nil {
+		ack(nil, nil)
+	}
+	if err := tx.Respond(back); err != nil {
+		s.log.Debug("relayed answer not sent", "status", res.StatusCode, "err", err)
+		return
+	}
+	s.g.d.Observer.ResponseOut(string(req.Method), res.StatusCode)
+	if acked != nil && res.IsSuccess() {
+		var body []byte
+		select {
+		case body = <-acked:
+		// The answer to an offer made in the 2xx of a re-INVITE without
+		// SDP comes in the ACK (RFC 3261 §13.2.1); one that never comes
+		// still gets the other leg its ACK.
+		case <-time.After(sip.Timer_F):
+		}
+		ack(body, sip.NewHeader("Content-Type", "application/sdp"))
 	}
 }

@@ -129,6 +129,7 @@ func NewRecordingPBX(cfg PBXConfig) (*RecordingPBX, error) {
 		s.OnAck(wait(p.onAck))
 		s.OnBye(wait(p.onBye))
 		s.OnInfo(wait(p.onInfo))
+		s.OnUpdate(wait(p.onReinvite))
 		s.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 		})
@@ -259,6 +260,8 @@ type PBXCall struct {
 	status     int // final status sent
 	endedAt    time.Time
 	endReason  string
+	midCall    []*sip.Request // re-INVITEs and UPDATEs received
+	midAcks    []*sip.Request // ACKs of re-INVITEs' 2xx
 }
 
 // Answered returns when the PBX sent its 200 OK, if it did.
@@ -705,19 +708,62 @@ func (p *RecordingPBX) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	if offer, err := sdp.Parse(req.Body()); err == nil {
+	mid := req.Clone()
+	touchHeaders(mid)
+	c.mu.Lock()
+	c.midCall = append(c.midCall, mid)
+	body := c.answer.Body()
+	c.mu.Unlock()
+	c.state.notify()
+	if len(req.Body()) == 0 {
+		body = nil // a refresh without an offer gets none
+	} else if offer, err := sdp.Parse(req.Body()); err == nil {
+		// A new offer gets a new answer: a hold (a=sendonly) is answered
+		// a=recvonly (RFC 3264 §6.1).
 		if ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: p.cfg.AnnounceMediaIP, Port: int(c.media.local.Port())}); err == nil {
 			var dtmfPT uint8
 			if ans.DTMF {
 				dtmfPT = ans.DTMFPayloadType
 			}
 			c.media.setRemote(ans.Remote, ans.Codec.PayloadType, dtmfPT)
+			body = ans.Body()
 		}
 	}
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", body)
+	if len(body) > 0 {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	if ct := c.sess.InviteResponse.Contact(); ct != nil {
+		res.AppendHeader(sip.HeaderClone(ct))
+	}
+	// A session refresh is answered with its interval (RFC 4028 §9).
+	if h := req.GetHeader("Session-Expires"); h != nil {
+		res.AppendHeader(sip.NewHeader("Session-Expires", h.Value()))
+		res.AppendHeader(sip.NewHeader("Require", "timer"))
+	}
+	_ = tx.Respond(res)
+}
+
+// MidCall returns the re-INVITEs and UPDATEs received within the call so
+// far, as they came.
+func (c *PBXCall) MidCall() []*sip.Request {
 	c.mu.Lock()
-	body := c.answer.Body()
-	c.mu.Unlock()
-	_ = tx.Respond(sip.NewSDPResponseFromRequest(req, body))
+	defer c.mu.Unlock()
+	return slices.Clone(c.midCall)
+}
+
+// WaitMidCall waits until the call has received n re-INVITEs or UPDATEs
+// and returns them.
+func (c *PBXCall) WaitMidCall(ctx context.Context, n int) ([]*sip.Request, error) {
+	err := c.state.until(ctx, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.midCall) >= n
+	})
+	if err != nil {
+		return c.MidCall(), fmt.Errorf("siptest: pbx call %s: waiting for %d mid-call requests: %w", c.CallID, n, err)
+	}
+	return c.MidCall(), nil
 }
 
 func (p *RecordingPBX) onAck(req *sip.Request, tx sip.ServerTransaction) {
@@ -740,7 +786,23 @@ func (p *RecordingPBX) onAck(req *sip.Request, tx sip.ServerTransaction) {
 			}
 		}
 	}
+	if cs := req.CSeq(); cs != nil && c.Invite.CSeq() != nil && cs.SeqNo != c.Invite.CSeq().SeqNo {
+		ack := req.Clone()
+		touchHeaders(ack)
+		c.mu.Lock()
+		c.midAcks = append(c.midAcks, ack)
+		c.mu.Unlock()
+		c.state.notify()
+		return
+	}
 	_ = c.sess.ReadAck(req, tx)
+}
+
+// MidCallAcks returns the ACKs of the re-INVITEs the call answered.
+func (c *PBXCall) MidCallAcks() []*sip.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.midAcks)
 }
 
 func (p *RecordingPBX) onBye(req *sip.Request, tx sip.ServerTransaction) {

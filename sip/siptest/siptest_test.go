@@ -251,6 +251,12 @@ func TestByeFromThePBXIsTimedFromTheAnswer(t *testing.T) {
 	if reason, _ := calls[0].WaitEnded(ctx); reason != "BYE from the PBX" {
 		t.Errorf("PBX call ended %q", reason)
 	}
+	// WaitBye returns once the BYE is noted, the call ends just after.
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("trunk call did not end after the BYE")
+	}
 	if call.EndReason() != "BYE from the guard" {
 		t.Errorf("trunk call ended %q", call.EndReason())
 	}

@@ -41,8 +41,8 @@ type Result struct {
 type Options struct {
 	// Extensions are the option tags the guard supports (RFC 3261 §19.2);
 	// a Require or Proxy-Require naming another gets 420. Default none;
-	// the guard passes "100rel" (RFC 3262). Session timers (RFC 4028)
-	// are not done, so a caller that requires them must be told.
+	// the guard passes "100rel" (RFC 3262), and "timer" (RFC 4028) for
+	// re-INVITE and UPDATE within a call, which it relays on passed calls.
 	Extensions []string
 	// BodyTypes maps a method to the body types it may carry; a body of
 	// another type gets 415. Methods not in the map are not checked.
