@@ -191,7 +191,7 @@ func (s *session) onPromptDone(c *challenge, playCtx context.Context, err error)
 	if err != nil {
 		s.log.Warn("announcement failed", "err", err)
 	}
-	s.answerCaller(s.callerSDP, "application/sdp", schema.PartyGuard)
+	s.answerCaller(s.callerSDP, "application/sdp", schema.PartyGuard, nil)
 	s.playLoop(c, playCtx, make([]int16, media.ClockRate/5))
 }
 
@@ -316,7 +316,7 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 	if !s.answered {
 		// The code was typed during the announcement: the caller is
 		// answered now that the PBX is.
-		s.answerCaller(s.callerSDP, "application/sdp", schema.PartyPBX)
+		s.answerCaller(s.callerSDP, "application/sdp", schema.PartyPBX, nil)
 	}
 }
 

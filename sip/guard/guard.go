@@ -586,9 +586,9 @@ func (g *Guard) refuse(req *sip.Request, tx sip.ServerTransaction) {
 // a bad request; it reports whether the request may be processed.
 func (g *Guard) valid(req *sip.Request, tx sip.ServerTransaction) bool {
 	exts := []string{tag100rel}
-	if inDialog(req) && (req.Method == sip.INVITE || req.Method == sip.UPDATE) {
-		// A session refresh is relayed on a passed call; elsewhere
-		// onRefresh refuses it with 420 itself.
+	if req.Method == sip.INVITE || req.Method == sip.UPDATE {
+		// Session timers (RFC 4028): see timers.go. A refresh is relayed
+		// on a passed call and answered by the guard otherwise.
 		exts = append(exts, tagTimer)
 	}
 	r := validate.Check(req, validate.Options{Extensions: exts})
@@ -665,7 +665,7 @@ func (g *Guard) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	g.stats.options.Add(1)
 	g.respond(req, tx, 200, "", []sip.Header{
 		sip.NewHeader("Allow", allowed),
-		sip.NewHeader("Supported", tag100rel),
+		sip.NewHeader("Supported", tag100rel+", "+tagTimer),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
 	})
 }

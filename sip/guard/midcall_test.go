@@ -155,8 +155,9 @@ func TestReinviteFromThePBXIsRelayed(t *testing.T) {
 }
 
 // During a challenge the guard terminates the media: a re-INVITE is
-// answered with the SDP it already gave, and a session refresh that
-// requires timer gets 420, since the guard does not refresh itself.
+// answered with the SDP it already gave, and a session refresh is answered
+// with the carrier kept as the refresher, since the guard does not refresh
+// itself (RFC 4028 §9).
 func TestMidCallDuringAChallengeIsAnsweredLocally(t *testing.T) {
 	e := newEnv(t)
 	c := newFakeCaller(e)
@@ -179,11 +180,14 @@ func TestMidCallDuringAChallengeIsAnsweredLocally(t *testing.T) {
 	upd.AppendHeader(sip.NewHeader("Session-Expires", "1800"))
 	upd.AppendHeader(sip.NewHeader("Require", "timer"))
 	res, err = cl.dlg.Do(ctx, upd)
-	if err != nil || res.StatusCode != 420 {
-		t.Fatalf("UPDATE requiring timer during a challenge: %v %v, want 420", res, err)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("UPDATE requiring timer during a challenge: %v %v, want 200", res, err)
 	}
-	if h := res.GetHeader("Unsupported"); h == nil || h.Value() != "timer" {
-		t.Errorf("420 Unsupported %v, want timer", h)
+	if h := res.GetHeader("Session-Expires"); h == nil || h.Value() != "1800;refresher=uac" {
+		t.Errorf("refresh answered with Session-Expires %v, want 1800;refresher=uac", h)
+	}
+	if !hasTag(res, "Require", "timer") {
+		t.Errorf("refresh answer lacks Require: timer")
 	}
 	if calls := e.pbx.Calls(); len(calls) > 0 && len(calls[0].MidCall()) > 0 {
 		t.Errorf("the PBX got a mid-call request during the challenge")

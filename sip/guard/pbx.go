@@ -71,7 +71,10 @@ func (p *pbxCall) target() sip.Uri {
 // us, and the PBX is inside our trust domain, RFC 3325 §5) and Privacy. To
 // is the dialled number; the Request-URI is GUARD_PBX_URI, with the
 // dialled number as user part when that URI has none.
-func (s *session) pbxInvite(body []byte) *sip.Request {
+//
+// On the pass path (bridge false) the carrier's session-timer headers go
+// too (copyTimerRequest): the two ends refresh the session end to end.
+func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 	g := s.g
 	ruri := *g.set.pbx.Clone()
 	if !g.set.pbxUser {
@@ -100,6 +103,9 @@ func (s *session) pbxInvite(body []byte) *sip.Request {
 		mf = sip.MaxForwardsHeader(m.Val() - 1)
 	}
 	req.AppendHeader(&mf)
+	if !bridge {
+		copyTimerRequest(req, s.inv)
+	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
 	transport := "UDP"
@@ -117,7 +123,7 @@ func (s *session) pbxInvite(body []byte) *sip.Request {
 // path (bridge false) the PBX's provisional responses are relayed to the
 // caller.
 func (s *session) startPBX(body []byte, bridge bool) {
-	req := s.pbxInvite(body)
+	req := s.pbxInvite(body, bridge)
 	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport()}
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
 	s.pbx = p
@@ -232,7 +238,7 @@ func (s *session) onPBXAnswered(p *pbxCall, ackErr error) {
 	if h := dlg.InviteResponse.ContentType(); h != nil {
 		ct = h.Value()
 	}
-	s.answerCaller(dlg.InviteResponse.Body(), ct, schema.PartyPBX)
+	s.answerCaller(dlg.InviteResponse.Body(), ct, schema.PartyPBX, dlg.InviteResponse)
 }
 
 // onPBXRefused: the PBX answered the INVITE with an error (see
@@ -241,7 +247,7 @@ func (s *session) onPBXRefused(p *pbxCall, res *sip.Response) {
 	if p != s.pbx || s.ended {
 		return
 	}
-	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXRefused, refusal: pbxRefusal(res)})
+	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXRefused, refusal: pbxRefusal(res), headers: minSEOf(res)})
 }
 
 // onPBXUnreachable: the INVITE could not be sent.

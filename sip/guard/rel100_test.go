@@ -208,15 +208,16 @@ func TestPassRelays18xReliably(t *testing.T) {
 	e.pbxEnded("BYE from the caller")
 }
 
-// TestExtensionsAnswered: 100rel is accepted and advertised; any other
-// required extension still gets 420 naming it (RFC 3261 §8.2.2.3).
+// TestExtensionsAnswered: 100rel and timer are accepted and advertised;
+// any other required extension still gets 420 naming it (RFC 3261
+// §8.2.2.3).
 func TestExtensionsAnswered(t *testing.T) {
 	e := newEnv(t)
 	p := newPeer(t, "trunk")
 	p.serve()
 	res := options(t, p, "sip:"+e.guard.UDPAddr().String())
-	if h := res.GetHeader("Supported"); h == nil || !strings.Contains(h.Value(), "100rel") {
-		t.Errorf("200 to OPTIONS without Supported: 100rel: %v", h)
+	if h := res.GetHeader("Supported"); h == nil || !strings.Contains(h.Value(), "100rel") || !strings.Contains(h.Value(), "timer") {
+		t.Errorf("200 to OPTIONS without Supported: 100rel, timer: %v", h)
 	}
 	if h := res.GetHeader("Allow"); h == nil || !strings.Contains(h.Value(), "PRACK") {
 		t.Errorf("200 to OPTIONS without PRACK in Allow: %v", h)
@@ -227,9 +228,11 @@ func TestExtensionsAnswered(t *testing.T) {
 		status      int
 		unsupported string
 	}{
-		{"timer", 420, "timer"},
-		{"100rel, timer", 420, "timer"},
+		{"foo", 420, "foo"},
+		{"100rel, foo", 420, "foo"},
 		{"100rel", 200, ""},
+		{"timer", 200, ""},
+		{"100rel, timer", 200, ""},
 	} {
 		t.Run(tc.require, func(t *testing.T) {
 			cl := c.invite(ctxFor(t, 5*time.Second), e.uri(), nil, sip.NewHeader("Require", tc.require))

@@ -270,6 +270,9 @@ type ending struct {
 	// cause q850 to an answered leg.
 	refusal
 	detail string
+	// headers go on the final response to a caller not yet answered
+	// (the Min-SE of a 422 from the PBX).
+	headers []sip.Header
 }
 
 // end finishes the call: the caller gets its final response or a BYE, the
@@ -286,7 +289,7 @@ func (s *session) end(e ending) {
 	case s.callerGone:
 	case !s.final:
 		s.final = true
-		s.respondFinal(e.refusal)
+		s.respondFinal(e.refusal, e.headers...)
 	case s.answered:
 		s.byeCaller(e.q850, e.text)
 	}
@@ -311,9 +314,12 @@ func (s *session) end(e ending) {
 // respondFinal sends a final error response to the INVITE (loop only).
 // It goes straight to the transaction, which retransmits it and absorbs
 // the ACK (RFC 3261 §17.2.1).
-func (s *session) respondFinal(r refusal) {
+func (s *session) respondFinal(r refusal, extra ...sip.Header) {
 	s.rel.drop()
 	res := sip.NewResponseFromRequest(s.dlg.InviteRequest, r.status, phrase(r.status), nil)
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
 	if r.text != "" {
 		res.AppendHeader(reasonHeader("SIP", r.status, r.text))
 	}
@@ -351,12 +357,15 @@ func (s *session) respondProvisional(status int, reason string, body []byte, con
 // answerCaller sends the 200 OK to the caller (loop only) and reports the
 // answer. The response is retransmitted until the ACK comes (RFC 3261
 // §13.3.1.4), on a helper goroutine.
-func (s *session) answerCaller(body []byte, contentType string, by schema.Party) {
+//
+// pbx is the PBX's 2xx on the pass path, whose session-timer headers go
+// to the caller (see answerTimer); nil when the guard answers itself.
+func (s *session) answerCaller(body []byte, contentType string, by schema.Party, pbx *sip.Response) {
 	if s.final || s.ended {
 		return
 	}
 	if p := s.rel.pending; p != nil && p.sdp {
-		s.rel.answer = func() { s.answerCaller(body, contentType, by) }
+		s.rel.answer = func() { s.answerCaller(body, contentType, by, pbx) }
 		return
 	}
 	s.rel.drop()
@@ -366,7 +375,8 @@ func (s *session) answerCaller(body []byte, contentType string, by schema.Party)
 	if len(body) > 0 {
 		res.AppendHeader(sip.NewHeader("Content-Type", contentType))
 	}
-	res.AppendHeader(sip.NewHeader("Supported", tag100rel))
+	res.AppendHeader(sip.NewHeader("Supported", tag100rel+", "+tagTimer))
+	answerTimer(res, s.dlg.InviteRequest, pbx)
 	s.report(call.Answered{At: s.now(), By: by})
 	s.goDo(func() func() {
 		err := s.dlg.WriteResponse(res)
@@ -633,11 +643,6 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.relayMidCall(l, req, tx, relay)
 		return
 	}
-	if hasOption(req, "Require", tagTimer) {
-		// The guard does not refresh sessions itself (RFC 4028 §9).
-		s.g.respond(req, tx, 420, "", []sip.Header{sip.NewHeader("Unsupported", tagTimer)})
-		return
-	}
 	if len(req.Body()) == 0 {
 		body = nil
 	}
@@ -646,6 +651,9 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	res.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
+	// A session refresh keeps the carrier the refresher (RFC 4028 §9):
+	// the guard never refreshes itself.
+	answerTimer(res, req, nil)
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("refresh answer not sent", "err", err)
 	}

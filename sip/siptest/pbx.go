@@ -49,6 +49,10 @@ type Behaviour struct {
 	// IgnoreBye drops the caller's BYE unanswered, as a PBX that has lost
 	// the call does; the call's media stops all the same.
 	IgnoreBye bool
+	// Headers are added to the final response: a PBX that answers with
+	// session timers (Session-Expires, Require: timer, RFC 4028), or
+	// refuses with 422 and its Min-SE.
+	Headers []sip.Header
 }
 
 // AnswerAfter answers with 200 OK and SDP d after the INVITE.
@@ -658,7 +662,7 @@ func (p *RecordingPBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.mu.Lock()
 		c.status = beh.Status
 		c.mu.Unlock()
-		_ = sess.Respond(beh.Status, reason, nil) // waits for the ACK
+		_ = sess.Respond(beh.Status, reason, nil, cloneHeaders(beh.Headers)...) // waits for the ACK
 		c.end(fmt.Sprintf("rejected %d %s", beh.Status, reason))
 		return
 	}
@@ -667,7 +671,11 @@ func (p *RecordingPBX) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Unlock()
 	c.state.notify()
 	// RespondSDP retransmits the 2xx until the ACK (RFC 3261 §13.3.1.4).
-	if err := sess.RespondSDP(body); err != nil {
+	res := sip.NewSDPResponseFromRequest(sess.InviteRequest, body)
+	for _, h := range cloneHeaders(beh.Headers) {
+		res.AppendHeader(h)
+	}
+	if err := sess.WriteResponse(res); err != nil {
 		c.end("no ACK for the 200 OK: " + err.Error())
 		return
 	}
@@ -876,4 +884,13 @@ func reasonPhrase(status int) string {
 		return "Decline"
 	}
 	return "Failed"
+}
+
+// cloneHeaders copies hs: a Behaviour is shared by every call it answers.
+func cloneHeaders(hs []sip.Header) []sip.Header {
+	out := make([]sip.Header, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, sip.NewHeader(h.Name(), h.Value()))
+	}
+	return out
 }
