@@ -81,6 +81,17 @@ func (s *session) doChallenge(code string) {
 		return
 	}
 	g := s.g
+	if s.offerSDP == nil {
+		// A late offer: the early media of a challenge needs the caller's
+		// offer in the INVITE. A 183 offer answered in the PRACK (RFC
+		// 3262 §5) would do for a carrier with 100rel; the guard does not
+		// make offers of its own.
+		g.stats.lateOfferRejected.Add(1)
+		s.log.Info("late offer refused: a challenge needs the caller's SDP offer")
+		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: refusalOf(refNoOffer),
+			detail: "late offer: a challenge needs the SDP offer in the INVITE"})
+		return
+	}
 	failed := func(r refusal, err error) {
 		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: r, detail: fmt.Sprint(err)})
 	}

@@ -175,7 +175,7 @@ type counters struct {
 	requests, invites, options, refused, invalid, malformed atomic.Uint64
 	noDialog, panics                                        atomic.Uint64
 	maxCalls, busy, tcpShed                                 atomic.Uint64
-	noPrack                                                 atomic.Uint64
+	noPrack, lateOfferRejected                              atomic.Uint64
 	mediaLatched, mediaRefused                              atomic.Uint64
 }
 
@@ -402,6 +402,9 @@ type Stats struct {
 	// NoPrack counts calls ended because a reliable provisional response
 	// got no PRACK in 64*T1 (RFC 3262 §3).
 	NoPrack uint64
+	// LateOfferRejected counts INVITEs without an SDP offer refused
+	// because the call was to be challenged (488).
+	LateOfferRejected uint64
 	// MediaLatched counts RTP streams latched onto a trusted source other
 	// than their SDP address (symmetric RTP); MediaRefused the RTP
 	// packets dropped for their source.
@@ -435,7 +438,7 @@ func (g *Guard) Stats() Stats {
 		Refused: g.stats.refused.Load(), Invalid: g.stats.invalid.Load(), Malformed: g.stats.malformed.Load(),
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
-		NoPrack:      g.stats.noPrack.Load(),
+		NoPrack: g.stats.noPrack.Load(), LateOfferRejected: g.stats.lateOfferRejected.Load(),
 		MediaLatched: g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{

@@ -81,17 +81,16 @@ func (g *Guard) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		bad(refusalOf(refNoBody))
 		return
 	}
-	if len(body) == 0 {
-		// An INVITE without an offer (RFC 3261 §13.2.1: the offer then
-		// comes in our 2xx) cannot be challenged with early media, and the
-		// guard does not relay delayed offers on the pass path.
-		bad(refusalOf(refNoOffer))
-		return
-	}
-	offer, err := sdp.Parse(body)
-	if err != nil {
-		bad(refusalOf(refBadOffer).withStatus(sdp.StatusFor(err)))
-		return
+	// An INVITE without an offer (a late offer, RFC 3261 §13.2.1: the
+	// offer then comes in the 2xx and the answer in the ACK) is relayed
+	// as it is on a passed call; a challenge needs the offer for its early
+	// media and refuses it (doChallenge).
+	var offer *sdp.Session
+	if len(body) > 0 {
+		if offer, err = sdp.Parse(body); err != nil {
+			bad(refusalOf(refBadOffer).withStatus(sdp.StatusFor(err)))
+			return
+		}
 	}
 	// Untrusted sources never get here, so P-Asserted-Identity is believed
 	// when present (RFC 3325 §5), else From.

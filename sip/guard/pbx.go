@@ -29,6 +29,11 @@ type pbxCall struct {
 	bridge    bool   // the challenge path (our media), not the pass path
 	localSDP  []byte // the offer we sent
 	transport string
+	// late: the carrier's INVITE had no offer (pass path). The PBX's 2xx
+	// then carries the offer, and the PBX's ACK waits for the carrier's,
+	// which carries the answer (ackLate).
+	late    bool
+	ackOnce sync.Once
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -106,8 +111,10 @@ func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 	if !bridge {
 		copyTimerRequest(req, s.inv)
 	}
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(body)
+	if len(body) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(body)
+	}
 	transport := "UDP"
 	if tp, ok := ruri.UriParams.Get("transport"); ok && tp != "" {
 		transport = strings.ToUpper(tp)
@@ -124,7 +131,7 @@ func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 // caller.
 func (s *session) startPBX(body []byte, bridge bool) {
 	req := s.pbxInvite(body, bridge)
-	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport()}
+	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport(), late: !bridge && len(body) == 0}
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
 	s.pbx = p
 	ua := s.g.dialogUA[p.transport]
@@ -177,6 +184,10 @@ func (s *session) startPBX(body []byte, bridge bool) {
 			return nil
 		}})
 		if err == nil {
+			if p.late {
+				// The answer to the PBX's offer comes in the carrier's ACK.
+				return func() { s.onPBXAnswered(p, nil) }
+			}
 			// RFC 3261 §13.2.2.4: the UAC core ACKs every 2xx itself; the
 			// PBX leg is its own dialog, so it is ACKed at once.
 			ackErr := dlg.Ack(context.Background())
@@ -198,6 +209,28 @@ func (s *session) startPBX(body []byte, bridge bool) {
 			return func() { s.onPBXRefused(p, res) }
 		}
 		return func() { s.onPBXGone(p, err) }
+	})
+}
+
+// ackLate ACKs the PBX's 2xx of a late-offer call with the answer the
+// carrier's ACK carried (nil when none came: the PBX still gets its ACK
+// before the BYE). Only the first call sends; later ones (the carrier's
+// ACK retransmitted) do nothing. Safe from any goroutine.
+func (p *pbxCall) ackLate(body []byte) {
+	p.ackOnce.Do(func() {
+		dlg := p.dialog()
+		if dlg == nil || dlg.InviteResponse == nil {
+			return
+		}
+		ack := sip.NewRequest(sip.ACK, p.target())
+		if len(body) > 0 {
+			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			ack.SetBody(body)
+		}
+		p.s.route(ack, p.transport, "")
+		if err := dlg.WriteAck(context.Background(), ack); err != nil {
+			p.s.log.Warn("ACK to the PBX failed", "err", err)
+		}
 	})
 }
 
@@ -300,6 +333,9 @@ func (p *pbxCall) hangup(e ending) {
 		return
 	}
 	p.byeSent = true
+	if p.late {
+		p.ackLate(nil) // a BYE goes on a confirmed dialog
+	}
 	dlg := p.dialog()
 	bye := sip.NewRequest(sip.BYE, p.target())
 	p.s.route(bye, p.transport, "")

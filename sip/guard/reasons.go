@@ -39,7 +39,7 @@ import (
 //	refBadCSeq         500           –      –                                  a BYE whose CSeq is lower than the dialog's
 //	refNoContact       400           –      missing Contact                    an INVITE without Contact
 //	refNoBody          400           –      no session description in the body an INVITE body with no SDP part
-//	refNoOffer         488           –      SDP offer required                 an INVITE without an offer
+//	refNoOffer         488           –      SDP offer required for a challenge a challenged INVITE without an offer (late offer)
 //	refBadOffer        site (SDP)    –      bad SDP offer                      an offer that does not parse (400/488/500)
 //	refBadCaller       400           –      bad caller identity                no usable caller number
 //	refNoCallee        404           –      no called number                   no usable called number
@@ -175,7 +175,7 @@ func refusalOf(id refusalID) refusal {
 	case refNoBody:
 		return refusal{status: 400, text: "no session description in the body", rfc: `RFC 3261 §21.4.1, RFC 5621 (a multipart body without SDP)`}
 	case refNoOffer:
-		return refusal{status: 488, text: "SDP offer required", rfc: `RFC 3261 §21.4.26; the offer must come in the INVITE for early media (RFC 3261 §13.2.1)`}
+		return refusal{status: 488, text: "SDP offer required for a challenge", rfc: `RFC 3261 §21.4.26; the offer must come in the INVITE for early media (RFC 3261 §13.2.1)`}
 	case refBadOffer:
 		return refusal{text: "bad SDP offer", rfc: `RFC 3264 §6 and RFC 3261 §21.4.26 (sdp.StatusFor: 400 malformed, 488 unsupported)`}
 	case refBadCaller:

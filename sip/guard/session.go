@@ -476,6 +476,12 @@ func (s *session) onAck(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	if err := s.dlg.ReadAck(req, tx); err != nil {
 		s.log.Debug("ACK not accepted", "err", err)
 	}
+	// A late offer: this ACK carries the answer to the PBX's offer.
+	var p *pbxCall
+	s.do(func() { p = s.pbx })
+	if p != nil && p.late {
+		p.ackLate(req.Body())
+	}
 }
 
 // onBye ends the call from either side. RFC 3261 §15.1.2: the BYE gets

@@ -47,7 +47,9 @@ func TestSessionTimersOnAPassedInvite(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.setPBX(siptest.Behaviour{Headers: tc.pbx})
+			b := pbxAnswer
+			b.Headers = tc.pbx
+			e.setPBX(b)
 			c := newFakeCaller(e)
 			cl := c.invite(ctxFor(t, 10*time.Second), e.uri(), nil, tc.invite...)
 			if cl.status() != 200 {
