@@ -410,9 +410,12 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 	}
 }
 
-// SIPp as the carrier puts passed calls on hold by re-INVITE and refreshes
-// their session timer by UPDATE; SIPp as the PBX must receive both with the
-// SDP and Session-Expires, and the carrier must get the PBX's answers.
+// SIPp as the carrier asks for a session timer on its INVITE (Require:
+// timer), puts passed calls on hold by re-INVITE and refreshes their
+// session timer by UPDATE; SIPp as the PBX must receive the INVITE's
+// Session-Expires, Min-SE and Supported: timer, and the re-INVITE and
+// UPDATE with the SDP and Session-Expires, and the carrier must get the
+// PBX's answers (its Session-Expires and Require: timer on the 200 too).
 func TestSIPpMidCallThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -210,6 +210,10 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 			Namespace: metrics.Namespace, Name: "sip_no_prack_total",
 			Help: "Calls ended because the carrier never PRACKed a reliable provisional response (RFC 3262, 64*T1).",
 		}, func() float64 { return float64(sip.Stats().NoPrack) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "late_offer_refused_total",
+			Help: "Calls to be challenged refused with 488 because their INVITE had no SDP offer (a late offer): the challenge's early media needs it.",
+		}, func() float64 { return float64(sip.Stats().LateOfferRejected) }),
 	)
 	c := calls.Counters()
 	m.Registry().MustRegister(
