@@ -240,11 +240,17 @@ func (s *session) onPBXProvisional(p *pbxCall, r *sip.Response) {
 	if p != s.pbx || s.ended || s.final {
 		return
 	}
-	ct := ""
+	ct, body := "", r.Body()
 	if h := r.ContentType(); h != nil {
 		ct = h.Value()
 	}
-	if err := s.respondProvisional(r.StatusCode, r.Reason, r.Body(), ct); err != nil {
+	if p.late {
+		// An SDP in the PBX's 18x would be its offer (RFC 3261 §13.2.1),
+		// which a carrier with 100rel answers in a PRACK that the guard
+		// ends at itself: only the 2xx carries the offer on to the carrier.
+		ct, body = "", nil
+	}
+	if err := s.respondProvisional(r.StatusCode, r.Reason, body, ct); err != nil {
 		s.log.Debug("relay of provisional response failed", "status", r.StatusCode, "err", err)
 	}
 }
