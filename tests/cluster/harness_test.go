@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -544,13 +545,23 @@ func freePort(t testing.TB) int {
 	return p
 }
 
+// freePortErr finds a port free for both UDP and TCP below the kernel's
+// ephemeral range. A node keeps its ports across restarts, and a port the
+// kernel hands out for outgoing connections (to PostgreSQL, etcd, the
+// other nodes) could be taken by one of them while the node is down: its
+// restart would then fail with "address already in use".
 func freePortErr() (int, error) {
-	for range 50 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	low := ephemeralLow()
+	const base = 20000
+	if low <= base+1000 {
+		return 0, fmt.Errorf("the ephemeral port range starts at %d: no room below it for fixed test ports", low)
+	}
+	for range 200 {
+		port := base + rand.IntN(low-base)
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		u.Close()
 		if err != nil {
@@ -560,6 +571,24 @@ func freePortErr() (int, error) {
 		return port, nil
 	}
 	return 0, errors.New("no port free for both UDP and TCP")
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // waitFor polls cond every 50 ms until it holds or d passes.

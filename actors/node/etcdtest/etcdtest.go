@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -320,25 +321,53 @@ func tail(path string) string {
 	return string(b)
 }
 
-// freePorts finds n distinct free loopback ports. They are closed again
-// before etcd binds them; another process could take one in between,
-// which on a test machine is rare enough to accept.
-func freePorts(ctx context.Context, n int) ([]int, error) {
-	var lc net.ListenConfig
+// freePorts finds n distinct free loopback ports below the ephemeral
+// range (see portBelowEphemeral). They are closed again before etcd binds
+// them; another process could take one in between, which on a test
+// machine is rare enough to accept.
+func freePorts(_ context.Context, n int) ([]int, error) {
+	taken := map[int]bool{}
 	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
 	for range n {
-		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		p, err := portBelowEphemeral(taken)
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		taken[p] = true
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// portBelowEphemeral finds a loopback TCP port below the kernel's
+// ephemeral range that is free now. The server is restarted on the same
+// port by tests; a port in the ephemeral range could meanwhile be taken
+// as the local end of some outgoing connection, and the restart would
+// fail with "address already in use".
+func portBelowEphemeral(taken map[int]bool) (int, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	const base = 20000
+	if low <= base+1000 {
+		return 0, fmt.Errorf("the ephemeral port range starts at %d: no room below it", low)
+	}
+	for range 200 {
+		port := base + rand.IntN(low-base)
+		if taken[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port below the ephemeral range")
 }
