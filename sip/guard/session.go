@@ -588,6 +588,19 @@ type relayTarget struct {
 	after <-chan struct{}
 }
 
+// ready waits until the target may be sent to (see after), or ctx ends.
+func (t *relayTarget) ready(ctx context.Context) bool {
+	if t.after == nil {
+		return true
+	}
+	select {
+	case <-t.after:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // relayRequest sends a copy of an in-dialog request (INFO) on the other
 // leg and answers with that leg's status.
 func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *relayTarget) {
@@ -601,13 +614,9 @@ func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *re
 	s.route(out, t.transport, t.source)
 	ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
 	defer cancel()
-	if t.after != nil {
-		select {
-		case <-t.after:
-		case <-ctx.Done():
-			s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
-			return
-		}
+	if !t.ready(ctx) {
+		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
+		return
 	}
 	res, err := t.send(ctx, out)
 	if err != nil {
@@ -746,13 +755,9 @@ func (s *session) relayMidCall(l leg, req *sip.Request, tx sip.ServerTransaction
 	s.route(out, t.transport, t.source)
 	ctx, cancel := context.WithTimeout(context.Background(), sip.Timer_F)
 	defer cancel()
-	if t.after != nil {
-		select {
-		case <-t.after:
-		case <-ctx.Done():
-			s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
-			return
-		}
+	if !t.ready(ctx) {
+		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
+		return
 	}
 	var acked chan []byte
 	if invite && len(req.Body()) == 0 {
