@@ -50,20 +50,26 @@ func FuzzParse(f *testing.F) {
 		first := s.Marshal()
 		again, err := Parse(first)
 		if err != nil {
+			// The canonical form may be longer than the input (LF to
+			// CRLF, "r=7d" to "r=604800"); only the size limit may
+			// refuse it.
+			if errors.Is(err, ErrTooLarge) && len(first) > MaxSize {
+				return
+			}
 			t.Fatalf("Marshal output does not parse: %v\ninput %q\noutput %q", err, data, first)
 		}
 		if second := again.Marshal(); !bytes.Equal(first, second) {
 			t.Fatalf("not stable:\ninput  %q\nfirst  %q\nsecond %q", data, first, second)
 		}
-		for _, m := range s.Media {
-			for _, pt := range m.PayloadTypes() {
-				m.RTPMap(pt)
-				m.FMTP(pt)
+		for i, m := range s.MediaDescriptions {
+			for _, pt := range payloadTypes(m) {
+				rtpMapOf(m, pt)
+				fmtpOf(m, pt)
 			}
-			m.PTime()
-			m.Direction(s)
-			if c := m.ConnectionIn(s); c != nil {
-				_, _ = c.Addr()
+			ptimeOf(m)
+			s.MediaDirection(i)
+			if c := s.connectionOf(m); c != nil {
+				_, _ = connAddr(c)
 			}
 		}
 		ans, err := Negotiate(s, caps)
@@ -77,8 +83,8 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("answer does not parse: %v\n%s", err, ans.Body())
 		}
-		if len(back.Media) != len(s.Media) {
-			t.Fatalf("answer has %d m= lines, offer %d", len(back.Media), len(s.Media))
+		if len(back.MediaDescriptions) != len(s.MediaDescriptions) {
+			t.Fatalf("answer has %d m= lines, offer %d", len(back.MediaDescriptions), len(s.MediaDescriptions))
 		}
 		if _, err := ReadAnswer(s, back); err != nil {
 			t.Fatalf("ReadAnswer of our own answer: %v", err)
