@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 		[]byte("v=0\r\no=- 1 1 IN IP6 2001:db8::1\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 31\r\nm=audio 4000/2 RTP/AVP 0\r\nc=IN IP6 2001:db8::7\r\na=sendonly\r\n"),
 		[]byte("v=0\r\no=jdoe 2890844526 2890842807 IN IP4 198.51.100.1\r\ns=Call\r\ni=info\r\nu=http://example.com/\r\ne=j@example.com\r\np=+7 800 555 35 35\r\nc=IN IP4 233.252.0.1/127/3\r\nb=CT:128\r\nt=2873397496 2873404696\r\nr=7d 1h 0 25h\r\nz=2882844526 -1h\r\nk=prompt\r\na=recvonly\r\nm=audio 49170 RTP/AVP 0\r\ni=voice\r\nb=AS:64\r\nk=prompt\r\na=rtpmap:0 PCMU/8000\r\n"),
 		[]byte("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 media.example.ru\r\nt=0 0\r\nm=application 9 UDP/BFCP *\r\nm=image 4002 udptl t38\r\n"),
+		// Session-level lines out of order, and T.38 beside audio: the shim.
+		[]byte("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\na=tool:x\r\nt=0 0\r\nr=7d 1h 0\r\nb=AS:80\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 8 101\r\na=sendonly\r\nm=image 4002 UDPTL t38\r\n"),
 	}
 	// The SDP bodies of the RFC 4475 torture messages.
 	files, _ := filepath.Glob("../validate/testdata/torture/*.dat")
@@ -50,20 +52,26 @@ func FuzzParse(f *testing.F) {
 		first := s.Marshal()
 		again, err := Parse(first)
 		if err != nil {
+			// The canonical form may be longer than the input (LF to
+			// CRLF, "r=7d" to "r=604800"); only the size limit may
+			// refuse it.
+			if errors.Is(err, ErrTooLarge) && len(first) > MaxSize {
+				return
+			}
 			t.Fatalf("Marshal output does not parse: %v\ninput %q\noutput %q", err, data, first)
 		}
 		if second := again.Marshal(); !bytes.Equal(first, second) {
 			t.Fatalf("not stable:\ninput  %q\nfirst  %q\nsecond %q", data, first, second)
 		}
-		for _, m := range s.Media {
-			for _, pt := range m.PayloadTypes() {
-				m.RTPMap(pt)
-				m.FMTP(pt)
+		for i, m := range s.MediaDescriptions {
+			for _, pt := range payloadTypes(m) {
+				rtpMapOf(m, pt)
+				fmtpOf(m, pt)
 			}
-			m.PTime()
-			m.Direction(s)
-			if c := m.ConnectionIn(s); c != nil {
-				_, _ = c.Addr()
+			ptimeOf(m)
+			s.MediaDirection(i)
+			if c := s.connectionOf(m); c != nil {
+				_, _ = connAddr(c)
 			}
 		}
 		ans, err := Negotiate(s, caps)
@@ -77,8 +85,8 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("answer does not parse: %v\n%s", err, ans.Body())
 		}
-		if len(back.Media) != len(s.Media) {
-			t.Fatalf("answer has %d m= lines, offer %d", len(back.Media), len(s.Media))
+		if len(back.MediaDescriptions) != len(s.MediaDescriptions) {
+			t.Fatalf("answer has %d m= lines, offer %d", len(back.MediaDescriptions), len(s.MediaDescriptions))
 		}
 		if _, err := ReadAnswer(s, back); err != nil {
 			t.Fatalf("ReadAnswer of our own answer: %v", err)

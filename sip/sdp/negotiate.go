@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	psdp "github.com/pion/sdp/v3"
 )
 
 // Codec is an audio codec the guard speaks: G.711 μ-law or A-law (ITU-T
@@ -97,6 +99,11 @@ type Capabilities struct {
 	// PTime is the packetisation time we ask for in ms; 0 means
 	// DefaultPTime.
 	PTime int
+	// Direction is what we want to do with the stream: the direction of
+	// our own offers (SendOnly or Inactive put the peer on hold, RFC 3264
+	// §8.4), and at most what our answers allow (Direction.AnswerWith).
+	// DirectionUnset means SendRecv.
+	Direction Direction
 	// Username, SessionID and SessionVersion fill our o= line (RFC 8866
 	// §5.2). Username empty means "-"; SessionID 0 is allowed but a
 	// random or clock-derived ID is better. Use one SessionID per call
@@ -136,6 +143,12 @@ func (c Capabilities) validate() (Capabilities, error) {
 	if c.PTime < 10 || c.PTime > 60 || c.PTime%10 != 0 {
 		return c, fmt.Errorf("sdp: capabilities: ptime %d is not 10-60 ms in 10 ms steps", c.PTime)
 	}
+	if c.Direction > Inactive {
+		return c, fmt.Errorf("sdp: capabilities: direction %d is not one of RFC 8866 §6.7", c.Direction)
+	}
+	if c.Direction == DirectionUnset {
+		c.Direction = SendRecv
+	}
 	if c.Username == "" {
 		c.Username = "-"
 	}
@@ -166,7 +179,8 @@ type Negotiated struct {
 	Remote netip.AddrPort
 	// RemoteDirection is the direction the peer declared for the stream.
 	RemoteDirection Direction
-	// Direction is ours, the answer to RemoteDirection (RFC 3264 §6.1).
+	// Direction is ours: the answer to RemoteDirection within
+	// Capabilities.Direction (RFC 3264 §6.1), or in ReadAnswer our offer's.
 	Direction Direction
 	// RemotePTime is the peer's a=ptime in ms; 0 when absent.
 	RemotePTime int
@@ -216,18 +230,18 @@ func Negotiate(offer *Session, local Capabilities) (Answer, error) {
 		neg     Negotiated
 		reasons []string
 	)
-	for i, m := range offer.Media {
-		if m.Type != "audio" {
+	for i, m := range offer.MediaDescriptions {
+		if m.MediaName.Media != "audio" {
 			continue
 		}
-		if m.Port == 0 {
+		if m.MediaName.Port.Value == 0 {
 			reasons = append(reasons, fmt.Sprintf("audio stream %d is disabled (port 0)", i+1))
 			continue
 		}
-		if m.Proto != "RTP/AVP" {
+		if proto(m) != "RTP/AVP" {
 			// SRTP (RTP/SAVP) and feedback profiles need keys and RTCP
 			// handling the guard does not have.
-			reasons = append(reasons, fmt.Sprintf("audio stream %d uses %s, not RTP/AVP", i+1, m.Proto))
+			reasons = append(reasons, fmt.Sprintf("audio stream %d uses %s, not RTP/AVP", i+1, proto(m)))
 			continue
 		}
 		codec, ok := pickCodec(m, local)
@@ -235,22 +249,18 @@ func Negotiate(offer *Session, local Capabilities) (Answer, error) {
 			reasons = append(reasons, fmt.Sprintf("audio stream %d offers %s, none of %s", i+1, describeFormats(m), describeCodecs(local.Codecs)))
 			continue
 		}
-		conn := m.ConnectionIn(offer)
-		if conn == nil {
-			return Answer{}, wrapf(ErrMalformed, "audio stream %d has no connection address", i+1)
-		}
-		addr, err := conn.Addr()
+		addr, err := connAddr(offer.connectionOf(m))
 		if err != nil {
 			return Answer{}, fmt.Errorf("audio stream %d: %w", i+1, err)
 		}
 		neg = Negotiated{
 			MediaIndex:      i,
 			Codec:           codec,
-			Remote:          netip.AddrPortFrom(addr.Unmap(), uint16(m.Port)),
-			RemoteDirection: m.Direction(offer),
+			Remote:          netip.AddrPortFrom(addr.Unmap(), uint16(m.MediaName.Port.Value)),
+			RemoteDirection: offer.MediaDirection(i),
 		}
-		neg.Direction = neg.RemoteDirection.Answer()
-		neg.RemotePTime, _ = m.PTime()
+		neg.Direction = neg.RemoteDirection.AnswerWith(local.Direction)
+		neg.RemotePTime, _ = ptimeOf(m)
 		if !local.NoTelephoneEvent {
 			if pt, events, ok := pickTelephoneEvent(m, codec.ClockRate); ok {
 				neg.DTMF, neg.DTMFPayloadType, neg.DTMFEvents = true, pt, events
@@ -265,32 +275,29 @@ func Negotiate(offer *Session, local Capabilities) (Answer, error) {
 		}
 		return Answer{}, wrapf(ErrNoCommonCodec, "%s", strings.Join(reasons, "; "))
 	}
-	times := slices.Clone(offer.Times)
+	// RFC 3264 §6: the t= line in the answer MUST equal the offer's.
+	times := slices.Clone(offer.TimeDescriptions)
 	for i := range times {
-		times[i].Repeats = slices.Clone(times[i].Repeats)
+		times[i].RepeatTimes = slices.Clone(times[i].RepeatTimes)
 	}
 	if len(times) == 0 {
-		times = []Timing{{}}
+		times = []psdp.TimeDescription{{}}
 	}
-	ans := &Session{
-		Origin: origin(local),
-		Name:   "-",
-		// RFC 3264 §6: the t= line in the answer MUST equal the offer's.
-		Times:      times,
-		Connection: ConnectionFor(local.Addr),
-	}
-	for i, m := range offer.Media {
+	ans := newSession(local, times)
+	for i, m := range offer.MediaDescriptions {
 		if i != chosen {
 			// RFC 3264 §6: a declined stream keeps its m= line with port
 			// 0 and at least one of the offered formats.
 			fmts := []string{"0"} // only for a hand-built Media without formats
-			if len(m.Formats) > 0 {
-				fmts = []string{m.Formats[0]}
+			if len(m.MediaName.Formats) > 0 {
+				fmts = []string{m.MediaName.Formats[0]}
 			}
-			ans.Media = append(ans.Media, &Media{Type: m.Type, Port: 0, Proto: m.Proto, Formats: fmts})
+			ans.MediaDescriptions = append(ans.MediaDescriptions, &Media{MediaName: psdp.MediaName{
+				Media: m.MediaName.Media, Protos: slices.Clone(m.MediaName.Protos), Formats: fmts,
+			}})
 			continue
 		}
-		ans.Media = append(ans.Media, audioMedia(local, neg.Direction, []Codec{neg.Codec}, neg.DTMF, neg.DTMFPayloadType, neg.DTMFEvents))
+		ans.MediaDescriptions = append(ans.MediaDescriptions, audioMedia(local, neg.Direction, []Codec{neg.Codec}, neg.DTMF, neg.DTMFPayloadType, neg.DTMFEvents))
 	}
 	return Answer{Negotiated: neg, SDP: ans}, nil
 }
@@ -298,8 +305,8 @@ func Negotiate(offer *Session, local Capabilities) (Answer, error) {
 // pickCodec chooses the codec of m we support, by local.Preference.
 func pickCodec(m *Media, local Capabilities) (Codec, bool) {
 	var offered []Codec // in the offer's order, with the offer's payload types
-	for _, pt := range m.PayloadTypes() {
-		r, ok := m.RTPMap(pt)
+	for _, pt := range payloadTypes(m) {
+		r, ok := rtpMapOf(m, pt)
 		if !ok || r.ClockRate != 8000 || r.Channels > 1 {
 			continue
 		}
@@ -329,13 +336,13 @@ func pickCodec(m *Media, local Capabilities) (Codec, bool) {
 // pickTelephoneEvent finds telephone-event at clock in m and the events
 // both sides support.
 func pickTelephoneEvent(m *Media, clock uint32) (uint8, string, bool) {
-	for _, pt := range m.PayloadTypes() {
-		r, ok := m.RTPMap(pt)
+	for _, pt := range payloadTypes(m) {
+		r, ok := rtpMapOf(m, pt)
 		if !ok || !strings.EqualFold(r.Encoding, "telephone-event") || r.ClockRate != clock {
 			continue
 		}
 		events := defaultEvents
-		if params, ok := m.FMTP(pt); ok {
+		if params, ok := fmtpOf(m, pt); ok {
 			events = params
 		}
 		set, err := parseEvents(events)
@@ -402,8 +409,8 @@ func formatEvents(set [256]bool, max int) string {
 
 func describeFormats(m *Media) string {
 	var names []string
-	for _, pt := range m.PayloadTypes() {
-		if r, ok := m.RTPMap(pt); ok {
+	for _, pt := range payloadTypes(m) {
+		if r, ok := rtpMapOf(m, pt); ok {
 			names = append(names, r.Encoding+"/"+strconv.FormatUint(uint64(r.ClockRate), 10))
 		} else {
 			names = append(names, "pt "+strconv.Itoa(int(pt)))
@@ -420,42 +427,47 @@ func describeCodecs(cs []Codec) string {
 	return strings.Join(names, "/")
 }
 
-func origin(local Capabilities) Origin {
-	c := ConnectionFor(local.Addr)
-	return Origin{
-		Username:       local.Username,
-		SessionID:      strconv.FormatUint(local.SessionID, 10),
-		SessionVersion: strconv.FormatUint(local.SessionVersion, 10),
-		NetType:        "IN",
-		AddrType:       c.AddrType,
-		Address:        c.Address,
-	}
+// newSession returns our session-level lines with times and no media.
+func newSession(local Capabilities, times []psdp.TimeDescription) *Session {
+	return &Session{psdp.SessionDescription{
+		Origin: psdp.Origin{
+			Username:       local.Username,
+			SessionID:      local.SessionID,
+			SessionVersion: local.SessionVersion,
+			NetworkType:    "IN",
+			AddressType:    addrType(local.Addr),
+			UnicastAddress: local.Addr.String(),
+		},
+		SessionName:           "-",
+		ConnectionInformation: connectionFor(local.Addr),
+		TimeDescriptions:      times,
+	}}
 }
 
 // audioMedia builds our audio m= section: the codecs, telephone-event if
 // dtmf, ptime and the direction.
 func audioMedia(local Capabilities, dir Direction, codecs []Codec, dtmf bool, dtmfPT uint8, events string) *Media {
-	m := &Media{Type: "audio", Port: local.Port, Proto: "RTP/AVP"}
+	m := &Media{MediaName: psdp.MediaName{Media: "audio", Port: psdp.RangedPort{Value: local.Port}, Protos: []string{"RTP", "AVP"}}}
 	for _, c := range codecs {
-		m.Formats = append(m.Formats, strconv.Itoa(int(c.PayloadType)))
+		m.MediaName.Formats = append(m.MediaName.Formats, strconv.Itoa(int(c.PayloadType)))
 	}
 	if dtmf {
-		m.Formats = append(m.Formats, strconv.Itoa(int(dtmfPT)))
+		m.MediaName.Formats = append(m.MediaName.Formats, strconv.Itoa(int(dtmfPT)))
 	}
 	for _, c := range codecs {
 		// Static payload types need no rtpmap, but RFC 8866 §6.6 and
 		// common practice include it; it costs a line and helps readers.
-		m.Attributes = append(m.Attributes, Attribute{Key: "rtpmap", Value: RTPMap{PayloadType: c.PayloadType, Encoding: c.Name, ClockRate: c.ClockRate}.String()})
+		m.Attributes = append(m.Attributes, psdp.Attribute{Key: "rtpmap", Value: RTPMap{PayloadType: c.PayloadType, Encoding: c.Name, ClockRate: c.ClockRate}.String()})
 	}
 	if dtmf {
 		m.Attributes = append(m.Attributes,
-			Attribute{Key: "rtpmap", Value: RTPMap{PayloadType: dtmfPT, Encoding: "telephone-event", ClockRate: 8000}.String()},
-			Attribute{Key: "fmtp", Value: strconv.Itoa(int(dtmfPT)) + " " + events},
+			psdp.Attribute{Key: "rtpmap", Value: RTPMap{PayloadType: dtmfPT, Encoding: "telephone-event", ClockRate: 8000}.String()},
+			psdp.Attribute{Key: "fmtp", Value: strconv.Itoa(int(dtmfPT)) + " " + events},
 		)
 	}
 	m.Attributes = append(m.Attributes,
-		Attribute{Key: "ptime", Value: strconv.Itoa(local.PTime)},
-		Attribute{Key: dir.String()},
+		psdp.Attribute{Key: "ptime", Value: strconv.Itoa(local.PTime)},
+		psdp.Attribute{Key: dir.String()},
 	)
 	return m
 }
@@ -474,14 +486,10 @@ func NewOffer(local Capabilities) (*Session, error) {
 		k, _ := knownCodec(c.Name)
 		codecs[i] = k // static payload type
 	}
-	return &Session{
-		Origin:     origin(local),
-		Name:       "-",
-		Connection: ConnectionFor(local.Addr),
-		Times:      []Timing{{}},
-		Media: []*Media{audioMedia(local, SendRecv, codecs, !local.NoTelephoneEvent, local.TelephoneEventPT,
-			formatEvents(allEvents(), maxEvent))},
-	}, nil
+	s := newSession(local, []psdp.TimeDescription{{}})
+	s.MediaDescriptions = []*Media{audioMedia(local, local.Direction, codecs, !local.NoTelephoneEvent, local.TelephoneEventPT,
+		formatEvents(allEvents(), maxEvent))}
+	return s, nil
 }
 
 func allEvents() [256]bool {
@@ -506,24 +514,25 @@ func ReadAnswer(offer, answer *Session) (Negotiated, error) {
 	if offer == nil || answer == nil {
 		return Negotiated{}, wrapf(ErrMalformed, "missing offer or answer")
 	}
-	if len(answer.Media) != len(offer.Media) {
-		return Negotiated{}, wrapf(ErrMalformed, "answer has %d media sections, offer %d (RFC 3264 §6)", len(answer.Media), len(offer.Media))
+	if len(answer.MediaDescriptions) != len(offer.MediaDescriptions) {
+		return Negotiated{}, wrapf(ErrMalformed, "answer has %d media sections, offer %d (RFC 3264 §6)", len(answer.MediaDescriptions), len(offer.MediaDescriptions))
 	}
-	for i, m := range answer.Media {
-		om := offer.Media[i]
-		if m.Type != om.Type {
-			return Negotiated{}, wrapf(ErrMalformed, "answer media %d is %s, offer's is %s", i+1, m.Type, om.Type)
+	for i, m := range answer.MediaDescriptions {
+		om := offer.MediaDescriptions[i]
+		if m.MediaName.Media != om.MediaName.Media {
+			return Negotiated{}, wrapf(ErrMalformed, "answer media %d is %s, offer's is %s", i+1, m.MediaName.Media, om.MediaName.Media)
 		}
-		if m.Type != "audio" || m.Port == 0 {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
 			continue
 		}
+		offered := payloadTypes(om)
 		var codec Codec
 		found := false
-		for _, pt := range m.PayloadTypes() {
-			if !slices.Contains(om.PayloadTypes(), pt) {
+		for _, pt := range payloadTypes(m) {
+			if !slices.Contains(offered, pt) {
 				continue
 			}
-			r, ok := om.RTPMap(pt)
+			r, ok := rtpMapOf(om, pt)
 			if !ok {
 				continue
 			}
@@ -536,25 +545,21 @@ func ReadAnswer(offer, answer *Session) (Negotiated, error) {
 		if !found {
 			return Negotiated{}, wrapf(ErrNoCommonCodec, "answer audio stream %d chose %s, none of our offered codecs", i+1, describeFormats(m))
 		}
-		conn := m.ConnectionIn(answer)
-		if conn == nil {
-			return Negotiated{}, wrapf(ErrMalformed, "answer audio stream %d has no connection address", i+1)
-		}
-		addr, err := conn.Addr()
+		addr, err := connAddr(answer.connectionOf(m))
 		if err != nil {
 			return Negotiated{}, fmt.Errorf("answer audio stream %d: %w", i+1, err)
 		}
 		n := Negotiated{
 			MediaIndex:      i,
 			Codec:           codec,
-			Remote:          netip.AddrPortFrom(addr.Unmap(), uint16(m.Port)),
-			RemoteDirection: m.Direction(answer),
-			Direction:       om.Direction(offer),
+			Remote:          netip.AddrPortFrom(addr.Unmap(), uint16(m.MediaName.Port.Value)),
+			RemoteDirection: answer.MediaDirection(i),
+			Direction:       offer.MediaDirection(i),
 		}
-		n.RemotePTime, _ = m.PTime()
-		for _, pt := range m.PayloadTypes() {
-			r, ok := m.RTPMap(pt)
-			if ok && strings.EqualFold(r.Encoding, "telephone-event") && slices.Contains(om.PayloadTypes(), pt) {
+		n.RemotePTime, _ = ptimeOf(m)
+		for _, pt := range payloadTypes(m) {
+			r, ok := rtpMapOf(m, pt)
+			if ok && strings.EqualFold(r.Encoding, "telephone-event") && slices.Contains(offered, pt) {
 				if pt, events, ok := pickTelephoneEvent(m, codec.ClockRate); ok {
 					n.DTMF, n.DTMFPayloadType, n.DTMFEvents = true, pt, events
 				}

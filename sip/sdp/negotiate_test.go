@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	psdp "github.com/pion/sdp/v3"
 )
 
 func guardCaps() Capabilities {
@@ -274,8 +276,8 @@ a=fmtp:101 all-of-them
 			if err != nil {
 				t.Fatalf("answer does not parse: %v\n%s", err, body)
 			}
-			if len(back.Media) != len(offer.Media) {
-				t.Fatalf("answer has %d m= lines, offer %d", len(back.Media), len(offer.Media))
+			if len(back.MediaDescriptions) != len(offer.MediaDescriptions) {
+				t.Fatalf("answer has %d m= lines, offer %d", len(back.MediaDescriptions), len(offer.MediaDescriptions))
 			}
 			got, err := ReadAnswer(offer, back)
 			if err != nil {
@@ -436,7 +438,10 @@ func TestNegotiateBadInput(t *testing.T) {
 		t.Errorf("nil offer: %v", err)
 	}
 	// A hand-built session without a connection address.
-	hand := &Session{Times: []Timing{{}}, Media: []*Media{{Type: "audio", Port: 4000, Proto: "RTP/AVP", Formats: []string{"0"}}}}
+	hand := &Session{psdp.SessionDescription{
+		TimeDescriptions:  []psdp.TimeDescription{{}},
+		MediaDescriptions: []*Media{{MediaName: psdp.MediaName{Media: "audio", Port: psdp.RangedPort{Value: 4000}, Protos: []string{"RTP", "AVP"}, Formats: []string{"0"}}}},
+	}}
 	if _, err := Negotiate(hand, guardCaps()); !errors.Is(err, ErrMalformed) {
 		t.Errorf("no connection: %v", err)
 	}

@@ -3,20 +3,25 @@
 // (RFC 3264) needs, and negotiates the guard's audio: G.711 (PCMU or PCMA)
 // and RFC 4733 telephone-events.
 //
-// The parser is strict about the grammar (RFC 8866 §9): the line form
-// "<type>=<value>", the type letters and where they may appear, the fields
-// of v=, o=, s=, c=, t= and m=, and the sizes it will read (MaxSize,
-// MaxLines, MaxMedia, MaxFormats). It is lenient where real carrier
-// equipment differs from the RFC without harm: LF as well as CRLF line
-// ends (RFC 8866 §5 allows it), extra spaces between fields, an empty s=,
-// and the relative order of the optional lines within a level. Attribute
-// values are kept verbatim and interpreted on demand (RTPMap, FMTP, PTime,
-// Direction); an attribute this package does not understand, or one it
-// understands but cannot read, is ignored as RFC 8866 §5.13 asks, so a
-// broken a=rtpmap in a video stream does not fail an audio call.
+// The grammar is github.com/pion/sdp/v3's: Parse hands the body to its
+// parser and Marshal to its writer, and a Session is its
+// SessionDescription. What stays here is the guard's own part:
 //
-// The writer emits CRLF, single spaces and the RFC order, so
-// Parse(Marshal(Parse(x))) equals Parse(x): the fuzz test checks it.
+//   - the input limits (MaxSize, MaxLines, MaxMedia, MaxFormats, no NUL or
+//     bare CR), checked on the raw lines before the library reads a byte;
+//   - a small shim for what carriers send and the library refuses (see
+//     parse.go): session-level lines out of RFC order, and m= lines whose
+//     media or transport it does not know (T.38 fax: "m=image 4002 udptl
+//     t38");
+//   - the checks the library leaves out and the guard needs: a t= line, a
+//     c= line for every live stream, c= addresses that are IP literals,
+//     host names or multicast groups, RTP formats that are payload types;
+//   - the offer/answer negotiation (negotiate.go).
+//
+// Attribute values are kept verbatim and interpreted on demand (rtpmap,
+// fmtp, ptime, the direction); one this package cannot read is ignored as
+// RFC 8866 §5.13 asks, so a broken a=rtpmap in a video stream does not fail
+// an audio call.
 //
 // Values are not safe for concurrent mutation; a parsed Session that is no
 // longer modified may be read from several goroutines.
@@ -27,6 +32,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	psdp "github.com/pion/sdp/v3"
 )
 
 // Sentinel errors. Every error this package returns wraps exactly one of
@@ -80,126 +87,23 @@ func StatusFor(err error) int {
 	}
 }
 
-// Session is a session description (RFC 8866 §5).
+// Session is a session description (RFC 8866 §5): pion/sdp's, with a
+// Marshal that cannot fail.
 type Session struct {
-	// Origin is the o= line.
-	Origin Origin
-	// Name is the s= line. Empty is written as "-" (RFC 8866 §5.3).
-	Name string
-	// Info is the session-level i= line; empty when absent.
-	Info string
-	// URI is the u= line; empty when absent.
-	URI string
-	// Emails and Phones are the e= and p= lines.
-	Emails, Phones []string
-	// Connection is the session-level c= line; nil when absent. A media
-	// section's own c= overrides it (RFC 8866 §5.7).
-	Connection *Connection
-	// Bandwidths are the session-level b= lines.
-	Bandwidths []Bandwidth
-	// Times are the t= lines with their r= lines; at least one.
-	Times []Timing
-	// TimeZones is the z= line, verbatim; empty when absent.
-	TimeZones string
-	// Key is the obsolete k= line, verbatim; empty when absent.
-	Key string
-	// Attributes are the session-level a= lines, in order.
-	Attributes []Attribute
-	// Media are the m= sections, in order.
-	Media []*Media
-}
-
-// Origin is the o= line (RFC 8866 §5.2).
-type Origin struct {
-	Username       string // "-" when there is none
-	SessionID      string // numeric string
-	SessionVersion string // numeric string
-	NetType        string // "IN"
-	AddrType       string // "IP4" or "IP6"
-	Address        string // the creator's address or host name
-}
-
-// Connection is a c= line (RFC 8866 §5.7).
-type Connection struct {
-	NetType  string // "IN"
-	AddrType string // "IP4" or "IP6"
-	// Address is an IP literal, a host name, or a multicast group with
-	// its TTL or count ("233.252.0.1/127").
-	Address string
-}
-
-// Addr returns the connection address as an IP. A host name or multicast
-// form is an error wrapping ErrUnsupported: the guard sends RTP to
-// unicast literals only (resolving a name per call would put DNS on the
-// call path).
-func (c *Connection) Addr() (netip.Addr, error) {
-	a, err := netip.ParseAddr(c.Address)
-	if err != nil {
-		return netip.Addr{}, wrapf(ErrUnsupported, "connection address %q is not an IP literal", c.Address)
-	}
-	if a.IsMulticast() {
-		return netip.Addr{}, wrapf(ErrUnsupported, "connection address %s is multicast", a)
-	}
-	return a, nil
-}
-
-// ConnectionFor returns the IN IP4 or IN IP6 connection line for a.
-func ConnectionFor(a netip.Addr) *Connection {
-	a = a.Unmap()
-	t := "IP4"
-	if a.Is6() {
-		t = "IP6"
-	}
-	return &Connection{NetType: "IN", AddrType: t, Address: a.String()}
-}
-
-// Bandwidth is a b= line (RFC 8866 §5.8): "AS:64".
-type Bandwidth struct {
-	Type  string
-	Value uint64
-}
-
-// Timing is a t= line with the r= lines that follow it (RFC 8866 §5.9,
-// §5.10).
-type Timing struct {
-	Start, Stop uint64
-	// Repeats are the r= lines, verbatim.
-	Repeats []string
-}
-
-// Attribute is an a= line (RFC 8866 §5.13): "a=<Key>" when Value is empty,
-// else "a=<Key>:<Value>".
-type Attribute struct {
-	Key   string
-	Value string
+	psdp.SessionDescription
 }
 
 // Media is an m= section (RFC 8866 §5.14).
-type Media struct {
-	// Type is the media type: "audio", "video", ...
-	Type string
-	// Port is the transport port; 0 means the stream is rejected or
-	// disabled (RFC 3264 §5.1, §6).
-	Port int
-	// PortCount is the number after a slash in the port field; 0 when
-	// absent.
-	PortCount int
-	// Proto is the transport protocol: "RTP/AVP" for plain RTP.
-	Proto string
-	// Formats are the media formats: RTP payload type numbers for RTP
-	// profiles, in the offerer's order of preference (RFC 3264 §5.1).
-	Formats []string
-	// Info is the media-level i= line; empty when absent.
-	Info string
-	// Connection is the media-level c= line; nil when absent.
-	Connection *Connection
-	// Bandwidths are the media-level b= lines.
-	Bandwidths []Bandwidth
-	// Key is the obsolete k= line; empty when absent.
-	Key string
-	// Attributes are the media-level a= lines, in order.
-	Attributes []Attribute
+type Media = psdp.MediaDescription
+
+// Marshal writes the description in RFC 8866 §5 order with CRLF line ends.
+func (s *Session) Marshal() []byte {
+	b, _ := s.SessionDescription.Marshal() // it returns no error
+	return b
 }
+
+// String returns Marshal as a string.
+func (s *Session) String() string { return string(s.Marshal()) }
 
 // Direction is the media direction attribute (RFC 8866 §6.7, RFC 3264
 // §5.1).
@@ -229,19 +133,34 @@ func (d Direction) String() string {
 	}
 }
 
+// sends and receives report what d allows; unset is sendrecv (RFC 8866
+// §6.7).
+func (d Direction) sends() bool    { return d == SendRecv || d == SendOnly || d == DirectionUnset }
+func (d Direction) receives() bool { return d == SendRecv || d == RecvOnly || d == DirectionUnset }
+
 // Answer returns the direction an answerer puts against an offered
 // direction d (RFC 3264 §6.1): sendonly is answered recvonly, recvonly
 // sendonly, inactive inactive, sendrecv (or unset) sendrecv.
-func (d Direction) Answer() Direction {
-	switch d {
-	case SendOnly:
-		return RecvOnly
-	case RecvOnly:
-		return SendOnly
-	case Inactive:
-		return Inactive
-	default:
+func (d Direction) Answer() Direction { return d.AnswerWith(SendRecv) }
+
+// AnswerWith returns the answer to an offered direction d by an answerer
+// that wants to do at most want (RFC 3264 §6.1): it sends only if the
+// offerer receives and want sends, and receives only if the offerer sends
+// and want receives. A hold answered while holding ourselves (want
+// sendonly or inactive) is how a B2BUA keeps both legs' hold state.
+// DirectionUnset as want means sendrecv.
+func (d Direction) AnswerWith(want Direction) Direction {
+	send := d.receives() && want.sends()
+	recv := d.sends() && want.receives()
+	switch {
+	case send && recv:
 		return SendRecv
+	case send:
+		return SendOnly
+	case recv:
+		return RecvOnly
+	default:
+		return Inactive
 	}
 }
 
@@ -260,7 +179,7 @@ func directionOf(key string) Direction {
 }
 
 // directionIn returns the first direction attribute in attrs.
-func directionIn(attrs []Attribute) Direction {
+func directionIn(attrs []psdp.Attribute) Direction {
 	for _, a := range attrs {
 		if d := directionOf(a.Key); d != DirectionUnset {
 			return d
@@ -272,45 +191,63 @@ func directionIn(attrs []Attribute) Direction {
 // Direction returns the session-level direction, DirectionUnset if none.
 func (s *Session) Direction() Direction { return directionIn(s.Attributes) }
 
-// Direction returns the media's effective direction: its own attribute,
-// else the session's, else sendrecv (RFC 8866 §6.7).
-func (m *Media) Direction(s *Session) Direction {
-	if d := directionIn(m.Attributes); d != DirectionUnset {
-		return d
-	}
-	if s != nil {
-		if d := s.Direction(); d != DirectionUnset {
+// MediaDirection returns the effective direction of s's media section i:
+// its own attribute, else the session's, else sendrecv (RFC 8866 §6.7).
+// An index out of range is sendrecv.
+func (s *Session) MediaDirection(i int) Direction {
+	if i >= 0 && i < len(s.MediaDescriptions) {
+		if d := directionIn(s.MediaDescriptions[i].Attributes); d != DirectionUnset {
 			return d
 		}
+	}
+	if d := s.Direction(); d != DirectionUnset {
+		return d
 	}
 	return SendRecv
 }
 
-// Attr returns the value of the first attribute named key.
-func (m *Media) Attr(key string) (string, bool) {
-	for _, a := range m.Attributes {
-		if a.Key == key {
-			return a.Value, true
-		}
-	}
-	return "", false
-}
-
-// ConnectionIn returns the media's connection: its own c= line, else the
+// connectionOf returns m's connection: its own c= line, else the
 // session's; nil when neither is present.
-func (m *Media) ConnectionIn(s *Session) *Connection {
-	if m.Connection != nil {
-		return m.Connection
+func (s *Session) connectionOf(m *Media) *psdp.ConnectionInformation {
+	if m.ConnectionInformation != nil {
+		return m.ConnectionInformation
 	}
-	if s != nil {
-		return s.Connection
-	}
-	return nil
+	return s.ConnectionInformation
 }
 
-// IsRTP reports whether the media uses an RTP profile, so its formats are
-// payload type numbers.
-func (m *Media) IsRTP() bool { return isRTPProto(m.Proto) }
+// connAddr returns the connection address as an IP. A host name or
+// multicast form is an error wrapping ErrUnsupported: the guard sends RTP
+// to unicast literals only (resolving a name per call would put DNS on the
+// call path).
+func connAddr(c *psdp.ConnectionInformation) (netip.Addr, error) {
+	if c == nil || c.Address == nil {
+		return netip.Addr{}, wrapf(ErrMalformed, "no connection address")
+	}
+	a, err := netip.ParseAddr(c.Address.Address)
+	if err != nil {
+		return netip.Addr{}, wrapf(ErrUnsupported, "connection address %q is not an IP literal", c.Address.Address)
+	}
+	if a.IsMulticast() {
+		return netip.Addr{}, wrapf(ErrUnsupported, "connection address %s is multicast", a)
+	}
+	return a, nil
+}
+
+// connectionFor returns the IN IP4 or IN IP6 connection line for a.
+func connectionFor(a netip.Addr) *psdp.ConnectionInformation {
+	a = a.Unmap()
+	return &psdp.ConnectionInformation{NetworkType: "IN", AddressType: addrType(a), Address: &psdp.Address{Address: a.String()}}
+}
+
+func addrType(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		return "IP6"
+	}
+	return "IP4"
+}
+
+// proto returns m's transport protocol: "RTP/AVP".
+func proto(m *Media) string { return strings.Join(m.MediaName.Protos, "/") }
 
 func isRTPProto(proto string) bool {
 	return strings.HasPrefix(proto, "RTP/") || strings.Contains(proto, "/RTP/")
@@ -334,7 +271,9 @@ func (r RTPMap) String() string {
 	return s
 }
 
-// ParseRTPMap reads an a=rtpmap value. Errors wrap ErrMalformed.
+// ParseRTPMap reads an a=rtpmap value. Errors wrap ErrMalformed. (pion/sdp
+// reads rtpmap only session-wide, merging every stream's, and skips static
+// payload types; the guard needs one stream's.)
 func ParseRTPMap(v string) (RTPMap, error) {
 	ptText, rest, ok := strings.Cut(v, " ")
 	if !ok {
@@ -363,29 +302,10 @@ func ParseRTPMap(v string) (RTPMap, error) {
 	return r, nil
 }
 
-// FMTP is an a=fmtp value (RFC 8866 §6.15): "101 0-16".
-type FMTP struct {
-	PayloadType uint8
-	Params      string
-}
-
-// ParseFMTP reads an a=fmtp value. Errors wrap ErrMalformed.
-func ParseFMTP(v string) (FMTP, error) {
-	ptText, params, ok := strings.Cut(v, " ")
-	if !ok || strings.TrimSpace(params) == "" {
-		return FMTP{}, wrapf(ErrMalformed, "fmtp %q: no parameters", v)
-	}
-	pt, err := parsePT(ptText)
-	if err != nil {
-		return FMTP{}, wrapf(ErrMalformed, "fmtp %q: %v", v, err)
-	}
-	return FMTP{PayloadType: pt, Params: strings.TrimSpace(params)}, nil
-}
-
-// RTPMap returns the media's mapping for payload type pt: its first
-// well-formed a=rtpmap for pt, else the static assignment of RFC 3551 §6
-// (Table 4) for the payload types a telephone network sends.
-func (m *Media) RTPMap(pt uint8) (RTPMap, bool) {
+// rtpMapOf returns m's mapping for payload type pt: its first well-formed
+// a=rtpmap for pt, else the static assignment of RFC 3551 §6 (Table 4) for
+// the payload types a telephone network sends.
+func rtpMapOf(m *Media, pt uint8) (RTPMap, bool) {
 	for _, a := range m.Attributes {
 		if a.Key != "rtpmap" {
 			continue
@@ -413,25 +333,29 @@ var staticPT = map[uint8]RTPMap{
 	18: {PayloadType: 18, Encoding: "G729", ClockRate: 8000},
 }
 
-// FMTP returns the parameters of the media's first well-formed a=fmtp for
-// pt.
-func (m *Media) FMTP(pt uint8) (string, bool) {
+// fmtpOf returns the parameters of m's first well-formed a=fmtp for pt
+// (RFC 8866 §6.15: "101 0-16").
+func fmtpOf(m *Media, pt uint8) (string, bool) {
 	for _, a := range m.Attributes {
 		if a.Key != "fmtp" {
 			continue
 		}
-		f, err := ParseFMTP(a.Value)
-		if err == nil && f.PayloadType == pt {
-			return f.Params, true
+		ptText, params, ok := strings.Cut(a.Value, " ")
+		params = strings.TrimSpace(params)
+		if !ok || params == "" {
+			continue
+		}
+		if p, err := parsePT(ptText); err == nil && p == pt {
+			return params, true
 		}
 	}
 	return "", false
 }
 
-// PTime returns the media's a=ptime in milliseconds (RFC 8866 §6.4); false
-// when absent or unreadable. Fractional values ("20.0") are truncated.
-func (m *Media) PTime() (int, bool) {
-	v, ok := m.Attr("ptime")
+// ptimeOf returns m's a=ptime in milliseconds (RFC 8866 §6.4); false when
+// absent or unreadable. Fractional values ("20.0") are truncated.
+func ptimeOf(m *Media) (int, bool) {
+	v, ok := m.Attribute("ptime")
 	if !ok {
 		return 0, false
 	}
@@ -445,12 +369,12 @@ func (m *Media) PTime() (int, bool) {
 	return ms, true
 }
 
-// PayloadTypes returns the media's formats as RTP payload types, skipping
-// any that are not (only possible in a hand-built Media: Parse checks
-// them for RTP profiles).
-func (m *Media) PayloadTypes() []uint8 {
-	out := make([]uint8, 0, len(m.Formats))
-	for _, f := range m.Formats {
+// payloadTypes returns m's formats as RTP payload types, skipping any that
+// are not (only possible in a hand-built Media: Parse checks them for RTP
+// profiles).
+func payloadTypes(m *Media) []uint8 {
+	out := make([]uint8, 0, len(m.MediaName.Formats))
+	for _, f := range m.MediaName.Formats {
 		if pt, err := parsePT(f); err == nil {
 			out = append(out, pt)
 		}

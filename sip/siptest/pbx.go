@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -447,8 +446,7 @@ func (c *PBXCall) Reinvite(ctx context.Context) (*sip.Response, error) {
 	}
 	c.mu.Lock()
 	offer := *c.answer.SDP
-	ver, _ := strconv.ParseUint(offer.Origin.SessionVersion, 10, 64)
-	offer.Origin.SessionVersion = strconv.FormatUint(ver+1, 10)
+	offer.Origin.SessionVersion++
 	c.answer.SDP = &offer
 	c.mu.Unlock()
 

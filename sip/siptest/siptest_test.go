@@ -94,7 +94,7 @@ func TestAnsweredCallRecordsBothSidesAndCarriesAudio(t *testing.T) {
 	if pc.Callee != DefaultCallee || pc.CallID != call.CallID() {
 		t.Errorf("PBX saw callee %q Call-ID %q", pc.Callee, pc.CallID)
 	}
-	if pc.Offer == nil || len(pc.Offer.Media) != 1 || strings.Join(pc.Offer.Media[0].Formats, " ") != "0 8 101" {
+	if pc.Offer == nil || len(pc.Offer.MediaDescriptions) != 1 || strings.Join(pc.Offer.MediaDescriptions[0].MediaName.Formats, " ") != "0 8 101" {
 		t.Fatalf("PBX saw offer %v, want PCMU, PCMA, telephone-event", pc.Offer)
 	}
 	if err := pc.WaitAnswered(ctx); err != nil {
