@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/media"
+	"github.com/callguard/callguard/sip/sdp"
 )
 
 // tag100rel is RFC 3262's option tag.
@@ -26,6 +30,16 @@ type reliability struct {
 	// PRACKed (§3: "MUST NOT send a final response until those
 	// provisional responses are acknowledged").
 	answer func()
+	// offer is the guard's own SDP offer in a reliable 183, made for the
+	// challenge of a late offer; its answer comes in the PRACK (§5).
+	offer *ownOffer
+}
+
+// ownOffer is the guard's offer waiting for the caller's answer.
+type ownOffer struct {
+	code string
+	conn *media.Conn
+	sdp  *sdp.Session
 }
 
 // reliableProv is a reliable 1xx sent and not yet PRACKed.
@@ -43,6 +57,10 @@ func (r *reliability) drop() {
 		r.pending = nil
 	}
 	r.queue, r.answer = nil, nil
+	if r.offer != nil {
+		r.offer.conn.Close()
+		r.offer = nil
+	}
 }
 
 // offers100rel reports whether req names 100rel in header name.
@@ -165,6 +183,11 @@ func (s *session) prack(req *sip.Request) bool {
 	}
 	close(p.done)
 	s.rel.pending = nil
+	if o := s.rel.offer; o != nil {
+		s.rel.offer = nil
+		s.offerAnswered(o, req)
+		return true
+	}
 	if a := s.rel.answer; a != nil {
 		s.rel.queue, s.rel.answer = nil, nil
 		a()
@@ -178,4 +201,73 @@ func (s *session) prack(req *sip.Request) bool {
 		}
 	}
 	return true
+}
+
+// offerChallenge starts the challenge of a late offer from a carrier with
+// 100rel (loop only): the guard offers its own media (PCMU, PCMA and
+// telephone-event, what the prompt and the key collector handle) in a
+// reliable 183, and the caller answers in the PRACK (RFC 3262 §5, RFC
+// 3264); offerAnswered then runs the challenge on that media. The 200 OK
+// later repeats the same SDP, same o= version: RFC 3261 §13.2.1 allows no
+// new offer in it once the 183's offer was answered (RFC 6337 §3.1.1).
+func (s *session) offerChallenge(code string) {
+	g := s.g
+	conn, err := g.ports.ListenUDP(g.set.mediaIP)
+	if err != nil {
+		s.log.Error("no RTP port for a challenge", "err", err)
+		s.mediaFailed(refusalOf(refNoPort), err)
+		return
+	}
+	offer, err := sdp.NewOffer(sdp.Capabilities{
+		Addr: g.set.mediaIP, Port: conn.Port(), Username: "callguard",
+		SessionID: uint64(s.now().UnixNano()), SessionVersion: 1,
+	})
+	if err != nil {
+		conn.Close()
+		s.mediaFailed(refusalOf(refMediaError), err)
+		return
+	}
+	g.stats.lateOfferChallenged.Add(1)
+	s.callerSDP = offer.Marshal()
+	if err := s.respondProvisional(183, "Session Progress", s.callerSDP, "application/sdp"); err != nil {
+		conn.Close()
+		s.log.Debug("183 with the guard's offer not sent", "err", err)
+		if errors.Is(s.tx.Err(), sip.ErrTransactionCanceled) {
+			return // a CANCEL raced us, and its handler ends the call
+		}
+		s.mediaFailed(refusalOf(refMediaError), err)
+		return
+	}
+	s.log.Debug("late offer: the guard's offer sent in a reliable 183")
+	s.rel.offer = &ownOffer{code: code, conn: conn, sdp: offer}
+}
+
+// offerAnswered reads the caller's answer to the guard's offer from the
+// PRACK req and starts the challenge on it (loop only). A PRACK without a
+// usable answer ends the call (488): the offer/answer exchange failed, and
+// the guard has no media to challenge on.
+func (s *session) offerAnswered(o *ownOffer, req *sip.Request) {
+	neg, err := readPrackAnswer(o.sdp, req.Body())
+	if err == nil && (!neg.Remote.Addr().IsValid() || neg.Remote.Addr().IsUnspecified() || neg.Remote.Port() == 0) {
+		err = fmt.Errorf("%w: the answer's audio address %v cannot receive", sdp.ErrUnsupported, neg.Remote)
+	}
+	if err != nil {
+		o.conn.Close()
+		s.log.Info("late offer: the PRACK carries no usable answer", "err", err)
+		s.mediaFailed(refusalOf(refNoMedia).withStatus(488), fmt.Errorf("late offer: PRACK answer: %w", err))
+		return
+	}
+	s.startChallenge(o.code, o.conn, sdp.Answer{Negotiated: neg, SDP: o.sdp}, false)
+}
+
+// readPrackAnswer reads the answer in a PRACK's body to offer.
+func readPrackAnswer(offer *sdp.Session, body []byte) (sdp.Negotiated, error) {
+	if len(body) == 0 {
+		return sdp.Negotiated{}, errors.New("no SDP answer in the PRACK")
+	}
+	answer, err := sdp.Parse(body)
+	if err != nil {
+		return sdp.Negotiated{}, err
+	}
+	return sdp.ReadAnswer(offer, answer)
 }
