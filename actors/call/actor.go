@@ -187,6 +187,9 @@ func (a *callActor) tally(o output) {
 		if e.Mode == schema.Observe && e.Verdict != schema.Pass {
 			c.Observed.Add(1)
 		}
+		if e.ActionReason != "" {
+			c.ChallengeFallbacks.Add(1)
+		}
 	case schema.ChallengeStarted:
 		if !a.gauged {
 			a.gauged = true

@@ -237,6 +237,7 @@ type Counters struct {
 	Started                                      atomic.Uint64
 	Passed, Challenged, Rejected                 atomic.Uint64 // by action taken
 	Observed                                     atomic.Uint64 // calls passed only because of observe mode
+	ChallengeFallbacks                           atomic.Uint64 // challenges passed because they could not be carried out (late offer)
 	StoreDown                                    atomic.Uint64 // calls decided by the store-down policy
 	ChallengesPassed, ChallengesFailed           atomic.Uint64
 	ChallengesAbandoned                          atomic.Uint64

@@ -176,7 +176,7 @@ type counters struct {
 	noDialog, panics                                        atomic.Uint64
 	maxCalls, busy, tcpShed                                 atomic.Uint64
 	noPrack, lateOfferRejected                              atomic.Uint64
-	lateOfferChallenged, lateOfferPassed                    atomic.Uint64
+	lateOfferChallenged                                     atomic.Uint64
 	mediaLatched, mediaRefused                              atomic.Uint64
 }
 
@@ -407,10 +407,10 @@ type Stats struct {
 	// because the call was to be challenged (488).
 	LateOfferRejected uint64
 	// LateOfferChallenged counts late offers challenged with the guard's
-	// own offer in a reliable 183 (the carrier has 100rel);
-	// LateOfferPassed those passed unchallenged by GUARD_LATE_OFFER=pass
-	// although their verdict was challenge.
-	LateOfferChallenged, LateOfferPassed uint64
+	// own offer in a reliable 183 (the carrier has 100rel). Those passed
+	// by GUARD_LATE_OFFER=pass are counted by the call actors
+	// (call.Counters.ChallengeFallbacks): only they know the verdict.
+	LateOfferChallenged uint64
 	// MediaLatched counts RTP streams latched onto a trusted source other
 	// than their SDP address (symmetric RTP); MediaRefused the RTP
 	// packets dropped for their source.
@@ -445,7 +445,7 @@ func (g *Guard) Stats() Stats {
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
 		NoPrack: g.stats.noPrack.Load(), LateOfferRejected: g.stats.lateOfferRejected.Load(),
-		LateOfferChallenged: g.stats.lateOfferChallenged.Load(), LateOfferPassed: g.stats.lateOfferPassed.Load(),
+		LateOfferChallenged: g.stats.lateOfferChallenged.Load(),
 		MediaLatched: g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{

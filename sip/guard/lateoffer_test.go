@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/sip/guard"
 	"github.com/callguard/callguard/sip/media"
 	"github.com/callguard/callguard/sip/sdp"
 	"github.com/callguard/callguard/sip/siptest"
@@ -296,5 +297,73 @@ func TestLateOfferPrackWithoutAnswerEndsTheCall(t *testing.T) {
 	}
 	if calls := e.pbx.Calls(); len(calls) != 0 {
 		t.Errorf("the PBX got %d calls", len(calls))
+	}
+}
+
+// GUARD_LATE_OFFER=pass: a call to be challenged whose INVITE has no SDP
+// from a carrier without 100rel is relayed to the PBX unchallenged. The
+// caller's record says the verdict was challenge, the action pass, and
+// why; no challenge outcome is recorded, so the caller is not verified.
+func TestLateOfferFallbackPasses(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *guard.Config) { c.LateOffer = "pass" }))
+	e.block(3)
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 10*time.Second)
+	dlg, res, err := c.inviteLate(ctx, e.uri())
+	if err != nil {
+		t.Fatalf("late offer with GUARD_LATE_OFFER=pass: %v %v, want the PBX's 200", res, err)
+	}
+	if len(e.pbx.Calls()) != 1 {
+		t.Fatalf("the PBX got %d calls, want 1", len(e.pbx.Calls()))
+	}
+	if err := dlg.WriteBye(ctx, sip.NewRequest(sip.BYE, dlg.InviteResponse.Contact().Address)); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.callStream()
+	rec, ok := evs[schema.TypeCallReceived].(*schema.CallReceived)
+	if !ok || rec.Verdict != schema.Challenge || rec.Action != schema.Pass || rec.ActionReason != guard.LateOfferPassed {
+		t.Errorf("CallReceived %+v, want verdict challenge, action pass, reason %q", rec, guard.LateOfferPassed)
+	}
+	if dec, ok := evs[schema.TypeCallDecided].(*schema.CallDecided); ok && dec.ActionReason != guard.LateOfferPassed {
+		t.Errorf("CallDecided %+v, want reason %q", dec, guard.LateOfferPassed)
+	}
+	if _, ok := evs[schema.TypeChallengeEnded]; ok {
+		t.Error("a challenge is recorded for a call passed unchallenged")
+	}
+	if raw, ok := e.callerStream()[schema.TypeChallengeOutcome]; ok {
+		t.Errorf("the caller has a challenge outcome (it never typed a code): %s", raw)
+	}
+	if n := e.guard.Stats().LateOfferRejected; n != 0 {
+		t.Errorf("LateOfferRejected %d, want 0", n)
+	}
+}
+
+// GUARD_LATE_OFFER=pass leaves alone what can be challenged: a late
+// offer from a carrier with 100rel is challenged (the guard's offer in
+// the 183), and a call with an offer is challenged as ever.
+func TestLateOfferFallbackOnlyWithout100rel(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *guard.Config) { c.LateOffer = "pass" }))
+	e.block(3)
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 20*time.Second)
+	var got183 bool
+	cl := c.inviteLateRel(ctx, e.uri(), func(r *sip.Response) {
+		if r.StatusCode == 183 && isReliable(r) && !got183 {
+			got183 = true
+			_, body := c.answerMedia(ctx, r)
+			if res, err := c.prackWith(ctx, t, r, body); err != nil || res.StatusCode != 200 {
+				t.Errorf("PRACK: %v %v", res, err)
+			}
+		}
+	})
+	if !got183 || cl.status() != 200 {
+		t.Fatalf("late offer with 100rel: 183 seen %v, INVITE got %d (%v); want a challenge", got183, cl.status(), cl.err)
+	}
+	if len(e.pbx.Calls()) != 0 {
+		t.Errorf("the PBX got a call before the code")
+	}
+	c.hangup(cl)
+	if rec, ok := e.callStream()[schema.TypeCallReceived].(*schema.CallReceived); !ok || rec.Action != schema.Challenge || rec.ActionReason != "" {
+		t.Errorf("CallReceived %+v, want action challenge without a reason", rec)
 	}
 }
