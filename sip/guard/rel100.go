@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/events/schema"
@@ -270,4 +272,97 @@ func readPrackAnswer(offer *sdp.Session, body []byte) (sdp.Negotiated, error) {
 		return sdp.Negotiated{}, err
 	}
 	return sdp.ReadAnswer(offer, answer)
+}
+
+// The PBX leg's 100rel, hop by hop. The guard lists 100rel in Supported
+// on its INVITEs with an offer (pbxInvite), so a PBX may send its 18x
+// reliably; the guard PRACKs each itself, at once, instead of relaying the
+// carrier's PRACKs: the carrier may have no 100rel at all, the guard
+// already numbers the carrier leg's reliable 18x itself (one at a time,
+// its own challenge 183 among them), and a PRACK of its own needs no RAck
+// mapping nor waits for the carrier, whose PRACK may come late or never
+// (the PBX would then fail the call after 64*T1). A late offer's INVITE
+// lists no 100rel: the PBX's reliable 18x could carry an offer, whose
+// answer (in the PRACK) only the carrier has.
+
+// pbxRel is what the guard PRACKed of the PBX's reliable 18x.
+type pbxRel struct {
+	// rseq is the RSeq last PRACKed (0: none yet). Touched only by the
+	// goroutine that waits for the PBX's answer.
+	rseq uint32
+	// relayed is the RSeq of the last reliable 18x relayed to the caller
+	// (loop only): a retransmission is not relayed again.
+	relayed uint32
+}
+
+// reliableRSeq returns r's RSeq when r is a reliable provisional response
+// (RFC 3262 §7.1: Require: 100rel and an RSeq), else 0.
+func reliableRSeq(r *sip.Response) uint32 {
+	if r.StatusCode <= 100 || r.StatusCode >= 200 || !hasOption(r, "Require", tag100rel) {
+		return 0
+	}
+	h := r.GetHeader("RSeq")
+	if h == nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+	if err != nil || n == 0 {
+		return 0
+	}
+	return uint32(n)
+}
+
+// prackPBX PRACKs r when it is a new reliable 18x of the PBX (RFC 3262
+// §4): its RSeq one above the last PRACKed, or the first. Retransmissions
+// of one already PRACKed get nothing: the PRACK's own transaction is
+// retransmitted until answered. Called from the goroutine that waits for
+// the PBX's answer (WaitAnswer's OnResponse), so that the dialog's state
+// (its CSeq, the early dialog's To tag) is not read concurrently; the
+// PRACK's answer is read on a goroutine of its own.
+func (p *pbxCall) prackPBX(dlg *sipgo.DialogClientSession, r *sip.Response) {
+	rseq := reliableRSeq(r)
+	if rseq == 0 || (p.rel.rseq != 0 && rseq != p.rel.rseq+1) {
+		return
+	}
+	if len(r.Body()) > 0 && p.late {
+		p.s.log.Warn("the PBX sent an offer in a reliable provisional response to a late offer; PRACKed without an answer", "status", r.StatusCode)
+	}
+	p.rel.rseq = rseq
+	var target sip.Uri
+	if c := r.Contact(); c != nil {
+		target = *c.Address.Clone()
+	} else {
+		target = *dlg.InviteRequest.Recipient.Clone()
+	}
+	prack := sip.NewRequest(sip.PRACK, target)
+	prack.AppendHeader(sip.NewHeader("RAck", strconv.FormatUint(uint64(rseq), 10)+" "+
+		strconv.FormatUint(uint64(dlg.InviteRequest.CSeq().SeqNo), 10)+" INVITE"))
+	p.s.route(prack, p.transport, "")
+	ctx, cancel := context.WithTimeout(p.ctx, 64*p.s.g.set.t1)
+	tx, err := dlg.TransactionRequest(ctx, prack)
+	if err != nil {
+		cancel()
+		p.s.log.Warn("PRACK to the PBX not sent", "rseq", rseq, "err", err)
+		return
+	}
+	go func() {
+		defer cancel()
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				if res.IsProvisional() {
+					continue
+				}
+				if !res.IsSuccess() {
+					p.s.log.Warn("the PBX refused our PRACK", "rseq", rseq, "status", res.StatusCode)
+				}
+				return
+			case <-tx.Done():
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 }
