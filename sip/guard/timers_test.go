@@ -40,7 +40,7 @@ func TestSessionTimersOnAPassedInvite(t *testing.T) {
 			wantSE:  "1200;refresher=uac", wantRequire: "timer",
 		},
 		{
-			name:    "no timers",
+			name: "no timers",
 			// Supported: 100rel only, the guard's own (it PRACKs the PBX's
 			// reliable 18x itself): nothing of timer.
 			wantPBX: map[string]string{"Session-Expires": "", "Min-SE": "", "Supported": "100rel", "Require": ""},
