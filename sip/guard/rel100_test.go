@@ -326,6 +326,9 @@ func newRelPBX(t *testing.T) *relPBX {
 			_ = tx.Respond(r183)
 			select {
 			case <-p.pracked:
+				// Not right behind the 183: the test caller is sipgo, whose
+				// 200 may overtake a provisional response (emiago/sipgo#306).
+				time.Sleep(50 * time.Millisecond)
 				_ = tx.Respond(respond(req, 200, "OK", body))
 				return
 			case <-tx.Done():
