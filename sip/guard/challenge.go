@@ -75,7 +75,9 @@ func codecFor(c sdp.Codec) (media.Codec, error) {
 // doChallenge starts a challenge (loop only): answer the offer with the
 // guard's media in 183 Session Progress (early media, RFC 3960), play the
 // announcement of code, then answer with 200 OK (see onPromptDone). Keys
-// go to the call actor as they come.
+// go to the call actor as they come. A late offer (no SDP in the INVITE)
+// gets the guard's own offer in a reliable 183 when the carrier has
+// 100rel (offerChallenge), else 488.
 func (s *session) doChallenge(code string) {
 	if s.ended || s.final {
 		return
