@@ -104,6 +104,9 @@ func TestSIPpLateOfferThroughTheGuard(t *testing.T) {
 		if v := metricValue(t, g, `callguard_late_offer_total{outcome="passed"}`); v != 1 {
 			t.Errorf("late_offer_total{outcome=passed} = %v, want 1", v)
 		}
+		if v := metricValue(t, g, `callguard_calls_observed_total{verdict="challenge"}`); v != 0 {
+			t.Errorf("calls_observed_total{verdict=challenge} = %v: a call passed by the late-offer fallback is not observe mode's", v)
+		}
 	})
 	if t.Failed() {
 		t.Logf("guard log:\n%s", g.output())
