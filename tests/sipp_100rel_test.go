@@ -53,6 +53,21 @@ func TestSIPp100relThroughTheGuard(t *testing.T) {
 		expectAllSuccessful(t, pbx, 1)
 	})
 
+	// A PBX that sends its 183 reliably (it may: the guard's INVITE lists
+	// 100rel) gets the guard's own PRACK; the carrier gets the 183 and its
+	// SDP reliably with the guard's RSeq, and PRACKs the guard.
+	t.Run("PBX reliable 183", func(t *testing.T) {
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_100rel", "uas_pbx_100rel.xml",
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "30s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "pass183.csv", "+79990005504")
+		uac := startSIPp(ctx, t, "sipp uac_100rel_pass183", "uac_100rel_pass183.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-d", "200", "-m", "1", "-timeout", "30s", "-timeout_error")
+		expectAllSuccessful(t, uac, 1)
+		expectAllSuccessful(t, pbx, 1)
+	})
+
 	t.Run("no PRACK", func(t *testing.T) {
 		const caller = "+79990005502"
 		block(t, caller)

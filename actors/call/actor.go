@@ -183,9 +183,19 @@ func (a *callActor) tally(o output) {
 			a.log.Warn("no verdict; store-down policy applies", "policy", e.Action, "err", e.Error)
 			return
 		}
-		a.d.Observer.Decided(e.Verdict, e.Action, a.took)
+		v := e.Verdict
+		if e.ActionReason != "" {
+			// A challenge passed by a fallback (a late offer), not by
+			// observe mode: it must not count as observed. The guard
+			// counts it itself (late_offer_total).
+			v = e.Action
+		}
+		a.d.Observer.Decided(v, e.Action, a.took)
 		if e.Mode == schema.Observe && e.Verdict != schema.Pass {
 			c.Observed.Add(1)
+		}
+		if e.ActionReason != "" {
+			c.ChallengeFallbacks.Add(1)
 		}
 	case schema.ChallengeStarted:
 		if !a.gauged {

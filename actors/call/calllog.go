@@ -150,6 +150,9 @@ func (a *callActor) logCall(detail string) {
 		}
 	}
 	as = append(as, slog.String("action", string(m.action)))
+	if !m.storeDown && !m.busy && m.action == schema.Pass && m.verdict.Verdict == schema.Challenge && m.setup.ChallengeFallback != "" && a.cfg.Mode != schema.Observe {
+		as = append(as, slog.String("actionReason", m.setup.ChallengeFallback))
+	}
 	if a.cfg.Mode == schema.Observe {
 		as = append(as, slog.String("mode", string(a.cfg.Mode)))
 	}

@@ -132,7 +132,9 @@ func (c *Config) defaults() {
 type Observer interface {
 	// Decided: the grain decided a call with v and the guard carries out
 	// action (v when enforcing, pass in observe mode); took is how long
-	// the call waited for the verdict.
+	// the call waited for the verdict. A challenge passed because it
+	// could not be carried out (CallDecided.ActionReason) is told as v =
+	// action = pass: it was not passed by observe mode.
 	Decided(v, action schema.Verdict, took time.Duration)
 	// Undecided: the grain could not decide; the store-down policy applies.
 	Undecided(took time.Duration)
@@ -237,6 +239,7 @@ type Counters struct {
 	Started                                      atomic.Uint64
 	Passed, Challenged, Rejected                 atomic.Uint64 // by action taken
 	Observed                                     atomic.Uint64 // calls passed only because of observe mode
+	ChallengeFallbacks                           atomic.Uint64 // challenges passed because they could not be carried out (late offer)
 	StoreDown                                    atomic.Uint64 // calls decided by the store-down policy
 	ChallengesPassed, ChallengesFailed           atomic.Uint64
 	ChallengesAbandoned                          atomic.Uint64

@@ -177,6 +177,7 @@ func (m *machine) start() []output {
 	req := caller.Admit{
 		CallID: s.ID, Kind: s.Caller.Kind, Callee: s.Callee, Source: s.Source,
 		SIPCallID: s.SIPCallID, Identity: s.Presented, IdentityFrom: s.IdentityFrom, Transport: s.Transport, Mode: m.cfg.Mode,
+		ChallengeFallback: s.ChallengeFallback,
 	}
 	if s.Caller.Anonymous() {
 		// The grain of an anonymous caller is shared by every withheld
@@ -271,10 +272,9 @@ func (m *machine) onVerdict(f admitted, now time.Time) []output {
 		dec.StoreDown, dec.Error, dec.Action = true, f.err.Error(), m.action
 	default:
 		m.verdict = f.v
-		m.action = f.v.Verdict
-		if m.cfg.Mode == schema.Observe {
-			m.action = schema.Pass
-		}
+		// As the grain recorded it: observe mode passes every call, and a
+		// challenge that cannot be carried out is passed by the fallback.
+		m.action, dec.ActionReason = schema.ActionWith(m.cfg.Mode, f.v.Verdict, m.setup.ChallengeFallback)
 		rev := f.v.Revision
 		dec.Verdict, dec.Level, dec.Rule, dec.Reason, dec.Action, dec.CallerRevision =
 			f.v.Verdict, f.v.Level, f.v.Rule, f.v.Reason, m.action, &rev

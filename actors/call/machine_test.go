@@ -39,8 +39,9 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	config [mode=enforce|observe] [grace=D] [digits=N] [store-down=pass|reject]
 //	    the defaults (enforce, 3s, 2, pass) plus the overrides, for the
 //	    calls invited after it.
-//	invite [caller=NUMBER|anonymous] [presented=TEXT]
-//	    a new call, at +0s.
+//	invite [caller=NUMBER|anonymous] [presented=TEXT] [fallback=TEXT]
+//	    a new call, at +0s; fallback is why a challenge cannot be carried
+//	    out on it (Setup.ChallengeFallback).
 //	verdict pass|challenge|reject [level=N] [rule=R] [reason=TEXT] [code=DIGITS|none] [at T]
 //	    the grain's answer. A challenge comes with the code the actor drew:
 //	    4747... by default, none when the draw failed.
@@ -264,9 +265,11 @@ func (r *runner) invite(a *scripttest.Command) (string, error) {
 	if v, ok := a.Opt("presented"); ok {
 		presented = v
 	}
+	fallback, _ := a.Opt("fallback")
 	r.setup = Setup{
 		ID: "c1", SIPCallID: "c1@carrier", Caller: num, Presented: presented, IdentityFrom: "from",
 		Callee: "+78005553535", Source: "192.0.2.1:5060", Transport: "UDP", Received: epoch,
+		ChallengeFallback: fallback,
 	}
 	r.callCfg = r.cfg
 	r.m, r.clock, r.facts, r.outs, r.outAt, r.timer = newMachine(r.callCfg, r.setup), epoch, nil, nil, nil, time.Time{}
@@ -353,6 +356,9 @@ func (r *runner) print(outs []output) string {
 			if o.req.Presented != "" {
 				s += " presented=" + quote(o.req.Presented)
 			}
+			if o.req.ChallengeFallback != "" {
+				s += " fallback=" + quote(o.req.ChallengeFallback)
+			}
 			lines = append(lines, s)
 		case orderReject:
 			if o.r.StoreDown {
@@ -420,6 +426,9 @@ func (r *runner) fmtEvent(p schema.Payload) string {
 			}
 		}
 		add("action", e.Action)
+		if e.ActionReason != "" {
+			add("actionReason", quote(e.ActionReason))
+		}
 		at = e.At
 	case schema.ChallengeStarted:
 		add("digits", e.Digits)

@@ -26,6 +26,10 @@ type Setup struct {
 	Transport string
 	// Received is when the INVITE arrived (from the injected clock).
 	Received time.Time
+	// ChallengeFallback, when set, says why a challenge cannot be carried
+	// out on this call: a verdict of challenge is then carried out as
+	// pass, and recorded with this reason (schema.ActionWith).
+	ChallengeFallback string
 }
 
 // Effects is how the actor acts on the call. Implementations must not

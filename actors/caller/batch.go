@@ -125,6 +125,7 @@ func (g *grain) decide(p *pendingAdmit) error {
 		Wire: policy.Wire{
 			SIPCallID: p.m.SIPCallID, CallerKind: p.m.Kind.String(), Identity: p.m.Identity,
 			IdentityFrom: p.m.IdentityFrom, Transport: p.m.Transport, Mode: p.m.Mode,
+			ChallengeFallback: p.m.ChallengeFallback,
 		},
 	}
 	dec, err := g.d.Policy.Decide(&g.st, call, g.d.Clock())

@@ -39,6 +39,10 @@ type Admit struct {
 	IdentityFrom string      `json:"identityFrom,omitempty"`
 	Transport    string      `json:"transport,omitempty"`
 	Mode         schema.Mode `json:"mode,omitempty"`
+	// ChallengeFallback, when set, says why a challenge cannot be carried
+	// out on this call (a late offer without 100rel, GUARD_LATE_OFFER=pass):
+	// a challenge is then passed and recorded so.
+	ChallengeFallback string `json:"challengeFallback,omitempty"`
 }
 
 // Verdict is the grain's answer to Admit. It is sent only after the events

@@ -24,6 +24,7 @@ import (
 //	  string callee = 4; string source = 5; string sip_call_id = 6;
 //	  string identity = 7; string identity_from = 8;
 //	  string transport = 9; string mode = 10;
+//	  string challenge_fallback = 11;
 //	}
 //	message Verdict {
 //	  string call_id = 1; string verdict = 2; int64 level = 3;
@@ -46,6 +47,7 @@ func (a *Admit) appendWire(b []byte) []byte {
 	b = appendString(b, 8, a.IdentityFrom)
 	b = appendString(b, 9, a.Transport)
 	b = appendString(b, 10, string(a.Mode))
+	b = appendString(b, 11, a.ChallengeFallback)
 	return b
 }
 
@@ -84,6 +86,8 @@ func (a *Admit) readWire(b []byte) error {
 			err := f.str(&s)
 			a.Mode = schema.Mode(s)
 			return err
+		case 11:
+			return f.str(&a.ChallengeFallback)
 		}
 		return nil
 	})

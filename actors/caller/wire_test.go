@@ -26,6 +26,7 @@ func TestWireRoundTrip(t *testing.T) {
 			CallID: "c-1", Kind: phone.KindUnparsable, Presented: "Иван <sip:x@y>", Callee: "+78005553535",
 			Source: "10.0.0.1:5060", SIPCallID: "abc@host", Identity: "+79990001122",
 			IdentityFrom: "pai", Transport: "TCP", Mode: schema.Mode("observe"),
+			ChallengeFallback: "passed: late offer without 100rel",
 		}},
 		{"admit empty", &Admit{}},
 		{"verdict full", &Verdict{

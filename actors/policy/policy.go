@@ -104,6 +104,9 @@ type Wire struct {
 	IdentityFrom string
 	Transport    string
 	Mode         schema.Mode
+	// ChallengeFallback, when set, says why a challenge cannot be carried
+	// out on this call: a challenge is then passed (schema.ActionWith).
+	ChallengeFallback string
 }
 
 // Decision is Decide's answer.
@@ -199,7 +202,8 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
 	if w := call.Wire; w.Mode != "" {
 		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport
-		ev.Mode, ev.Action = w.Mode, schema.ActionFor(w.Mode, d.Verdict)
+		ev.Mode = w.Mode
+		ev.Action, ev.ActionReason = schema.ActionWith(w.Mode, d.Verdict, w.ChallengeFallback)
 	}
 	recs = append(recs, schema.Record{ID: schema.CallEventID(key, call.ID, schema.RoleReceived), Payload: ev})
 	if block != nil {

@@ -435,3 +435,47 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestChallengeFallbackIsRecorded: a call on which a challenge cannot be
+// carried out records its challenge verdict with action pass and the
+// reason; a reject stays a reject, and the caller is not verified.
+func TestChallengeFallbackIsRecorded(t *testing.T) {
+	const why = "passed: late offer without 100rel"
+	p := mustPolicy(t, nil)
+	for _, level := range []int{3, schema.HardMin} {
+		var st State
+		recs, err := p.Block(&st, "+79990001122", Command{ID: "b", By: "bob", Why: "test", Level: level}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.applyRecords(&st, recs); err != nil {
+			t.Fatal(err)
+		}
+		d, err := p.Decide(&st, Call{ID: "c", Caller: num("+79990001122"), Wire: Wire{Mode: schema.Enforce, ChallengeFallback: why}}, t0.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec *schema.CallReceived
+		for _, r := range d.Records {
+			if cr, ok := r.Payload.(schema.CallReceived); ok {
+				rec = &cr
+			}
+		}
+		if rec == nil {
+			t.Fatalf("level %d: no CallReceived", level)
+		}
+		wantAction, wantWhy := schema.Pass, why
+		if level >= schema.HardMin {
+			wantAction, wantWhy = schema.Reject, ""
+		}
+		if rec.Action != wantAction || rec.ActionReason != wantWhy || rec.Verdict != d.Verdict {
+			t.Errorf("level %d: CallReceived verdict %s action %s reason %q, want action %s reason %q", level, rec.Verdict, rec.Action, rec.ActionReason, wantAction, wantWhy)
+		}
+		if err := p.applyRecords(&st, d.Records); err != nil {
+			t.Fatal(err)
+		}
+		if st.VerifiedUntil != 0 {
+			t.Errorf("level %d: the caller is verified after a call it passed unchallenged", level)
+		}
+	}
+}

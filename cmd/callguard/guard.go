@@ -212,9 +212,22 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		}, func() float64 { return float64(sip.Stats().NoPrack) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "late_offer_refused_total",
-			Help: "Calls to be challenged refused with 488 because their INVITE had no SDP offer (a late offer): the challenge's early media needs it.",
+			Help: "Calls to be challenged refused with 488 because their INVITE had no SDP offer (a late offer) and the carrier no 100rel (GUARD_LATE_OFFER=reject); late_offer_total{outcome=\"refused\"} too.",
 		}, func() float64 { return float64(sip.Stats().LateOfferRejected) }),
 	)
+	// Late offers on calls to be challenged, by what became of them: one
+	// name, three labelled series (their help must be the same).
+	lateHelp := "Calls to be challenged whose INVITE had no SDP offer, by outcome: challenged (the guard's offer in a reliable 183, the carrier has 100rel), refused (488, GUARD_LATE_OFFER=reject) or passed (unchallenged, GUARD_LATE_OFFER=pass)."
+	for outcome, n := range map[string]func() float64{
+		"challenged": func() float64 { return float64(sip.Stats().LateOfferChallenged) },
+		"refused":    func() float64 { return float64(sip.Stats().LateOfferRejected) },
+		"passed":     func() float64 { return float64(calls.Counters().ChallengeFallbacks.Load()) },
+	} {
+		m.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "late_offer_total", Help: lateHelp,
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, n))
+	}
 	c := calls.Counters()
 	m.Registry().MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

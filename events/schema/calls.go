@@ -181,6 +181,9 @@ type CallDecided struct {
 	// observe mode, the store-down policy's choice when StoreDown.
 	Action Verdict `json:"action"`
 	Mode   Mode    `json:"mode"`
+	// ActionReason says why Action is not what Mode makes of the verdict
+	// (see CallReceived.ActionReason); empty otherwise.
+	ActionReason string `json:"actionReason,omitempty"`
 	// StoreDown is set when the caller grain could not record a verdict
 	// (the store or the grain was unavailable); Error says why and Action
 	// is the configured fail-open or fail-closed choice.

@@ -133,6 +133,10 @@ type CallReceived struct {
 	// unanswered and unbilled (Complete).
 	Mode   Mode    `json:"mode,omitempty"`
 	Action Verdict `json:"action,omitempty"`
+	// ActionReason says why Action is not what Mode makes of the verdict:
+	// a challenge the guard could not carry out on this call and passed
+	// instead (ActionWith). Empty otherwise, and in events written before.
+	ActionReason string `json:"actionReason,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode
@@ -142,6 +146,19 @@ func ActionFor(mode Mode, v Verdict) Verdict {
 		return Pass
 	}
 	return v
+}
+
+// ActionWith is ActionFor for a call on which a challenge cannot be
+// carried out (fallback says why; empty when it can): a challenge the
+// mode would carry out is passed instead, and the reason returned, to be
+// recorded as ActionReason. A passed fallback is no verification: the
+// caller never typed a code.
+func ActionWith(mode Mode, v Verdict, fallback string) (Verdict, string) {
+	a := ActionFor(mode, v)
+	if a == Challenge && fallback != "" {
+		return Pass, fallback
+	}
+	return a, ""
 }
 
 // Recorded reports whether e is of the current shape: the call's arrival

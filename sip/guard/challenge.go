@@ -75,30 +75,34 @@ func codecFor(c sdp.Codec) (media.Codec, error) {
 // doChallenge starts a challenge (loop only): answer the offer with the
 // guard's media in 183 Session Progress (early media, RFC 3960), play the
 // announcement of code, then answer with 200 OK (see onPromptDone). Keys
-// go to the call actor as they come.
+// go to the call actor as they come. A late offer (no SDP in the INVITE)
+// gets the guard's own offer in a reliable 183 when the carrier has
+// 100rel (offerChallenge), else 488.
 func (s *session) doChallenge(code string) {
 	if s.ended || s.final {
 		return
 	}
 	g := s.g
 	if s.offerSDP == nil {
-		// A late offer: the early media of a challenge needs the caller's
-		// offer in the INVITE. A 183 offer answered in the PRACK (RFC
-		// 3262 §5) would do for a carrier with 100rel; the guard does not
-		// make offers of its own.
+		if s.rel.use {
+			s.offerChallenge(code)
+			return
+		}
+		// A late offer from a carrier without 100rel: the guard's offer
+		// could only go in an unreliable 183, with no way to get the
+		// answer before the 200 (RFC 3262 §5), and the 200 is what bills.
+		// GUARD_LATE_OFFER=pass never gets here (the call is passed
+		// unchallenged, see lateOfferFallback).
 		g.stats.lateOfferRejected.Add(1)
-		s.log.Info("late offer refused: a challenge needs the caller's SDP offer")
+		s.log.Info("late offer refused: a challenge needs the caller's SDP offer, or 100rel for the guard's own")
 		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: refusalOf(refNoOffer),
-			detail: "late offer: a challenge needs the SDP offer in the INVITE"})
+			detail: "late offer: a challenge needs the SDP offer in the INVITE, or 100rel"})
 		return
-	}
-	failed := func(r refusal, err error) {
-		s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: r, detail: fmt.Sprint(err)})
 	}
 	conn, err := g.ports.ListenUDP(g.set.mediaIP)
 	if err != nil {
 		s.log.Error("no RTP port for a challenge", "err", err)
-		failed(refusalOf(refNoPort), err)
+		s.mediaFailed(refusalOf(refNoPort), err)
 		return
 	}
 	ans, err := sdp.Negotiate(s.offerSDP, sdp.Capabilities{
@@ -110,9 +114,25 @@ func (s *session) doChallenge(code string) {
 	}
 	if err != nil {
 		conn.Close()
-		failed(refusalOf(refNoMedia).withStatus(sdp.StatusFor(err)), err)
+		s.mediaFailed(refusalOf(refNoMedia).withStatus(sdp.StatusFor(err)), err)
 		return
 	}
+	s.startChallenge(code, conn, ans, true)
+}
+
+// mediaFailed ends a call whose challenge media could not start (loop
+// only).
+func (s *session) mediaFailed(r refusal, err error) {
+	s.end(ending{by: schema.PartyGuard, cause: schema.EndMediaFailed, refusal: r, detail: fmt.Sprint(err)})
+}
+
+// startChallenge runs the challenge on the negotiated media (loop only):
+// ans is the guard's answer to the caller's offer, sent in a 183 when
+// send183; or, on a late offer, the caller's answer (from the PRACK) to
+// the guard's offer, already sent in the reliable 183.
+func (s *session) startChallenge(code string, conn *media.Conn, ans sdp.Answer, send183 bool) {
+	g := s.g
+	failed := s.mediaFailed
 	codec, err := codecFor(ans.Codec)
 	if err != nil {
 		conn.Close()
@@ -159,14 +179,16 @@ func (s *session) doChallenge(code string) {
 		failed(refusalOf(refMediaError), err)
 		return
 	}
-	s.callerSDP = ans.Body()
-	if err := s.respondProvisional(183, "Session Progress", s.callerSDP, "application/sdp"); err != nil {
-		s.log.Debug("183 not sent", "err", err)
-		if errors.Is(s.tx.Err(), sip.ErrTransactionCanceled) {
-			return // a CANCEL raced us, and its handler ends the call
+	if send183 {
+		s.callerSDP = ans.Body()
+		if err := s.respondProvisional(183, "Session Progress", s.callerSDP, "application/sdp"); err != nil {
+			s.log.Debug("183 not sent", "err", err)
+			if errors.Is(s.tx.Err(), sip.ErrTransactionCanceled) {
+				return // a CANCEL raced us, and its handler ends the call
+			}
+			failed(refusalOf(refMediaError), err)
+			return
 		}
-		failed(refusalOf(refMediaError), err)
-		return
 	}
 	s.report(call.EarlyMedia{At: s.now(), Codec: ans.Codec.Name, TelephoneEvent: ans.DTMF})
 	s.forwardKeys(c)

@@ -131,6 +131,13 @@ type Config struct {
 	// no PRACK came in 64*T1. 500 ms is the RFC's default; a carrier on
 	// a long path may need more.
 	T1 time.Duration `env:"SIP_T1" envDefault:"500ms" desc:"SIP timer T1: retransmission interval of reliable 183/180 (100rel); no PRACK within 64*T1 ends the call with 504"`
+
+	// LateOffer is what becomes of a call to be challenged whose INVITE
+	// has no SDP offer from a carrier without 100rel: the guard's own
+	// offer could then only go in the 200, which bills. reject answers
+	// 488; pass relays the call to the PBX unchallenged, recorded as
+	// passed for that reason (never as verified).
+	LateOffer string `env:"LATE_OFFER" envDefault:"reject" desc:"a call to be challenged whose INVITE has no SDP from a carrier without 100rel: reject (488) or pass (to the PBX unchallenged, recorded with the reason)"`
 }
 
 // DefaultConfig returns the configuration with every field at its
@@ -164,6 +171,7 @@ type settings struct {
 	maxTCP     int
 	tcpIdle    time.Duration
 	t1         time.Duration
+	lateOffer  bool // LateOffer is pass
 }
 
 // Validate reports every problem with c, each naming its variable; the
@@ -247,6 +255,13 @@ func (c Config) parse() (settings, error) {
 	}
 	if s.t1 < 10*time.Millisecond || s.t1 > 10*time.Second {
 		bad("GUARD_SIP_T1 is %v, want 10ms-10s", c.T1)
+	}
+	switch c.LateOffer {
+	case "", "reject":
+	case "pass":
+		s.lateOffer = true
+	default:
+		bad("GUARD_LATE_OFFER is %q, want reject or pass", c.LateOffer)
 	}
 	if s.maxCalls < 1 {
 		bad("GUARD_MAX_CALLS is %d, want at least 1", c.MaxCalls)

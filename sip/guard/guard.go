@@ -176,6 +176,7 @@ type counters struct {
 	noDialog, panics                                        atomic.Uint64
 	maxCalls, busy, tcpShed                                 atomic.Uint64
 	noPrack, lateOfferRejected                              atomic.Uint64
+	lateOfferChallenged                                     atomic.Uint64
 	mediaLatched, mediaRefused                              atomic.Uint64
 }
 
@@ -405,6 +406,11 @@ type Stats struct {
 	// LateOfferRejected counts INVITEs without an SDP offer refused
 	// because the call was to be challenged (488).
 	LateOfferRejected uint64
+	// LateOfferChallenged counts late offers challenged with the guard's
+	// own offer in a reliable 183 (the carrier has 100rel). Those passed
+	// by GUARD_LATE_OFFER=pass are counted by the call actors
+	// (call.Counters.ChallengeFallbacks): only they know the verdict.
+	LateOfferChallenged uint64
 	// MediaLatched counts RTP streams latched onto a trusted source other
 	// than their SDP address (symmetric RTP); MediaRefused the RTP
 	// packets dropped for their source.
@@ -439,7 +445,8 @@ func (g *Guard) Stats() Stats {
 		NoDialog: g.stats.noDialog.Load(), Panics: g.stats.panics.Load(),
 		OverMaxCalls: g.stats.maxCalls.Load(), Busy: g.stats.busy.Load(), TCPShed: g.stats.tcpShed.Load(),
 		NoPrack: g.stats.noPrack.Load(), LateOfferRejected: g.stats.lateOfferRejected.Load(),
-		MediaLatched: g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
+		LateOfferChallenged: g.stats.lateOfferChallenged.Load(),
+		MediaLatched:        g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),

@@ -131,6 +131,21 @@ func callKey(req *sip.Request) string {
 	return events.DeriveID("sip-invite", req.Source(), callIDOf(req), fromTag, cseq).String()
 }
 
+// LateOfferPassed is the reason recorded with a call passed because of
+// GUARD_LATE_OFFER=pass.
+const LateOfferPassed = "passed: late offer without 100rel (GUARD_LATE_OFFER=pass)"
+
+// lateOfferFallback is why a challenge cannot be carried out on req
+// (its ChallengeFallback): a late offer from a carrier without 100rel,
+// with GUARD_LATE_OFFER=pass. Empty when a challenge can run, or when
+// GUARD_LATE_OFFER=reject refuses it (doChallenge).
+func (g *Guard) lateOfferFallback(req *sip.Request) string {
+	if body, err := validate.SessionBody(req); err != nil || len(body) > 0 || !g.set.lateOffer || offers100rel(req, "Require", "") || offers100rel(req, "Supported", "k") {
+		return ""
+	}
+	return LateOfferPassed
+}
+
 // setupOf is what the call actor is told about a new call.
 func (g *Guard) setupOf(id string, req *sip.Request, cl callerid.Caller, ce callerid.Identity) call.Setup {
 	from := "from"
@@ -145,5 +160,6 @@ func (g *Guard) setupOf(id string, req *sip.Request, cl callerid.Caller, ce call
 		ID: id, SIPCallID: callIDOf(req),
 		Caller: cl.Number, Presented: cl.Raw, IdentityFrom: from, Callee: callee,
 		Source: req.Source(), Transport: req.Transport(), Received: g.d.Clock(),
+		ChallengeFallback: g.lateOfferFallback(req),
 	}
 }

@@ -34,6 +34,7 @@ type pbxCall struct {
 	// which carries the answer (ackLate).
 	late    bool
 	ackOnce sync.Once
+	rel     pbxRel // the PBX's reliable 18x (rel100.go)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -112,6 +113,9 @@ func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 		copyTimerRequest(req, s.inv)
 	}
 	if len(body) > 0 {
+		// The PBX may send its 18x reliably; the guard PRACKs them
+		// itself (prackPBX). Not on a late offer: see rel100.go.
+		req.AppendHeader(sip.NewHeader("Supported", tag100rel))
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)
 	}
@@ -176,6 +180,7 @@ func (s *session) startPBX(body []byte, bridge bool) {
 		p.mu.Unlock()
 		err = dlg.WaitAnswer(p.ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
 			p.heard.Store(true)
+			p.prackPBX(dlg, r)
 			if early != nil {
 				for _, r := range early.handUp(r) {
 					s.post(func() { s.onPBXProvisional(p, r) })
@@ -239,6 +244,12 @@ func (p *pbxCall) ackLate(body []byte) {
 func (s *session) onPBXProvisional(p *pbxCall, r *sip.Response) {
 	if p != s.pbx || s.ended || s.final {
 		return
+	}
+	if rseq := reliableRSeq(r); rseq != 0 {
+		if rseq <= p.rel.relayed {
+			return // a retransmission, already relayed
+		}
+		p.rel.relayed = rseq
 	}
 	ct, body := "", r.Body()
 	if h := r.ContentType(); h != nil {

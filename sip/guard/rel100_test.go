@@ -3,16 +3,20 @@ package guard_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/guard"
+	"github.com/callguard/callguard/sip/sdp"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -248,4 +252,182 @@ func TestExtensionsAnswered(t *testing.T) {
 			c.hangup(cl)
 		})
 	}
+}
+
+// relPBX is a PBX that sends its 183 reliably (RFC 3262): Require:
+// 100rel, RSeq 1 and an SDP answer, retransmitted every 50 ms until
+// PRACKed; then 200 OK.
+type relPBX struct {
+	addr    string
+	mu      sync.Mutex
+	invite  *sip.Request
+	racks   []string
+	pracked chan struct{}
+	sent183 int
+}
+
+func newRelPBX(t *testing.T) *relPBX {
+	t.Helper()
+	p := &relPBX{pracked: make(chan struct{})}
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); ua.Close() })
+	p.addr = conn.LocalAddr().String()
+	rtp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rtp.Close() })
+	o, err := sdp.NewOffer(sdp.Capabilities{Addr: netip.MustParseAddr("127.0.0.1"), Port: rtp.LocalAddr().(*net.UDPAddr).Port, SessionID: 3, SessionVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := o.Marshal()
+	tag := sip.GenerateTagN(8)
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: "127.0.0.1", Port: conn.LocalAddr().(*net.UDPAddr).Port}}
+	respond := func(req *sip.Request, status int, reason string, body []byte, hdrs ...sip.Header) *sip.Response {
+		res := sip.NewResponseFromRequest(req, status, reason, body)
+		if to := res.To(); to != nil {
+			if _, ok := to.Params.Get("tag"); !ok {
+				to.Params.Add("tag", tag)
+			}
+		}
+		res.AppendHeader(&contact)
+		if len(body) > 0 {
+			res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		for _, h := range hdrs {
+			res.AppendHeader(h)
+		}
+		return res
+	}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.mu.Lock()
+		p.invite = req
+		p.mu.Unlock()
+		r183 := respond(req, 183, "Session Progress", body, sip.NewHeader("Require", "100rel"), sip.NewHeader("RSeq", "1"))
+		// A retransmission right away, as on a lossy path: the guard
+		// must neither PRACK nor relay it a second time.
+		_ = tx.Respond(r183)
+		for i := 0; i < 100; i++ {
+			p.mu.Lock()
+			p.sent183++
+			p.mu.Unlock()
+			_ = tx.Respond(r183)
+			select {
+			case <-p.pracked:
+				// Not right behind the 183: the test caller is sipgo, whose
+				// 200 may overtake a provisional response (emiago/sipgo#306).
+				time.Sleep(50 * time.Millisecond)
+				_ = tx.Respond(respond(req, 200, "OK", body))
+				return
+			case <-tx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		_ = tx.Respond(respond(req, 504, "No PRACK", nil))
+	})
+	var once sync.Once
+	srv.OnPrack(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.mu.Lock()
+		if h := req.GetHeader("RAck"); h != nil {
+			p.racks = append(p.racks, h.Value())
+		}
+		p.mu.Unlock()
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		once.Do(func() { close(p.pracked) })
+	})
+	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	go func() { _ = srv.ServeUDP(conn) }()
+	return p
+}
+
+// TestPBXReliable18xIsPrackedByTheGuard: the guard's INVITE to the PBX
+// lists 100rel, and a PBX that sends its 183 reliably gets the guard's own
+// PRACK (RAck: its RSeq and the INVITE's CSeq), hop by hop, whether the
+// carrier has 100rel (the 183 relayed reliably with the guard's RSeq,
+// once although the PBX retransmitted it) or not (relayed plain).
+func TestPBXReliable18xIsPrackedByTheGuard(t *testing.T) {
+	for _, carrier100rel := range []bool{true, false} {
+		t.Run(fmt.Sprintf("carrier 100rel %v", carrier100rel), func(t *testing.T) {
+			pbx := newRelPBX(t)
+			e := newEnv(t, withConfig(func(c *guard.Config) { c.PBXURI = "sip:pbx@" + pbx.addr }))
+			c := newFakeCaller(e)
+			ctx := ctxFor(t, 20*time.Second)
+			var (
+				mu     sync.Mutex
+				rseqs  = map[string]bool{}
+				plain  int
+				prackE error
+			)
+			var extra []sip.Header
+			if carrier100rel {
+				extra = append(extra, sip.NewHeader("Supported", "100rel"))
+			}
+			cl := c.invite(ctx, e.uri(), func(r *sip.Response) {
+				if r.StatusCode != 183 {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if !isReliable(r) {
+					plain++
+					return
+				}
+				rs := r.GetHeader("RSeq").Value()
+				if rseqs[rs] {
+					return // the guard's own retransmission
+				}
+				rseqs[rs] = true
+				if res, err := c.prack(ctx, r, rackOf(t, r)); err != nil || res.StatusCode != 200 {
+					prackE = fmt.Errorf("PRACK to the guard: %v %v", res, err)
+				}
+			}, extra...)
+			if cl.status() != 200 {
+				t.Fatalf("INVITE got %d (%v), want the PBX's 200", cl.status(), cl.err)
+			}
+			if prackE != nil {
+				t.Error(prackE)
+			}
+			pbx.mu.Lock()
+			inv, racks := pbx.invite, append([]string(nil), pbx.racks...)
+			pbx.mu.Unlock()
+			if inv == nil || !strings.Contains(headerValues(inv, "Supported"), "100rel") {
+				t.Errorf("the guard's INVITE to the PBX does not list 100rel in Supported")
+			}
+			if want := "1 " + strconv.FormatUint(uint64(inv.CSeq().SeqNo), 10) + " INVITE"; len(racks) != 1 || racks[0] != want {
+				t.Errorf("the PBX got PRACKs with RAck %q, want one, %q", racks, want)
+			}
+			if carrier100rel && (len(rseqs) != 1 || plain != 0) {
+				t.Errorf("carrier got %d reliable 183s (distinct RSeq) and %d plain, want 1 reliable", len(rseqs), plain)
+			}
+			if !carrier100rel && (len(rseqs) != 0 || plain != 1) {
+				t.Errorf("carrier without 100rel got %d reliable 183s and %d plain, want 1 plain", len(rseqs), plain)
+			}
+			c.hangup(cl)
+		})
+	}
+}
+
+// headerValues joins the values of every header name in m.
+func headerValues(m sip.Message, name string) string {
+	var vs []string
+	for _, h := range m.GetHeaders(name) {
+		vs = append(vs, h.Value())
+	}
+	return strings.Join(vs, ", ")
 }

@@ -138,6 +138,9 @@ type Call struct {
 	Transport    string         `json:"transport,omitempty"`
 	Mode         schema.Mode    `json:"mode,omitempty"`
 	Action       schema.Verdict `json:"action,omitempty"`
+	// ActionReason says why Action is not what Mode makes of Verdict: a
+	// challenge that could not be carried out and was passed.
+	ActionReason string `json:"actionReason,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -435,7 +438,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		CallID: p.CallID, Presented: p.Presented, Callee: p.Callee, Source: p.Source,
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
-		Mode: p.Mode, Action: p.Action,
+		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil
@@ -480,7 +483,9 @@ func (c *Call) Acted() schema.Verdict {
 
 // Observed reports whether observe mode passed the call although its
 // verdict was to challenge or reject it.
-func (c *Call) Observed() bool { return c.Action != "" && c.Action != c.Verdict }
+func (c *Call) Observed() bool {
+	return c.Action != "" && c.Action != c.Verdict && c.ActionReason == ""
+}
 
 func (b *builder) challenge(e *Entry, p *schema.ChallengeOutcome) {
 	e.At, e.Kind = p.At, KindChallenge

@@ -265,3 +265,31 @@ func TestCallOnTheWire(t *testing.T) {
 		t.Errorf("enforced call's line %q names a mode", s)
 	}
 }
+
+// TestChallengePassedByAFallback: a call whose challenge could not be
+// carried out (a late offer without 100rel, GUARD_LATE_OFFER=pass) reads
+// as passed for that reason, with the verdict it did not carry out, not
+// as observe mode; it counts as a pass and leaves no challenge pending.
+func TestChallengePassedByAFallback(t *testing.T) {
+	key := "+79990001122"
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	why := "passed: late offer without 100rel (GUARD_LATE_OFFER=pass)"
+	evs := []events.Event{
+		event(t, key, 0, schema.CallReceived{CallID: "l1", Caller: key, At: t0, Hour: 1, Day: 1, Verdict: schema.Challenge, Level: 3,
+			Rule: schema.RuleManual, SIPCallID: "late@trunk", Transport: "UDP", Mode: schema.Enforce, Action: schema.Pass, ActionReason: why}),
+	}
+	tl, err := FromEvents(key, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tl.Entries[0].Call
+	if c.ActionReason != why || c.Observed() {
+		t.Errorf("call %+v: want the reason kept, and not taken for observe mode", c)
+	}
+	if s := tl.Entries[0].Summary; !strings.Contains(s, "PASS ("+why+"), the verdict was CHALLENGE level 3") {
+		t.Errorf("line %q: want the pass, its reason and the verdict not carried out", s)
+	}
+	if s := tl.Summary; s.Pass != 1 || s.Challenge != 0 || s.WouldChallenge != 0 {
+		t.Errorf("summary %+v: want one pass, no challenge", s)
+	}
+}

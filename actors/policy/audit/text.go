@@ -109,6 +109,10 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 		// Observe mode: what happened first, then what enforcing would
 		// have done.
 		fmt.Fprintf(&b, "%s (%s mode), enforcing would %s", strings.ToUpper(string(c.Action)), c.Mode, strings.ToUpper(string(c.Verdict)))
+	} else if c.ActionReason != "" {
+		// A challenge the guard could not carry out: what it did, why,
+		// and the verdict it did not carry out.
+		fmt.Fprintf(&b, "%s (%s), the verdict was %s", strings.ToUpper(string(c.Action)), c.ActionReason, strings.ToUpper(string(c.Verdict)))
 	} else {
 		b.WriteString(strings.ToUpper(string(c.Verdict)))
 	}
