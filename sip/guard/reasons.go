@@ -132,6 +132,7 @@ const (
 	refCallerCancel
 	refCallerHangup
 	refCallEnded
+	refGlare
 
 	refusalCount // not an entry: the number of entries
 )
@@ -238,6 +239,8 @@ func refusalOf(id refusalID) refusal {
 		return refusal{status: 487, q850: q850NormalClearing, text: "caller hung up", rfc: `RFC 3261 §15.1.2`}
 	case refCallEnded:
 		return refusal{q850: q850NormalClearing, text: "call ended", rfc: `RFC 3261 §15: a BYE for the PBX leg of a call already over`}
+	case refGlare:
+		return refusal{status: 491, rfc: `RFC 3261 §14.2: a re-INVITE (or UPDATE, RFC 3311 §5.2) while one of the guard's is pending on the same session gets 491 Request Pending`}
 	}
 	panic(fmt.Sprintf("guard: refusal %d is not in the catalogue", id))
 }
