@@ -365,3 +365,33 @@ func (m *callerMedia) typeKeys2(ctx context.Context, t *testing.T, keys string, 
 		}
 	}
 }
+
+// A re-INVITE from the PBX on a bridged call reaches the caller as the
+// guard's own offer (its caller-side port, o= version raised), and the
+// PBX gets the guard's answer on its PBX-side port.
+func TestBridgedReinviteFromThePBXReachesTheCaller(t *testing.T) {
+	e := newEnv(t)
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 30*time.Second)
+	cl, _, pc := bridged(t, e, c, ctx)
+	res, err := pc.Reinvite(ctx)
+	if err != nil {
+		t.Fatalf("PBX re-INVITE: %v", err)
+	}
+	if sdpPort(t, res.Body()) != sdpPort(t, pc.Invite.Body()) {
+		t.Errorf("PBX's answer should be on the guard's PBX-side port %d:\n%s", sdpPort(t, pc.Invite.Body()), res.Body())
+	}
+	var got *sip.Request
+	select {
+	case got = <-c.reinvites:
+	case <-ctx.Done():
+		t.Fatal("no re-INVITE reached the caller")
+	}
+	off, err := sdp.Parse(got.Body())
+	if err != nil {
+		t.Fatalf("caller's re-INVITE SDP: %v\n%s", err, got.Body())
+	}
+	if off.Media[0].Port != sdpPort(t, cl.final().Body()) || off.Origin.SessionVersion != "2" || !strings.Contains(string(got.Body()), "a=sendrecv") {
+		t.Errorf("caller's re-INVITE should offer the guard's caller-side port %d, o= version 2, sendrecv:\n%s", sdpPort(t, cl.final().Body()), got.Body())
+	}
+}
