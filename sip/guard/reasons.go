@@ -70,6 +70,7 @@ import (
 //	refCallerCancel    487           16     CANCEL                             the caller cancelled (the transaction layer answers)
 //	refCallerHangup    487           16     caller hung up                     the caller sent BYE (the PBX leg hears Q.850)
 //	refCallEnded       –             16     call ended                         the PBX answered a call already over
+//	refGlare           491           –      –                                  a new offer on a bridged call while one is relayed
 const (
 	textUntrusted   = "source not trusted"
 	textStoreDown   = "decision unavailable"
@@ -356,6 +357,8 @@ func phrase(status int) string {
 		return "Request Terminated"
 	case 488:
 		return "Not Acceptable Here"
+	case 491:
+		return "Request Pending"
 	case 500:
 		return "Server Internal Error"
 	case 502:
