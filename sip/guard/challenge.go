@@ -390,8 +390,10 @@ func (w *switchSink) set(s media.Sink) { w.cur.Store(&s) }
 
 // bridge makes s, the relay to the PBX, the sink from now on.
 func (w *switchSink) bridge(s media.Sink) {
-	w.set(s)
+	// Bridged first: an event in between still goes to the collector,
+	// never to the PBX unfiltered.
 	w.bridged.Store(true)
+	w.set(s)
 }
 
 func (w *switchSink) Audio(h *rtp.Header, pcm []int16) {
