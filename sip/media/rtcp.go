@@ -17,9 +17,6 @@ import (
 type RTCPForwarder struct {
 	In, Out  net.PacketConn
 	From, To atomic.Pointer[Peer]
-	// Stop, when set and true, drops packets instead of sending them (a
-	// leg on hold that receives nothing).
-	Stop atomic.Bool
 	// OnPacket is called for each packet relayed; may be nil.
 	OnPacket func()
 	// Refused counts packets from a source From did not accept or that
@@ -45,10 +42,11 @@ func (f *RTCPForwarder) Run(ctx context.Context) error {
 			f.Refused.Add(1)
 			continue
 		}
-		if f.Stop.Load() {
-			continue
+		to := dst.Dest()
+		if to.IP.IsUnspecified() {
+			continue // a leg on hold by c=0.0.0.0
 		}
-		if _, err := f.Out.WriteTo(buf[:n], dst.Dest()); err == nil && f.OnPacket != nil {
+		if _, err := f.Out.WriteTo(buf[:n], to); err == nil && f.OnPacket != nil {
 			f.OnPacket()
 		}
 	}
