@@ -207,6 +207,10 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 			Help: "RTP packets dropped because their source was neither the SDP address, the latched source, nor trusted.",
 		}, func() float64 { return float64(sip.Stats().MediaRefused) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "rtcp_relayed_packets_total",
+			Help: "RTCP packets relayed between the legs of calls bridged after a challenge (same trust rule as RTP).",
+		}, func() float64 { return float64(sip.Stats().RTCPRelayed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "sip_no_prack_total",
 			Help: "Calls ended because the carrier never PRACKed a reliable provisional response (RFC 3262, 64*T1).",
 		}, func() float64 { return float64(sip.Stats().NoPrack) }),

@@ -39,8 +39,14 @@ type challenge struct {
 	playCancel context.CancelFunc // the announcement and the silence after it
 	ringCancel context.CancelFunc // the ringback while the PBX rings
 
+	recv     *media.Receiver // the caller's RTP
 	pbxConn  *media.Conn
 	pbxOffer *sdp.Session
+
+	// Once bridged (loop-owned): each leg's media as last negotiated, and
+	// whether a re-offer is being relayed (a second one gets 491).
+	legs          [2]*bridgeLeg
+	renegotiating bool
 }
 
 // stop ends the media and frees the ports (loop only).
@@ -49,6 +55,11 @@ func (c *challenge) stop() {
 	c.conn.Close()
 	if c.pbxConn != nil {
 		c.pbxConn.Close()
+	}
+	for _, l := range c.legs {
+		if l != nil && l.rtcp != nil {
+			l.rtcp.Close()
+		}
 	}
 }
 
@@ -161,6 +172,7 @@ func (s *session) startChallenge(code string, conn *media.Conn, ans sdp.Answer, 
 		}
 		if err == nil {
 			s.chal = c
+			c.recv = recv
 			s.goDo(func() func() {
 				if err := recv.Run(c.ctx); err != nil {
 					s.log.Debug("RTP receiver stopped", "err", err)
@@ -328,6 +340,7 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 		return
 	}
 	toCaller := newRelay(c.conn, c.peer, c.codec, c.evPT)
+	toPBX := newRelay(c.pbxConn, pbxPeer, pbxCodec, pbxEv)
 	recv, err := media.NewReceiver(media.ReceiverConfig{
 		Conn: c.pbxConn, Peer: pbxPeer, Codecs: []media.Codec{pbxCodec}, EventPayloadType: pbxEv, Sink: toCaller,
 	})
@@ -338,13 +351,14 @@ func (s *session) onBridgeAnswered(res *sip.Response) {
 	if c.ringCancel != nil {
 		c.ringCancel()
 	}
-	c.sink.set(newRelay(c.pbxConn, pbxPeer, pbxCodec, pbxEv))
+	c.sink.bridge(toPBX)
 	s.goDo(func() func() {
 		if err := recv.Run(c.ctx); err != nil {
 			s.log.Debug("PBX RTP receiver stopped", "err", err)
 		}
 		return nil
 	})
+	s.startBridgeLegs(c, res, answer, neg, recv, toCaller, toPBX, pbxPeer)
 	s.report(call.PBXAnswered{At: s.now()})
 	if !s.answered {
 		// The code was typed during the announcement: the caller is
@@ -380,12 +394,29 @@ func (s *session) mediaPeer(leg string, announced netip.AddrPort, signalling ...
 }
 
 // switchSink passes a receiver's output to the current sink: the key
-// collector during the challenge, the relay to the PBX once bridged.
+// collector during the challenge, the relay to the PBX once bridged. A
+// telephone-event the collector saw the start of (the code's last key,
+// whose end packets are repeated, RFC 4733 §2.5.1.4) never reaches the
+// PBX: the code stays the guard's, and the PBX gets no truncated event.
 type switchSink struct {
-	cur atomic.Pointer[media.Sink]
+	cur     atomic.Pointer[media.Sink]
+	bridged atomic.Bool
+	// lastEvent is the SSRC and timestamp (one key press) of the last
+	// event given to the collector, as ssrc<<32 | timestamp; haveEvent
+	// says it is set.
+	lastEvent atomic.Uint64
+	haveEvent atomic.Bool
 }
 
 func (w *switchSink) set(s media.Sink) { w.cur.Store(&s) }
+
+// bridge makes s, the relay to the PBX, the sink from now on.
+func (w *switchSink) bridge(s media.Sink) {
+	// Bridged first: an event in between still goes to the collector,
+	// never to the PBX unfiltered.
+	w.bridged.Store(true)
+	w.set(s)
+}
 
 func (w *switchSink) Audio(h *rtp.Header, pcm []int16) {
 	if s := w.cur.Load(); s != nil {
@@ -394,6 +425,13 @@ func (w *switchSink) Audio(h *rtp.Header, pcm []int16) {
 }
 
 func (w *switchSink) Event(h *rtp.Header, payload []byte) {
+	key := uint64(h.SSRC)<<32 | uint64(h.Timestamp)
+	if !w.bridged.Load() {
+		w.lastEvent.Store(key)
+		w.haveEvent.Store(true)
+	} else if w.haveEvent.Load() && w.lastEvent.Load() == key {
+		return
+	}
 	if s := w.cur.Load(); s != nil {
 		(*s).Event(h, payload)
 	}
@@ -409,30 +447,50 @@ func (w *switchSink) Event(h *rtp.Header, payload []byte) {
 // receiver goroutine.
 type relay struct {
 	conn    net.PacketConn
-	to      *media.Peer // the far leg, latched by its own receiver
-	codec   media.Codec
-	eventPT uint8
+	out     atomic.Pointer[relayOut]
 	buf     []byte
 	payload []byte
 }
 
+// relayOut is where and how a relay sends; a re-INVITE or UPDATE replaces
+// it (a moved leg, a changed codec, a hold).
+type relayOut struct {
+	to      *media.Peer // the far leg, latched by its own receiver
+	codec   media.Codec
+	eventPT uint8
+	// hold sends nothing: the far leg does not receive (RFC 3264 §5.1:
+	// recvonly or inactive from us, or its address 0.0.0.0).
+	hold bool
+}
+
 func newRelay(conn net.PacketConn, to *media.Peer, codec media.Codec, eventPT uint8) *relay {
-	return &relay{conn: conn, to: to, codec: codec, eventPT: eventPT, buf: make([]byte, 1500)}
+	r := &relay{conn: conn, buf: make([]byte, 1500)}
+	r.out.Store(&relayOut{to: to, codec: codec, eventPT: eventPT})
+	return r
 }
 
 func (r *relay) Audio(h *rtp.Header, pcm []int16) {
-	r.payload = r.codec.Encode(r.payload[:0], pcm)
-	r.send(h, r.codec.PayloadType(), r.payload)
+	o := r.out.Load()
+	if o.hold {
+		return
+	}
+	r.payload = o.codec.Encode(r.payload[:0], pcm)
+	r.send(o, h, o.codec.PayloadType(), r.payload)
 }
 
 func (r *relay) Event(h *rtp.Header, payload []byte) {
-	if r.eventPT == 0 {
+	o := r.out.Load()
+	if o.eventPT == 0 || o.hold {
 		return
 	}
-	r.send(h, r.eventPT, payload)
+	r.send(o, h, o.eventPT, payload)
 }
 
-func (r *relay) send(h *rtp.Header, pt uint8, payload []byte) {
+func (r *relay) send(o *relayOut, h *rtp.Header, pt uint8, payload []byte) {
+	dest := o.to.Dest()
+	if dest.IP.IsUnspecified() {
+		return
+	}
 	p := rtp.Packet{Header: rtp.Header{
 		Version: 2, Marker: h.Marker, PayloadType: pt,
 		SequenceNumber: h.SequenceNumber, Timestamp: h.Timestamp, SSRC: h.SSRC, CSRC: h.CSRC,
@@ -441,5 +499,5 @@ func (r *relay) send(h *rtp.Header, pt uint8, payload []byte) {
 	if err != nil {
 		return
 	}
-	_, _ = r.conn.WriteTo(r.buf[:n], r.to.Dest())
+	_, _ = r.conn.WriteTo(r.buf[:n], dest)
 }

@@ -178,6 +178,7 @@ type counters struct {
 	noPrack, lateOfferRejected                              atomic.Uint64
 	lateOfferChallenged                                     atomic.Uint64
 	mediaLatched, mediaRefused                              atomic.Uint64
+	rtcpRelayed                                             atomic.Uint64
 }
 
 // New checks cfg and prepares a guard; Serve starts it.
@@ -415,6 +416,9 @@ type Stats struct {
 	// than their SDP address (symmetric RTP); MediaRefused the RTP
 	// packets dropped for their source.
 	MediaLatched, MediaRefused uint64
+	// RTCPRelayed counts RTCP packets relayed between the legs of calls
+	// bridged after a challenge.
+	RTCPRelayed uint64
 	// ActiveSessions is the calls in progress on the SIP side; Dialogs
 	// the dialogs they hold (one or two each).
 	ActiveSessions, Dialogs int
@@ -447,6 +451,7 @@ func (g *Guard) Stats() Stats {
 		NoPrack: g.stats.noPrack.Load(), LateOfferRejected: g.stats.lateOfferRejected.Load(),
 		LateOfferChallenged: g.stats.lateOfferChallenged.Load(),
 		MediaLatched:        g.stats.mediaLatched.Load(), MediaRefused: g.stats.mediaRefused.Load(),
+		RTCPRelayed:    g.stats.rtcpRelayed.Load(),
 		ActiveSessions: active, Dialogs: g.dialogs.len(), RTPPortsFree: g.ports.Available(),
 		Calls: CallStats{
 			Started: c.Started.Load(), Passed: c.Passed.Load(), Challenged: c.Challenged.Load(),

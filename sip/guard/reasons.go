@@ -70,6 +70,7 @@ import (
 //	refCallerCancel    487           16     CANCEL                             the caller cancelled (the transaction layer answers)
 //	refCallerHangup    487           16     caller hung up                     the caller sent BYE (the PBX leg hears Q.850)
 //	refCallEnded       –             16     call ended                         the PBX answered a call already over
+//	refGlare           491           –      –                                  a new offer on a bridged call while one is relayed
 const (
 	textUntrusted   = "source not trusted"
 	textStoreDown   = "decision unavailable"
@@ -132,6 +133,7 @@ const (
 	refCallerCancel
 	refCallerHangup
 	refCallEnded
+	refGlare
 
 	refusalCount // not an entry: the number of entries
 )
@@ -238,6 +240,8 @@ func refusalOf(id refusalID) refusal {
 		return refusal{status: 487, q850: q850NormalClearing, text: "caller hung up", rfc: `RFC 3261 §15.1.2`}
 	case refCallEnded:
 		return refusal{q850: q850NormalClearing, text: "call ended", rfc: `RFC 3261 §15: a BYE for the PBX leg of a call already over`}
+	case refGlare:
+		return refusal{status: 491, rfc: `RFC 3261 §14.2: a re-INVITE (or UPDATE, RFC 3311 §5.2) while one of the guard's is pending on the same session gets 491 Request Pending`}
 	}
 	panic(fmt.Sprintf("guard: refusal %d is not in the catalogue", id))
 }
@@ -353,6 +357,8 @@ func phrase(status int) string {
 		return "Request Terminated"
 	case 488:
 		return "Not Acceptable Here"
+	case 491:
+		return "Request Pending"
 	case 500:
 		return "Server Internal Error"
 	case 502:

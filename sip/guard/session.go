@@ -630,20 +630,26 @@ func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *re
 // (the PBX's media goes straight to the caller) it is relayed to the other
 // leg: hold, resume, codec changes, media moves and session-timer
 // refreshes (RFC 4028) reach the other side, and its answer comes back.
-// Otherwise (a challenge in progress, or a call bridged through the
-// guard's media relay) it is answered with the SDP the guard already gave
-// that leg: a refresh or a repeated offer keeps the session as it is (RFC
-// 3264 §8), and a change of media is not relayed.
+// On a call bridged through the guard's media relay after a challenge, a
+// new offer is renegotiated leg by leg (see renegotiate). Otherwise (a
+// challenge in progress, or a bridged call's session refresh: no SDP, or
+// the o= version already seen) it is answered with the SDP the guard
+// already gave that leg: a refresh or a repeated offer keeps the session
+// as it is (RFC 3264 §8).
 func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	var (
-		body  []byte
-		relay *relayTarget
+		body    []byte
+		relay   *relayTarget
+		bridged *relayTarget
 	)
 	ok := s.do(func() {
 		if s.ended {
 			return
 		}
 		relay = s.midCallTarget(l)
+		if relay == nil {
+			bridged = s.bridgedTarget(l, req.Body())
+		}
 		if l == callerLeg {
 			body = s.callerSDP
 		} else if s.pbx != nil {
@@ -656,6 +662,10 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if relay != nil {
 		s.relayMidCall(l, req, tx, relay)
+		return
+	}
+	if bridged != nil {
+		s.renegotiate(l, req, tx, bridged)
 		return
 	}
 	if len(req.Body()) == 0 {
@@ -681,6 +691,12 @@ func (s *session) midCallTarget(l leg) *relayTarget {
 	if s.ended || s.chal != nil || s.bridging || s.pbx == nil || s.pbx.bridge || !s.pbx.answered || !s.answered {
 		return nil
 	}
+	return s.legTarget(l)
+}
+
+// legTarget is the leg other than l, to send an in-dialog request to
+// (loop only; both legs answered).
+func (s *session) legTarget(l leg) *relayTarget {
 	if l == callerLeg {
 		d := s.pbx.dialog()
 		if d == nil {

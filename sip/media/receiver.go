@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -80,7 +81,7 @@ type ReceiverStats struct {
 type Receiver struct {
 	cfg    ReceiverConfig
 	log    *slog.Logger
-	codecs map[uint8]Codec
+	format atomic.Pointer[format]
 
 	mu    sync.Mutex
 	stats ReceiverStats
@@ -101,18 +102,50 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		}
 		cfg.Peer = peer
 	}
-	codecs := make(map[uint8]Codec, len(cfg.Codecs))
-	for _, c := range cfg.Codecs {
-		codecs[c.PayloadType()] = c
-	}
-	if _, clash := codecs[cfg.EventPayloadType]; clash && cfg.EventPayloadType != 0 {
-		return nil, fmt.Errorf("media: telephone-event payload type %d is also an audio codec", cfg.EventPayloadType)
+	f, err := newFormat(cfg.Peer, cfg.Codecs, cfg.EventPayloadType)
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{cfg: cfg, log: log, codecs: codecs}, nil
+	r := &Receiver{cfg: cfg, log: log}
+	r.format.Store(f)
+	return r, nil
+}
+
+// format is what a receiver accepts: from whom, which payload types.
+type format struct {
+	peer    *Peer
+	codecs  map[uint8]Codec
+	eventPT uint8
+}
+
+func newFormat(peer *Peer, cs []Codec, eventPT uint8) (*format, error) {
+	if peer == nil || len(cs) == 0 {
+		return nil, errors.New("media: receiver needs a peer and at least one codec")
+	}
+	codecs := make(map[uint8]Codec, len(cs))
+	for _, c := range cs {
+		codecs[c.PayloadType()] = c
+	}
+	if _, clash := codecs[eventPT]; clash && eventPT != 0 {
+		return nil, fmt.Errorf("media: telephone-event payload type %d is also an audio codec", eventPT)
+	}
+	return &format{peer: peer, codecs: codecs, eventPT: eventPT}, nil
+}
+
+// Renegotiate changes, while the receiver runs, where its packets may
+// come from and the payload types it takes: a re-INVITE or UPDATE that
+// moved the peer's media or changed its codec (RFC 3264 §8).
+func (r *Receiver) Renegotiate(peer *Peer, codecs []Codec, eventPT uint8) error {
+	f, err := newFormat(peer, codecs, eventPT)
+	if err != nil {
+		return err
+	}
+	r.format.Store(f)
+	return nil
 }
 
 // Stats returns the counters so far; safe to call while Run runs.
@@ -155,13 +188,14 @@ func (r *Receiver) Run(ctx context.Context) error {
 			r.count(func(s *ReceiverStats) { s.Malformed++ })
 			continue
 		}
-		isEvent := pkt.PayloadType == r.cfg.EventPayloadType && r.cfg.EventPayloadType != 0
-		codec, ok := r.codecs[pkt.PayloadType]
+		f := r.format.Load()
+		isEvent := pkt.PayloadType == f.eventPT && f.eventPT != 0
+		codec, ok := f.codecs[pkt.PayloadType]
 		if !isEvent && !ok {
 			r.count(func(s *ReceiverStats) { s.UnknownType++ })
 			continue
 		}
-		if !r.fromRemote(from) {
+		if !fromPeer(f.peer, from) {
 			r.count(func(s *ReceiverStats) { s.WrongSource++ })
 			continue
 		}
@@ -187,13 +221,13 @@ func (r *Receiver) count(f func(*ReceiverStats)) {
 	r.mu.Unlock()
 }
 
-// fromRemote reports whether a datagram's source is the peer's.
-func (r *Receiver) fromRemote(from net.Addr) bool {
+// fromPeer reports whether a datagram's source is the peer's.
+func fromPeer(p *Peer, from net.Addr) bool {
 	ua, ok := from.(*net.UDPAddr)
 	if !ok {
 		return false
 	}
-	return r.cfg.Peer.Accept(ua.AddrPort())
+	return p.Accept(ua.AddrPort())
 }
 
 // Recorder is a Sink that keeps everything: the audio as one PCM stream and

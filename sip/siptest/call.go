@@ -818,3 +818,31 @@ func (c *Call) SendAudio(ctx context.Context, pcm []int16) error {
 	}
 	return nil
 }
+
+// Reoffer sends a new offer within the answered call, by re-INVITE (then
+// ACKed) or UPDATE: the call's own offer with its o= version raised and
+// the direction dir ("sendonly" or "inactive" to hold, "sendrecv" to
+// resume, RFC 3264 §8.4). It returns the final response; a non-2xx is an
+// error wrapping ErrStatus.
+func (c *Call) Reoffer(ctx context.Context, method sip.RequestMethod, dir string) (*sip.Response, error) {
+	c.mu.Lock()
+	c.caps.SessionVersion++
+	caps := c.caps
+	c.mu.Unlock()
+	offer, err := sdp.NewOffer(caps)
+	if err != nil {
+		return nil, fmt.Errorf("siptest: call %s: re-offer: %w", c.callID, err)
+	}
+	body := strings.Replace(string(offer.Marshal()), "a=sendrecv", "a="+dir, 1)
+	res, err := c.request(ctx, method, "application/sdp", []byte(body))
+	if err != nil || method != sip.INVITE {
+		return res, err
+	}
+	c.mu.Lock()
+	ack := c.newInDialogLocked(sip.ACK, res.CSeq().SeqNo)
+	c.mu.Unlock()
+	if err := c.ep.cli.WriteRequest(ack); err != nil {
+		return res, fmt.Errorf("siptest: call %s: ACK of the re-INVITE: %w", c.callID, err)
+	}
+	return res, nil
+}

@@ -265,6 +265,16 @@ type PBXCall struct {
 	endReason  string
 	midCall    []*sip.Request // re-INVITEs and UPDATEs received
 	midAcks    []*sip.Request // ACKs of re-INVITEs' 2xx
+	midRefuse  int            // status for mid-call offers; 0 answers them
+}
+
+// RefuseMidCall makes the PBX answer every later re-INVITE or UPDATE
+// with status (491 Request Pending, 488 Not Acceptable Here) instead of
+// an answer.
+func (c *PBXCall) RefuseMidCall(status int) {
+	c.mu.Lock()
+	c.midRefuse = status
+	c.mu.Unlock()
 }
 
 // Answered returns when the PBX sent its 200 OK, if it did.
@@ -719,8 +729,13 @@ func (p *RecordingPBX) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	c.midCall = append(c.midCall, mid)
 	body := c.answer.Body()
+	refuse := c.midRefuse
 	c.mu.Unlock()
 	c.state.notify()
+	if refuse != 0 {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, refuse, reasonPhrase(refuse), nil))
+		return
+	}
 	if len(req.Body()) == 0 {
 		body = nil // a refresh without an offer gets none
 	} else if offer, err := sdp.Parse(req.Body()); err == nil {
