@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,25 +26,6 @@ import (
 // guard's, SIPp's and the PBX's, so that trusting it alone
 // (GUARD_TRUSTED_PEERS) proves every INVITE came through it.
 const proxyAddr = "127.0.0.2"
-
-// syncBuffer is a bytes.Buffer safe for a process writing and a test
-// reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // kamailioPath returns Kamailio's path, or skips the test.
 func kamailioPath(t *testing.T) string {
@@ -73,7 +52,7 @@ func kamailioPath(t *testing.T) string {
 // relaying initial requests to next (host:port); retrT1 is tm's first retransmission
 // interval in ms. Its log is returned; it is stopped at the end of the
 // test.
-func startKamailio(t *testing.T, listen, next string, retrT1 int) *syncBuffer {
+func startKamailio(t *testing.T, listen, next string, retrT1 int) *lockedBuffer {
 	t.Helper()
 	bin := kamailioPath(t)
 	cfg, err := filepath.Abs(filepath.Join("kamailio", "edge.cfg"))
@@ -81,7 +60,7 @@ func startKamailio(t *testing.T, listen, next string, retrT1 int) *syncBuffer {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	log := &syncBuffer{}
+	log := &lockedBuffer{}
 	cmd := exec.Command(bin, "-f", cfg, "-DD", "-E", "-n", "1", "-m", "32", "-M", "8", "-w", dir, "-Y", dir,
 		"-A", "LISTEN=udp:"+listen, "-A", `NEXT="sip:`+next+`"`, "-A", "RETR_T1="+strconv.Itoa(retrT1))
 	cmd.Stdout, cmd.Stderr = log, log
@@ -163,6 +142,7 @@ type sipPacket struct {
 	vias     int
 	route    string
 	rr       string
+	attrs    string // the SDP's media attributes, "|"-separated
 }
 
 func (p sipPacket) String() string {
@@ -178,7 +158,7 @@ type capture struct {
 	cmd   *exec.Cmd
 	file  string
 	ports []int
-	log   *syncBuffer
+	log   *lockedBuffer
 	done  chan struct{}
 }
 
@@ -190,7 +170,7 @@ func startCapture(t *testing.T, ports ...int) *capture {
 	if err != nil {
 		t.Skip("tshark is not installed: `DEBIAN_FRONTEND=noninteractive apt-get install -y tshark` (.ci/run does)")
 	}
-	c := &capture{file: filepath.Join(t.TempDir(), "sip.pcap"), ports: ports, log: &syncBuffer{}, done: make(chan struct{})}
+	c := &capture{file: filepath.Join(t.TempDir(), "sip.pcap"), ports: ports, log: &lockedBuffer{}, done: make(chan struct{})}
 	var filter []string
 	for _, p := range ports {
 		filter = append(filter, "udp port "+strconv.Itoa(p))
@@ -218,6 +198,8 @@ func startCapture(t *testing.T, ports ...int) *capture {
 	if err != nil {
 		t.Skipf("tshark cannot capture on lo here (needs capture rights): %v", err)
 	}
+	// "Capturing on" comes a moment before the first packet is kept.
+	time.Sleep(time.Second)
 	return c
 }
 
@@ -236,33 +218,52 @@ func (c *capture) stop() {
 	}
 }
 
-// packets stops the capture (after a moment for the last packets) and
-// decodes the SIP messages of the pcap in order.
-func (c *capture) packets(t *testing.T) []sipPacket {
+// fields stops the capture (after a moment for the last packets) and
+// reads the given fields of the packets that match filter, in order;
+// extra are tshark options (decode-as, preferences). Fields with several
+// values have them separated by "|".
+func (c *capture) fields(t *testing.T, extra []string, filter string, fields ...string) [][]string {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond)
 	c.stop()
-	args := []string{"-r", c.file, "-n"}
-	for _, p := range c.ports {
-		args = append(args, "-d", "udp.port=="+strconv.Itoa(p)+",sip")
+	args := append([]string{"-r", c.file, "-n"}, extra...)
+	args = append(args, "-Y", filter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|")
+	for _, f := range fields {
+		args = append(args, "-e", f)
 	}
-	args = append(args, "-Y", "sip", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
-		"-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport",
-		"-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq", "-e", "sip.Call-ID",
-		"-e", "sip.Via.branch", "-e", "sip.Via", "-e", "sip.Route", "-e", "sip.Record-Route")
 	out, err := exec.Command("tshark", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark -r: %v\n%s", err, out)
 	}
-	var ps []sipPacket
+	var rows [][]string
 	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) < 12 {
-			continue
+		if f := strings.Split(line, "\t"); len(f) == len(fields) {
+			rows = append(rows, f)
 		}
+	}
+	return rows
+}
+
+// sipDecode has tshark decode the capture's ports as SIP.
+func (c *capture) sipDecode() []string {
+	var args []string
+	for _, p := range c.ports {
+		args = append(args, "-d", "udp.port=="+strconv.Itoa(p)+",sip")
+	}
+	return args
+}
+
+// packets decodes the SIP messages of the capture in order.
+func (c *capture) packets(t *testing.T) []sipPacket {
+	t.Helper()
+	var ps []sipPacket
+	for _, f := range c.fields(t, c.sipDecode(), "sip",
+		"ip.src", "udp.srcport", "ip.dst", "udp.dstport",
+		"sip.Method", "sip.Status-Code", "sip.CSeq", "sip.Call-ID",
+		"sip.Via.branch", "sip.Via", "sip.Route", "sip.Record-Route", "sdp.media_attr") {
 		p := sipPacket{
 			src: f[0] + ":" + f[1], dst: f[2] + ":" + f[3], status: f[5], cseq: f[6], callID: f[7],
-			branch: strings.Split(f[8], "|")[0], route: f[10], rr: f[11],
+			branch: strings.Split(f[8], "|")[0], route: f[10], rr: f[11], attrs: f[12],
 		}
 		if p.status == "" {
 			// sip.Method is set on responses too (the CSeq's method).
@@ -314,7 +315,7 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 	_, guardPort, _ := strings.Cut(sipAddr, ":")
 	kam := net.JoinHostPort(proxyAddr, strconv.Itoa(kamPort))
 	kamLog := startKamailio(t, kam, sipAddr, 50)
-	pbxKamLog := &syncBuffer{}
+	pbxKamLog := &lockedBuffer{}
 	if pbxBehindProxy {
 		pbxKamLog = startKamailio(t, pbxHop, pbxA, 500)
 	}
