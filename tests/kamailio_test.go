@@ -281,8 +281,10 @@ func (c *capture) packets(t *testing.T) []sipPacket {
 // guard trusts only Kamailio's address; a blocked caller is rejected; a
 // passed call gets the PBX, whose in-dialog requests and the carrier's go
 // through Kamailio by the route set (Record-Route/Route, RFC 3261 §12),
-// Kamailio's own retransmissions of the INVITE make no second call, and a
-// hold re-INVITE and an INFO key from the caller reach the PBX once.
+// Kamailio's own retransmissions of the INVITE make no second call, a
+// hold re-INVITE and an INFO key from the caller reach the PBX once, and
+// the PBX's hold re-INVITE (with its ACK) and BYE reach the caller through
+// Kamailio.
 func TestKamailioInFrontOfTheGuard(t *testing.T) { testKamailio(t, false) }
 
 // The same with a second Kamailio in front of the PBX (GUARD_PBX_URI is
@@ -426,7 +428,7 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 		}
 	})
 
-	t.Run("PBX hangs up", func(t *testing.T) {
+	t.Run("PBX holds and hangs up", func(t *testing.T) {
 		callerPort := freePort(t)
 		cap := startCapture(t, kamPort, gp, pbxPort, callerPort, pbxKamPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_bye", "uas_pbx_bye.xml",
@@ -488,11 +490,15 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 			}
 			t.Errorf("the PBX's BYE took %d of its %d steps through Kamailio in order; on the wire:\n%s", i, len(steps), b.String())
 		}
-		if !strings.Contains(kamLog.String(), "edge: in-dialog BYE from "+guard) {
-			t.Errorf("Kamailio did not loose-route the guard's BYE")
+		for _, m := range []string{"INVITE", "ACK", "BYE"} {
+			if !strings.Contains(kamLog.String(), "edge: in-dialog "+m+" from "+guard) {
+				t.Errorf("Kamailio did not loose-route the guard's %s", m)
+			}
 		}
-		if pbxBehindProxy && !strings.Contains(pbxKamLog.String(), "edge: in-dialog BYE from "+pbxA) {
-			t.Errorf("the PBX's Kamailio did not loose-route the PBX's BYE")
+		for _, m := range []string{"INVITE", "ACK", "BYE"} {
+			if pbxBehindProxy && !strings.Contains(pbxKamLog.String(), "edge: in-dialog "+m+" from "+pbxA) {
+				t.Errorf("the PBX's Kamailio did not loose-route the PBX's %s", m)
+			}
 		}
 	})
 }
