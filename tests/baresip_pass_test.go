@@ -162,7 +162,9 @@ func TestBaresipToBaresipThroughTheGuard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("baresip runs take seconds; skipped in -short mode")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Generous: the first test to start the guard builds it (with -race,
+	// a minute or more on a loaded machine).
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	callee := startBaresip(ctx, t, "baresip callee (PBX side)", "<sip:pbx@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=auto")
 	g, target, _ := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(callee.sipPort))
@@ -289,6 +291,12 @@ func TestBaresipToBaresipThroughTheGuard(t *testing.T) {
 		}
 	}
 	t.Logf("RFC 4733 events at the PBX side: %v", got)
+	// And the PBX-side baresip itself saw each key end once.
+	for _, k := range keys {
+		if n := strings.Count(callee.out.String(), fmt.Sprintf("received event: '%c' (end=1)", k)); n != 1 {
+			t.Errorf("the PBX-side baresip saw key %c end %d times, want once", k, n)
+		}
+	}
 	if len(order) != len(keys) {
 		t.Errorf("the PBX side got %d RFC 4733 events %v for %d key presses", len(order), got, len(keys))
 	} else {
