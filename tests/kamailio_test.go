@@ -282,7 +282,8 @@ func (c *capture) packets(t *testing.T) []sipPacket {
 // passed call gets the PBX, whose in-dialog requests and the carrier's go
 // through Kamailio by the route set (Record-Route/Route, RFC 3261 §12),
 // Kamailio's own retransmissions of the INVITE make no second call, a
-// hold re-INVITE and an INFO key from the caller reach the PBX once, and
+// hold re-INVITE and an INFO key from the caller reach the PBX once, a
+// CANCEL while the PBX rings cancels the PBX's INVITE, and
 // the PBX's hold re-INVITE (with its ACK) and BYE reach the caller through
 // Kamailio.
 func TestKamailioInFrontOfTheGuard(t *testing.T) { testKamailio(t, false) }
@@ -426,6 +427,18 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 				t.Errorf("the PBX's Kamailio did not loose-route the guard's %s", m)
 			}
 		}
+	})
+
+	t.Run("caller cancels while the PBX rings", func(t *testing.T) {
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_cancel", "uas_pbx_cancel.xml",
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		uac := startSIPp(ctx, t, "sipp uac_proxy_cancel", "uac_proxy_cancel.xml", kam,
+			"-inf", writeInjection(t, "cancel.csv", "+79990005503"), "-s", tollFree,
+			"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-m", "1", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, 1)
+		expectAllSuccessful(t, pbx, 1)
 	})
 
 	t.Run("PBX holds and hangs up", func(t *testing.T) {
