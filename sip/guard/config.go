@@ -131,6 +131,20 @@ type Config struct {
 	// no PRACK came in 64*T1. 500 ms is the RFC's default; a carrier on
 	// a long path may need more.
 	T1 time.Duration `env:"SIP_T1" envDefault:"500ms" desc:"SIP timer T1: retransmission interval of reliable 183/180 (100rel); no PRACK within 64*T1 ends the call with 504"`
+
+	// TransferTargets is the allow-list of where the PBX may transfer
+	// (REFER) or redirect (3xx) a passed call; the guard places that call
+	// itself, so everything else is refused (toll fraud). See transfer.go.
+	TransferTargets string `env:"TRANSFER_TARGETS" envDefault:"pbx" desc:"comma-separated targets the PBX may transfer or redirect calls to: pbx (any URI at the PBX's host and port), E.164 prefixes (+4930123) and ranges (+4930123400-+4930123499) placed through GUARD_CARRIER_OUTBOUND"`
+
+	// CarrierOutbound is the only address calls to numbers outside the
+	// PBX are sent to; empty allows no outside targets.
+	CarrierOutbound string `env:"CARRIER_OUTBOUND" desc:"host:port of the carrier's SIP trunk that transfers to E.164 numbers go to; empty allows transfers to the PBX only"`
+
+	// TransferRate and TransferBurst bound the transfers and followed
+	// redirects the guard places, over all calls.
+	TransferRate  float64 `env:"TRANSFER_RATE" envDefault:"1" desc:"transfers and followed redirects the guard places per second, all calls together; 0 refuses every transfer"`
+	TransferBurst int     `env:"TRANSFER_BURST" envDefault:"5" desc:"transfers allowed at once above GUARD_TRANSFER_RATE"`
 }
 
 // DefaultConfig returns the configuration with every field at its
@@ -164,6 +178,7 @@ type settings struct {
 	maxTCP     int
 	tcpIdle    time.Duration
 	t1         time.Duration
+	transfers  *transferPolicy
 }
 
 // Validate reports every problem with c, each naming its variable; the
@@ -260,6 +275,9 @@ func (c Config) parse() (settings, error) {
 	}
 	if s.tcpIdle < time.Second {
 		bad("GUARD_SIP_TCP_IDLE is %v, want at least 1s", c.TCPIdle)
+	}
+	if s.transfers, err = parseTransferPolicy(c.TransferTargets, c.CarrierOutbound, c.TransferRate, c.TransferBurst); err != nil {
+		bad("%v", err)
 	}
 	return s, errors.Join(errs...)
 }

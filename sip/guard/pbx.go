@@ -34,6 +34,7 @@ type pbxCall struct {
 	// which carries the answer (ackLate).
 	late    bool
 	ackOnce sync.Once
+	hops    int // 3xx followed before this leg (transfer.go)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -130,8 +131,13 @@ func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 // path (bridge false) the PBX's provisional responses are relayed to the
 // caller.
 func (s *session) startPBX(body []byte, bridge bool) {
-	req := s.pbxInvite(body, bridge)
-	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport(), late: !bridge && len(body) == 0}
+	s.startPBXRequest(s.pbxInvite(body, bridge), body, bridge, 0)
+}
+
+// startPBXRequest sends req (built by pbxInvite, perhaps aimed elsewhere
+// by a followed 3xx) as the PBX leg's INVITE (loop only).
+func (s *session) startPBXRequest(req *sip.Request, body []byte, bridge bool, hops int) {
+	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport(), late: !bridge && len(body) == 0, hops: hops}
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
 	s.pbx = p
 	ua := s.g.dialogUA[p.transport]
@@ -284,6 +290,9 @@ func (s *session) onPBXAnswered(p *pbxCall, ackErr error) {
 // pbxRefusal).
 func (s *session) onPBXRefused(p *pbxCall, res *sip.Response) {
 	if p != s.pbx || s.ended {
+		return
+	}
+	if res.StatusCode >= 300 && res.StatusCode < 400 && s.followRedirect(p, res) {
 		return
 	}
 	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXRefused, refusal: pbxRefusal(res), headers: minSEOf(res)})

@@ -70,6 +70,8 @@ import (
 //	refCallerCancel    487           16     CANCEL                             the caller cancelled (the transaction layer answers)
 //	refCallerHangup    487           16     caller hung up                     the caller sent BYE (the PBX leg hears Q.850)
 //	refCallEnded       –             16     call ended                         the PBX answered a call already over
+//	refTransferRefused 403           –      site (transfer target not allowed) a REFER the guard will not carry out (allow-list, rate, call state)
+//	refTransferBad     400           –      bad Refer-To                       a REFER without exactly one readable Refer-To
 const (
 	textUntrusted   = "source not trusted"
 	textStoreDown   = "decision unavailable"
@@ -132,6 +134,8 @@ const (
 	refCallerCancel
 	refCallerHangup
 	refCallEnded
+	refTransferRefused
+	refTransferBad
 
 	refusalCount // not an entry: the number of entries
 )
@@ -238,6 +242,10 @@ func refusalOf(id refusalID) refusal {
 		return refusal{status: 487, q850: q850NormalClearing, text: "caller hung up", rfc: `RFC 3261 §15.1.2`}
 	case refCallEnded:
 		return refusal{q850: q850NormalClearing, text: "call ended", rfc: `RFC 3261 §15: a BYE for the PBX leg of a call already over`}
+	case refTransferRefused:
+		return refusal{status: 403, text: whyNotAllowed, rfc: `RFC 3515 §2.4.2: a REFER the recipient will not carry out is refused; 403 as for any request refused by policy (RFC 3261 §21.4.4)`}
+	case refTransferBad:
+		return refusal{status: 400, text: "bad Refer-To", rfc: `RFC 3515 §2.4.1: a REFER without exactly one Refer-To gets 400`}
 	}
 	panic(fmt.Sprintf("guard: refusal %d is not in the catalogue", id))
 }
