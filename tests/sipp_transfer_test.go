@@ -1,0 +1,118 @@
+package tests
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// transferMetric is one series of callguard_transfers_total.
+func transferMetric(kind, outcome string) string {
+	return `callguard_transfers_total{kind="` + kind + `",outcome="` + outcome + `"}`
+}
+
+// waitMetric polls the guard's metric until it reaches want (the guard
+// counts a completed transfer after SIPp's NOTIFY answer, so shortly
+// after SIPp may have finished).
+func waitMetric(t *testing.T, g *guardProcess, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := metricValue(t, g, name)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s = %v, want %v", name, v, want)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Transfers and redirects by the PBX through the real guard, SIPp on all
+// three sides: the carrier's caller, the PBX, and the transfer target
+// (reached at GUARD_CARRIER_OUTBOUND, an allowed E.164 range).
+//
+//   - refer: the PBX answers and REFERs the call to +4930123456 (the
+//     Refer-To's host names somewhere else: the guard must still send it
+//     to the carrier address only); the target gets an INVITE without
+//     offer and Referred-By, answers with its offer; the caller gets a
+//     re-INVITE with the target's offer; the PBX gets 202, NOTIFY 100 and
+//     NOTIFY 200 (terminated), then BYEs its leg; the caller's BYE
+//     reaches the target.
+//   - refused: the PBX REFERs to a number outside the allow-list: 403
+//     with a Reason, no call placed, the call stays up.
+//   - redirect: the PBX answers 302 with an allowed Contact: the guard
+//     follows it and the caller is answered by the target.
+func TestSIPpTransferThroughTheGuard(t *testing.T) {
+	sippPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pbxPort, targetPort := freePort(t), freePort(t)
+	g, sipAddr, _ := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
+		"GUARD_TRANSFER_TARGETS=pbx,+4930123400-+4930123499",
+		"GUARD_CARRIER_OUTBOUND=127.0.0.1:"+strconv.Itoa(targetPort),
+		"GUARD_TRANSFER_RATE=50", "GUARD_TRANSFER_BURST=20")
+	const n = 3
+
+	t.Run("refer", func(t *testing.T) {
+		target := startSIPp(ctx, t, "sipp uas_target", "uas_target.xml",
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, target, targetPort)
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer", "uas_pbx_refer.xml",
+			"-key", "target", "sip:+4930123456@elsewhere.invalid:5099",
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "transfer.csv", freshCallers("+7999500", n)...)
+		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, n)
+		expectAllSuccessful(t, pbx, n)
+		expectAllSuccessful(t, target, n)
+		waitMetric(t, g, transferMetric("refer", "accepted"), n)
+		waitMetric(t, g, transferMetric("refer", "completed"), n)
+		if !strings.Contains(g.output(), "call transferred") {
+			t.Errorf("no transfer in the guard's log")
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_refused", "uas_pbx_refer_refused.xml",
+			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "refused.csv", freshCallers("+7999510", n)...)
+		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-d", "1500", "-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, n)
+		expectAllSuccessful(t, pbx, n)
+		waitMetric(t, g, transferMetric("refer", "refused"), n)
+		waitMetric(t, g, transferMetric("refer", "completed"), n) // unchanged
+	})
+
+	t.Run("redirect", func(t *testing.T) {
+		target := startSIPp(ctx, t, "sipp uas_pbx (redirect target)", "uas_pbx.xml",
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, target, targetPort)
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_redirect", "uas_pbx_redirect.xml",
+			"-key", "target", "sip:+4930123499@127.0.0.1:"+strconv.Itoa(pbxPort+1),
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "redirect.csv", freshCallers("+7999520", n)...)
+		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-d", "500", "-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, n)
+		expectAllSuccessful(t, pbx, n)
+		expectAllSuccessful(t, target, n)
+		waitMetric(t, g, transferMetric("redirect", "accepted"), n)
+	})
+	if t.Failed() {
+		t.Logf("guard log:\n%s", g.output())
+	}
+}
