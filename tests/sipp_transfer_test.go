@@ -116,3 +116,40 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		t.Logf("guard log:\n%s", g.output())
 	}
 }
+
+// Calls the PBX places itself (camp-on callback, forwarding to an outside
+// number) go around the guard, straight to the carrier. One the PBX sends
+// to the guard instead comes from an address that is not the carrier's
+// trunk: 403, counted as untrusted, never decided or counted as a call.
+func TestSIPpPBXOutboundCallIsNotAnInboundCall(t *testing.T) {
+	sippPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sipAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	g := startGuard(t, "GUARD_DATA_DIR="+t.TempDir(), "GUARD_ADMIN_LISTEN=127.0.0.1:0",
+		"GUARD_SIP_LISTEN="+sipAddr, "GUARD_TRUSTED_PEERS=127.0.0.2/32", // the carrier
+		"GUARD_PBX_URI=sip:pbx@127.0.0.1:"+strconv.Itoa(freePort(t))) // the PBX, which places the call
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(g.output(), "SIP guard listening"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guard did not listen for SIP:\n%s", g.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	const n = 3
+	inf := writeInjection(t, "outbound.csv", freshCallers("+7999530", n)...)
+	uac := startSIPp(ctx, t, "sipp uac_pbx_outbound", "uac_pbx_outbound.xml", sipAddr,
+		"-inf", inf, "-s", "+4930123456", "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-m", strconv.Itoa(n), "-r", "5", "-timeout", "30s", "-timeout_error")
+	expectAllSuccessful(t, uac, n)
+	if v := metricValue(t, g, "callguard_sip_untrusted_rejected_total"); v != n {
+		t.Errorf("untrusted refusals %v, want %d", v, n)
+	}
+	for _, v := range []string{"pass", "challenge", "reject", "store-down", "busy"} {
+		if got := metricValue(t, g, `callguard_calls_total{verdict="`+v+`"}`); got != 0 {
+			t.Errorf("calls_total{verdict=%q} = %v: the PBX's own call was taken as an inbound call", v, got)
+		}
+	}
+	if t.Failed() {
+		t.Logf("guard log:\n%s", g.output())
+	}
+}
