@@ -43,6 +43,8 @@ func waitMetric(t *testing.T, g *guardProcess, name string, want float64) {
 //     re-INVITE with the target's offer; the PBX gets 202, NOTIFY 100 and
 //     NOTIFY 200 (terminated), then BYEs its leg; the caller's BYE
 //     reaches the target.
+//   - transferor leaves first: the PBX BYEs its leg right after the 202;
+//     the call goes on to the target all the same.
 //   - refused: the PBX REFERs to a number outside the allow-list: 403
 //     with a Reason, no call placed, the call stays up.
 //   - redirect: the PBX answers 302 with an allowed Contact: the guard
@@ -80,6 +82,24 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		}
 	})
 
+	t.Run("transferor leaves first", func(t *testing.T) {
+		target := startSIPp(ctx, t, "sipp uas_target", "uas_target.xml",
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, target, targetPort)
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_bye", "uas_pbx_refer_bye.xml",
+			"-key", "target", "sip:+4930123457@elsewhere.invalid",
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "transfer2.csv", freshCallers("+7999505", n)...)
+		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, n)
+		expectAllSuccessful(t, pbx, n)
+		expectAllSuccessful(t, target, n)
+		waitMetric(t, g, transferMetric("refer", "completed"), 2*n)
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_refused", "uas_pbx_refer_refused.xml",
 			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
@@ -92,7 +112,7 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
 		waitMetric(t, g, transferMetric("refer", "refused"), n)
-		waitMetric(t, g, transferMetric("refer", "completed"), n) // unchanged
+		waitMetric(t, g, transferMetric("refer", "completed"), 2*n) // unchanged
 	})
 
 	t.Run("redirect", func(t *testing.T) {

@@ -66,6 +66,10 @@ type transfer struct {
 	event  string // the Event header of the NOTIFYs
 	cancel context.CancelFunc
 	done   bool // the target answered and took the call
+	failed bool // ... or did not: the transferor keeps it
+	// earlier are the transferors of the call's earlier transfers: their
+	// late BYEs end their own legs only.
+	earlier []*pbxCall
 }
 
 // onRefer handles a REFER (see Guard.onRefer).
@@ -84,21 +88,27 @@ func (s *session) onRefer(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	target := redacted(rt.Address)
-	var from *pbxCall
+	pl, why := s.g.set.transfers.resolve(rt.Address, s.g.set.pbx)
+	x := &transfer{target: pl, event: "refer;id=" + fmt.Sprint(req.CSeq().SeqNo)}
 	s.do(func() {
-		if l == pbxLeg && !s.ended && s.answered && s.chal == nil && !s.bridging && s.xfer == nil &&
-			s.pbx != nil && !s.pbx.bridge && s.pbx.answered && !s.pbx.byeReceived && !s.pbx.byeSent && s.pbx.owns(req) {
-			from = s.pbx
+		if !(l == pbxLeg && !s.ended && s.answered && s.chal == nil && !s.bridging && (s.xfer == nil || s.xfer.done || s.xfer.failed) &&
+			s.pbx != nil && !s.pbx.bridge && s.pbx.answered && !s.pbx.byeReceived && !s.pbx.byeSent && s.pbx.owns(req)) {
+			why = "no transfer on this call"
+			return
 		}
-	})
-	why := "no transfer on this call"
-	var pl placement
-	if from != nil {
-		pl, why = s.g.set.transfers.resolve(rt.Address, s.g.set.pbx)
 		if why == "" && !s.g.set.transfers.limit.Allow() {
 			why = whyRate
 		}
-	}
+		if why == "" {
+			// Taken now, before the 202: a BYE from the transferor that
+			// follows at once must find the transfer (transferBye).
+			x.from = s.pbx
+			if old := s.xfer; old != nil {
+				x.earlier = append(old.earlier, old.from)
+			}
+			s.xfer = x
+		}
+	})
 	if why != "" {
 		s.log.Info("transfer refused", "leg", l.String(), "target", target, "why", why)
 		s.g.d.Observer.Transfer(TransferRefer, TransferRefused)
@@ -107,13 +117,12 @@ func (s *session) onRefer(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.g.respond(req, tx, 202, "", nil)
 	s.g.d.Observer.Transfer(TransferRefer, TransferAccepted)
-	event := "refer;id=" + fmt.Sprint(req.CSeq().SeqNo)
 	var referredBy sip.Header
 	if h := req.GetHeader("Referred-By"); h != nil {
 		referredBy = sip.NewHeader("Referred-By", h.Value())
 	}
 	s.log.Info("transfer accepted", "target", target, "placed", redacted(pl.ruri), "attended", pl.replaces != "")
-	s.post(func() { s.startTransfer(from, pl, event, referredBy) })
+	s.post(func() { s.startTransfer(x, referredBy) })
 }
 
 // owns reports whether req came on this leg's dialog.
@@ -130,23 +139,17 @@ func redacted(u sip.Uri) string {
 }
 
 // startTransfer places the transfer's call (loop only).
-func (s *session) startTransfer(from *pbxCall, pl placement, event string, referredBy sip.Header) {
-	x := &transfer{from: from, target: pl, event: event}
-	if s.ended || s.pbx != from || s.xfer != nil {
-		s.goDo(func() func() {
-			s.notifyRefer(from, event, 487, "Request Terminated", true)
-			return nil
-		})
-		return
+func (s *session) startTransfer(x *transfer, referredBy sip.Header) {
+	if s.ended || s.xfer != x {
+		return // the call ended meanwhile (endTransfer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	x.cancel = cancel
-	s.xfer = x
-	inv := s.transferInvite(pl, referredBy)
+	inv := s.transferInvite(x.target, referredBy)
 	ring := s.g.set.ringTime
 	s.goDo(func() func() {
 		defer cancel()
-		s.notifyRefer(from, event, 100, "Trying", false)
+		s.notifyRefer(x.from, x.event, 100, "Trying", false)
 		to, status, reason := s.placeTransfer(ctx, inv, ring)
 		return func() { s.onTransferDone(x, to, status, reason) }
 	})
@@ -324,7 +327,7 @@ func (s *session) onTransferDone(x *transfer, to *pbxCall, status int, reason st
 	if to == nil {
 		s.g.d.Observer.Transfer(TransferRefer, TransferFailed)
 		s.log.Info("transfer failed", "target", redacted(x.target.ruri), "status", status)
-		s.xfer = nil
+		x.failed = true
 		if !from.byeReceived && !s.ended {
 			final()
 			return
@@ -380,14 +383,20 @@ func (s *session) notifyRefer(p *pbxCall, event string, status int, reason strin
 	}
 }
 
-// transferBye takes a BYE from the PBX on the transferor's leg of a
-// transfer: it ends that leg only, not the call (the target has it, or
-// is being called). false: not such a BYE.
+// transferBye takes a BYE from the PBX on a transferor's leg: it ends
+// that leg only, not the call (the target has it, or is being called).
+// false: not such a BYE.
 func (s *session) transferBye(req *sip.Request, tx sip.ServerTransaction) bool {
 	var from *pbxCall
 	s.do(func() {
-		if x := s.xfer; x != nil && x.from.owns(req) && !x.from.byeReceived {
-			from = x.from
+		x := s.xfer
+		if x == nil {
+			return
+		}
+		for _, p := range append([]*pbxCall{x.from}, x.earlier...) {
+			if p != s.pbx && p.owns(req) || p == x.from && !x.done && !x.failed && p.owns(req) {
+				from = p
+			}
 		}
 	})
 	if from == nil {
@@ -401,7 +410,7 @@ func (s *session) transferBye(req *sip.Request, tx sip.ServerTransaction) bool {
 }
 
 // endTransfer stops a transfer as the call ends, and hangs up the
-// transferor's leg if it is still up (loop only).
+// transferors' legs still up (loop only).
 func (s *session) endTransfer(e ending) {
 	x := s.xfer
 	if x == nil {
@@ -410,8 +419,10 @@ func (s *session) endTransfer(e ending) {
 	if !x.done && x.cancel != nil {
 		x.cancel()
 	}
-	if x.from != s.pbx {
-		x.from.hangup(e)
+	for _, p := range append([]*pbxCall{x.from}, x.earlier...) {
+		if p != s.pbx {
+			p.hangup(e)
+		}
 	}
 }
 
