@@ -73,6 +73,9 @@ func parseTransferPolicy(targets, carrier string, perSecond float64, burst int) 
 	if burst < 1 {
 		burst = 1
 	}
+	if perSecond == 0 {
+		burst = 0 // a limiter with no burst allows nothing
+	}
 	p.limit = rate.NewLimiter(rate.Limit(perSecond), burst)
 	return p, errors.Join(errs...)
 }
