@@ -45,6 +45,9 @@ func waitMetric(t *testing.T, g *guardProcess, name string, want float64) {
 //     reaches the target.
 //   - transferor leaves first: the PBX BYEs its leg right after the 202;
 //     the call goes on to the target all the same.
+//   - attended: the Refer-To names an extension on the PBX with
+//     ?Replaces=; the PBX gets the INVITE with Replaces and Require:
+//     replaces, and the caller is moved to it.
 //   - refused: the PBX REFERs to a number outside the allow-list: 403
 //     with a Reason, no call placed, the call stays up.
 //   - redirect: the PBX answers 302 with an allowed Contact: the guard
@@ -100,6 +103,22 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		waitMetric(t, g, transferMetric("refer", "completed"), 2*n)
 	})
 
+	t.Run("attended", func(t *testing.T) {
+		// The PBX takes both its own leg and the replacing INVITE: 2n
+		// calls on its side.
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_attended", "uas_pbx_attended.xml",
+			"-key", "target", "sip:201@127.0.0.1:"+strconv.Itoa(pbxPort)+"?Replaces=consult-1%40pbx%3Bto-tag%3Dabc%3Bfrom-tag%3Ddef",
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(2*n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "attended.csv", freshCallers("+7999507", n)...)
+		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, n)
+		expectAllSuccessful(t, pbx, 2*n)
+		waitMetric(t, g, transferMetric("refer", "completed"), 3*n)
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_refused", "uas_pbx_refer_refused.xml",
 			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
@@ -112,7 +131,7 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
 		waitMetric(t, g, transferMetric("refer", "refused"), n)
-		waitMetric(t, g, transferMetric("refer", "completed"), 2*n) // unchanged
+		waitMetric(t, g, transferMetric("refer", "completed"), 3*n) // unchanged
 	})
 
 	t.Run("redirect", func(t *testing.T) {
