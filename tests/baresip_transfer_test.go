@@ -98,6 +98,11 @@ module_app menu.so
 	if !strings.Contains(g.output(), "call transferred") {
 		t.Errorf("the guard did not transfer the call")
 	}
+	// baresip ends its own leg on the NOTIFY 200 (before the caller's BYE
+	// ends the call): it read the guard's sipfrag.
+	if !strings.Contains(g.output(), "transferor hung up its leg") {
+		t.Errorf("baresip did not hang up its leg after the transfer")
+	}
 	if t.Failed() {
 		t.Logf("baresip:\n%s\nguard:\n%s", out.String(), g.output())
 		return

@@ -405,6 +405,7 @@ func (s *session) transferBye(req *sip.Request, tx sip.ServerTransaction) bool {
 	if err := from.dialog().ReadBye(req, tx); err != nil {
 		s.log.Debug("transferor BYE", "err", err)
 	}
+	s.log.Info("transferor hung up its leg")
 	s.post(func() { from.byeReceived = true })
 	return true
 }
