@@ -52,6 +52,8 @@ func waitMetric(t *testing.T, g *guardProcess, name string, want float64) {
 //     with a Reason, no call placed, the call stays up.
 //   - redirect: the PBX answers 302 with an allowed Contact: the guard
 //     follows it and the caller is answered by the target.
+//   - redirect refused: a 302 to a number outside the list: the caller
+//     gets 480, nothing is placed.
 func TestSIPpTransferThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -150,6 +152,21 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		expectAllSuccessful(t, pbx, n)
 		expectAllSuccessful(t, target, n)
 		waitMetric(t, g, transferMetric("redirect", "accepted"), n)
+	})
+
+	t.Run("redirect refused", func(t *testing.T) {
+		pbx := startSIPp(ctx, t, "sipp uas_pbx_redirect", "uas_pbx_redirect.xml",
+			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		waitBound(ctx, t, pbx, pbxPort)
+		inf := writeInjection(t, "redirect_refused.csv", freshCallers("+7999525", n)...)
+		uac := startSIPp(ctx, t, "sipp uac_redirect_refused", "uac_redirect_refused.xml", sipAddr,
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
+		expectAllSuccessful(t, uac, n)
+		expectAllSuccessful(t, pbx, n)
+		waitMetric(t, g, transferMetric("redirect", "refused"), n)
+		waitMetric(t, g, transferMetric("redirect", "accepted"), n) // unchanged
 	})
 	if t.Failed() {
 		t.Logf("guard log:\n%s", g.output())
