@@ -32,6 +32,32 @@ func waitMetric(t *testing.T, g *guardProcess, name string, want float64) {
 	}
 }
 
+// oneCallEach checks that each transferred caller's call is one call in
+// the call log, ended by the caller's hangup: the transfer (and the
+// transferor's BYE) neither ended nor split it.
+func oneCallEach(t *testing.T, g *guardProcess, callers []string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := range callers {
+		for {
+			var lines []string
+			for _, l := range strings.Split(g.output(), "\n") {
+				if strings.Contains(l, "msg=call ") && strings.Contains(l, "caller="+c+" ") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) == 1 && strings.Contains(lines[0], "end=caller-hangup") {
+				break
+			}
+			if len(lines) > 1 || time.Now().After(deadline) {
+				t.Errorf("caller %s: call log lines %q, want one ended by the caller's hangup", c, lines)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 // Transfers and redirects by the PBX through the real guard, SIPp on all
 // three sides: the carrier's caller, the PBX, and the transfer target
 // (reached at GUARD_CARRIER_OUTBOUND, an allowed E.164 range).
@@ -73,7 +99,8 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 			"-key", "target", "sip:+4930123456@elsewhere.invalid:5099",
 			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
-		inf := writeInjection(t, "transfer.csv", freshCallers("+7999500", n)...)
+		callers := freshCallers("+7999500", n)
+		inf := writeInjection(t, "transfer.csv", callers...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
 			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
@@ -85,6 +112,7 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		if !strings.Contains(g.output(), "call transferred") {
 			t.Errorf("no transfer in the guard's log")
 		}
+		oneCallEach(t, g, callers)
 	})
 
 	t.Run("transferor leaves first", func(t *testing.T) {
@@ -95,7 +123,8 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 			"-key", "target", "sip:+4930123457@elsewhere.invalid",
 			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
-		inf := writeInjection(t, "transfer2.csv", freshCallers("+7999505", n)...)
+		callers := freshCallers("+7999505", n)
+		inf := writeInjection(t, "transfer2.csv", callers...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
 			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
@@ -103,6 +132,7 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		expectAllSuccessful(t, pbx, n)
 		expectAllSuccessful(t, target, n)
 		waitMetric(t, g, transferMetric("refer", "completed"), 2*n)
+		oneCallEach(t, g, callers)
 	})
 
 	t.Run("attended", func(t *testing.T) {
