@@ -82,6 +82,7 @@ type Metrics struct {
 	sipCounters   sipCounters // sipMessages' children, looked up once
 	untrusted     prometheus.Counter
 	overload      *prometheus.CounterVec
+	transfers     *prometheus.CounterVec
 }
 
 // New returns the metrics on a new registry, with the Go runtime and
@@ -132,9 +133,13 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "sip_overload_total",
 			Help: "Load the SIP guard shed, by reason: max-calls (INVITE answered 503 at MAX_CALLS), busy (call answered 503, the node too busy to decide), tcp-conns (TCP connection closed at accept).",
 		}, []string{"reason"}),
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "transfers_total",
+			Help: "Transfers (kind refer: the PBX's REFER) and redirects (kind redirect: the PBX's 3xx) of passed calls, by outcome: accepted (allowed, the guard places the call), refused (target not in GUARD_TRANSFER_TARGETS, rate or call state; REFER answered 403, 3xx turned into 480), completed (the target answered and the caller was moved), failed (the target did not answer).",
+		}, []string{"kind", "outcome"}),
 	}
 	reg.MustRegister(m.calls, m.observed, m.decision, m.appendLatency, m.appendErrors, m.grains, m.challenges,
-		m.sipMessages, m.untrusted, m.overload,
+		m.sipMessages, m.untrusted, m.overload, m.transfers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every verdict shows from the start, at zero: a rate over a series
 	// that appears only with its first call reads as no data.
@@ -146,6 +151,11 @@ func New() *Metrics {
 	}
 	for _, r := range overloadReasons {
 		m.overload.WithLabelValues(r)
+	}
+	for _, k := range transferKinds {
+		for _, o := range transferOutcomes {
+			m.transfers.WithLabelValues(k, o)
+		}
 	}
 	return m
 }
@@ -334,6 +344,28 @@ func (m *Metrics) Overloaded(reason string) {
 		reason = "other"
 	}
 	m.overload.WithLabelValues(reason).Inc()
+}
+
+// Transfer kinds and outcomes, as the SIP guard reports them
+// (guard.Transfer*).
+var (
+	transferKinds    = []string{"refer", "redirect"}
+	transferOutcomes = []string{"accepted", "refused", "completed", "failed"}
+)
+
+// Transfer counts a transfer or redirect the SIP guard handled; unknown
+// labels count as "other", so the series stay bounded.
+func (m *Metrics) Transfer(kind, outcome string) {
+	if m == nil {
+		return
+	}
+	if !slices.Contains(transferKinds, kind) {
+		kind = "other"
+	}
+	if !slices.Contains(transferOutcomes, outcome) {
+		outcome = "other"
+	}
+	m.transfers.WithLabelValues(kind, outcome).Inc()
 }
 
 func directionLabel(d string) string {

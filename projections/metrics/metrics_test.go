@@ -60,8 +60,17 @@ func TestMetrics(t *testing.T) {
 	m.Overloaded("max-calls")
 	m.Overloaded("busy")
 	m.Overloaded("no such reason")
+	m.Transfer("refer", "accepted")
+	m.Transfer("refer", "completed")
+	m.Transfer("redirect", "refused")
+	m.Transfer("refer", "sideways")
 	text := scrape(t, m.Handler())
 	for _, l := range []string{
+		`callguard_transfers_total{kind="refer",outcome="accepted"} 1`,
+		`callguard_transfers_total{kind="refer",outcome="completed"} 1`,
+		`callguard_transfers_total{kind="redirect",outcome="refused"} 1`,
+		`callguard_transfers_total{kind="redirect",outcome="failed"} 0`,
+		`callguard_transfers_total{kind="refer",outcome="other"} 1`,
 		`callguard_sip_overload_total{reason="max-calls"} 2`,
 		`callguard_sip_overload_total{reason="busy"} 1`,
 		`callguard_sip_overload_total{reason="tcp-conns"} 0`,

@@ -138,6 +138,19 @@ type Config struct {
 	// 488; pass relays the call to the PBX unchallenged, recorded as
 	// passed for that reason (never as verified).
 	LateOffer string `env:"LATE_OFFER" envDefault:"reject" desc:"a call to be challenged whose INVITE has no SDP from a carrier without 100rel: reject (488) or pass (to the PBX unchallenged, recorded with the reason)"`
+	// TransferTargets is the allow-list of where the PBX may transfer
+	// (REFER) or redirect (3xx) a passed call; the guard places that call
+	// itself, so everything else is refused (toll fraud). See transfer.go.
+	TransferTargets string `env:"TRANSFER_TARGETS" envDefault:"pbx" desc:"comma-separated targets the PBX may transfer or redirect calls to: pbx (any URI at the PBX's host and port), E.164 prefixes (+4930123) and ranges (+4930123400-+4930123499) placed through GUARD_CARRIER_OUTBOUND"`
+
+	// CarrierOutbound is the only address calls to numbers outside the
+	// PBX are sent to; empty allows no outside targets.
+	CarrierOutbound string `env:"CARRIER_OUTBOUND" desc:"host:port of the carrier's SIP trunk that transfers to E.164 numbers go to; empty allows transfers to the PBX only"`
+
+	// TransferRate and TransferBurst bound the transfers and followed
+	// redirects the guard places, over all calls.
+	TransferRate  float64 `env:"TRANSFER_RATE" envDefault:"1" desc:"transfers and followed redirects the guard places per second, all calls together; 0 refuses every transfer"`
+	TransferBurst int     `env:"TRANSFER_BURST" envDefault:"5" desc:"transfers allowed at once above GUARD_TRANSFER_RATE"`
 }
 
 // DefaultConfig returns the configuration with every field at its
@@ -172,6 +185,7 @@ type settings struct {
 	tcpIdle    time.Duration
 	t1         time.Duration
 	lateOffer  bool // LateOffer is pass
+	transfers  *transferPolicy
 }
 
 // Validate reports every problem with c, each naming its variable; the
@@ -275,6 +289,9 @@ func (c Config) parse() (settings, error) {
 	}
 	if s.tcpIdle < time.Second {
 		bad("GUARD_SIP_TCP_IDLE is %v, want at least 1s", c.TCPIdle)
+	}
+	if s.transfers, err = parseTransferPolicy(c.TransferTargets, c.CarrierOutbound, c.TransferRate, c.TransferBurst); err != nil {
+		bad("%v", err)
 	}
 	return s, errors.Join(errs...)
 }

@@ -113,6 +113,9 @@ type Observer interface {
 	// Overloaded: the guard shed load; reason is one of the Overload
 	// constants.
 	Overloaded(reason string)
+	// Transfer: a transfer (REFER) or redirect (3xx) of the PBX was
+	// handled; kind and outcome are the Transfer* constants.
+	Transfer(kind, outcome string)
 }
 
 // Why the guard shed load, as Observer.Overloaded says it.
@@ -134,6 +137,7 @@ func (noObserver) RequestIn(string)        {}
 func (noObserver) ResponseOut(string, int) {}
 func (noObserver) RejectedUntrusted()      {}
 func (noObserver) Overloaded(string)       {}
+func (noObserver) Transfer(string, string) {}
 
 // Guard is the SIP front of one node.
 type Guard struct {
@@ -246,6 +250,7 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	g.srv.OnOptions(g.guarded(g.onOptions))
 	g.srv.OnPrack(g.guarded(g.onPrack))
 	g.srv.OnUpdate(g.guarded(g.onUpdate))
+	g.srv.OnRefer(g.guarded(g.onRefer))
 	g.srv.OnNoRoute(g.guarded(g.onOther))
 	return g, nil
 }
@@ -661,7 +666,7 @@ func inDialog(req *sip.Request) bool {
 }
 
 // allowed is the Allow header value: the methods the guard handles.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER"
 
 // onOptions answers keep-alives. A trusted source gets 200 OK with what
 // the guard supports (RFC 3261 §11.2). An untrusted one gets 403, as any

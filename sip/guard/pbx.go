@@ -35,6 +35,7 @@ type pbxCall struct {
 	late    bool
 	ackOnce sync.Once
 	rel     pbxRel // the PBX's reliable 18x (rel100.go)
+	hops    int    // 3xx followed before this leg (transfer.go)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -134,8 +135,13 @@ func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 // path (bridge false) the PBX's provisional responses are relayed to the
 // caller.
 func (s *session) startPBX(body []byte, bridge bool) {
-	req := s.pbxInvite(body, bridge)
-	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport(), late: !bridge && len(body) == 0}
+	s.startPBXRequest(s.pbxInvite(body, bridge), body, bridge, 0)
+}
+
+// startPBXRequest sends req (built by pbxInvite, perhaps aimed elsewhere
+// by a followed 3xx) as the PBX leg's INVITE (loop only).
+func (s *session) startPBXRequest(req *sip.Request, body []byte, bridge bool, hops int) {
+	p := &pbxCall{s: s, bridge: bridge, localSDP: body, transport: req.Transport(), late: !bridge && len(body) == 0, hops: hops}
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
 	s.pbx = p
 	ua := s.g.dialogUA[p.transport]
@@ -295,6 +301,9 @@ func (s *session) onPBXAnswered(p *pbxCall, ackErr error) {
 // pbxRefusal).
 func (s *session) onPBXRefused(p *pbxCall, res *sip.Response) {
 	if p != s.pbx || s.ended {
+		return
+	}
+	if res.StatusCode >= 300 && res.StatusCode < 400 && s.followRedirect(p, res) {
 		return
 	}
 	s.end(ending{by: schema.PartyPBX, cause: schema.EndPBXRefused, refusal: pbxRefusal(res), headers: minSEOf(res)})

@@ -71,6 +71,8 @@ import (
 //	refCallerHangup    487           16     caller hung up                     the caller sent BYE (the PBX leg hears Q.850)
 //	refCallEnded       –             16     call ended                         the PBX answered a call already over
 //	refGlare           491           –      –                                  a new offer on a bridged call while one is relayed
+//	refTransferRefused 403           –      site (transfer target not allowed) a REFER the guard will not carry out (allow-list, rate, call state)
+//	refTransferBad     400           –      bad Refer-To                       a REFER without exactly one readable Refer-To
 const (
 	textUntrusted   = "source not trusted"
 	textStoreDown   = "decision unavailable"
@@ -134,6 +136,8 @@ const (
 	refCallerHangup
 	refCallEnded
 	refGlare
+	refTransferRefused
+	refTransferBad
 
 	refusalCount // not an entry: the number of entries
 )
@@ -242,6 +246,10 @@ func refusalOf(id refusalID) refusal {
 		return refusal{q850: q850NormalClearing, text: "call ended", rfc: `RFC 3261 §15: a BYE for the PBX leg of a call already over`}
 	case refGlare:
 		return refusal{status: 491, rfc: `RFC 3261 §14.2: a re-INVITE (or UPDATE, RFC 3311 §5.2) while one of the guard's is pending on the same session gets 491 Request Pending`}
+	case refTransferRefused:
+		return refusal{status: 403, text: whyNotAllowed, rfc: `RFC 3515 §2.4.2: a REFER the recipient will not carry out is refused; 403 as for any request refused by policy (RFC 3261 §21.4.4)`}
+	case refTransferBad:
+		return refusal{status: 400, text: "bad Refer-To", rfc: `RFC 3515 §2.4.1: a REFER without exactly one Refer-To gets 400`}
 	}
 	panic(fmt.Sprintf("guard: refusal %d is not in the catalogue", id))
 }

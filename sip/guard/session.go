@@ -62,6 +62,7 @@ type session struct {
 	pbx        *pbxCall
 	chal       *challenge
 	bridging   bool
+	xfer       *transfer   // a REFER being carried out (transfer.go)
 	rel        reliability // 100rel towards the caller
 	ids        []string    // dialog IDs registered for this call
 	// acks wait for the ACK of a relayed re-INVITE's 2xx that carries
@@ -296,6 +297,7 @@ func (s *session) end(e ending) {
 	if s.pbx != nil {
 		s.pbx.hangup(e)
 	}
+	s.endTransfer(e)
 	if s.chal != nil {
 		s.chal.stop()
 	}
@@ -488,6 +490,9 @@ func (s *session) onAck(l leg, req *sip.Request, tx sip.ServerTransaction) {
 // 200; a BYE in an early dialog also ends the INVITE with 487.
 func (s *session) onBye(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	if l == pbxLeg {
+		if s.transferBye(req, tx) {
+			return
+		}
 		var p *pbxCall
 		s.do(func() { p = s.pbx })
 		if p == nil || p.dialog() == nil {
