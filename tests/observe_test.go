@@ -78,7 +78,9 @@ func TestObserveModeSaysWhatWouldHappen(t *testing.T) {
 	defer pbx.Close()
 	dir := t.TempDir()
 	g, target, env := guardSIP(t, pbx.URI(), "GUARD_DATA_DIR="+dir, "GUARD_MODE=observe",
-		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_ESCALATION_LEVEL=8", "GUARD_GRACE=2s", "GUARD_TARIFF_PER_MINUTE=10")
+		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_ESCALATION_LEVEL=8", "GUARD_GRACE=2s", "GUARD_TARIFF_PER_MINUTE=10",
+		// A loaded machine must not turn a decision into store-down.
+		"GUARD_DECIDE_TIMEOUT=10s")
 	env = append(env, "GUARD_DATA_DIR="+dir) // the CLI finds the admin token there
 	trunk, err := siptest.NewFakeTrunk(siptest.TrunkConfig{})
 	if err != nil {
@@ -161,7 +163,9 @@ func TestObserveModeSaysWhatWouldHappen(t *testing.T) {
 	// Enforcing on the same data: the dialler's block, earned while
 	// observing, applies.
 	g2, target2, env2 := guardSIP(t, pbx.URI(), "GUARD_DATA_DIR="+dir, "GUARD_MODE=enforce",
-		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_ESCALATION_LEVEL=8", "GUARD_GRACE=2s", "GUARD_TARIFF_PER_MINUTE=10")
+		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_ESCALATION_LEVEL=8", "GUARD_GRACE=2s", "GUARD_TARIFF_PER_MINUTE=10",
+		// A loaded machine must not turn a decision into store-down.
+		"GUARD_DECIDE_TIMEOUT=10s")
 	env2 = append(env2, "GUARD_DATA_DIR="+dir)
 	if got := callOnce(t, trunk, target2, dialler, nil); !strings.HasPrefix(got, "reject 603") {
 		t.Fatalf("dialler's call once enforcing: %s, want reject 603", got)
