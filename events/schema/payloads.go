@@ -133,6 +133,12 @@ type CallReceived struct {
 	// unanswered and unbilled (Complete).
 	Mode   Mode    `json:"mode,omitempty"`
 	Action Verdict `json:"action,omitempty"`
+
+	// Ranges are the range rules that matched the caller when the call
+	// was decided: the most specific whitelist rule and the most specific
+	// block rule in force (see RangeMatch). Absent when none matched, and
+	// in events written before range rules existed.
+	Ranges []RangeMatch `json:"ranges,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode
