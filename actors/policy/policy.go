@@ -93,6 +93,9 @@ type Call struct {
 	// CallReceived of the old shape, as replays and tests of a log
 	// written before do.
 	Wire Wire
+	// Ranges are the range rules matching the caller (the most specific
+	// whitelist and block rule of the rule table); see ranges.go.
+	Ranges []schema.RangeMatch
 }
 
 // Wire is what the SIP side knows of a call beyond what the policy
@@ -196,6 +199,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			d.Reason = blockReason(v)
 		}
 	}
+	block = applyRanges(&d, &ev, v, block, call, at)
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
 	if w := call.Wire; w.Mode != "" {
 		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/actors/scripttest"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
@@ -85,6 +86,8 @@ type runner struct {
 	lastCall string // ID of the last call
 	lastKey  string // its caller
 	nextCmd  int
+	rules    *rules.Table // the range rules, as a node's table holds them
+	rulesRev uint64
 }
 
 func newRunner(t *testing.T) *runner {
@@ -97,7 +100,7 @@ func newRunner(t *testing.T) *runner {
 		t.Fatal(err)
 	}
 	return &runner{t: t, pol: pol, norm: norm, reg: schema.NewRegistry(), clock: epoch,
-		states: map[string]*State{}, history: map[string][]folded{}}
+		states: map[string]*State{}, history: map[string][]folded{}, rules: rules.Empty()}
 }
 
 // folded is a record and the policy that folded it: a script may change
@@ -214,6 +217,8 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 			return "error: " + err.Error(), nil
 		}
 		return r.fold(key, recs, nil), nil
+	case "range-block", "range-whitelist", "range-remove":
+		return r.rangeCommand(cmd, a)
 	case "tick":
 		key, err := r.number(a)
 		if err != nil {
@@ -278,7 +283,8 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	presented := a.Args[0]
 	st := r.state(key)
 	before := clone(st)
-	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source}, r.clock)
+	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
+		Ranges: r.rules.Lookup(key, r.clock)}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -292,6 +298,7 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	if !d.At.Equal(r.clock) {
 		head += " at=" + r.fmtTime(d.At)
 	}
+
 	// The decision must be what its CallReceived records.
 	var got schema.CallReceived
 	for _, rec := range d.Records {
@@ -303,6 +310,9 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 		r.t.Errorf("decision %+v disagrees with its CallReceived %+v", d, got)
 	}
 	out := r.fold(key, d.Records, &head)
+	if ranges := r.fmtRanges(d); ranges != "" {
+		out += "\n" + ranges
+	}
 	// After folding, the state counts the call as the decision did.
 	if s := r.pol.Status(st, key, d.At); s.Hour != d.Hour || s.Day != d.Day {
 		r.t.Errorf("after folding %s the state counts hour=%d day=%d, the decision %d/%d", id, s.Hour, s.Day, d.Hour, d.Day)
