@@ -127,7 +127,9 @@ func (g *grain) decide(p *pendingAdmit) error {
 			IdentityFrom: p.m.IdentityFrom, Transport: p.m.Transport, Mode: p.m.Mode,
 		},
 	}
-	dec, err := g.d.Policy.Decide(&g.st, call, g.d.Clock())
+	now := g.d.Clock()
+	call.Ranges = g.ranges(now)
+	dec, err := g.d.Policy.Decide(&g.st, call, now)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

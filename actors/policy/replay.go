@@ -35,11 +35,20 @@ type Status struct {
 	// what would decide it.
 	Next     schema.Verdict `json:"next"`
 	NextRule schema.Rule    `json:"nextRule,omitempty"`
+	// Ranges are the range rules in force that match the caller, as
+	// StatusWith was given them.
+	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
 }
 
 // Status returns the standing of caller key in state st at now, with
 // expiries due by then taken into account. It does not change st.
 func (p *Policy) Status(st *State, key string, now time.Time) Status {
+	return p.StatusWith(st, key, now, nil)
+}
+
+// StatusWith is Status for a caller the range rules ranges match: Next is
+// what a call would get with them.
+func (p *Policy) StatusWith(st *State, key string, now time.Time, ranges []schema.RangeMatch) Status {
 	at := max(unix(now), st.Last)
 	v := p.view(st)
 	p.expiries(&v, key, at)
@@ -69,8 +78,13 @@ func (p *Policy) Status(st *State, key string, now time.Time) Status {
 	if key == phone.AnonymousKey {
 		number.Kind = phone.KindAnonymous
 	}
-	if d, err := p.Decide(st, Call{ID: "status-probe", Caller: number}, tm(at)); err == nil {
+	if d, err := p.Decide(st, Call{ID: "status-probe", Caller: number, Ranges: ranges}, tm(at)); err == nil {
 		s.Next, s.NextRule = d.Verdict, d.Rule
+		for _, r := range d.Records {
+			if e, ok := r.Payload.(schema.CallReceived); ok {
+				s.Ranges = e.Ranges
+			}
+		}
 	}
 	return s
 }
