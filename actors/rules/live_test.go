@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -86,5 +87,65 @@ func TestLiveFollowsTheStream(t *testing.T) {
 	// A conflicting writer (a second admin with a stale table) is refused.
 	if _, err := st.Append(ctx, schema.RulesStream, events.Exact(first), events.Proposed{Type: schema.TypeRangeRemoved, Version: 1, Data: []byte(`{}`)}); err == nil {
 		t.Fatal("an append at a stale revision was accepted")
+	}
+}
+
+// TestWriter: commands checked against the stream, appended with its
+// revision, retried commands answered as repeats, refusals before any
+// write; the node's table has the rule when Add returns.
+func TestWriter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	st, err := embedded.Open(ctx, t.TempDir(), embedded.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	live := NewLive(st, log)
+	from, err := live.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go live.Follow(ctx, from)
+	w := &Writer{Store: st, Live: live, Clock: time.Now, Node: "n1"}
+	// A second writer, as on another node, with no table of its own.
+	w2 := &Writer{Store: st, Clock: time.Now, Node: "n2"}
+
+	add := Command{List: schema.RangeBlock, Range: "+7999123", Level: 7, CommandID: "k1", By: "alice", Why: "fraud"}
+	a, err := w.Add(ctx, add)
+	if err != nil || a.Event != schema.TypeRangeBlocked || a.Revision != 0 {
+		t.Fatalf("Add: %+v, %v", a, err)
+	}
+	if got := live.Lookup("+79991234567", time.Now()); len(got) != 1 {
+		t.Fatalf("the node's table lacks the rule when Add returned: %+v", got)
+	}
+	if a, err := w2.Add(ctx, add); err != nil || !a.Repeated {
+		t.Fatalf("retried command: %+v, %v; want a repeat", a, err)
+	}
+	add.CommandID = "k2"
+	if _, err := w2.Add(ctx, add); !errors.Is(err, ErrExists) {
+		t.Fatalf("the same rule by another command: %v, want ErrExists", err)
+	}
+	if a, err := w2.Remove(ctx, schema.RangeBlock, "+7999123", "k3", "bob", "cleared"); err != nil || a.Revision != 1 {
+		t.Fatalf("Remove: %+v, %v", a, err)
+	}
+	if a, err := w.Remove(ctx, schema.RangeBlock, "+7999123", "k3", "bob", "cleared"); err != nil || !a.Repeated {
+		t.Fatalf("retried Remove: %+v, %v; want a repeat", a, err)
+	}
+	if _, err := w.Remove(ctx, schema.RangeBlock, "+7999123", "k4", "bob", "cleared"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Remove of a rule not there: %v", err)
+	}
+	evs, err := events.ReadWholeStream(ctx, st, schema.RulesStream, 0)
+	if err != nil || len(evs) != 2 || evs[0].Meta.Actor != "admin:alice" || evs[1].Meta.Node != "n2" {
+		t.Fatalf("stream: %d events %+v, %v", len(evs), evs, err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := live.WaitFor(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := live.Lookup("+79991234567", time.Now()); got != nil {
+		t.Fatalf("removed on another node, still in this node's table: %+v", got)
 	}
 }

@@ -68,6 +68,9 @@ type Table struct {
 	revision int64
 	rules    map[ruleKey]Rule
 	root     *node
+	// cmds maps the command IDs folded to their revision, so that a
+	// retried command is answered as a repeat.
+	cmds map[string]uint64
 }
 
 // node is a prefix-tree node: child per digit, and the rules whose
@@ -78,7 +81,15 @@ type node struct {
 }
 
 // Empty is the table before any rule.
-func Empty() *Table { return &Table{revision: -1, rules: map[ruleKey]Rule{}, root: &node{}} }
+func Empty() *Table {
+	return &Table{revision: -1, rules: map[ruleKey]Rule{}, root: &node{}, cmds: map[string]uint64{}}
+}
+
+// applied returns the revision of the event command id wrote, if folded.
+func (t *Table) applied(id string) (uint64, bool) {
+	r, ok := t.cmds[id]
+	return r, ok
+}
 
 // Revision is the rules stream's revision the table has folded, and false
 // when it has folded none (the stream does not exist).
@@ -180,6 +191,10 @@ func (t *Table) Fold(rev uint64, ev schema.Payload) (*Table, error) {
 	for k, r := range t.rules {
 		rules[k] = r
 	}
+	cmds := make(map[string]uint64, len(t.cmds)+1)
+	for k, r := range t.cmds {
+		cmds[k] = r
+	}
 	switch e := schema.Value(ev).(type) {
 	case schema.RangeWhitelisted:
 		r, err := schema.ParseRange(e.Range)
@@ -189,6 +204,7 @@ func (t *Table) Fold(rev uint64, ev schema.Payload) (*Table, error) {
 		rules[ruleKey{schema.RangeWhitelist, e.Range}] = Rule{
 			Range: r, List: schema.RangeWhitelist, Since: e.At, Until: deref(e.Until), CommandID: e.CommandID, By: e.By, Why: e.Why,
 		}
+		cmds[e.CommandID] = rev
 	case schema.RangeBlocked:
 		r, err := schema.ParseRange(e.Range)
 		if err != nil {
@@ -197,17 +213,20 @@ func (t *Table) Fold(rev uint64, ev schema.Payload) (*Table, error) {
 		rules[ruleKey{schema.RangeBlock, e.Range}] = Rule{
 			Range: r, List: schema.RangeBlock, Level: e.Level, Since: e.At, Until: deref(e.Until), CommandID: e.CommandID, By: e.By, Why: e.Why,
 		}
+		cmds[e.CommandID] = rev
 	case schema.RangeRemoved:
 		delete(rules, ruleKey{e.List, e.Range})
+		cmds[e.CommandID] = rev
 	default:
 		// A later feature's event in the rules stream: skip it, but count
 		// the revision as folded.
 	}
-	return build(int64(rev), rules), nil
+	delete(cmds, "")
+	return build(int64(rev), rules, cmds), nil
 }
 
-func build(rev int64, rules map[ruleKey]Rule) *Table {
-	t := &Table{revision: rev, rules: rules, root: &node{}}
+func build(rev int64, rules map[ruleKey]Rule, cmds map[string]uint64) *Table {
+	t := &Table{revision: rev, rules: rules, root: &node{}, cmds: cmds}
 	for _, r := range rules {
 		n := t.root
 		for _, c := range r.Range.Common()[1:] {
