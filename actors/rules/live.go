@@ -153,3 +153,38 @@ func (l *Live) WaitFor(ctx context.Context, rev uint64) error {
 		}
 	}
 }
+
+// Start loads the table and then follows the log until ctx ends, in the
+// background. It waits for the first load at most wait: when that fails
+// (the store does not answer) it returns the error and goes on trying in
+// the background, so the node decides without range rules until then.
+func (l *Live) Start(ctx context.Context, wait time.Duration) error {
+	first := make(chan error, 1)
+	go func() {
+		pause := 100 * time.Millisecond
+		for {
+			lctx, cancel := context.WithTimeout(ctx, wait)
+			from, err := l.Load(lctx)
+			cancel()
+			select {
+			case first <- err:
+			default:
+			}
+			if err == nil {
+				l.Follow(ctx, from)
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			l.log.Warn("range rules not loaded; retrying", "after", pause, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 5*time.Second)
+		}
+	}()
+	return <-first
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/audit"
 	"github.com/callguard/callguard/actors/policy/replay"
+	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/projections/readside"
@@ -84,7 +85,9 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()))
 		}),
 		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
-		Logger: g.log.With("component", "admin"),
+		Ranges:     &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},
+		RangeLists: rs.Lists,
+		Logger:     g.log.With("component", "admin"),
 	})
 	if err != nil {
 		return nil, err

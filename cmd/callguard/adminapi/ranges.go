@@ -63,25 +63,12 @@ type RangeResult struct {
 // ("+79991230000-+79991239999", "89991230000-89991239999"), each read
 // like a number (phone.Normalizer.Prefix). It returns the stored form.
 func NormalizeRange(n *phone.Normalizer, s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", errors.New("is required")
+	lo, hi, isRange, err := SplitRange(s)
+	if err != nil {
+		return "", err
 	}
-	var lo, hi string
-	switch {
-	case strings.Count(s, "-+") == 1:
-		i := strings.Index(s, "-+")
-		lo, hi = s[:i], s[i+1:]
-	case strings.Count(s, "-") == 1:
-		lo, hi, _ = strings.Cut(s, "-")
-	case strings.Contains(s, "-"):
-		return "", fmt.Errorf("%q: write a range as FROM-TO with numbers of one length, such as +79991230000-+79991239999", clip(s))
-	default:
-		p, err := normalizePrefix(n, s)
-		if err != nil {
-			return "", err
-		}
-		return p, nil
+	if !isRange {
+		return normalizePrefix(n, lo)
 	}
 	from, err := normalizePrefix(n, lo)
 	if err != nil {
@@ -96,6 +83,26 @@ func NormalizeRange(n *phone.Normalizer, s string) (string, error) {
 		return "", rangeProblem(err)
 	}
 	return r.String(), nil
+}
+
+// SplitRange splits a range as a person writes it at its dash: "A-B" (one
+// dash), or "A-+B" when the bounds have dashes of their own. Without a
+// dash it is a prefix: lo is s, isRange false.
+func SplitRange(s string) (lo, hi string, isRange bool, err error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", "", false, errors.New("is required")
+	case strings.Count(s, "-+") == 1:
+		i := strings.Index(s, "-+")
+		return s[:i], s[i+1:], true, nil
+	case strings.Count(s, "-") == 1:
+		lo, hi, _ := strings.Cut(s, "-")
+		return lo, hi, true, nil
+	case strings.Contains(s, "-"):
+		return "", "", false, fmt.Errorf("%q: write a range as FROM-TO with numbers of one length, such as +79991230000-+79991239999", clip(s))
+	}
+	return s, "", false, nil
 }
 
 func normalizePrefix(n *phone.Normalizer, s string) (string, error) {
