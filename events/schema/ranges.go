@@ -211,16 +211,18 @@ type RangeMatch struct {
 // ActiveAt reports whether m is in force at t (Until is exclusive).
 func (m RangeMatch) ActiveAt(t time.Time) bool { return m.Until == nil || t.Before(*m.Until) }
 
-// Explain says m in words, for reasons and the audit.
+// Explain says m in words, for a verdict's reason: which rule, not who
+// set it or why (a reject's reason reaches the carrier in a SIP Reason
+// header; the audit adds By and Why from the recorded match).
 func (m RangeMatch) Explain() string {
 	what := "prefix"
 	if r, err := ParseRange(m.Range); err == nil && !r.Prefix {
 		what = "range"
 	}
 	if m.List == RangeWhitelist {
-		return fmt.Sprintf("whitelisted by %s %s (by %s: %s)", what, m.Range, m.By, m.Why)
+		return fmt.Sprintf("whitelisted by %s %s", what, m.Range)
 	}
-	return fmt.Sprintf("blocked by %s %s at level %d (by %s: %s)", what, m.Range, m.Level, m.By, m.Why)
+	return fmt.Sprintf("blocked by %s %s at level %d", what, m.Range, m.Level)
 }
 
 // RuleEventID is the ID of the event the admin command commandID caused in

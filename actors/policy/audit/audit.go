@@ -138,6 +138,10 @@ type Call struct {
 	Transport    string         `json:"transport,omitempty"`
 	Mode         schema.Mode    `json:"mode,omitempty"`
 	Action       schema.Verdict `json:"action,omitempty"`
+	// Ranges are the range rules that matched the caller when the call
+	// was decided (rule range-whitelist or range-block names the one that
+	// decided; the others were overruled).
+	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -435,7 +439,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		CallID: p.CallID, Presented: p.Presented, Callee: p.Callee, Source: p.Source,
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
-		Mode: p.Mode, Action: p.Action,
+		Mode: p.Mode, Action: p.Action, Ranges: p.Ranges,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil
