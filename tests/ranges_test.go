@@ -50,6 +50,16 @@ func TestRangeRulesOverSIP(t *testing.T) {
 	if got := callOnce(t, trunk, target, outside, nil); got != "pass" {
 		t.Fatalf("caller outside the range: %q, want pass", got)
 	}
+	// A replay tries a rule before it is enforced: the outside caller's
+	// call would have been rejected under a block of its prefix.
+	out = cli("replay", "--try-block", "8 999 124:8")
+	if !strings.Contains(out, "Trying range rule: block +7999124 at level 8") || !strings.Contains(out, "pass -> reject level 8 (range-block)") ||
+		!strings.Contains(out, outside) || strings.Contains(out, caller) {
+		t.Fatalf("replay --try-block:\n%s", out)
+	}
+	if _, stderr, code := runCLI(t, env, "replay", "--try-block", "+7999124"); code != 2 || !strings.Contains(stderr, "RANGE:LEVEL") {
+		t.Fatalf("replay --try-block without a level: exit %d, %q", code, stderr)
+	}
 	out = cli("audit", caller)
 	if !strings.Contains(out, "REJECT level 7 (range-block: blocked by range +79991230000-+79991239999 at level 7, set by alice: fraud reports)") {
 		t.Fatalf("the audit does not explain the range block:\n%s", out)

@@ -100,3 +100,24 @@ func applyRanges(d *Decision, ev *schema.CallReceived, v view, block *schema.Blo
 	}
 	return block
 }
+
+// withTried returns the recorded matches with the tried rules that cover
+// key added (a new slice; recorded is not changed).
+func withTried(recorded, try []schema.RangeMatch, key string) []schema.RangeMatch {
+	if len(try) == 0 {
+		return recorded
+	}
+	out := append([]schema.RangeMatch(nil), recorded...)
+	return append(out, Matching(try, key)...)
+}
+
+// Matching returns the rules of rs whose range holds the E.164 key.
+func Matching(rs []schema.RangeMatch, key string) []schema.RangeMatch {
+	var out []schema.RangeMatch
+	for _, m := range rs {
+		if r, err := schema.ParseRange(m.Range); err == nil && r.Contains(key) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

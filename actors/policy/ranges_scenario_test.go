@@ -115,3 +115,20 @@ func (r *runner) fmtRanges(d Decision) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// tried reads a replay's hypothetical range rules.
+func (r *runner) tried(a *scripttest.Command) ([]schema.RangeMatch, error) {
+	var try []schema.RangeMatch
+	if v, ok := a.Opt("try-block"); ok {
+		rng, lvl, _ := strings.Cut(v, ":")
+		n, err := strconv.Atoi(lvl)
+		if err != nil {
+			return nil, fmt.Errorf("try-block=RANGE:LEVEL: %w", err)
+		}
+		try = append(try, schema.RangeMatch{Range: rng, List: schema.RangeBlock, Level: n, By: "replay", Why: "tried"})
+	}
+	if v, ok := a.Opt("try-whitelist"); ok {
+		try = append(try, schema.RangeMatch{Range: v, List: schema.RangeWhitelist, By: "replay", Why: "tried"})
+	}
+	return try, nil
+}

@@ -124,6 +124,14 @@ type Change struct {
 // the result is what the stream would be had p been in force. Replay is
 // pure: it reads evs and writes nothing.
 func (p *Policy) Replay(key string, evs []schema.Payload) (ReplayResult, error) {
+	return p.ReplayWith(key, evs, nil)
+}
+
+// ReplayWith is Replay with hypothetical range rules tried beside the ones
+// each call recorded, as if they had been in force all along (Since is
+// ignored; Until is not): what enforcing them would change, before they
+// are. The most specific rule of each list applies, as in Decide.
+func (p *Policy) ReplayWith(key string, evs []schema.Payload, try []schema.RangeMatch) (ReplayResult, error) {
 	var r ReplayResult
 	st := &r.State
 	challenged := map[string]bool{} // calls p challenged whose outcome is still to come
@@ -142,7 +150,7 @@ func (p *Policy) Replay(key string, evs []schema.Payload) (ReplayResult, error) 
 			}
 			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source,
 				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
-				Ranges: e.Ranges}, e.At)
+				Ranges: withTried(e.Ranges, try, key)}, e.At)
 			if err != nil {
 				return r, fmt.Errorf("policy: replay %s event %d: %w", key, i, err)
 			}

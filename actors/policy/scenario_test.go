@@ -58,8 +58,9 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	    [until=T] [at T] [id=ID]
 //	tick NUMBER [at T]      expiries due
 //	state NUMBER [at T]     the caller's Status
-//	replay NUMBER [config overrides]
-//	    re-decides the number's events so far under other settings.
+//	replay NUMBER [config overrides] [try-block=RANGE:LEVEL] [try-whitelist=RANGE]
+//	    re-decides the number's events so far under other settings, with
+//	    a hypothetical range rule tried beside the recorded ones.
 //
 // After every command the runner checks the invariants the grain relies
 // on: Decide and the commands do not change the state they are given, and
@@ -254,7 +255,11 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 		for _, f := range r.history[key] {
 			evs = append(evs, f.rec.Payload)
 		}
-		res, err := pol.Replay(key, evs)
+		try, err := r.tried(a)
+		if err != nil {
+			return "", err
+		}
+		res, err := pol.ReplayWith(key, evs, try)
 		if err != nil {
 			return "error: " + err.Error(), nil
 		}
@@ -540,7 +545,7 @@ func clone(st *State) *State {
 func parseConfig(a *scripttest.Command) (Config, error) {
 	cfg := DefaultConfig()
 	for k, v := range a.Options() {
-		if k == "at" {
+		if k == "at" || k == "try-block" || k == "try-whitelist" {
 			continue
 		}
 		a.Opt(k)

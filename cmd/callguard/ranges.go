@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
 	"github.com/callguard/callguard/projections/readside"
@@ -138,4 +141,40 @@ func runRanges(ctx context.Context, args []string, environ []string, stdout, std
 		return writeJSON(stdout, p)
 	}
 	return lists.WriteRangesText(stdout, p, location(cfg))
+}
+
+// The replay settings (flags, and keys of the admin API's replay) that
+// try a range rule before it is enforced.
+const (
+	trySettingBlock     = "try-block"
+	trySettingWhitelist = "try-whitelist"
+)
+
+// triedRules reads the replay's hypothetical range rules: block as
+// RANGE:LEVEL, whitelist as RANGE, ranges read like numbers.
+func triedRules(n *phone.Normalizer, block, whitelist string) ([]schema.RangeMatch, error) {
+	var out []schema.RangeMatch
+	if block != "" {
+		i := strings.LastIndex(block, ":")
+		if i < 0 {
+			return nil, fmt.Errorf("--%s %q: want RANGE:LEVEL, such as +7999123:7", trySettingBlock, block)
+		}
+		rng, err := adminapi.NormalizeRange(n, block[:i])
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %v", trySettingBlock, err)
+		}
+		level, err := strconv.Atoi(block[i+1:])
+		if err != nil || level < schema.MinLevel || level > schema.MaxLevel {
+			return nil, fmt.Errorf("--%s: level %q, want %d to %d", trySettingBlock, block[i+1:], schema.MinLevel, schema.MaxLevel)
+		}
+		out = append(out, schema.RangeMatch{Range: rng, List: schema.RangeBlock, Level: level, By: "replay", Why: "tried before it is enforced"})
+	}
+	if whitelist != "" {
+		rng, err := adminapi.NormalizeRange(n, whitelist)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %v", trySettingWhitelist, err)
+		}
+		out = append(out, schema.RangeMatch{Range: rng, List: schema.RangeWhitelist, By: "replay", Why: "tried before it is enforced"})
+	}
+	return out, nil
 }
