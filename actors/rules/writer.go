@@ -36,7 +36,7 @@ type Applied struct {
 
 // maxConflicts bounds the read-check-append loop; each conflict means
 // another admin's command got in, so it is never reached in practice.
-const maxConflicts = 10
+const maxConflicts = 100
 
 // Add applies cmd (see Table.Add).
 func (w *Writer) Add(ctx context.Context, cmd Command) (Applied, error) {
