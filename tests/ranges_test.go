@@ -75,6 +75,16 @@ func TestRangeRulesOverSIP(t *testing.T) {
 		t.Fatalf("neighbour in the blocked range: %q, want reject", got)
 	}
 
+	var st struct {
+		NextCall struct{ Verdict, Rule string } `json:"nextCall"`
+		Ranges   []struct{ Range, List, By string }
+	}
+	out = cli("status", neighbour)
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.NextCall.Verdict != "reject" || st.NextCall.Rule != "range-block" ||
+		len(st.Ranges) != 1 || st.Ranges[0].Range != "+79991230000-+79991239999" || st.Ranges[0].By != "alice" {
+		t.Fatalf("status of the neighbour: %v\n%s", err, out)
+	}
+
 	// A whitelist prefix beats the block too, for every number under it.
 	out = cli("whitelist", "add", "--prefix", "8 999 123 45", "--reason", "branch office", "--until", "1h")
 	if !strings.Contains(out, "+799912345 (whitelist): [RangeWhitelisted]") {
