@@ -21,6 +21,10 @@
 //     BlockExpired or WhitelistExpired event dated at the expiry.
 //   - A whitelisted caller always passes and is never blocked
 //     automatically; the call is still counted.
+//   - Range rules (whitelist or block by number prefix or range, given in
+//     Call.Ranges) come next: a whitelist range passes, a block range
+//     decides unless the number's own manual block or a stronger automatic
+//     one does (see ranges.go).
 //   - A caller without a usable number (phone.AnonymousKey) gets
 //     Config.Anonymous, unless an admin blocked the anonymous key; limits,
 //     escalation and verification do not apply to that shared key.
