@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -76,16 +77,25 @@ func Read(ctx context.Context, store events.Store, reg *events.Registry) (*Table
 	if err != nil {
 		return nil, fmt.Errorf("rules: read %s: %w", schema.RulesStream, err)
 	}
-	t := Empty()
+	f := Empty().folder()
 	for _, ev := range evs {
-		if t, err = fold(t, reg, ev); err != nil {
+		p, err := decode(reg, ev)
+		if errors.Is(err, events.ErrUnknownType) {
+			// A later build's event: not a rule this one knows.
+			f.rev = int64(ev.Revision)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := f.fold(ev.Revision, p); err != nil {
 			return nil, err
 		}
 	}
-	return t, nil
+	return f.table(), nil
 }
 
-func fold(t *Table, reg *events.Registry, ev events.Event) (*Table, error) {
+func decode(reg *events.Registry, ev events.Event) (schema.Payload, error) {
 	v, err := reg.Decode(ev)
 	if err != nil {
 		return nil, fmt.Errorf("rules: decode %s@%d: %w", ev.Stream, ev.Revision, err)
@@ -93,6 +103,14 @@ func fold(t *Table, reg *events.Registry, ev events.Event) (*Table, error) {
 	p, ok := v.(schema.Payload)
 	if !ok {
 		return nil, fmt.Errorf("rules: %s@%d: %w: %T", ev.Stream, ev.Revision, ErrInvalid, v)
+	}
+	return p, nil
+}
+
+func fold(t *Table, reg *events.Registry, ev events.Event) (*Table, error) {
+	p, err := decode(reg, ev)
+	if err != nil {
+		return nil, err
 	}
 	return t.Fold(ev.Revision, p)
 }

@@ -192,3 +192,25 @@ func TestWritersRace(t *testing.T) {
 		t.Fatalf("stream revision %d: the identical rule was written more than once", r)
 	}
 }
+
+// TestReadSkipsUnknownEvents: an event type of a later build in the rules
+// stream does not stop a node from loading the rules it knows.
+func TestReadSkipsUnknownEvents(t *testing.T) {
+	ctx := context.Background()
+	st, err := embedded.Open(ctx, t.TempDir(), embedded.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Append(ctx, schema.RulesStream, events.NoStream, events.Proposed{Type: "RangeScheduled", Version: 1, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Read(ctx, st, schema.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := appendRule(ctx, t, st, tb, Command{List: schema.RangeBlock, Range: "+7999", Level: 3, CommandID: "k", By: "a", Why: "w"})
+	if tb, err = Read(ctx, st, schema.NewRegistry()); err != nil || tb.Len() != 1 || rev != 1 {
+		t.Fatalf("Read: %d rules, revision %d, %v", tb.Len(), rev, err)
+	}
+}

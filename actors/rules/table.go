@@ -187,43 +187,70 @@ func (t *Table) Fold(rev uint64, ev schema.Payload) (*Table, error) {
 	if t.revision >= 0 && rev <= uint64(t.revision) {
 		return t, nil
 	}
-	rules := make(map[ruleKey]Rule, len(t.rules)+1)
-	for k, r := range t.rules {
-		rules[k] = r
+	f := t.folder()
+	if err := f.fold(rev, ev); err != nil {
+		return nil, err
 	}
-	cmds := make(map[string]uint64, len(t.cmds)+1)
+	return f.table(), nil
+}
+
+// folder folds events into maps of its own, so that a whole stream is
+// folded with one table built at the end (Read), not one per event.
+type folder struct {
+	rev   int64
+	rules map[ruleKey]Rule
+	cmds  map[string]uint64
+}
+
+// folder returns a folder starting from t's rules (copied: t is
+// immutable).
+func (t *Table) folder() *folder {
+	f := &folder{rev: t.revision, rules: make(map[ruleKey]Rule, len(t.rules)+1), cmds: make(map[string]uint64, len(t.cmds)+1)}
+	for k, r := range t.rules {
+		f.rules[k] = r
+	}
 	for k, r := range t.cmds {
-		cmds[k] = r
+		f.cmds[k] = r
+	}
+	return f
+}
+
+func (f *folder) fold(rev uint64, ev schema.Payload) error {
+	if f.rev >= 0 && rev <= uint64(f.rev) {
+		return nil
 	}
 	switch e := schema.Value(ev).(type) {
 	case schema.RangeWhitelisted:
 		r, err := schema.ParseRange(e.Range)
 		if err != nil {
-			return nil, fmt.Errorf("rules: fold %s at %d: %w: %v", e.EventType(), rev, ErrInvalid, err)
+			return fmt.Errorf("rules: fold %s at %d: %w: %v", e.EventType(), rev, ErrInvalid, err)
 		}
-		rules[ruleKey{schema.RangeWhitelist, e.Range}] = Rule{
+		f.rules[ruleKey{schema.RangeWhitelist, e.Range}] = Rule{
 			Range: r, List: schema.RangeWhitelist, Since: e.At, Until: deref(e.Until), CommandID: e.CommandID, By: e.By, Why: e.Why,
 		}
-		cmds[e.CommandID] = rev
+		f.cmds[e.CommandID] = rev
 	case schema.RangeBlocked:
 		r, err := schema.ParseRange(e.Range)
 		if err != nil {
-			return nil, fmt.Errorf("rules: fold %s at %d: %w: %v", e.EventType(), rev, ErrInvalid, err)
+			return fmt.Errorf("rules: fold %s at %d: %w: %v", e.EventType(), rev, ErrInvalid, err)
 		}
-		rules[ruleKey{schema.RangeBlock, e.Range}] = Rule{
+		f.rules[ruleKey{schema.RangeBlock, e.Range}] = Rule{
 			Range: r, List: schema.RangeBlock, Level: e.Level, Since: e.At, Until: deref(e.Until), CommandID: e.CommandID, By: e.By, Why: e.Why,
 		}
-		cmds[e.CommandID] = rev
+		f.cmds[e.CommandID] = rev
 	case schema.RangeRemoved:
-		delete(rules, ruleKey{e.List, e.Range})
-		cmds[e.CommandID] = rev
+		delete(f.rules, ruleKey{e.List, e.Range})
+		f.cmds[e.CommandID] = rev
 	default:
 		// A later feature's event in the rules stream: skip it, but count
 		// the revision as folded.
 	}
-	delete(cmds, "")
-	return build(int64(rev), rules, cmds), nil
+	delete(f.cmds, "")
+	f.rev = int64(rev)
+	return nil
 }
+
+func (f *folder) table() *Table { return build(f.rev, f.rules, f.cmds) }
 
 func build(rev int64, rules map[ruleKey]Rule, cmds map[string]uint64) *Table {
 	t := &Table{revision: rev, rules: rules, root: &node{}, cmds: cmds}
