@@ -135,6 +135,11 @@ func (t *Table) Lookup(key string, now time.Time) []schema.RangeMatch {
 	if len(t.rules) == 0 || len(key) < 2 || key[0] != '+' {
 		return nil
 	}
+	for i := 1; i < len(key); i++ {
+		if key[i] < '0' || key[i] > '9' {
+			return nil
+		}
+	}
 	digits := len(key) - 1
 	var wl, bl *Rule
 	var wlSize, blSize uint64
@@ -160,11 +165,7 @@ func (t *Table) Lookup(key string, now time.Time) []schema.RangeMatch {
 	n := t.root
 	consider(n) // "+" itself
 	for i := 1; i < len(key) && n != nil; i++ {
-		c := key[i] - '0'
-		if c > 9 {
-			return nil
-		}
-		n = n.next[c]
+		n = n.next[key[i]-'0']
 		if n != nil {
 			consider(n)
 		}
