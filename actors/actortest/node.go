@@ -17,6 +17,7 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/embedded"
+	"github.com/callguard/callguard/events/schema"
 )
 
 // Node is a cluster member hosting caller grains, the store they append
@@ -59,6 +60,12 @@ type config struct {
 	provider      cluster.ClusterProvider
 	clusterName   string
 	clientTimeout time.Duration
+	ranges        func(string, time.Time) []schema.RangeMatch
+}
+
+// WithRanges sets caller.Deps.Ranges: the range rules the grains look up.
+func WithRanges(lookup func(key string, now time.Time) []schema.RangeMatch) Option {
+	return func(c *config) { c.ranges = lookup }
 }
 
 // WithPolicy sets the grains' policy configuration; default
@@ -166,7 +173,7 @@ func (n *Node) start(ctx context.Context, cfg config) error {
 	n.Deps = caller.Deps{
 		Store: store, Policy: pol, Clock: cfg.clock, Node: "test",
 		SnapshotEvery: cfg.snapshotEvery, IdleAfter: cfg.idleAfter, Logger: cfg.logger,
-		MaxResident: cfg.maxResident, PressureIdle: cfg.pressureIdle,
+		MaxResident: cfg.maxResident, PressureIdle: cfg.pressureIdle, Ranges: cfg.ranges,
 	}
 	provider := cfg.provider
 	if provider == nil {

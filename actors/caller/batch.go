@@ -128,7 +128,9 @@ func (g *grain) decide(p *pendingAdmit) error {
 			ChallengeFallback: p.m.ChallengeFallback,
 		},
 	}
-	dec, err := g.d.Policy.Decide(&g.st, call, g.d.Clock())
+	now := g.d.Clock()
+	call.Ranges = g.ranges(now)
+	dec, err := g.d.Policy.Decide(&g.st, call, now)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

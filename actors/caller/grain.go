@@ -68,6 +68,10 @@ type Deps struct {
 	// pause), so the grain writes nothing, answers ErrFenced to everyone
 	// waiting and stops. nil: no fencing (a node alone).
 	Fence func() error
+	// Ranges returns the range rules matching the caller key at now (the
+	// node's rule table, actors/rules); nil: no range rules. It is called
+	// for every call, so it must answer from memory.
+	Ranges func(key string, now time.Time) []schema.RangeMatch
 
 	// resident counts this node's grains in memory (see MaxResident).
 	resident *atomic.Int64
@@ -234,7 +238,7 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 	case *GetStatus:
 		// Answered at once, from the state including decided calls whose
 		// batch is still being written.
-		g.respond(ctx, Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}, nil)
+		g.respond(ctx, Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.status()}, nil)
 		return
 	}
 	if g.p != nil {
@@ -298,7 +302,7 @@ func (g *grain) handleSync(msg any) (any, error) {
 	case *Command:
 		return g.command(m)
 	case *GetStatus:
-		return Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.d.Policy.Status(&g.st, g.key, g.d.Clock())}, nil
+		return Status{Key: g.key, Exists: g.exists, Revision: g.rev, Status: g.status()}, nil
 	}
 	return nil, fmt.Errorf("%w: a caller grain does not take %T", ErrInvalid, msg)
 }
@@ -612,4 +616,17 @@ func (g *grain) snapshot() {
 		return
 	}
 	g.sinceSnap = 0
+}
+
+// status is the caller's standing now, with the range rules matching it.
+func (g *grain) status() policy.Status {
+	now := g.d.Clock()
+	return g.d.Policy.StatusWith(&g.st, g.key, now, g.ranges(now))
+}
+
+func (g *grain) ranges(now time.Time) []schema.RangeMatch {
+	if g.d.Ranges == nil {
+		return nil
+	}
+	return g.d.Ranges(g.key, now)
 }

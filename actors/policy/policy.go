@@ -21,6 +21,10 @@
 //     BlockExpired or WhitelistExpired event dated at the expiry.
 //   - A whitelisted caller always passes and is never blocked
 //     automatically; the call is still counted.
+//   - Range rules (whitelist or block by number prefix or range, given in
+//     Call.Ranges) come next: a whitelist range passes, a block range
+//     decides unless the number's own manual block or a stronger automatic
+//     one does (see ranges.go).
 //   - A caller without a usable number (phone.AnonymousKey) gets
 //     Config.Anonymous, unless an admin blocked the anonymous key; limits,
 //     escalation and verification do not apply to that shared key.
@@ -93,6 +97,9 @@ type Call struct {
 	// CallReceived of the old shape, as replays and tests of a log
 	// written before do.
 	Wire Wire
+	// Ranges are the range rules matching the caller (the most specific
+	// whitelist and block rule of the rule table); see ranges.go.
+	Ranges []schema.RangeMatch
 }
 
 // Wire is what the SIP side knows of a call beyond what the policy
@@ -199,6 +206,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			d.Reason = blockReason(v)
 		}
 	}
+	block = applyRanges(&d, &ev, v, block, call, at)
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
 	if w := call.Wire; w.Mode != "" {
 		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport

@@ -35,11 +35,20 @@ type Status struct {
 	// what would decide it.
 	Next     schema.Verdict `json:"next"`
 	NextRule schema.Rule    `json:"nextRule,omitempty"`
+	// Ranges are the range rules in force that match the caller, as
+	// StatusWith was given them.
+	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
 }
 
 // Status returns the standing of caller key in state st at now, with
 // expiries due by then taken into account. It does not change st.
 func (p *Policy) Status(st *State, key string, now time.Time) Status {
+	return p.StatusWith(st, key, now, nil)
+}
+
+// StatusWith is Status for a caller the range rules ranges match: Next is
+// what a call would get with them.
+func (p *Policy) StatusWith(st *State, key string, now time.Time, ranges []schema.RangeMatch) Status {
 	at := max(unix(now), st.Last)
 	v := p.view(st)
 	p.expiries(&v, key, at)
@@ -69,8 +78,13 @@ func (p *Policy) Status(st *State, key string, now time.Time) Status {
 	if key == phone.AnonymousKey {
 		number.Kind = phone.KindAnonymous
 	}
-	if d, err := p.Decide(st, Call{ID: "status-probe", Caller: number}, tm(at)); err == nil {
+	if d, err := p.Decide(st, Call{ID: "status-probe", Caller: number, Ranges: ranges}, tm(at)); err == nil {
 		s.Next, s.NextRule = d.Verdict, d.Rule
+		for _, r := range d.Records {
+			if e, ok := r.Payload.(schema.CallReceived); ok {
+				s.Ranges = e.Ranges
+			}
+		}
 	}
 	return s
 }
@@ -110,6 +124,14 @@ type Change struct {
 // the result is what the stream would be had p been in force. Replay is
 // pure: it reads evs and writes nothing.
 func (p *Policy) Replay(key string, evs []schema.Payload) (ReplayResult, error) {
+	return p.ReplayWith(key, evs, nil)
+}
+
+// ReplayWith is Replay with hypothetical range rules tried beside the ones
+// each call recorded, as if they had been in force all along (Since is
+// ignored; Until is not): what enforcing them would change, before they
+// are. The most specific rule of each list applies, as in Decide.
+func (p *Policy) ReplayWith(key string, evs []schema.Payload, try []schema.RangeMatch) (ReplayResult, error) {
 	var r ReplayResult
 	st := &r.State
 	challenged := map[string]bool{} // calls p challenged whose outcome is still to come
@@ -127,7 +149,8 @@ func (p *Policy) Replay(key string, evs []schema.Payload) (ReplayResult, error) 
 				number.Kind = phone.KindAnonymous
 			}
 			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source,
-				Wire: Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode}}, e.At)
+				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
+				Ranges: withTried(e.Ranges, try, key)}, e.At)
 			if err != nil {
 				return r, fmt.Errorf("policy: replay %s event %d: %w", key, i, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/actors/scripttest"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
@@ -57,8 +58,9 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	    [until=T] [at T] [id=ID]
 //	tick NUMBER [at T]      expiries due
 //	state NUMBER [at T]     the caller's Status
-//	replay NUMBER [config overrides]
-//	    re-decides the number's events so far under other settings.
+//	replay NUMBER [config overrides] [try-block=RANGE:LEVEL] [try-whitelist=RANGE]
+//	    re-decides the number's events so far under other settings, with
+//	    a hypothetical range rule tried beside the recorded ones.
 //
 // After every command the runner checks the invariants the grain relies
 // on: Decide and the commands do not change the state they are given, and
@@ -85,6 +87,8 @@ type runner struct {
 	lastCall string // ID of the last call
 	lastKey  string // its caller
 	nextCmd  int
+	rules    *rules.Table // the range rules, as a node's table holds them
+	rulesRev uint64
 }
 
 func newRunner(t *testing.T) *runner {
@@ -97,7 +101,7 @@ func newRunner(t *testing.T) *runner {
 		t.Fatal(err)
 	}
 	return &runner{t: t, pol: pol, norm: norm, reg: schema.NewRegistry(), clock: epoch,
-		states: map[string]*State{}, history: map[string][]folded{}}
+		states: map[string]*State{}, history: map[string][]folded{}, rules: rules.Empty()}
 }
 
 // folded is a record and the policy that folded it: a script may change
@@ -214,6 +218,8 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 			return "error: " + err.Error(), nil
 		}
 		return r.fold(key, recs, nil), nil
+	case "range-block", "range-whitelist", "range-remove":
+		return r.rangeCommand(cmd, a)
 	case "tick":
 		key, err := r.number(a)
 		if err != nil {
@@ -249,7 +255,11 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 		for _, f := range r.history[key] {
 			evs = append(evs, f.rec.Payload)
 		}
-		res, err := pol.Replay(key, evs)
+		try, err := r.tried(a)
+		if err != nil {
+			return "", err
+		}
+		res, err := pol.ReplayWith(key, evs, try)
 		if err != nil {
 			return "error: " + err.Error(), nil
 		}
@@ -278,7 +288,8 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	presented := a.Args[0]
 	st := r.state(key)
 	before := clone(st)
-	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source}, r.clock)
+	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
+		Ranges: r.rules.Lookup(key, r.clock)}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -292,6 +303,7 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	if !d.At.Equal(r.clock) {
 		head += " at=" + r.fmtTime(d.At)
 	}
+
 	// The decision must be what its CallReceived records.
 	var got schema.CallReceived
 	for _, rec := range d.Records {
@@ -303,6 +315,9 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 		r.t.Errorf("decision %+v disagrees with its CallReceived %+v", d, got)
 	}
 	out := r.fold(key, d.Records, &head)
+	if ranges := r.fmtRanges(d); ranges != "" {
+		out += "\n" + ranges
+	}
 	// After folding, the state counts the call as the decision did.
 	if s := r.pol.Status(st, key, d.At); s.Hour != d.Hour || s.Day != d.Day {
 		r.t.Errorf("after folding %s the state counts hour=%d day=%d, the decision %d/%d", id, s.Hour, s.Day, d.Hour, d.Day)
@@ -530,7 +545,7 @@ func clone(st *State) *State {
 func parseConfig(a *scripttest.Command) (Config, error) {
 	cfg := DefaultConfig()
 	for k, v := range a.Options() {
-		if k == "at" {
+		if k == "at" || k == "try-block" || k == "try-whitelist" {
 			continue
 		}
 		a.Opt(k)

@@ -17,6 +17,7 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/audit"
 	"github.com/callguard/callguard/actors/policy/replay"
+	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/projections/readside"
@@ -77,14 +78,22 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			return audit.Build(ctx, g.store, key)
 		}),
 		Replay: adminapi.ReplayFunc(func(ctx context.Context, settings map[string]string) (any, error) {
+			tried, err := triedRules(g.numbers, settings[trySettingBlock], settings[trySettingWhitelist])
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
+			}
+			delete(settings, trySettingBlock)
+			delete(settings, trySettingWhitelist)
 			pc, err := policyWith(cfg.Policy, settings)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
 			}
-			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()))
+			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...))
 		}),
 		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
-		Logger: g.log.With("component", "admin"),
+		Ranges:     &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},
+		RangeLists: rs.Lists,
+		Logger:     g.log.With("component", "admin"),
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
+	"github.com/callguard/callguard/events/schema"
 )
 
 // adminFlags are the flags every admin command shares.
@@ -85,24 +86,6 @@ func printResult(stdout io.Writer, asJSON bool, res adminapi.CommandResult) erro
 	return err
 }
 
-// send parses an admin command's flags and its one number, connects to the
-// running guard and prints what the command wrote.
-func (f *adminFlags) send(ctx context.Context, args, environ []string, stdout io.Writer, do func(c *adminClient, number string) (adminapi.CommandResult, error)) error {
-	pos, err := f.parse(args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := cliClient(environ)
-	if err != nil {
-		return err
-	}
-	res, err := do(c, pos[0])
-	if err != nil {
-		return err
-	}
-	return printResult(stdout, *f.asJSON, res)
-}
-
 // runWhitelist: callguard whitelist add|remove NUMBER --reason R.
 func runWhitelist(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -115,7 +98,7 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 			return runWhitelistImport(ctx, args[1:], environ, stdout, stderr)
 		}
 	}
-	const use = "usage: callguard whitelist add|remove NUMBER --reason WHY [--by WHO] [--until 72h|DATE|TIME] | list | export | import FILE.csv"
+	const use = "usage: callguard whitelist add|remove NUMBER|--prefix P|--range FROM-TO --reason WHY [--by WHO] [--until 72h|DATE|TIME] | list | export | import FILE.csv"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 		fmt.Fprintln(stderr, use+"\n`callguard whitelist VERB -h` lists a verb's flags.")
 		return errHelp
@@ -124,9 +107,24 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 		return usageError{use}
 	}
 	verb := args[0]
-	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
+	f := newAdminFlags("whitelist "+verb, "whitelist "+verb+" NUMBER|--prefix P|--range FROM-TO --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
 	until := f.fs.String("until", "", "add only: the entry expires after this duration (720h, 30d), after this date (2026-12-31, in GUARD_TIMEZONE) or at this RFC 3339 time")
-	return f.send(ctx, args[1:], environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
+	rf := addRangeFlags(f.fs)
+	doRange := func(c *adminClient) (adminapi.RangeResult, error) {
+		if verb == "remove" {
+			return c.RemoveRange(ctx, schema.RangeWhitelist, rf.text(), adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
+		}
+		u, err := parseUntil(*until, environ)
+		if err != nil {
+			return adminapi.RangeResult{}, err
+		}
+		req, err := rf.request(adminapi.RangeRequest{By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+		if err != nil {
+			return adminapi.RangeResult{}, err
+		}
+		return c.AddRange(ctx, schema.RangeWhitelist, req)
+	}
+	return f.sendOrRange(ctx, args[1:], environ, stdout, rf, func(c *adminClient, number string) (adminapi.CommandResult, error) {
 		if verb == "remove" {
 			return c.Unwhitelist(ctx, number, adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
 		}
@@ -135,28 +133,42 @@ func runWhitelist(ctx context.Context, args []string, environ []string, stdout, 
 			return adminapi.CommandResult{}, err
 		}
 		return c.Whitelist(ctx, adminapi.WhitelistRequest{Number: number, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
-	})
+	}, doRange)
 }
 
 // runBlock: callguard block NUMBER --level N --reason R.
 func runBlock(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("block", "block NUMBER --level 1-9 --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
+	f := newAdminFlags("block", "block NUMBER|--prefix P|--range FROM-TO --level 1-9 --reason WHY [--by WHO] [--until 72h|DATE|RFC3339]", stderr)
 	level := f.fs.Int("level", 0, "block level: 1-5 challenge the caller, 6-9 reject its calls (required)")
 	until := f.fs.String("until", "", "the block expires after this duration (72h, 30d), after this date (2026-12-31, in GUARD_TIMEZONE) or at this RFC 3339 time (default: until lifted)")
-	return f.send(ctx, args, environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
+	rf := addRangeFlags(f.fs)
+	return f.sendOrRange(ctx, args, environ, stdout, rf, func(c *adminClient, number string) (adminapi.CommandResult, error) {
 		u, err := parseUntil(*until, environ)
 		if err != nil {
 			return adminapi.CommandResult{}, err
 		}
 		return c.Block(ctx, number, adminapi.BlockRequest{Level: *level, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+	}, func(c *adminClient) (adminapi.RangeResult, error) {
+		u, err := parseUntil(*until, environ)
+		if err != nil {
+			return adminapi.RangeResult{}, err
+		}
+		req, err := rf.request(adminapi.RangeRequest{Level: *level, By: *f.by, Reason: *f.reason, Until: u, IdempotencyKey: *f.key})
+		if err != nil {
+			return adminapi.RangeResult{}, err
+		}
+		return c.AddRange(ctx, schema.RangeBlock, req)
 	})
 }
 
 // runUnblock: callguard unblock NUMBER --reason R.
 func runUnblock(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("unblock", "unblock NUMBER --reason WHY [--by WHO]", stderr)
-	return f.send(ctx, args, environ, stdout, func(c *adminClient, number string) (adminapi.CommandResult, error) {
+	f := newAdminFlags("unblock", "unblock NUMBER|--prefix P|--range FROM-TO --reason WHY [--by WHO]", stderr)
+	rf := addRangeFlags(f.fs)
+	return f.sendOrRange(ctx, args, environ, stdout, rf, func(c *adminClient, number string) (adminapi.CommandResult, error) {
 		return c.Unblock(ctx, number, adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
+	}, func(c *adminClient) (adminapi.RangeResult, error) {
+		return c.RemoveRange(ctx, schema.RangeBlock, rf.text(), adminapi.RemoveRequest{By: *f.by, Reason: *f.reason, IdempotencyKey: *f.key})
 	})
 }
 

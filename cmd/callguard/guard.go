@@ -20,6 +20,7 @@ import (
 	"github.com/callguard/callguard/actors/caller"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
@@ -42,6 +43,10 @@ type guard struct {
 	numbers *phone.Normalizer
 	policy  *policy.Policy
 	log     *slog.Logger
+	// ranges is this node's table of range rules, folded from the rules
+	// stream; stopRanges ends the subscription that keeps it current.
+	ranges     *rules.Live
+	stopRanges func()
 	// callLog writes a line per call (nil when GUARD_CALL_LOG is off);
 	// serve runs its report of suppressed lines.
 	callLog *call.CallLog
@@ -129,6 +134,16 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	if err != nil {
 		return nil, errors.Join(err, store.Close(), sp.Close())
 	}
+	// The range rules are loaded before the first call can be decided and
+	// kept current from the log; a store that does not answer yet only
+	// delays them (the node decides without them meanwhile, and says so).
+	ranges := rules.NewLive(store, log.With("component", "rules"))
+	rctx, stopRanges := context.WithCancel(context.WithoutCancel(ctx))
+	if err := ranges.Start(rctx, 10*time.Second); err != nil {
+		log.Warn("range rules not loaded at start; calls are decided without them until the store answers", "err", err)
+	} else {
+		log.Info("range rules loaded", "rules", ranges.Table().Len())
+	}
 	var fence func() error
 	if etcd != nil {
 		// A grain writes only while this node's membership is confirmed:
@@ -140,6 +155,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Store: store, Policy: pol, Registry: schema.NewRegistry(), Clock: time.Now,
 		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle, MaxResident: cfg.MaxGrains,
 		Logger: log.With("component", "caller"), Observer: m, Fence: fence,
+		Ranges: ranges.Lookup,
 	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen, AdvertisedHost: cfg.ClusterAdvertisedHost,
@@ -150,13 +166,14 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		if etcd != nil {
 			err = errors.Join(err, etcd.Close())
 		}
+		stopRanges()
 		return nil, errors.Join(err, store.Close(), sp.Close())
 	}
 	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address(), "id", n.System.ID)
 	g := &guard{
 		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m, spool: sp,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
-		etcd:    etcd,
+		etcd:    etcd, ranges: ranges, stopRanges: stopRanges,
 	}
 	if etcd != nil {
 		// Watched from here on, through shutdown: a lost registration
@@ -232,6 +249,10 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 			ConstLabels: prometheus.Labels{"outcome": outcome},
 		}, n))
 	}
+	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Name: "range_rules",
+		Help: "Range rules (whitelist or block by number prefix or range) in this node's table, expired ones not yet removed included.",
+	}, func() float64 { return float64(ranges.Table().Len()) }))
 	c := calls.Counters()
 	m.Registry().MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -296,6 +317,9 @@ func openReadSide(ctx context.Context, cfg Config, store events.Store, log *slog
 func (g *guard) stop() {
 	if g.stopPending != nil {
 		g.stopPending()
+	}
+	if g.stopRanges != nil {
+		g.stopRanges()
 	}
 	if g.membership != nil {
 		// Before leaving: leaving deletes the key the watch guards.

@@ -50,13 +50,14 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "", "run the guard", runServe},
-		{"whitelist", "add|remove NUMBER --reason WHY | list | export | import FILE.csv", "the whitelist", runWhitelist},
+		{"whitelist", "add|remove NUMBER|--prefix P|--range A-B --reason WHY | list | export | import FILE.csv", "the whitelist", runWhitelist},
 		{"blacklist", "[--prefix P] [--format text|csv|json]", "the numbers blocked now", runBlacklist},
 		{"report", "[top] [--from D --to D] [--format text|csv|json]", "calls, challenges, blocks, money saved", runReport},
 		{"callers", "[--prefix P]", "caller profiles", runCallers},
 		{"projections", "[status] | rebuild [NAME|all]", "the read models and their lag", runProjections},
-		{"block", "NUMBER --level N --reason WHY", "block a number by hand", runBlock},
-		{"unblock", "NUMBER --reason WHY", "lift a block", runUnblock},
+		{"block", "NUMBER|--prefix P|--range A-B --level N --reason WHY", "block a number, a prefix or a range by hand", runBlock},
+		{"unblock", "NUMBER|--prefix P|--range A-B --reason WHY", "lift a block", runUnblock},
+		{"ranges", "[--list whitelist|block] [--prefix P]", "the range rules: whitelist and block by prefix or range", runRanges},
 		{"status", "NUMBER", "a caller's standing and live counters", runStatus},
 		{"audit", "NUMBER [--json]", "a caller's whole history, with why each block happened", runAudit},
 		{"replay", "[--limit-hour N ...]", "what would change under other policy settings", runReplay},

@@ -80,8 +80,10 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 	fs := newPolicyFlagSet(&settings)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	tryBlock := fs.String(trySettingBlock, "", "try a range block before it is enforced: PREFIX:LEVEL or FROM-TO:LEVEL (+7999123:7)")
+	tryWhitelist := fs.String(trySettingWhitelist, "", "try a whitelist range before it is enforced: PREFIX or FROM-TO")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callguard replay [--json] [policy flags]\n\nRe-decides every recorded call under the given settings (default: the configured ones) and prints what would change. Policy flags:")
+		fmt.Fprintln(stderr, "usage: callguard replay [--json] [--try-block RANGE:LEVEL] [--try-whitelist RANGE] [policy flags]\n\nRe-decides every recorded call under the given settings (default: the configured ones) and prints what would change. Policy flags:")
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -101,9 +103,17 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 			changed[f.Name] = f.Value.String()
 		}
 	})
+	numbers, err := phone.New(cfg.Region)
+	if err != nil {
+		return fmt.Errorf("%sREGION: %w", envPrefix, err)
+	}
+	tried, err := triedRules(numbers, *tryBlock, *tryWhitelist)
+	if err != nil {
+		return usageError{err.Error()}
+	}
 	now := time.Now()
 	rep, err := withStore(ctx, cfg, stderr, func(store events.Store) (replay.Report, error) {
-		return replay.Run(ctx, store, settings, replay.AsOf(now))
+		return replay.Run(ctx, store, settings, replay.AsOf(now), replay.Try(tried...))
 	}, func(c *adminClient) (replay.Report, error) {
 		return c.replay(ctx, changed)
 	})

@@ -137,6 +137,12 @@ type CallReceived struct {
 	// a challenge the guard could not carry out on this call and passed
 	// instead (ActionWith). Empty otherwise, and in events written before.
 	ActionReason string `json:"actionReason,omitempty"`
+
+	// Ranges are the range rules that matched the caller when the call
+	// was decided: the most specific whitelist rule and the most specific
+	// block rule in force (see RangeMatch). Absent when none matched, and
+	// in events written before range rules existed.
+	Ranges []RangeMatch `json:"ranges,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, callPayloads()...)
+	}, append(callPayloads(), rangePayloads()...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -217,6 +217,21 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *CallEnded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *RangeWhitelisted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *RangeBlocked:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *RangeRemoved:
 		if e == nil {
 			return nil
 		}

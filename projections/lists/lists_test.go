@@ -28,6 +28,7 @@ type world struct {
 	sim   *simtest.Sim
 	r     *runner.Runner
 	lists *Lists
+	store *embedded.Store
 	mu    sync.Mutex
 	now   time.Time
 }
@@ -40,7 +41,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	w := &world{t: t, now: at}
+	w := &world{t: t, now: at, store: store}
 	r, err := runner.Open(context.Background(), filepath.Join(dir, runner.DirName), store,
 		[]runner.Projection{NewProjection()}, runner.Options{Logger: quiet(), Clock: w.clock, SequentialPositions: true})
 	if err != nil {

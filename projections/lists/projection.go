@@ -18,18 +18,20 @@ const Name = "lists"
 
 // version is the read model's shape; bump it when Block, Whitelisting or
 // the layout below change, and the runner rebuilds the lists.
-const version = "1"
+const version = "2"
 
 // Layout of the projection's bucket:
 //
 //	black   number -> JSON Block     (numbers with a block recorded)
 //	white   number -> JSON Whitelisting
+//	ranges  list "/" range -> JSON RangeRule (rules of the rules stream)
 //
 // Numbers are caller keys (E.164 or "anonymous"), so bbolt's key order is
 // number order and a prefix search is a seek.
 const (
 	bucketBlack = "black"
 	bucketWhite = "white"
+	bucketRange = "ranges"
 )
 
 // Projection keeps the lists. It is immutable and safe for concurrent use.
@@ -64,11 +66,16 @@ type batch struct {
 	black *bolt.Bucket
 	white *bolt.Bucket
 	cache map[string]*cached
+	// ranges holds the range rules changed in the batch; nil: removed.
+	ranges map[string]*RangeRule
 }
 
 var blockUntilField = []byte(`"blockUntil"`)
 
 func (b *batch) Apply(ev events.Event) error {
+	if ev.Stream == schema.RulesStream {
+		return b.applyRange(ev)
+	}
 	if !Folds(ev.Type) {
 		return nil
 	}
@@ -133,6 +140,9 @@ func (b *batch) Flush() error {
 		}
 	}
 	slices.Sort(keys) // bbolt writes sorted keys with the fewest page splits
+	if err := b.flushRanges(); err != nil {
+		return err
+	}
 	for _, k := range keys {
 		s := b.cache[k].s
 		if err := putOrDelete(b.black, k, s.Block); err != nil {

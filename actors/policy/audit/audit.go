@@ -141,6 +141,10 @@ type Call struct {
 	// ActionReason says why Action is not what Mode makes of Verdict: a
 	// challenge that could not be carried out and was passed.
 	ActionReason string `json:"actionReason,omitempty"`
+	// Ranges are the range rules that matched the caller when the call
+	// was decided (rule range-whitelist or range-block names the one that
+	// decided; the others were overruled).
+	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -438,7 +442,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		CallID: p.CallID, Presented: p.Presented, Callee: p.Callee, Source: p.Source,
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
-		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason,
+		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil

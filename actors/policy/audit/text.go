@@ -122,7 +122,7 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 	if c.Rule == schema.RuleVerified && !c.VerifiedUntil.IsZero() {
 		fmt.Fprintf(&b, " (verified: passed a challenge, counts until %s)", stamp(c.VerifiedUntil, loc))
 	} else if why := ruleReason(c.Rule, c.Reason); why != "" {
-		fmt.Fprintf(&b, " (%s)", why)
+		fmt.Fprintf(&b, " (%s%s)", why, c.rangeSetBy())
 	}
 	if !c.BlockUntil.IsZero() {
 		fmt.Fprintf(&b, "; block extended until %s", stamp(c.BlockUntil, loc))
@@ -131,6 +131,24 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 		fmt.Fprintf(&b, "; presented as %q", c.Presented)
 	}
 	return b.String()
+}
+
+// rangeSetBy names who set the range rule that decided c, and why.
+func (c *Call) rangeSetBy() string {
+	list := schema.RangeBlock
+	switch c.Rule {
+	case schema.RuleRangeWhitelist:
+		list = schema.RangeWhitelist
+	case schema.RuleRangeBlock:
+	default:
+		return ""
+	}
+	for _, m := range c.Ranges {
+		if m.List == list {
+			return fmt.Sprintf(", set by %s: %s", m.By, m.Why)
+		}
+	}
+	return ""
 }
 
 // ruleReason joins a verdict's rule and reason without saying the rule

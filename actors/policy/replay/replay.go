@@ -48,6 +48,14 @@ type Option func(*options)
 type options struct {
 	asOf time.Time
 	page int
+	try  []schema.RangeMatch
+}
+
+// Try adds hypothetical range rules, tried beside the ones each call
+// recorded as if they had been in force all along (see
+// policy.ReplayWith): what a rule would change before it is enforced.
+func Try(rules ...schema.RangeMatch) Option {
+	return func(o *options) { o.try = append(o.try, rules...) }
 }
 
 // AsOf compares where each number stands at t (typically the injected
@@ -71,6 +79,8 @@ type Report struct {
 	Through string `json:"through"`
 	// AsOf is the moment numbers were compared at, when given (see AsOf).
 	AsOf time.Time `json:"asOf,omitzero"`
+	// Tried are the hypothetical range rules of the replay (see Try).
+	Tried []schema.RangeMatch `json:"tried,omitempty"`
 
 	// Callers is how many caller streams were replayed; Calls how many
 	// calls they hold.
@@ -138,7 +148,8 @@ type Number struct {
 	Now     policy.Status `json:"now"`
 	WouldBe policy.Status `json:"wouldBe"`
 	// Differs names the fields of the standing that differ: level, kind,
-	// rule, until, whitelisted, whitelistUntil, verifiedUntil.
+	// rule, until, whitelisted, whitelistUntil, verifiedUntil; and next
+	// when a tried range rule changes the next call's verdict (see Try).
 	Differs []string `json:"differs"`
 	// Calls is the number's calls; CallsChanged those decided differently.
 	Calls        int `json:"calls"`
@@ -191,14 +202,19 @@ func Run(ctx context.Context, store events.Store, cfg policy.Config, opts ...Opt
 	if err != nil {
 		return Report{}, err
 	}
-	r := Report{Settings: settingsOf(cfg), Through: head.String(), AsOf: o.asOf, Numbers: []Number{}}
+	for _, m := range o.try {
+		if _, err := schema.ParseRange(m.Range); err != nil || !m.List.Valid() {
+			return Report{}, fmt.Errorf("replay: %w: tried rule %s %q", events.ErrInvalid, m.List, m.Range)
+		}
+	}
+	r := Report{Settings: settingsOf(cfg), Through: head.String(), AsOf: o.asOf, Tried: o.try, Numbers: []Number{}}
 	trans := map[[2]schema.Verdict]int{}
 	reg := schema.NewRegistry()
 	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			return Report{}, fmt.Errorf("replay: %w", err)
 		}
-		c, err := replayCaller(ctx, store, reg, pol, key, head, o.asOf)
+		c, err := replayCaller(ctx, store, reg, pol, key, head, o.asOf, o.try)
 		if err != nil {
 			return Report{}, fmt.Errorf("replay %s: %w", key, err)
 		}
@@ -264,7 +280,7 @@ type caller struct {
 	differs      []string
 }
 
-func replayCaller(ctx context.Context, store events.Store, reg *events.Registry, pol *policy.Policy, key string, head events.Position, asOf time.Time) (caller, error) {
+func replayCaller(ctx context.Context, store events.Store, reg *events.Registry, pol *policy.Policy, key string, head events.Position, asOf time.Time, try []schema.RangeMatch) (caller, error) {
 	var c caller
 	stream := schema.CallerStream(key)
 	evs, err := events.ReadWholeStream(ctx, store, stream, 0)
@@ -299,7 +315,7 @@ func replayCaller(ctx context.Context, store events.Store, reg *events.Registry,
 			return c, fmt.Errorf("fold as recorded: %w", err)
 		}
 	}
-	if c.res, err = pol.Replay(key, payloads); err != nil {
+	if c.res, err = pol.ReplayWith(key, payloads, try); err != nil {
 		return c, err
 	}
 	// One moment for both sides: the replay drops recorded expiries (it
@@ -311,8 +327,13 @@ func replayCaller(ctx context.Context, store events.Store, reg *events.Registry,
 	}
 	moment := time.Unix(0, at).UTC()
 	c.now = pol.Status(&today, key, moment)
-	c.wouldBe = pol.Status(&c.res.State, key, moment)
+	c.wouldBe = pol.StatusWith(&c.res.State, key, moment, policy.Matching(try, key))
 	c.differs = differs(c.now, c.wouldBe)
+	if len(try) > 0 && (c.now.Next != c.wouldBe.Next || c.now.NextRule != c.wouldBe.NextRule) {
+		// A range rule is no state of the number's: what it changes is
+		// the verdict its next call would get.
+		c.differs = append(c.differs, "next")
+	}
 	return c, nil
 }
 

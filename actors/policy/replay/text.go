@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,13 @@ func (r Report) WriteText(w io.Writer, loc *time.Location) error {
 	s := r.Settings
 	fmt.Fprintf(bw, "Replay under limit-hour=%d limit-day=%d limit-level=%d block-for=%s escalate-after=%d escalation-level=%d count-abandoned=%t verified-for=%s anonymous=%s\n",
 		s.LimitHour, s.LimitDay, s.LimitLevel, s.BlockFor, s.EscalateAfter, s.EscalationLevel, s.CountAbandoned, s.VerifiedFor, s.Anonymous)
+	for _, m := range r.Tried {
+		if m.List == schema.RangeBlock {
+			fmt.Fprintf(bw, "Trying range rule: block %s at level %d\n", m.Range, m.Level)
+		} else {
+			fmt.Fprintf(bw, "Trying range rule: whitelist %s\n", m.Range)
+		}
+	}
 	fmt.Fprintf(bw, "Log read through position %s: %d callers, %d calls", r.Through, r.Callers, r.Calls)
 	if r.Skipped > 0 {
 		fmt.Fprintf(bw, ", %d %s skipped (not folded by the policy)", r.Skipped, plural(r.Skipped, "event", "events"))
@@ -51,6 +59,9 @@ func (r Report) WriteText(w io.Writer, loc *time.Location) error {
 		fmt.Fprintf(bw, "  now       %s\n", standing(n.Now, loc))
 		fmt.Fprintf(bw, "  would be  %s\n", standing(n.WouldBe, loc))
 		fmt.Fprintf(bw, "  differs   %s\n", strings.Join(n.Differs, ", "))
+		if slices.Contains(n.Differs, "next") {
+			fmt.Fprintf(bw, "  next call %s -> %s\n", verdict(n.Now.Next, 0, n.Now.NextRule), verdict(n.WouldBe.Next, 0, n.WouldBe.NextRule))
+		}
 		fmt.Fprintf(bw, "  calls     %d of %d decided differently\n", n.CallsChanged, n.Calls)
 		for _, c := range n.Changes {
 			fmt.Fprintf(bw, "    %s  %s  %s -> %s\n", stamp(c.At, loc), c.CallID, verdict(c.Was, c.WasLevel, ""), verdict(c.Now, c.NowLevel, c.NowRule))

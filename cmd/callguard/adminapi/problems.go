@@ -44,6 +44,8 @@ const (
 	CodeInvalidCSV           = "invalid-csv"
 	CodeUnknownProjection    = "unknown-projection"
 	CodeReadSideFailed       = "read-side-failed"
+	CodeRangeExists          = "range-exists"
+	CodeUnknownRange         = "unknown-range"
 )
 
 // ProblemInfo documents one problem code.
@@ -99,6 +101,10 @@ var catalogue = []ProblemInfo{
 		Description: "The projection named in the path is not one of this node's (GET /v1/projections lists them; all rebuilds every one)."},
 	{Code: CodeReadSideFailed, Status: http.StatusServiceUnavailable, Title: "Read side unavailable",
 		Description: "The projections' database or the event store behind it could not be read. Retry after Retry-After seconds; GET /v1/projections and /readyz say more."},
+	{Code: CodeRangeExists, Status: http.StatusConflict, Title: "Range rule exists",
+		Description: "The list already has a rule in force for this very prefix or range (the detail says who set it and why). Remove it first to change it; nothing was written. Overlapping rules of other extents are allowed: the most specific one applies."},
+	{Code: CodeUnknownRange, Status: http.StatusNotFound, Title: "No such range rule",
+		Description: "The list has no rule for this prefix or range (GET /v1/ranges lists them). Nothing was written."},
 }
 
 // Catalogue returns a copy of the problem catalogue, type URIs filled in.

@@ -106,6 +106,11 @@ type Deps struct {
 	Reports     Reports
 	Profiles    Profiles
 	Projections Projections
+	// Ranges applies the range rule commands (POST and DELETE under
+	// /v1/ranges); RangeLists serves GET /v1/ranges. Each nil answers its
+	// routes with 501.
+	Ranges     RangeRules
+	RangeLists RangeLists
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -178,6 +183,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.Projections) {
 		deps.Projections = nil
 	}
+	if isNilPointer(deps.Ranges) {
+		deps.Ranges = nil
+	}
+	if isNilPointer(deps.RangeLists) {
+		deps.RangeLists = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -217,6 +228,11 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/callers", handler: s.searchCallers},
 		{pattern: "GET /v1/projections", handler: s.projections},
 		{pattern: "POST /v1/projections/{name}/rebuild", handler: s.rebuild},
+		{pattern: "POST /v1/ranges/whitelist", handler: s.rangeWhitelist},
+		{pattern: "DELETE /v1/ranges/whitelist/{range}", handler: s.rangeWhitelistRemove},
+		{pattern: "POST /v1/ranges/blocks", handler: s.rangeBlock},
+		{pattern: "DELETE /v1/ranges/blocks/{range}", handler: s.rangeBlockRemove},
+		{pattern: "GET /v1/ranges", handler: s.rangeList},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},

@@ -85,6 +85,9 @@ type CallerView struct {
 	Counters      Counters   `json:"counters"`
 	// NextCall is what a call at AsOf would get.
 	NextCall NextCall `json:"nextCall"`
+	// Ranges are the range rules in force that cover the number on the
+	// node that answered: the most specific whitelist and block rule.
+	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
 }
 
 // BlockView is a block in force.
@@ -135,6 +138,7 @@ func callerView(st caller.Status, asOf time.Time) CallerView {
 			CallsLastHour: s.Hour, CallsLastDay: s.Day, FailedChallengesLastDay: s.FailedChallenges,
 		},
 		NextCall: NextCall{Verdict: s.Next, Rule: s.NextRule},
+		Ranges:   s.Ranges,
 	}
 	if st.Exists {
 		rev := st.Revision
