@@ -88,6 +88,9 @@ type Call struct {
 	// Callee and Source (the trunk) are recorded as they are.
 	Callee string
 	Source string
+	// Attack is the called line's under-attack mode as the node knew it
+	// (nil: not under attack); see attack.go.
+	Attack *schema.LineAttack
 	// Wire is the call as it arrived, recorded in CallReceived as given
 	// (see schema.CallReceived). A zero Wire (Mode empty) records a
 	// CallReceived of the old shape, as replays and tests of a log
@@ -118,6 +121,9 @@ type Decision struct {
 	Reason string
 	// Hour and Day are the caller's calls in the windows, this one included.
 	Hour, Day int
+	// New says the caller counts towards the line's attack detection:
+	// not whitelisted, not verified, no call in the last day (attack.go).
+	New bool
 	// At is the time of the decision: max(now, the latest event folded).
 	At time.Time
 	// Records are the events to append, in order: expiries that came due,
@@ -196,6 +202,8 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			d.Reason = blockReason(v)
 		}
 	}
+	underAttack(&d, &ev, call, v, at)
+	d.New = v.isNew(key, at)
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
 	if w := call.Wire; w.Mode != "" {
 		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport

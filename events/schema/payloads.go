@@ -133,6 +133,11 @@ type CallReceived struct {
 	// unanswered and unbilled (Complete).
 	Mode   Mode    `json:"mode,omitempty"`
 	Action Verdict `json:"action,omitempty"`
+
+	// Attack is the called line's under-attack mode when the call was
+	// decided (nil: the line was not under attack, or the log predates
+	// the mode).
+	Attack *LineAttack `json:"attack,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

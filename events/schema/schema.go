@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, callPayloads()...)
+	}, append(callPayloads(), linePayloads()...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -217,6 +217,16 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *CallEnded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *LineAttackStarted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *LineAttackEnded:
 		if e == nil {
 			return nil
 		}
