@@ -72,15 +72,18 @@ type LineAttackStarted struct {
 type LineAttackEnded struct {
 	Line string `json:"line"`
 	// Since is when the period began (its LineAttackStarted's At).
-	Since     time.Time `json:"since"`
-	At        time.Time `json:"at"`
-	Rate      float64   `json:"rate"`
-	Threshold float64   `json:"threshold"`
-	CalmMs    int64     `json:"calmMs,omitempty"`
-	Manual    bool      `json:"manual,omitempty"`
-	CommandID string    `json:"commandId,omitempty"`
-	By        string    `json:"by"`
-	Why       string    `json:"why"`
+	Since time.Time `json:"since"`
+	At    time.Time `json:"at"`
+	Rate  float64   `json:"rate"`
+	// Peak is the highest rate of the period the grain saw (since its
+	// activation, when it moved during the period).
+	Peak      float64 `json:"peak,omitempty"`
+	Threshold float64 `json:"threshold"`
+	CalmMs    int64   `json:"calmMs,omitempty"`
+	Manual    bool    `json:"manual,omitempty"`
+	CommandID string  `json:"commandId,omitempty"`
+	By        string  `json:"by"`
+	Why       string  `json:"why"`
 }
 
 // LineAttack is the line's mode a decision used, recorded in its
