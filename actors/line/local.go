@@ -212,3 +212,14 @@ func (l *Local) FlushNow(ctx context.Context) {
 	})
 	wg.Wait()
 }
+
+// Lines returns the lines this node tracks, true for those under attack,
+// for metrics.
+func (l *Local) Lines() map[string]bool {
+	out := map[string]bool{}
+	l.lines.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*entry).mode.Load() != nil
+		return true
+	})
+	return out
+}

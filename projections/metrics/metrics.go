@@ -82,6 +82,7 @@ type Metrics struct {
 	sipCounters   sipCounters // sipMessages' children, looked up once
 	untrusted     prometheus.Counter
 	overload      *prometheus.CounterVec
+	attack        attackMetrics
 }
 
 // New returns the metrics on a new registry, with the Go runtime and

@@ -106,6 +106,9 @@ type Deps struct {
 	Reports     Reports
 	Profiles    Profiles
 	Projections Projections
+	// Lines serves /v1/lines/{number}/attack (the under-attack mode of a
+	// called number); nil answers it with 501.
+	Lines Lines
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -178,6 +181,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.Projections) {
 		deps.Projections = nil
 	}
+	if isNilPointer(deps.Lines) {
+		deps.Lines = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -217,6 +223,9 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/callers", handler: s.searchCallers},
 		{pattern: "GET /v1/projections", handler: s.projections},
 		{pattern: "POST /v1/projections/{name}/rebuild", handler: s.rebuild},
+		{pattern: "GET /v1/lines/{number}/attack", handler: s.attackStatus},
+		{pattern: "PUT /v1/lines/{number}/attack", handler: s.attackOn},
+		{pattern: "DELETE /v1/lines/{number}/attack", handler: s.attackOff},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},
