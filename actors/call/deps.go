@@ -168,7 +168,7 @@ type Deps struct {
 	// Lines gives each call its line's mode and counts new callers; nil:
 	// no under-attack mode.
 	Lines Lines
-	Store   events.Store
+	Store events.Store
 	// Clock stamps events, measures durations and bounds retries; time.Now
 	// in production. It is called from several goroutines.
 	Clock func() time.Time
