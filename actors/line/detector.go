@@ -17,7 +17,7 @@ type Settings struct {
 	// Window is the sliding window the rate is averaged over: short, so
 	// that a flood is seen within about a second, long enough that a few
 	// callers at once are not a flood.
-	Window time.Duration `env:"ATTACK_WINDOW" envDefault:"2s" desc:"the sliding window GUARD_ATTACK_RATE is measured over"`
+	Window time.Duration `env:"ATTACK_WINDOW" envDefault:"1s" desc:"the sliding window GUARD_ATTACK_RATE is measured over"`
 	// Calm is how long the rate must stay at or below Rate before the
 	// mode switches off by itself.
 	Calm time.Duration `env:"ATTACK_CALM" envDefault:"60s" desc:"under-attack mode ends this long after the rate of new callers fell to GUARD_ATTACK_RATE or below"`

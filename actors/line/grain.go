@@ -7,12 +7,12 @@
 // How the pieces meet: every node counts, per line, the calls whose caller
 // the caller grain found new (caller.Verdict.New) in an atomic counter
 // (Local.Count), and sends the counts as one batch per line every Flush
-// (200 ms) to the line's grain. The grain adds the batches of every node
+// (100 ms) to the line's grain. The grain adds the batches of every node
 // to its Detector; when the rate over the window exceeds the threshold it
 // appends LineAttackStarted to "line-<number>" (fenced, with the expected
 // revision, before anyone acts on it) and answers every batch with the
 // mode, so every node that sees calls to the line learns it within a
-// flush; nodes that sent nothing learn it from the store (Local.Follow).
+// flush; nodes that sent nothing ask every second (Local.Poll).
 // The call path reads only the node's cache (Local.Mode) and passes the
 // mode to the caller grain's Admit: no per-call request to the line.
 package line
