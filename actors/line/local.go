@@ -42,7 +42,16 @@ type Local struct {
 
 	lines sync.Map // string -> *entry
 	n     atomic.Int64
+	// kick asks Run to flush at once: a line got KickAfter new callers
+	// since its last batch, so a flood reaches the grain without waiting
+	// for the tick.
+	kick     chan struct{}
+	kickOnce sync.Once
 }
+
+// KickAfter is how many new callers to one line since its last batch
+// make the node send the batch at once rather than at the next Flush.
+const KickAfter = 5
 
 type entry struct {
 	fresh    atomic.Int64 // new callers since the last batch
@@ -103,8 +112,11 @@ func (l *Local) Count(line string, isNew bool) {
 	if e == nil {
 		return
 	}
-	if isNew {
-		e.fresh.Add(1)
+	if isNew && e.fresh.Add(1) == KickAfter {
+		select {
+		case l.kicks() <- struct{}{}:
+		default: // a flush is already asked for
+		}
 	}
 	e.calls.Add(1)
 	e.lastCall.Store(l.now().UnixNano())
@@ -159,9 +171,15 @@ func (l *Local) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.FlushNow(ctx)
+		case <-l.kicks():
 		}
+		l.FlushNow(ctx)
 	}
+}
+
+func (l *Local) kicks() chan struct{} {
+	l.kickOnce.Do(func() { l.kick = make(chan struct{}, 1) })
+	return l.kick
 }
 
 // FlushNow sends the pending counts (and the polls due) and waits for the

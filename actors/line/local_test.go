@@ -111,3 +111,32 @@ func TestLocalBoundsItsLines(t *testing.T) {
 		t.Fatal("a new line not tracked once room was made")
 	}
 }
+
+// KickAfter new callers to one line send its batch at once, without
+// waiting for the next Flush.
+func TestLocalKicksAFlushOnABurst(t *testing.T) {
+	l, g, _ := newLocal()
+	l.Flush = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	for range KickAfter {
+		l.Count("+78005551234", true)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		n := g.counts["+78005551234"]
+		g.mu.Unlock()
+		if n == KickAfter {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d new callers and no tick: %d sent", KickAfter, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
