@@ -36,6 +36,9 @@
 //     less than VerifiedFor ago; 6–9 rejects.
 //   - EscalateAfter failed challenges within a day set an automatic block at
 //     EscalationLevel (see Outcome).
+//   - While the called line is under attack (Call.Attack), a call that would
+//     pass is challenged (RuleAttack) unless whitelisted or verified
+//     (attack.go); other verdicts stand.
 package policy
 
 import (
