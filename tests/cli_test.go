@@ -213,6 +213,7 @@ func TestEveryCommandTakesFlagsAfterItsArguments(t *testing.T) {
 			before: []string{"unblock", "--reason", "cleared", "+79990006004"}, check: bothWork, contains: "BlockLifted"},
 		{command: "ranges", after: []string{"ranges", "--format", "json", "--list", "block"}, before: []string{"ranges", "--list", "block", "--format", "json"}, check: bothWork, contains: `"items"`, noArguments: true},
 		{command: "status", after: []string{"status", "+79990006001", "--json"}, before: []string{"status", "--json", "+79990006001"}, check: bothWork, contains: "+79990006001"},
+		{command: "attack", after: []string{"attack", "status", "+78005553535", "--json"}, before: []string{"attack", "status", "--json", "+78005553535"}, check: sameOutput, contains: `"underAttack":false`},
 		{command: "audit", after: []string{"audit", "+79990006003", "--json", "--tz", "UTC"}, before: []string{"audit", "--json", "--tz", "UTC", "+79990006003"}, check: sameOutput, contains: `"kind": "block"`},
 		{command: "replay", after: []string{"replay", "--limit-hour", "2", "--json"}, before: []string{"replay", "--json", "--limit-hour", "2"}, check: bothWork, contains: `"limitHour": 2`, noArguments: true},
 		{command: "demo", after: []string{"demo", "--bots", "0", "--humans", "0", "--flagged", "0", "--dir", demoDir}, check: bothWork, contains: "all 0 calls done", noArguments: true},

@@ -235,7 +235,16 @@ func (a *callActor) ask(ctx actor.Context, req caller.Admit) {
 		dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DecideTimeout)
 		defer cancel()
 		start := a.d.Clock()
+		lines := a.d.Lines
+		if lines != nil {
+			// The line's mode from the node's cache: the policy decides
+			// with it and records it (no request to the line here).
+			req.Attack = lines.Mode(a.setup.Callee)
+		}
 		v, err := a.d.Callers.Admit(dctx, a.setup.Caller.Key, req)
+		if lines != nil && err == nil && !v.Repeated {
+			lines.Count(a.setup.Callee, v.New)
+		}
 		system.Root.Send(self, verdictResult{v: v, err: err, took: a.d.Clock().Sub(start)})
 	}()
 }

@@ -149,6 +149,11 @@ func config() call.Config {
 
 func start(t *testing.T, cs call.Callers, cfg call.Config, prepare func(number string)) *harness {
 	t.Helper()
+	return startLines(t, cs, cfg, prepare, nil)
+}
+
+func startLines(t *testing.T, cs call.Callers, cfg call.Config, prepare func(number string), lines call.Lines) *harness {
+	t.Helper()
 	h := &harness{t: t, number: fmt.Sprintf("+7999%07d", 2000000+seq.Add(1)), fx: newEffects()}
 	h.id = "call-test-" + h.number[1:]
 	if prepare != nil {
@@ -157,7 +162,7 @@ func start(t *testing.T, cs call.Callers, cfg call.Config, prepare func(number s
 	if cs == nil {
 		cs = shared.callers
 	}
-	sp, err := call.NewSpawner(shared.node.System, call.Deps{Callers: cs, Store: shared.store, Rand: actortest.FixedRand("47"), Node: "test", Logger: quiet()}, cfg)
+	sp, err := call.NewSpawner(shared.node.System, call.Deps{Callers: cs, Lines: lines, Store: shared.store, Rand: actortest.FixedRand("47"), Node: "test", Logger: quiet()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +282,46 @@ func TestPassVerdictAndBilling(t *testing.T) {
 	if rec := h.received(); rec.Verdict != schema.Pass || rec.Action != schema.Pass || rec.Mode != schema.Enforce ||
 		rec.SIPCallID != "abc@carrier" || rec.IdentityFrom != "from" || rec.Transport != "UDP" || rec.CallerKind != "e164" || rec.Complete() {
 		t.Errorf("CallReceived %+v, want a pass carried out, with the call as it arrived", rec)
+	}
+}
+
+// fakeLines is a node's line cache with one line under attack.
+type fakeLines struct {
+	mu     sync.Mutex
+	attack map[string]*schema.LineAttack
+	counts []string
+}
+
+func (f *fakeLines) Mode(line string) *schema.LineAttack {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attack[line]
+}
+
+func (f *fakeLines) Count(line string, isNew bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counts = append(f.counts, fmt.Sprintf("%s new=%v", line, isNew))
+}
+
+// A call to a line under attack carries the line's mode from the node's
+// cache to the grain, which challenges a new caller by rule attack and
+// records the mode; the call is then counted for the line as new.
+func TestCallToALineUnderAttackIsChallenged(t *testing.T) {
+	since := time.Now().Add(-time.Minute).UTC().Round(0)
+	lines := &fakeLines{attack: map[string]*schema.LineAttack{"+78005553535": {Since: since}}}
+	h := startLines(t, nil, config(), nil, lines)
+	h.fx.expect(t, "challenge 47")
+	h.send(call.Ended{At: time.Now(), By: schema.PartyCaller, Cause: schema.EndCallerCancelled})
+	h.stream()
+	rec := h.received()
+	if rec.Verdict != schema.Challenge || rec.Rule != schema.RuleAttack || rec.Attack == nil || !rec.Attack.Since.Equal(since) {
+		t.Fatalf("CallReceived %+v (attack %+v), want a challenge by rule attack recording the mode", rec, rec.Attack)
+	}
+	lines.mu.Lock()
+	defer lines.mu.Unlock()
+	if len(lines.counts) != 1 || lines.counts[0] != "+78005553535 new=true" {
+		t.Fatalf("counted %v, want one new caller on the line", lines.counts)
 	}
 }
 

@@ -24,6 +24,16 @@ type Callers interface {
 	Outcome(ctx context.Context, key string, req caller.Outcome) (caller.Applied, error)
 }
 
+// Lines is the node's view of the called lines' under-attack mode
+// (*line.Local satisfies it): read on every call, from memory.
+type Lines interface {
+	// Mode is the line's mode, nil when it is not under attack.
+	Mode(line string) *schema.LineAttack
+	// Count records a decided call to the line, and whether its caller
+	// was new (caller.Verdict.New).
+	Count(line string, isNew bool)
+}
+
 // Config is how calls are handled. Each env tag names the field's
 // environment variable under the binary's GUARD_ prefix (GUARD_MODE, ...);
 // cmd reads them.
@@ -157,7 +167,10 @@ func (noObserver) ChallengeEnded()                              {}
 // Deps is what every call actor of a node shares.
 type Deps struct {
 	Callers Callers
-	Store   events.Store
+	// Lines gives each call its line's mode and counts new callers; nil:
+	// no under-attack mode.
+	Lines Lines
+	Store events.Store
 	// Clock stamps events, measures durations and bounds retries; time.Now
 	// in production. It is called from several goroutines.
 	Clock func() time.Time

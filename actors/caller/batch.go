@@ -121,7 +121,7 @@ func (g *grain) pendingFor(callID string) *pendingAdmit {
 func (g *grain) decide(p *pendingAdmit) error {
 	call := policy.Call{
 		ID: p.m.CallID, Caller: phone.Number{Key: g.key, Kind: p.m.Kind},
-		Presented: p.m.Presented, Callee: p.m.Callee, Source: p.m.Source,
+		Presented: p.m.Presented, Callee: p.m.Callee, Source: p.m.Source, Attack: p.m.Attack,
 		Wire: policy.Wire{
 			SIPCallID: p.m.SIPCallID, CallerKind: p.m.Kind.String(), Identity: p.m.Identity,
 			IdentityFrom: p.m.IdentityFrom, Transport: p.m.Transport, Mode: p.m.Mode,
@@ -186,7 +186,7 @@ func (g *grain) batchDone(ctx actor.Context, d *appendDone) {
 		for _, p := range d.batch {
 			v := Verdict{
 				CallID: p.m.CallID, Verdict: p.dec.Verdict, Level: p.dec.Level, Rule: p.dec.Rule, Reason: p.dec.Reason,
-				Hour: p.dec.Hour, Day: p.dec.Day, At: p.dec.At,
+				Hour: p.dec.Hour, Day: p.dec.Day, At: p.dec.At, New: p.dec.New,
 				Revision: callRevision(p.dec.Records, events.AppendResult{FirstRevision: rev}),
 			}
 			for _, s := range p.senders {

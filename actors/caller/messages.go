@@ -43,6 +43,10 @@ type Admit struct {
 	// out on this call (a late offer without 100rel, GUARD_LATE_OFFER=pass):
 	// a challenge is then passed and recorded so.
 	ChallengeFallback string `json:"challengeFallback,omitempty"`
+	// Attack is the called line's under-attack mode in the node's cache
+	// when the call arrived (nil: not under attack); the policy applies
+	// it and records it in CallReceived.
+	Attack *schema.LineAttack `json:"attack,omitempty"`
 }
 
 // Verdict is the grain's answer to Admit. It is sent only after the events
@@ -61,6 +65,10 @@ type Verdict struct {
 	// Repeated is true when the call had been decided before (a retried
 	// request): the verdict is the recorded one.
 	Repeated bool `json:"repeated,omitempty"`
+	// New says the caller counts towards the line's attack detection:
+	// not whitelisted, not verified, no call in the last day
+	// (policy.Decision.New). False on a repeated verdict.
+	New bool `json:"new,omitempty"`
 }
 
 // Outcome tells the grain how a challenge ended.

@@ -25,11 +25,15 @@ import (
 //	  string identity = 7; string identity_from = 8;
 //	  string transport = 9; string mode = 10;
 //	  string challenge_fallback = 11;
+//	  // the line under attack since then (absent: not under attack)
+//	  sfixed64 attack_since_unix_nano = 12;
+//	  bool attack_manual = 13; // only with attack_since_unix_nano
 //	}
 //	message Verdict {
 //	  string call_id = 1; string verdict = 2; int64 level = 3;
 //	  string rule = 4; string reason = 5; int64 hour = 6; int64 day = 7;
 //	  sfixed64 at_unix_nano = 8; uint64 revision = 9; bool repeated = 10;
+//	  bool new = 11;
 //	}
 //
 // The rarer messages (admin commands, status) stay JSON. unpack tells the
@@ -48,12 +52,26 @@ func (a *Admit) appendWire(b []byte) []byte {
 	b = appendString(b, 9, a.Transport)
 	b = appendString(b, 10, string(a.Mode))
 	b = appendString(b, 11, a.ChallengeFallback)
+	if a.Attack != nil {
+		b = protowire.AppendTag(b, 12, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, uint64(a.Attack.Since.UnixNano()))
+		if a.Attack.Manual {
+			b = appendVarint(b, 13, 1)
+		}
+	}
 	return b
 }
 
 // readWire decodes b into a.
 func (a *Admit) readWire(b []byte) error {
 	*a = Admit{}
+	manual := false
+	defer func() {
+		// attack_manual means nothing without attack_since_unix_nano.
+		if a.Attack != nil {
+			a.Attack.Manual = manual
+		}
+	}()
 	return readFields(b, func(num protowire.Number, f field) error {
 		switch num {
 		case 1:
@@ -88,6 +106,16 @@ func (a *Admit) readWire(b []byte) error {
 			return err
 		case 11:
 			return f.str(&a.ChallengeFallback)
+		case 12:
+			if f.typ != protowire.Fixed64Type {
+				return errWireType
+			}
+			n, _ := protowire.ConsumeFixed64(f.b)
+			a.Attack = &schema.LineAttack{Since: time.Unix(0, int64(n)).UTC()}
+		case 13:
+			n, err := f.varint()
+			manual = n != 0
+			return err
 		}
 		return nil
 	})
@@ -109,6 +137,9 @@ func (v *Verdict) appendWire(b []byte) []byte {
 	b = appendVarint(b, 9, v.Revision)
 	if v.Repeated {
 		b = appendVarint(b, 10, 1)
+	}
+	if v.New {
+		b = appendVarint(b, 11, 1)
 	}
 	return b
 }
@@ -151,6 +182,10 @@ func (v *Verdict) readWire(b []byte) error {
 		case 10:
 			n, err := f.varint()
 			v.Repeated = n != 0
+			return err
+		case 11:
+			n, err := f.varint()
+			v.New = n != 0
 			return err
 		}
 		return nil

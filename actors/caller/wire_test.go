@@ -27,11 +27,13 @@ func TestWireRoundTrip(t *testing.T) {
 			Source: "10.0.0.1:5060", SIPCallID: "abc@host", Identity: "+79990001122",
 			IdentityFrom: "pai", Transport: "TCP", Mode: schema.Mode("observe"),
 			ChallengeFallback: "passed: late offer without 100rel",
+			Attack:            &schema.LineAttack{Since: wireAt, Manual: true},
 		}},
+		{"admit attack auto", &Admit{CallID: "c-3", Attack: &schema.LineAttack{Since: wireAt}}},
 		{"admit empty", &Admit{}},
 		{"verdict full", &Verdict{
 			CallID: "c-2", Verdict: schema.Reject, Level: 9, Rule: schema.Rule("manual"), Reason: "fraud, says the bank",
-			Hour: 2147483647, Day: -3, At: wireAt, Revision: 1<<64 - 1, Repeated: true,
+			Hour: 2147483647, Day: -3, At: wireAt, Revision: 1<<64 - 1, Repeated: true, New: true,
 		}},
 		{"verdict zero", &Verdict{}},
 	} {
@@ -95,7 +97,11 @@ func TestWireRejectsMalformed(t *testing.T) {
 // FuzzWire: any bytes from another node either fail to decode or decode
 // to a message that encodes and decodes to itself.
 func FuzzWire(f *testing.F) {
-	for _, m := range []any{&Admit{CallID: "c", Kind: phone.KindAnonymous, Mode: "enforce"}, &Verdict{CallID: "c", Level: 7, At: wireAt, Repeated: true}} {
+	for _, m := range []any{
+		&Admit{CallID: "c", Kind: phone.KindAnonymous, Mode: "enforce"},
+		&Admit{CallID: "c", Attack: &schema.LineAttack{Since: wireAt, Manual: true}},
+		&Verdict{CallID: "c", Level: 7, At: wireAt, Repeated: true, New: true},
+	} {
 		a, err := pack(m)
 		if err != nil {
 			f.Fatal(err)

@@ -40,6 +40,9 @@
 //     less than VerifiedFor ago; 6–9 rejects.
 //   - EscalateAfter failed challenges within a day set an automatic block at
 //     EscalationLevel (see Outcome).
+//   - While the called line is under attack (Call.Attack), a call that would
+//     pass is challenged (RuleAttack) unless whitelisted or verified
+//     (attack.go); other verdicts stand.
 package policy
 
 import (
@@ -92,6 +95,9 @@ type Call struct {
 	// Callee and Source (the trunk) are recorded as they are.
 	Callee string
 	Source string
+	// Attack is the called line's under-attack mode as the node knew it
+	// (nil: not under attack); see attack.go.
+	Attack *schema.LineAttack
 	// Wire is the call as it arrived, recorded in CallReceived as given
 	// (see schema.CallReceived). A zero Wire (Mode empty) records a
 	// CallReceived of the old shape, as replays and tests of a log
@@ -128,6 +134,9 @@ type Decision struct {
 	Reason string
 	// Hour and Day are the caller's calls in the windows, this one included.
 	Hour, Day int
+	// New says the caller counts towards the line's attack detection:
+	// not whitelisted, not verified, no call in the last day (attack.go).
+	New bool
 	// At is the time of the decision: max(now, the latest event folded).
 	At time.Time
 	// Records are the events to append, in order: expiries that came due,
@@ -206,7 +215,11 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			d.Reason = blockReason(v)
 		}
 	}
+	// Range rules first: a whitelist range passes even a line under
+	// attack, and a block range rejects there as anywhere.
 	block = applyRanges(&d, &ev, v, block, call, at)
+	underAttack(&d, &ev, call, v, at)
+	d.New = v.isNew(key, at) && d.Rule != schema.RuleRangeWhitelist
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
 	if w := call.Wire; w.Mode != "" {
 		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport

@@ -44,10 +44,12 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	       [escalate-after=N] [escalation-level=N] [count-abandoned=B]
 //	       [verified-for=D] [anonymous=pass|challenge|reject]
 //	    defaults plus the overrides; states are kept (a settings change).
-//	call NUMBER [at T] [id=ID] [callee=N] [source=S]
+//	call NUMBER [at T] [id=ID] [callee=N] [source=S] [attack=T|manual/T|off]
 //	    prints "verdict level=N rule=R hour=N day=N" and the events other
 //	    than CallReceived as "+ Type field=value..." lines. Call IDs are
-//	    c1, c2, ... unless given.
+//	    c1, c2, ... unless given. With attack= (the line under attack
+//	    since T, switched on by an admin with manual/, or not: off) it
+//	    also prints whether the caller counts as new and the reason.
 //	calls NUMBER n=N [from=T] every=D
 //	    N calls, one line each, prefixed with the call ID.
 //	outcome passed|failed|abandoned [call=ID] [at T]
@@ -286,10 +288,20 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	callee, _ := a.Opt("callee")
 	source, _ := a.Opt("source")
 	presented := a.Args[0]
+	attack, showAttack := a.Opt("attack")
+	var la *schema.LineAttack
+	if showAttack && attack != "off" {
+		manual := strings.HasPrefix(attack, "manual/")
+		since, err := r.parseTime(strings.TrimPrefix(attack, "manual/"))
+		if err != nil {
+			return "", err
+		}
+		la = &schema.LineAttack{Since: since, Manual: manual}
+	}
 	st := r.state(key)
 	before := clone(st)
 	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
-		Ranges: r.rules.Lookup(key, r.clock)}, r.clock)
+		Attack: la, Ranges: r.rules.Lookup(key, r.clock)}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -303,13 +315,21 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	if !d.At.Equal(r.clock) {
 		head += " at=" + r.fmtTime(d.At)
 	}
-
+	if showAttack {
+		head += fmt.Sprintf(" new=%t", d.New)
+		if d.Reason != "" {
+			head += fmt.Sprintf(" reason=%q", d.Reason)
+		}
+	}
 	// The decision must be what its CallReceived records.
 	var got schema.CallReceived
 	for _, rec := range d.Records {
 		if e, ok := rec.Payload.(schema.CallReceived); ok {
 			got = e
 		}
+	}
+	if (got.Attack == nil) != (la == nil) || (la != nil && !got.Attack.Since.Equal(la.Since)) {
+		r.t.Errorf("CallReceived records the line's mode %+v, the call had %+v", got.Attack, la)
 	}
 	if got.CallID != id || got.Verdict != d.Verdict || got.Level != d.Level || got.Hour != d.Hour || got.Day != d.Day || got.Rule != d.Rule {
 		r.t.Errorf("decision %+v disagrees with its CallReceived %+v", d, got)

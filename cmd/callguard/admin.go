@@ -73,6 +73,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 	}
 	srv, err := adminapi.New(acfg, adminapi.Deps{
 		Callers:    g.callers,
+		Lines:      g.lines,
 		Normalizer: g.numbers,
 		History: adminapi.HistoryFunc(func(ctx context.Context, key string) (any, error) {
 			return audit.Build(ctx, g.store, key)

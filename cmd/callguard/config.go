@@ -19,6 +19,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/actors/line"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/events/phone"
@@ -68,6 +69,9 @@ type Config struct {
 	// Call is how each call is handled: mode, grace, code, store-down
 	// policy.
 	Call call.Config
+
+	// Attack is the lines' under-attack detection (actors/line).
+	Attack line.Settings
 
 	// Admin is the admin HTTP API. An empty token is replaced at start by
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
@@ -336,6 +340,9 @@ func (c Config) validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("%sLOG_FORMAT is %q, want text or json", envPrefix, c.LogFormat))
+	}
+	if err := c.Attack.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%sATTACK_RATE, _WINDOW, _CALM: %w", envPrefix, err))
 	}
 	if c.CallLogRefused < 0 {
 		errs = append(errs, fmt.Errorf("%sCALL_LOG_REFUSED_PER_SECOND is %d, want 0 or more", envPrefix, c.CallLogRefused))

@@ -18,6 +18,7 @@ import (
 	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/call/spool"
 	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/line"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/rules"
@@ -47,6 +48,12 @@ type guard struct {
 	// stream; stopRanges ends the subscription that keeps it current.
 	ranges     *rules.Live
 	stopRanges func()
+	// lines reaches the line grains (admin commands); local is the node's
+	// counter and cache of the lines' under-attack mode, flushed by a loop
+	// stopLines ends.
+	lines     *line.Client
+	local     *line.Local
+	stopLines func()
 	// callLog writes a line per call (nil when GUARD_CALL_LOG is off);
 	// serve runs its report of suppressed lines.
 	callLog *call.CallLog
@@ -157,10 +164,14 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Logger: log.With("component", "caller"), Observer: m, Fence: fence,
 		Ranges: ranges.Lookup,
 	})
+	lineKind := line.NewKind(line.Deps{
+		Store: store, Settings: cfg.Attack, Registry: schema.NewRegistry(), Clock: time.Now,
+		Node: cfg.NodeName, Logger: log.With("component", "line"), Observer: m, Fence: fence,
+	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen, AdvertisedHost: cfg.ClusterAdvertisedHost,
 		Provider: provider,
-		Kinds:    []*cluster.Kind{kind}, Logger: log.With("component", "cluster"),
+		Kinds:    []*cluster.Kind{kind, lineKind}, Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
 		if etcd != nil {
@@ -173,8 +184,18 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	g := &guard{
 		store: store, node: n, numbers: numbers, policy: pol, log: log, metrics: m, spool: sp,
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
+		lines:   &line.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 		etcd:    etcd, ranges: ranges, stopRanges: stopRanges,
 	}
+	g.local = &line.Local{Send: g.lines.Counts, Node: cfg.NodeName, Logger: log.With("component", "line")}
+	m.WatchLines(g.local.Lines)
+	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))
+	ldone := make(chan struct{})
+	go func() {
+		defer close(ldone)
+		g.local.Run(lctx)
+	}()
+	g.stopLines = func() { lcancel(); <-ldone }
 	if etcd != nil {
 		// Watched from here on, through shutdown: a lost registration
 		// ends serve (see membershipLost), an unreachable etcd makes
@@ -188,7 +209,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		g.callLog = call.NewCallLog(log.With("component", "call"), cfg.CallLogRefused, time.Now)
 	}
 	calls, err := call.NewSpawner(n.System, call.Deps{
-		Callers: g.callers, Store: store, Clock: time.Now, Rand: rand.Reader,
+		Callers: g.callers, Lines: g.local, Store: store, Clock: time.Now, Rand: rand.Reader,
 		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m, CallLog: g.callLog, Spool: sp,
 	}, cfg.Call)
 	if err != nil {
@@ -320,6 +341,9 @@ func (g *guard) stop() {
 	}
 	if g.stopRanges != nil {
 		g.stopRanges()
+	}
+	if g.stopLines != nil {
+		g.stopLines()
 	}
 	if g.membership != nil {
 		// Before leaving: leaving deletes the key the watch guards.

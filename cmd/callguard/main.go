@@ -59,6 +59,7 @@ func commands() []command {
 		{"unblock", "NUMBER|--prefix P|--range A-B --reason WHY", "lift a block", runUnblock},
 		{"ranges", "[--list whitelist|block] [--prefix P]", "the range rules: whitelist and block by prefix or range", runRanges},
 		{"status", "NUMBER", "a caller's standing and live counters", runStatus},
+		{"attack", "on|off|status LINE [--reason WHY] [--hold]", "a called line's under-attack mode: every caller not whitelisted or verified is challenged", runAttack},
 		{"audit", "NUMBER [--json]", "a caller's whole history, with why each block happened", runAudit},
 		{"replay", "[--limit-hour N ...]", "what would change under other policy settings", runReplay},
 		{"demo", "[--dir DIR]", "a guard, a PBX and a carrier on loopback, with bots and people calling", runDemo},

@@ -143,6 +143,11 @@ type CallReceived struct {
 	// block rule in force (see RangeMatch). Absent when none matched, and
 	// in events written before range rules existed.
 	Ranges []RangeMatch `json:"ranges,omitempty"`
+
+	// Attack is the called line's under-attack mode when the call was
+	// decided (nil: the line was not under attack, or the log predates
+	// the mode).
+	Attack *LineAttack `json:"attack,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, append(callPayloads(), rangePayloads()...)...)
+	}, append(append(callPayloads(), rangePayloads()...), linePayloads()...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -232,6 +232,16 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *RangeRemoved:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *LineAttackStarted:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *LineAttackEnded:
 		if e == nil {
 			return nil
 		}

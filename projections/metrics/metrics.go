@@ -83,6 +83,7 @@ type Metrics struct {
 	untrusted     prometheus.Counter
 	overload      *prometheus.CounterVec
 	transfers     *prometheus.CounterVec
+	attack        attackMetrics
 }
 
 // New returns the metrics on a new registry, with the Go runtime and

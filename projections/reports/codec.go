@@ -9,14 +9,14 @@ import (
 
 // Binary forms of the stored records (see rm.Enc for why not JSON). The
 // first byte is the form's version; the fields follow in this order.
-const recordForm = 3
+const recordForm = 4
 
 func encodeCounters(e *rm.Enc, c *Counters) {
 	e.Form(recordForm)
 	e.Ints(c.CallsIn, c.Passed, c.Challenged, c.Rejected, c.ChallengesPassed, c.ChallengesFailed,
 		c.ChallengesAbandoned, c.StoreDown, c.Tracked, c.Unbilled, c.AnsweredUnbilled, c.Offered,
 		c.Connected, c.Unanswered, c.ConnectedBilled, c.BilledCalls, c.Busy,
-		c.WouldChallenge, c.WouldReject, c.WouldRejectBilledCalls, c.WouldChallengeBilledCalls)
+		c.WouldChallenge, c.WouldReject, c.WouldRejectBilledCalls, c.WouldChallengeBilledCalls, c.ChallengedByAttack)
 	for _, v := range []int64{c.ConnectedMs, c.ConnectedMinutes, c.BilledMs, c.BilledMinutes, c.BlockedBilledMs, c.BlockedBilledMinutes,
 		c.WouldRejectBilledMs, c.WouldRejectBilledMinutes, c.WouldChallengeBilledMs, c.WouldChallengeBilledMinutes} {
 		e.Int(v)
@@ -29,7 +29,7 @@ func decodeCounters(d *rm.Dec, c *Counters) {
 	d.Ints(&c.CallsIn, &c.Passed, &c.Challenged, &c.Rejected, &c.ChallengesPassed, &c.ChallengesFailed,
 		&c.ChallengesAbandoned, &c.StoreDown, &c.Tracked, &c.Unbilled, &c.AnsweredUnbilled, &c.Offered,
 		&c.Connected, &c.Unanswered, &c.ConnectedBilled, &c.BilledCalls, &c.Busy,
-		&c.WouldChallenge, &c.WouldReject, &c.WouldRejectBilledCalls, &c.WouldChallengeBilledCalls)
+		&c.WouldChallenge, &c.WouldReject, &c.WouldRejectBilledCalls, &c.WouldChallengeBilledCalls, &c.ChallengedByAttack)
 	for _, p := range []*int64{&c.ConnectedMs, &c.ConnectedMinutes, &c.BilledMs, &c.BilledMinutes, &c.BlockedBilledMs, &c.BlockedBilledMinutes,
 		&c.WouldRejectBilledMs, &c.WouldRejectBilledMinutes, &c.WouldChallengeBilledMs, &c.WouldChallengeBilledMinutes} {
 		*p = d.Int()

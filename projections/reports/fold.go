@@ -90,6 +90,9 @@ type Counters struct {
 	Passed     int
 	Challenged int
 	Rejected   int
+	// ChallengedByAttack counts the challenged calls whose rule was the
+	// line's under-attack mode (schema.RuleAttack), in Challenged too.
+	ChallengedByAttack int
 	// WouldChallenge and WouldReject count the calls observe mode passed
 	// whose verdict was challenge or reject (counted in Passed too).
 	WouldChallenge int
@@ -155,6 +158,7 @@ func (c *Counters) Add(o Counters) {
 	c.CallsIn += o.CallsIn
 	c.Passed += o.Passed
 	c.Challenged += o.Challenged
+	c.ChallengedByAttack += o.ChallengedByAttack
 	c.Rejected += o.Rejected
 	c.ChallengesPassed += o.ChallengesPassed
 	c.ChallengesFailed += o.ChallengesFailed
@@ -255,6 +259,9 @@ func Received(c Counters, cc CallerCounters, e schema.CallReceived, hour int) (C
 	case schema.Challenge:
 		c.Challenged++
 		cc.Challenged++
+		if e.Rule == schema.RuleAttack {
+			c.ChallengedByAttack++
+		}
 	case schema.Reject:
 		c.Rejected++
 		cc.Rejected++

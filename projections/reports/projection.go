@@ -19,7 +19,7 @@ const Name = "reports"
 
 // version is the shape of the read model below; the time zone is part of
 // the runner's version too.
-const version = "3" // 2: busy calls counted; 3: calls counted by action, observe mode's would-be verdicts apart
+const version = "4" // 2: busy calls counted; 3: calls counted by action, observe mode's would-be verdicts apart; 4: challenged by the attack rule, attack periods
 
 // Layout of the projection's bucket:
 //
@@ -78,6 +78,7 @@ func (p *Projection) Begin(root *bolt.Bucket) runner.Batch {
 func folds(typ string) bool {
 	switch typ {
 	case schema.TypeCallReceived, schema.TypeChallengeOutcome, schema.TypeBlockApplied,
+		schema.TypeLineAttackStarted, schema.TypeLineAttackEnded,
 		schema.TypeCallStarted, schema.TypeCallDecided, schema.TypeChallengeEnded,
 		schema.TypeCallAnswered, schema.TypeCallBridged, schema.TypeCallEnded:
 		return true
@@ -120,6 +121,7 @@ type (
 		Verdict schema.Verdict
 		// Action is set in the current shape (schema.CallReceived.Recorded).
 		Action schema.Verdict
+		Rule   schema.Rule
 	}
 	outcomeSubset struct {
 		CallID  string
@@ -160,6 +162,8 @@ func (b *batch) received(ev events.Event) (e receivedSubset, err error) {
 			e.Verdict, err = str[schema.Verdict](v)
 		case "action":
 			e.Action, err = str[schema.Verdict](v)
+		case "rule":
+			e.Rule, err = str[schema.Rule](v)
 		}
 		return err
 	})
@@ -270,6 +274,9 @@ func (b *batch) Apply(ev events.Event) error {
 	if id, ok := strings.CutPrefix(ev.Stream, schema.CallStreamPrefix); ok && id != "" {
 		return b.applyCall(ev, id)
 	}
+	if line, ok := schema.LineKey(ev.Stream); ok {
+		return b.applyLine(ev, line)
+	}
 	return nil
 }
 
@@ -291,7 +298,7 @@ func (b *batch) applyCaller(ev events.Event, key string) error {
 		if err != nil {
 			return err
 		}
-		rec := schema.CallReceived{CallID: e.CallID, Callee: e.Callee, At: e.At, Verdict: e.Verdict, Action: e.Action}
+		rec := schema.CallReceived{CallID: e.CallID, Callee: e.Callee, At: e.At, Verdict: e.Verdict, Action: e.Action, Rule: e.Rule}
 		*c, *cc = Received(*c, *cc, rec, hour)
 		if Acted(rec) == schema.Challenge {
 			b.outcomes.put(key+"\x00"+e.CallID, Call{Day: day, Hour: hour, Callee: e.Callee})

@@ -134,6 +134,9 @@ type Daily struct {
 	Rows []Row `json:"rows"`
 	// Total sums the rows; its Day and Callee are empty.
 	Total Row `json:"total"`
+	// Attacks are the periods the lines (the queried callee, or all) were
+	// under attack that overlap the range, by line then start.
+	Attacks []Attack `json:"attacks"`
 }
 
 // Row is one day's figures for one callee (see Counters for what each
@@ -145,8 +148,11 @@ type Row struct {
 	CallsIn int    `json:"callsIn"`
 	// Passed, Challenged and Rejected are what the guard did: in observe
 	// mode every call is passed.
-	Passed              int `json:"passed"`
-	Challenged          int `json:"challenged"`
+	Passed     int `json:"passed"`
+	Challenged int `json:"challenged"`
+	// ChallengedByAttack are the challenged calls whose line was under
+	// attack and whose caller would otherwise have passed.
+	ChallengedByAttack  int `json:"challengedByAttack"`
 	ChallengesPassed    int `json:"challengesPassed"`
 	ChallengesFailed    int `json:"challengesFailed"`
 	ChallengesAbandoned int `json:"challengesAbandoned"`
@@ -190,7 +196,7 @@ type Row struct {
 // row computes a Row from raw counters.
 func (r *Reports) row(day, callee string, c Counters) Row {
 	out := Row{
-		Day: day, Callee: callee, CallsIn: c.CallsIn, Passed: c.Passed, Challenged: c.Challenged,
+		Day: day, Callee: callee, CallsIn: c.CallsIn, Passed: c.Passed, Challenged: c.Challenged, ChallengedByAttack: c.ChallengedByAttack,
 		ChallengesPassed: c.ChallengesPassed, ChallengesFailed: c.ChallengesFailed, ChallengesAbandoned: c.ChallengesAbandoned,
 		Rejected: c.Rejected, WouldChallenge: c.WouldChallenge, WouldReject: c.WouldReject, StoreDown: c.StoreDown, Busy: c.Busy, Tracked: c.Tracked, Unbilled: c.Unbilled,
 		AnsweredUnbilled: c.AnsweredUnbilled, Offered: c.Offered, Connected: c.Connected, Unanswered: c.Unanswered,
@@ -277,11 +283,14 @@ func (r *Reports) Daily(ctx context.Context, q Query) (Daily, error) {
 	d := Daily{
 		From: f.Format(rm.DayLayout), To: t.Format(rm.DayLayout), TimeZone: r.cfg.Location.String(), Callee: q.Callee,
 		Tariff: Tariff{PerMinute: r.cfg.TariffPerMinute, Currency: r.cfg.Currency, Billing: r.cfg.Billing, AssumedMinutes: r.cfg.AssumedMinutes},
-		Rows:   []Row{},
+		Rows:   []Row{}, Attacks: []Attack{},
 	}
 	var total Counters
 	seen := map[string]bool{}
 	err = r.db.View(Name, func(root *bolt.Bucket) error {
+		if d.Attacks, err = r.attacks(ctx, root, q.Callee, f, t.AddDate(0, 0, 1)); err != nil {
+			return err
+		}
 		b := rm.Sub(root, bucketDays)
 		if b == nil {
 			return nil

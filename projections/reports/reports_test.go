@@ -247,7 +247,7 @@ func TestScriptedDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "day,callee,calls_in,") || !strings.HasSuffix(lines[0], ",h22,h23") ||
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "day,callee,calls_in,") || !strings.HasSuffix(lines[0], ",h22,h23,challenged_by_attack") ||
 		!strings.HasPrefix(lines[1], "2026-11-02,+78002000600,2,2,0,") || !strings.HasPrefix(lines[2], "total,+78002000600,2,") {
 		t.Fatalf("CSV:\n%s", b.String())
 	}
@@ -298,7 +298,7 @@ func TestReadsSchemaNames(t *testing.T) {
 		p     schema.Payload
 		names []string
 	}{
-		{schema.CallReceived{}, []string{"callId", "callee", "at", "verdict", "action"}},
+		{schema.CallReceived{}, []string{"callId", "callee", "at", "verdict", "action", "rule"}},
 		{schema.ChallengeOutcome{}, []string{"callId", "outcome", "at"}},
 		{schema.BlockApplied{}, []string{"at"}},
 		{schema.CallStarted{}, []string{"caller", "callee", "at"}},

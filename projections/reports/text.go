@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // dailyColumns are the CSV columns of a daily report, before h00..h23.
@@ -19,13 +20,16 @@ var dailyColumns = []string{
 }
 
 // WriteCSV writes the report as CSV: a header, one line per row, and a
-// last line whose day is "total". The hours are columns h00 to h23.
+// last line whose day is "total". The hours are columns h00 to h23;
+// challenged_by_attack comes last (added after them, so that the columns
+// before keep their places).
 func (d Daily) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	header := append([]string(nil), dailyColumns...)
 	for h := range 24 {
 		header = append(header, fmt.Sprintf("h%02d", h))
 	}
+	header = append(header, "challenged_by_attack")
 	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("report CSV: %w", err)
 	}
@@ -47,6 +51,7 @@ func (d Daily) WriteCSV(w io.Writer) error {
 		for _, n := range r.Hours {
 			rec = append(rec, itoa(n))
 		}
+		rec = append(rec, itoa(r.ChallengedByAttack))
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("report CSV: %w", err)
 		}
@@ -102,6 +107,24 @@ func (d Daily) WriteText(w io.Writer) error {
 			t.WouldReject, ftoa(t.WouldSaveMinutes), strconv.FormatFloat(t.WouldSave, 'f', 2, 64), d.Tariff.Currency)
 		fmt.Fprintf(w, " the %d would-be challenged calls were billed %s minutes, saved too for each caller who would have failed the challenge.\n",
 			t.WouldChallenge, ftoa(t.WouldChallengeMinutes))
+	}
+	if t.ChallengedByAttack > 0 || len(d.Attacks) > 0 {
+		fmt.Fprintf(w, "\nUnder attack: %d calls challenged because their line was (callers neither whitelisted nor verified).\n", t.ChallengedByAttack)
+		for _, a := range d.Attacks {
+			until := "now"
+			if a.Until != nil {
+				until = a.Until.In(d.loc()).Format("2006-01-02 15:04:05 MST")
+			}
+			how := fmt.Sprintf("detector: %.1f new callers/s over threshold %g", a.Rate, a.Threshold)
+			if a.Manual {
+				how = "by " + a.By + ": " + a.Why
+			}
+			fmt.Fprintf(w, "  %s  %s to %s  (%s", a.Line, a.Since.In(d.loc()).Format("2006-01-02 15:04:05 MST"), until, how)
+			if a.Peak > 0 {
+				fmt.Fprintf(w, "; peak %.1f/s", a.Peak)
+			}
+			fmt.Fprintln(w, ")")
+		}
 	}
 	fmt.Fprintf(w, "\nCalls per hour of day (%s):\n", d.TimeZone)
 	peak := 0
@@ -166,3 +189,11 @@ func (t Top) WriteText(w io.Writer) error {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// loc is the report's time zone, for the times it prints (UTC if unknown).
+func (d Daily) loc() *time.Location {
+	if l, err := time.LoadLocation(d.TimeZone); err == nil {
+		return l
+	}
+	return time.UTC
+}

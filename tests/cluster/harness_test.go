@@ -231,6 +231,7 @@ func (n *Node) environ(name string, clusterPort int) []string {
 		"GUARD_LIMIT_LEVEL=7", // an abusive caller is rejected, not challenged: every outcome is a final status
 		"GUARD_ESCALATION_LEVEL=8",
 		"GUARD_CLUSTER_NAME=" + c.name,
+		"GUARD_ATTACK_RATE=0", // the suite's load is fresh numbers to one line on purpose
 	}
 	env = append(env, c.etcd.env()...)
 	env = append(env, c.pg.env()...)

@@ -99,7 +99,7 @@ if [ -z "${TARGET:-}" ]; then
   [ "${KEEP:-}" = 1 ] || PIDS+=("$PBX_PID")
 
   log "callguard serve: SIP $TARGET, PBX sip:pbx@127.0.0.1:$PBX_PORT, log $OUT/guard.log"
-  GUARD_DATA_DIR="$OUT/data" GUARD_SIP_LISTEN="$TARGET" GUARD_TRUSTED_PEERS=127.0.0.1/32 \
+  GUARD_DATA_DIR="$OUT/data" GUARD_SIP_LISTEN="$TARGET" GUARD_TRUSTED_PEERS=127.0.0.1/32 GUARD_ATTACK_RATE=0 \
     GUARD_PBX_URI="sip:pbx@127.0.0.1:$PBX_PORT" GUARD_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
     GUARD_LOG_LEVEL=warn "$OUT/callguard" serve >"$OUT/guard.log" 2>&1 &
   GUARD_PID=$!

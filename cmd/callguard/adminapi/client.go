@@ -65,6 +65,29 @@ func (c *Client) Unblock(ctx context.Context, number string, req RemoveRequest) 
 	return res, err
 }
 
+// AttackOn switches the under-attack mode of the called number line on
+// (PUT /v1/lines/{number}/attack).
+func (c *Client) AttackOn(ctx context.Context, line string, req AttackRequest) (AttackView, error) {
+	var res AttackView
+	err := c.do(ctx, http.MethodPut, "/v1/lines/"+url.PathEscape(line)+"/attack", req, req.IdempotencyKey, &res)
+	return res, err
+}
+
+// AttackOff switches line's under-attack mode off (DELETE
+// /v1/lines/{number}/attack).
+func (c *Client) AttackOff(ctx context.Context, line string, req RemoveRequest) (AttackView, error) {
+	var res AttackView
+	err := c.do(ctx, http.MethodDelete, "/v1/lines/"+url.PathEscape(line)+"/attack", req, req.IdempotencyKey, &res)
+	return res, err
+}
+
+// Attack returns line's under-attack mode (GET /v1/lines/{number}/attack).
+func (c *Client) Attack(ctx context.Context, line string) (AttackView, error) {
+	var res AttackView
+	err := c.do(ctx, http.MethodGet, "/v1/lines/"+url.PathEscape(line)+"/attack", nil, "", &res)
+	return res, err
+}
+
 // Caller returns number's standing (GET /v1/callers/{number}).
 func (c *Client) Caller(ctx context.Context, number string) (CallerView, error) {
 	var res CallerView

@@ -111,6 +111,9 @@ type Deps struct {
 	// routes with 501.
 	Ranges     RangeRules
 	RangeLists RangeLists
+	// Lines serves /v1/lines/{number}/attack (the under-attack mode of a
+	// called number); nil answers it with 501.
+	Lines Lines
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -189,6 +192,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.RangeLists) {
 		deps.RangeLists = nil
 	}
+	if isNilPointer(deps.Lines) {
+		deps.Lines = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -233,6 +239,9 @@ func (s *Server) routeTable() []route {
 		{pattern: "POST /v1/ranges/blocks", handler: s.rangeBlock},
 		{pattern: "DELETE /v1/ranges/blocks/{range}", handler: s.rangeBlockRemove},
 		{pattern: "GET /v1/ranges", handler: s.rangeList},
+		{pattern: "GET /v1/lines/{number}/attack", handler: s.attackStatus},
+		{pattern: "PUT /v1/lines/{number}/attack", handler: s.attackOn},
+		{pattern: "DELETE /v1/lines/{number}/attack", handler: s.attackOff},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},

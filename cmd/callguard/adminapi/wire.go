@@ -37,6 +37,15 @@ type BlockRequest struct {
 	IdempotencyKey string    `json:"-"`
 }
 
+// AttackRequest is the body of PUT /v1/lines/{number}/attack.
+type AttackRequest struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason"`
+	// Hold keeps the mode on until switched off by hand.
+	Hold           bool   `json:"hold,omitempty"`
+	IdempotencyKey string `json:"-"`
+}
+
 // RemoveRequest is the optional body of DELETE /v1/whitelist/{number} and
 // DELETE /v1/blocks/{number}. Reason may instead come in the ?reason=
 // query parameter, By in the X-Admin header.
