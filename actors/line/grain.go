@@ -137,47 +137,68 @@ type grain struct {
 	exists  bool
 	loadErr error
 	fenced  error
+	// stopTicks ends the goroutine that sends the grain its ticks.
+	stopTicks chan struct{}
 	// lastMsg is when the grain last got a request (real time: it only
 	// decides passivation, which the actor system times in real time).
 	lastMsg time.Time
 }
+
+// tick is what the grain's own ticker sends it every Tick. Not
+// protoactor's receive timeout: its timer goroutine resets and clears the
+// actor's timer while the mailbox goroutine re-arms it on every message (a
+// data race in the library), and a line gets a batch every flush.
+type tick struct{}
 
 func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.line = msg.Identity.Identity
 		g.stream = schema.LineStream(g.line)
+		g.lastMsg = time.Now()
 		if err := g.load(); err != nil {
 			g.loadErr = err
 			g.d.Logger.Error("line grain: load failed", "line", g.line, "err", err)
 		}
-		g.arm(ctx)
-	case *actor.ReceiveTimeout:
+		g.startTicks(ctx)
+	case *tick:
 		if g.started == nil {
 			if time.Since(g.lastMsg) >= g.d.IdleAfter {
 				ctx.Stop(ctx.Self()) // idle and off: passivate
-				return
 			}
-			// A tick of the mode just ended: wait for idleness.
-			g.arm(ctx)
 			return
 		}
-		g.check(ctx)
-		g.arm(ctx) // a receive timeout fires once: arm the next tick
+		g.check()
+	case *actor.Stopped:
+		if g.stopTicks != nil {
+			close(g.stopTicks)
+			g.stopTicks = nil
+		}
 	case *anypb.Any:
 		g.lastMsg = time.Now()
 		g.handle(ctx, msg)
 	}
 }
 
-// arm sets the receive timeout: ticks while the mode is on (to end it
-// after calm when no batch comes), passivation while it is off.
-func (g *grain) arm(ctx actor.Context) {
-	if g.started != nil {
-		ctx.SetReceiveTimeout(g.d.Tick)
-	} else {
-		ctx.SetReceiveTimeout(g.d.IdleAfter)
-	}
+// startTicks sends the grain a tick every Tick until it stops: while the
+// mode is on a tick checks for calm when no batch comes; while it is off
+// it passivates an idle grain.
+func (g *grain) startTicks(ctx actor.Context) {
+	stop := make(chan struct{})
+	g.stopTicks = stop
+	root, self, every := ctx.ActorSystem().Root, ctx.Self(), g.d.Tick
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				root.Send(self, &tick{})
+			}
+		}
+	}()
 }
 
 func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
@@ -201,14 +222,13 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 	switch m := msg.(type) {
 	case *Counts:
 		g.det.Add(g.d.Clock(), m.New)
-		err = g.check(ctx)
+		err = g.check()
 		reply = g.mode()
 	case *GetStatus:
 		g.det.Rate(g.d.Clock())
 		reply = g.mode()
 	case *Command:
 		reply, err = g.command(m)
-		g.arm(ctx)
 	default:
 		err = fmt.Errorf("%w: a line grain does not take %T", ErrInvalid, msg)
 	}
@@ -219,7 +239,7 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 }
 
 // check runs the detector and appends the change it calls for.
-func (g *grain) check(ctx actor.Context) error {
+func (g *grain) check() error {
 	if g.loadErr != nil || g.fenced != nil {
 		return g.loadErr
 	}
@@ -243,9 +263,6 @@ func (g *grain) check(ctx actor.Context) error {
 	}
 	if err != nil {
 		g.d.Logger.Error("line grain: mode change not recorded", "line", g.line, "err", err)
-	}
-	if v != Stay {
-		g.arm(ctx)
 	}
 	return err
 }
