@@ -46,6 +46,11 @@ func (l *Live) Lookup(key string, now time.Time) []schema.RangeMatch {
 	return l.cur.Load().Lookup(key, now)
 }
 
+// Overrides is Table().Overrides.
+func (l *Live) Overrides(line string, now time.Time) []schema.Override {
+	return l.cur.Load().Overrides(line, now)
+}
+
 func (l *Live) swap(t *Table) {
 	l.cur.Store(t)
 	l.mu.Lock()
