@@ -86,6 +86,16 @@ func TestLineSettingsAndSchedulesOverSIP(t *testing.T) {
 			t.Fatalf("call %d to another line: %s, want pass (global hour limit 5)", i+1, got)
 		}
 	}
+	// A replay tries settings for the other line before they are set: b's
+	// third call would have been challenged under an hour limit of 2.
+	out = cli("replay", "--try-line", other+":limit-hour=2")
+	if !strings.Contains(out, "Trying settings of line +78001000000: limit-hour=2") || !strings.Contains(out, "pass -> challenge level 3 (hourly-limit)") ||
+		!strings.Contains(out, b) {
+		t.Fatalf("replay --try-line:\n%s", out)
+	}
+	if _, stderr, code := runCLI(t, env, "replay", "--try-line", other+":limit-hour"); code != 2 || !strings.Contains(stderr, "SETTING=VALUE") {
+		t.Fatalf("replay --try-line without a value: exit %d, %q", code, stderr)
+	}
 	out = cli("audit", a)
 	if !strings.Contains(out, "2 calls in the last hour, limit 1, set by settings of line +78005553535, by alice: card line: few repeat callers") {
 		t.Fatalf("the audit does not explain the line's limit:\n%s", out)

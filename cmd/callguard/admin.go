@@ -84,13 +84,18 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
 			}
+			triedLine, err := triedLineSettings(g.numbers, settings[trySettingLine])
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
+			}
+			delete(settings, trySettingLine)
 			delete(settings, trySettingBlock)
 			delete(settings, trySettingWhitelist)
 			pc, err := policyWith(cfg.Policy, settings)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
 			}
-			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...))
+			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...), replay.TryOverrides(triedLine...))
 		}),
 		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Ranges:     &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -249,4 +251,62 @@ func printSettings(w io.Writer, v adminapi.SettingsView) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// trySettingLine is the replay setting of a tried line's settings.
+const trySettingLine = "try-line"
+
+// triedLineSettings reads a replay's hypothetical line settings:
+// LINE:limit-hour=N,limit-day=N,limit-level=N,block-for=D,anonymous=V.
+func triedLineSettings(n *phone.Normalizer, s string) ([]schema.Override, error) {
+	if s == "" {
+		return nil, nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("--%s %q: %s; want LINE:SETTING=VALUE,..., such as +78005553535:limit-hour=2", trySettingLine, s, why)
+	}
+	line, list, ok := strings.Cut(s, ":")
+	num := n.Normalize(strings.TrimSpace(line))
+	if !ok || num.Anonymous() {
+		return nil, bad("no line")
+	}
+	var set schema.Settings
+	for _, kv := range strings.Split(list, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, bad(fmt.Sprintf("%q is not SETTING=VALUE", kv))
+		}
+		var err error
+		switch k {
+		case "limit-hour", "limit-day", "limit-level":
+			var i int
+			if i, err = strconv.Atoi(v); err == nil {
+				switch k {
+				case "limit-hour":
+					set.LimitHour = &i
+				case "limit-day":
+					set.LimitDay = &i
+				default:
+					set.LimitLevel = &i
+				}
+			}
+		case "block-for":
+			var d time.Duration
+			if d, err = time.ParseDuration(v); err == nil {
+				set.BlockFor = &d
+			}
+		case "anonymous":
+			vd := schema.Verdict(v)
+			set.Anonymous = &vd
+		default:
+			return nil, bad(fmt.Sprintf("no setting %q", k))
+		}
+		if err != nil {
+			return nil, bad(fmt.Sprintf("%s: %v", k, err))
+		}
+	}
+	if err := set.Check(); err != nil {
+		return nil, bad(strings.TrimPrefix(err.Error(), schema.ErrSettings.Error()+": "))
+	}
+	return []schema.Override{{Source: schema.OverrideLine, Line: num.Key, Settings: set, By: "replay", Why: "tried"}}, nil
 }
