@@ -136,7 +136,7 @@ func (l *Live) Follow(ctx context.Context, from events.Position) {
 			t, err := fold(l.cur.Load(), l.reg, ev)
 			if err != nil {
 				// A rule that cannot be folded must not stop the others.
-				l.log.Error("range rule not folded", "revision", ev.Revision, "err", err)
+				l.log.Error("rule not folded", "revision", ev.Revision, "err", err)
 				return nil
 			}
 			if t != l.cur.Load() {
