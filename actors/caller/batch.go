@@ -130,6 +130,7 @@ func (g *grain) decide(p *pendingAdmit) error {
 	}
 	now := g.d.Clock()
 	call.Ranges = g.ranges(now)
+	call.Overrides = g.overrides(p.m.Callee, now)
 	dec, err := g.d.Policy.Decide(&g.st, call, now)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -72,6 +72,10 @@ type Deps struct {
 	// node's rule table, actors/rules); nil: no range rules. It is called
 	// for every call, so it must answer from memory.
 	Ranges func(key string, now time.Time) []schema.RangeMatch
+	// Overrides returns the per-line settings and schedules in force for
+	// a call to line at now (the node's rule table); nil: none. Called
+	// for every call, so it must answer from memory.
+	Overrides func(line string, now time.Time) []schema.Override
 
 	// resident counts this node's grains in memory (see MaxResident).
 	resident *atomic.Int64
@@ -622,6 +626,13 @@ func (g *grain) snapshot() {
 func (g *grain) status() policy.Status {
 	now := g.d.Clock()
 	return g.d.Policy.StatusWith(&g.st, g.key, now, g.ranges(now))
+}
+
+func (g *grain) overrides(line string, now time.Time) []schema.Override {
+	if g.d.Overrides == nil {
+		return nil
+	}
+	return g.d.Overrides(line, now)
 }
 
 func (g *grain) ranges(now time.Time) []schema.RangeMatch {

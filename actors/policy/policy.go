@@ -69,6 +69,9 @@ const AutoBy = "policy"
 // the States it works on are not.
 type Policy struct {
 	cfg Config
+	// src is set on the copy Decide makes for a call with overrides
+	// (lines.go): which override set which setting.
+	src *sources
 }
 
 // New returns the policy of cfg, or cfg's Validate error.
@@ -106,6 +109,9 @@ type Call struct {
 	// Ranges are the range rules matching the caller (the most specific
 	// whitelist and block rule of the rule table); see ranges.go.
 	Ranges []schema.RangeMatch
+	// Overrides are the per-line settings and schedules in force for the
+	// call's line at its time, in the order they apply (lines.go).
+	Overrides []schema.Override
 }
 
 // Wire is what the SIP side knows of a call beyond what the policy
@@ -157,6 +163,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 		return Decision{}, fmt.Errorf("policy: decide call %s: %w: caller key %q is not E.164 or %q", call.ID, ErrInvalid, key, phone.AnonymousKey)
 	}
 	at := max(unix(now), st.Last)
+	p, overrides := p.withOverrides(call.Overrides, at)
 	v := p.view(st)
 	recs := p.expiries(&v, key, at)
 
@@ -165,7 +172,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	d := Decision{Hour: hour, Day: day, At: tm(at)}
 	ev := schema.CallReceived{
 		CallID: call.ID, Caller: key, Callee: call.Callee, Source: call.Source,
-		At: d.At, Hour: hour, Day: day,
+		At: d.At, Hour: hour, Day: day, Overrides: overrides,
 	}
 	if call.Caller.Anonymous() && call.Presented != key {
 		ev.Presented = call.Presented
@@ -176,7 +183,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	case v.whitelisted:
 		d.Verdict, d.Rule, d.Reason = schema.Pass, schema.RuleWhitelist, "whitelisted"
 	case key == phone.AnonymousKey && v.level == 0:
-		d.Verdict, d.Rule, d.Reason = p.cfg.Anonymous, schema.RuleAnonymous, "no caller number"
+		d.Verdict, d.Rule, d.Reason = p.cfg.Anonymous, schema.RuleAnonymous, p.anonymousReason()
 	case key == phone.AnonymousKey:
 		// An admin blocked the anonymous key: the block decides, without
 		// verification (one caller's pass must not let the others through).
@@ -193,7 +200,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			block = &schema.BlockApplied{
 				Level: p.cfg.LimitLevel, Kind: schema.Auto, Rule: rule, At: d.At, Until: tmPtr(until),
 				Limit: limit, Count: count, Calls: v.evidence(call.ID, at, rule),
-				CallID: call.ID, By: AutoBy, Why: offenceReason(rule, count, limit),
+				CallID: call.ID, By: AutoBy, Why: p.offenceReason(rule, count, limit),
 			}
 			v.level, v.kind, v.rule, v.until = block.Level, block.Kind, rule, until
 		default:
@@ -210,7 +217,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 			d.Verdict, d.Rule = schema.Pass, schema.RuleVerified
 			d.Reason = "verified until " + tm(v.verifiedUntil).Format(time.RFC3339)
 		case rule != "" && rule == v.rule:
-			d.Reason = offenceReason(rule, count, limit)
+			d.Reason = p.offenceReason(rule, count, limit)
 		default:
 			d.Reason = blockReason(v)
 		}

@@ -132,6 +132,22 @@ func (p *Policy) Replay(key string, evs []schema.Payload) (ReplayResult, error) 
 // ignored; Until is not): what enforcing them would change, before they
 // are. The most specific rule of each list applies, as in Decide.
 func (p *Policy) ReplayWith(key string, evs []schema.Payload, try []schema.RangeMatch) (ReplayResult, error) {
+	return p.ReplayTry(key, evs, Try{Ranges: try})
+}
+
+// Try is what a replay tries beside what each call recorded.
+type Try struct {
+	// Ranges are hypothetical range rules (see ReplayWith).
+	Ranges []schema.RangeMatch
+	// Overrides are hypothetical per-line settings and schedules, applied
+	// after the ones a call recorded (so they win) when they are for the
+	// call's line (Line empty: every line) and in force at the call's
+	// time (a schedule's window is evaluated at the call's time).
+	Overrides []schema.Override
+}
+
+// ReplayTry is Replay with try's rules tried as if in force all along.
+func (p *Policy) ReplayTry(key string, evs []schema.Payload, try Try) (ReplayResult, error) {
 	var r ReplayResult
 	st := &r.State
 	challenged := map[string]bool{} // calls p challenged whose outcome is still to come
@@ -150,7 +166,7 @@ func (p *Policy) ReplayWith(key string, evs []schema.Payload, try []schema.Range
 			}
 			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack,
 				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
-				Ranges: withTried(e.Ranges, try, key)}, e.At)
+				Ranges: withTried(e.Ranges, try.Ranges, key), Overrides: withTriedOverrides(e.Overrides, try.Overrides, e.Callee, e.At)}, e.At)
 			if err != nil {
 				return r, fmt.Errorf("policy: replay %s event %d: %w", key, i, err)
 			}
@@ -220,4 +236,19 @@ func (p *Policy) replayCommand(st *State, key string, ev schema.Payload, at time
 		return fmt.Errorf("policy: replay %s: %w", key, err)
 	}
 	return nil
+}
+
+// withTriedOverrides returns the recorded overrides with the tried ones
+// for line in force at at appended (a new slice; recorded is not changed).
+func withTriedOverrides(recorded, try []schema.Override, line string, at time.Time) []schema.Override {
+	if len(try) == 0 {
+		return recorded
+	}
+	out := append([]schema.Override(nil), recorded...)
+	for _, o := range ActiveOverrides(try, at) {
+		if o.Line == "" || o.Line == line {
+			out = append(out, o)
+		}
+	}
+	return out
 }

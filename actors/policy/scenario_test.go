@@ -91,6 +91,7 @@ type runner struct {
 	nextCmd  int
 	rules    *rules.Table // the range rules, as a node's table holds them
 	rulesRev uint64
+	zone     string // the zone schedules are added in
 }
 
 func newRunner(t *testing.T) *runner {
@@ -103,7 +104,7 @@ func newRunner(t *testing.T) *runner {
 		t.Fatal(err)
 	}
 	return &runner{t: t, pol: pol, norm: norm, reg: schema.NewRegistry(), clock: epoch,
-		states: map[string]*State{}, history: map[string][]folded{}, rules: rules.Empty()}
+		states: map[string]*State{}, history: map[string][]folded{}, rules: rules.Empty(), zone: "UTC"}
 }
 
 // folded is a record and the policy that folded it: a script may change
@@ -222,6 +223,8 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 		return r.fold(key, recs, nil), nil
 	case "range-block", "range-whitelist", "range-remove":
 		return r.rangeCommand(cmd, a)
+	case "zone", "line-set", "line-clear", "schedule-add", "schedule-remove":
+		return r.settingsCommand(cmd, a)
 	case "tick":
 		key, err := r.number(a)
 		if err != nil {
@@ -261,7 +264,11 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		res, err := pol.ReplayWith(key, evs, try)
+		tryOv, err := r.triedOverrides(a)
+		if err != nil {
+			return "", err
+		}
+		res, err := pol.ReplayTry(key, evs, Try{Ranges: try, Overrides: tryOv})
 		if err != nil {
 			return "error: " + err.Error(), nil
 		}
@@ -301,7 +308,7 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	st := r.state(key)
 	before := clone(st)
 	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
-		Attack: la, Ranges: r.rules.Lookup(key, r.clock)}, r.clock)
+		Attack: la, Ranges: r.rules.Lookup(key, r.clock), Overrides: r.rules.Overrides(callee, r.clock)}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -337,6 +344,9 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	out := r.fold(key, d.Records, &head)
 	if ranges := r.fmtRanges(d); ranges != "" {
 		out += "\n" + ranges
+	}
+	if ov := fmtOverrides(d); ov != "" {
+		out += "\n" + ov
 	}
 	// After folding, the state counts the call as the decision did.
 	if s := r.pol.Status(st, key, d.At); s.Hour != d.Hour || s.Day != d.Day {
@@ -565,7 +575,7 @@ func clone(st *State) *State {
 func parseConfig(a *scripttest.Command) (Config, error) {
 	cfg := DefaultConfig()
 	for k, v := range a.Options() {
-		if k == "at" || k == "try-block" || k == "try-whitelist" {
+		if k == "at" || strings.HasPrefix(k, "try-") {
 			continue
 		}
 		a.Opt(k)

@@ -46,6 +46,11 @@ func (l *Live) Lookup(key string, now time.Time) []schema.RangeMatch {
 	return l.cur.Load().Lookup(key, now)
 }
 
+// Overrides is Table().Overrides.
+func (l *Live) Overrides(line string, now time.Time) []schema.Override {
+	return l.cur.Load().Overrides(line, now)
+}
+
 func (l *Live) swap(t *Table) {
 	l.cur.Store(t)
 	l.mu.Lock()
@@ -131,7 +136,7 @@ func (l *Live) Follow(ctx context.Context, from events.Position) {
 			t, err := fold(l.cur.Load(), l.reg, ev)
 			if err != nil {
 				// A rule that cannot be folded must not stop the others.
-				l.log.Error("range rule not folded", "revision", ev.Revision, "err", err)
+				l.log.Error("rule not folded", "revision", ev.Revision, "err", err)
 				return nil
 			}
 			if t != l.cur.Load() {

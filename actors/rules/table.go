@@ -71,6 +71,12 @@ type Table struct {
 	// cmds maps the command IDs folded to their revision, so that a
 	// retried command is answered as a repeat.
 	cmds map[string]uint64
+
+	// Per-line settings and schedules (settings.go); schedOrder is the
+	// schedules by name.
+	lines      map[string]LineSettings
+	schedules  map[string]Schedule
+	schedOrder []Schedule
 }
 
 // node is a prefix-tree node: child per digit, and the rules whose
@@ -82,7 +88,8 @@ type node struct {
 
 // Empty is the table before any rule.
 func Empty() *Table {
-	return &Table{revision: -1, rules: map[ruleKey]Rule{}, root: &node{}, cmds: map[string]uint64{}}
+	return &Table{revision: -1, rules: map[ruleKey]Rule{}, root: &node{}, cmds: map[string]uint64{},
+		lines: map[string]LineSettings{}, schedules: map[string]Schedule{}}
 }
 
 // applied returns the revision of the event command id wrote, if folded.
@@ -198,9 +205,11 @@ func (t *Table) Fold(rev uint64, ev schema.Payload) (*Table, error) {
 // folder folds events into maps of its own, so that a whole stream is
 // folded with one table built at the end (Read), not one per event.
 type folder struct {
-	rev   int64
-	rules map[ruleKey]Rule
-	cmds  map[string]uint64
+	rev       int64
+	rules     map[ruleKey]Rule
+	cmds      map[string]uint64
+	lines     map[string]LineSettings
+	schedules map[string]Schedule
 }
 
 // folder returns a folder starting from t's rules (copied: t is
@@ -212,6 +221,14 @@ func (t *Table) folder() *folder {
 	}
 	for k, r := range t.cmds {
 		f.cmds[k] = r
+	}
+	f.lines = make(map[string]LineSettings, len(t.lines)+1)
+	for k, l := range t.lines {
+		f.lines[k] = l
+	}
+	f.schedules = make(map[string]Schedule, len(t.schedules)+1)
+	for k, sc := range t.schedules {
+		f.schedules[k] = sc
 	}
 	return f
 }
@@ -243,15 +260,44 @@ func (f *folder) fold(rev uint64, ev schema.Payload) error {
 		delete(f.rules, ruleKey{e.List, e.Range})
 		f.cmds[e.CommandID] = rev
 	default:
-		// A later feature's event in the rules stream: skip it, but count
-		// the revision as folded.
+		known, err := f.foldSettings(rev, schema.Value(ev))
+		if err != nil {
+			return err
+		}
+		if known {
+			f.cmds[commandID(schema.Value(ev))] = rev
+		}
+		// Else a later feature's event in the rules stream: skip it, but
+		// count the revision as folded.
 	}
 	delete(f.cmds, "")
 	f.rev = int64(rev)
 	return nil
 }
 
-func (f *folder) table() *Table { return build(f.rev, f.rules, f.cmds) }
+func (f *folder) table() *Table {
+	t := build(f.rev, f.rules, f.cmds)
+	t.lines, t.schedules = f.lines, f.schedules
+	for _, sc := range f.schedules {
+		t.schedOrder = append(t.schedOrder, sc)
+	}
+	sort.Slice(t.schedOrder, func(i, j int) bool { return t.schedOrder[i].Name < t.schedOrder[j].Name })
+	return t
+}
+
+func commandID(p schema.Payload) string {
+	switch e := p.(type) {
+	case schema.LineSettingsSet:
+		return e.CommandID
+	case schema.LineSettingsCleared:
+		return e.CommandID
+	case schema.ScheduleAdded:
+		return e.CommandID
+	case schema.ScheduleRemoved:
+		return e.CommandID
+	}
+	return ""
+}
 
 func build(rev int64, rules map[ruleKey]Rule, cmds map[string]uint64) *Table {
 	t := &Table{revision: rev, rules: rules, root: &node{}, cmds: cmds}

@@ -50,6 +50,30 @@ func (w *Writer) Remove(ctx context.Context, list schema.RangeList, rng, command
 	})
 }
 
+// SetLine sets a line's settings (see Table.SetLine).
+func (w *Writer) SetLine(ctx context.Context, cmd SettingsCommand) (Applied, error) {
+	return w.apply(ctx, cmd.CommandID, func(t *Table, now time.Time) (*schema.Record, error) { return t.SetLine(cmd, now) })
+}
+
+// ClearLine returns a line to the global settings (see Table.ClearLine).
+func (w *Writer) ClearLine(ctx context.Context, line, commandID, by, why string) (Applied, error) {
+	return w.apply(ctx, commandID, func(t *Table, now time.Time) (*schema.Record, error) {
+		return t.ClearLine(line, commandID, by, why, now)
+	})
+}
+
+// AddSchedule adds a schedule (see Table.AddSchedule).
+func (w *Writer) AddSchedule(ctx context.Context, cmd SettingsCommand) (Applied, error) {
+	return w.apply(ctx, cmd.CommandID, func(t *Table, now time.Time) (*schema.Record, error) { return t.AddSchedule(cmd, now) })
+}
+
+// RemoveSchedule removes a schedule (see Table.RemoveSchedule).
+func (w *Writer) RemoveSchedule(ctx context.Context, name, commandID, by, why string) (Applied, error) {
+	return w.apply(ctx, commandID, func(t *Table, now time.Time) (*schema.Record, error) {
+		return t.RemoveSchedule(name, commandID, by, why, now)
+	})
+}
+
 func (w *Writer) apply(ctx context.Context, commandID string, check func(*Table, time.Time) (*schema.Record, error)) (Applied, error) {
 	reg := schema.NewRegistry()
 	for range maxConflicts {
@@ -99,6 +123,14 @@ func by(p schema.Payload) string {
 	case schema.RangeBlocked:
 		return e.By
 	case schema.RangeRemoved:
+		return e.By
+	case schema.LineSettingsSet:
+		return e.By
+	case schema.LineSettingsCleared:
+		return e.By
+	case schema.ScheduleAdded:
+		return e.By
+	case schema.ScheduleRemoved:
 		return e.By
 	}
 	return ""

@@ -20,6 +20,7 @@ import (
 	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
+	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/readside"
 )
 
@@ -83,18 +84,28 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
 			}
+			triedLine, err := triedLineSettings(g.numbers, settings[trySettingLine])
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
+			}
+			delete(settings, trySettingLine)
 			delete(settings, trySettingBlock)
 			delete(settings, trySettingWhitelist)
 			pc, err := policyWith(cfg.Policy, settings)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
 			}
-			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...))
+			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...), replay.TryOverrides(triedLine...))
 		}),
 		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Ranges:     &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},
 		RangeLists: rs.Lists,
-		Logger:     g.log.With("component", "admin"),
+		Settings: adminapi.SettingsDeps{
+			Rules: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},
+			Table: g.ranges.Table, Zone: cfg.TimeZone,
+			Valid: func(s schema.Settings) error { return cfg.Policy.WithOverrides(s).Validate() },
+		},
+		Logger: g.log.With("component", "admin"),
 	})
 	if err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ type Config struct {
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
 	Admin adminapi.Config
 	// The read side: projections, reports, metrics and readiness.
-	TimeZone          string        `env:"TIMEZONE" envDefault:"Europe/Moscow" desc:"IANA time zone of report days and hours and of profiles' calls today (changing it rebuilds them), of dates given as an expiry, and of every time printed for people (CSV and JSON are UTC)"`
+	TimeZone          string        `env:"TIMEZONE" envDefault:"Europe/Moscow" desc:"IANA time zone of report days and hours and of profiles' calls today (changing it rebuilds them), of dates given as an expiry, of the windows of schedules added (each keeps the zone it was added in), and of every time printed for people (CSV and JSON are UTC)"`
 	TariffPerMinute   float64       `env:"TARIFF_PER_MINUTE" envDefault:"0" desc:"cost of a minute of a call to the toll-free number, for the money-saved estimate"`
 	Currency          string        `env:"CURRENCY" envDefault:"RUB" desc:"currency label of money figures"`
 	AssumedMinutes    float64       `env:"ASSUMED_CALL_MINUTES" envDefault:"2" desc:"minutes a blocked call is assumed to last when a day has no answered calls to average"`

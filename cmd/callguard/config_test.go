@@ -168,7 +168,7 @@ func TestPolicySettingsAreOneList(t *testing.T) {
 		documented = append(documented, p.Name)
 	}
 	// Besides the policy's settings, replay tries range rules.
-	if want := append(slices.Clone(names), trySettingBlock, trySettingWhitelist); !slices.Equal(documented, want) {
+	if want := append(slices.Clone(names), trySettingBlock, trySettingWhitelist, trySettingLine); !slices.Equal(documented, want) {
 		t.Errorf("openapi.json documents replay settings %v, want %v", documented, want)
 	}
 	base := policy.DefaultConfig()

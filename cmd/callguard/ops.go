@@ -82,8 +82,9 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	tryBlock := fs.String(trySettingBlock, "", "try a range block before it is enforced: PREFIX:LEVEL or FROM-TO:LEVEL (+7999123:7)")
 	tryWhitelist := fs.String(trySettingWhitelist, "", "try a whitelist range before it is enforced: PREFIX or FROM-TO")
+	tryLine := fs.String(trySettingLine, "", "try a called line's settings before they are set: LINE:limit-hour=N,limit-day=N,... (+78005553535:limit-hour=2)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callguard replay [--json] [--try-block RANGE:LEVEL] [--try-whitelist RANGE] [policy flags]\n\nRe-decides every recorded call under the given settings (default: the configured ones) and prints what would change. Policy flags:")
+		fmt.Fprintln(stderr, "usage: callguard replay [--json] [--try-block RANGE:LEVEL] [--try-whitelist RANGE] [--try-line LINE:SETTINGS] [policy flags]\n\nRe-decides every recorded call under the given settings (default: the configured ones) and prints what would change. Policy flags:")
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -111,9 +112,13 @@ func runReplay(ctx context.Context, args []string, environ []string, stdout, std
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	triedLine, err := triedLineSettings(numbers, *tryLine)
+	if err != nil {
+		return usageError{err.Error()}
+	}
 	now := time.Now()
 	rep, err := withStore(ctx, cfg, stderr, func(store events.Store) (replay.Report, error) {
-		return replay.Run(ctx, store, settings, replay.AsOf(now), replay.Try(tried...))
+		return replay.Run(ctx, store, settings, replay.AsOf(now), replay.Try(tried...), replay.TryOverrides(triedLine...))
 	}, func(c *adminClient) (replay.Report, error) {
 		return c.replay(ctx, changed)
 	})

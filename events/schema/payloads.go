@@ -148,6 +148,11 @@ type CallReceived struct {
 	// decided (nil: the line was not under attack, or the log predates
 	// the mode).
 	Attack *LineAttack `json:"attack,omitempty"`
+
+	// Overrides are the per-line settings and schedules in force for the
+	// call's line at its time, in the order they applied (see Override).
+	// Absent when none was, and in events written before they existed.
+	Overrides []Override `json:"overrides,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

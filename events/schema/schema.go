@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, append(append(callPayloads(), rangePayloads()...), linePayloads()...)...)
+	}, append(append(append(callPayloads(), rangePayloads()...), linePayloads()...), settingsPayloads()...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -242,6 +242,26 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *LineAttackEnded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *LineSettingsSet:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *LineSettingsCleared:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *ScheduleAdded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *ScheduleRemoved:
 		if e == nil {
 			return nil
 		}

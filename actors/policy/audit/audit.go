@@ -145,6 +145,9 @@ type Call struct {
 	// was decided (rule range-whitelist or range-block names the one that
 	// decided; the others were overruled).
 	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
+	// Overrides are the per-line settings and schedules in force for the
+	// call's line when it was decided, in the order they applied.
+	Overrides []schema.Override `json:"overrides,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -443,6 +446,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
 		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges,
+		Overrides: p.Overrides,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil

@@ -122,7 +122,7 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 	if c.Rule == schema.RuleVerified && !c.VerifiedUntil.IsZero() {
 		fmt.Fprintf(&b, " (verified: passed a challenge, counts until %s)", stamp(c.VerifiedUntil, loc))
 	} else if why := ruleReason(c.Rule, c.Reason); why != "" {
-		fmt.Fprintf(&b, " (%s%s)", why, c.rangeSetBy())
+		fmt.Fprintf(&b, " (%s%s%s)", why, c.rangeSetBy(), c.overrideSetBy())
 	}
 	if !c.BlockUntil.IsZero() {
 		fmt.Fprintf(&b, "; block extended until %s", stamp(c.BlockUntil, loc))
@@ -146,6 +146,20 @@ func (c *Call) rangeSetBy() string {
 	for _, m := range c.Ranges {
 		if m.List == list {
 			return fmt.Sprintf(", set by %s: %s", m.By, m.Why)
+		}
+	}
+	return ""
+}
+
+// overrideSetBy names who set the per-line settings or schedule that set
+// the limit c broke, and why (the reason names the override).
+func (c *Call) overrideSetBy() string {
+	if c.Rule != schema.RuleHourlyLimit && c.Rule != schema.RuleDailyLimit && c.Rule != schema.RuleAnonymous {
+		return ""
+	}
+	for i := len(c.Overrides) - 1; i >= 0; i-- {
+		if o := c.Overrides[i]; strings.Contains(c.Reason, "set by "+o.Explain()) {
+			return fmt.Sprintf(", by %s: %s", o.By, o.Why)
 		}
 	}
 	return ""

@@ -49,6 +49,8 @@ type options struct {
 	asOf time.Time
 	page int
 	try  []schema.RangeMatch
+	// tryOv are hypothetical per-line settings (see TryOverrides).
+	tryOv []schema.Override
 }
 
 // Try adds hypothetical range rules, tried beside the ones each call
@@ -56,6 +58,13 @@ type options struct {
 // policy.ReplayWith): what a rule would change before it is enforced.
 func Try(rules ...schema.RangeMatch) Option {
 	return func(o *options) { o.try = append(o.try, rules...) }
+}
+
+// TryOverrides adds hypothetical per-line settings or schedules, applied
+// after the ones each call recorded (policy.Try): what a line's settings
+// would change before they are set.
+func TryOverrides(os ...schema.Override) Option {
+	return func(o *options) { o.tryOv = append(o.tryOv, os...) }
 }
 
 // AsOf compares where each number stands at t (typically the injected
@@ -81,6 +90,8 @@ type Report struct {
 	AsOf time.Time `json:"asOf,omitzero"`
 	// Tried are the hypothetical range rules of the replay (see Try).
 	Tried []schema.RangeMatch `json:"tried,omitempty"`
+	// TriedOverrides are the hypothetical per-line settings (TryOverrides).
+	TriedOverrides []schema.Override `json:"triedOverrides,omitempty"`
 
 	// Callers is how many caller streams were replayed; Calls how many
 	// calls they hold.
@@ -207,14 +218,14 @@ func Run(ctx context.Context, store events.Store, cfg policy.Config, opts ...Opt
 			return Report{}, fmt.Errorf("replay: %w: tried rule %s %q", events.ErrInvalid, m.List, m.Range)
 		}
 	}
-	r := Report{Settings: settingsOf(cfg), Through: head.String(), AsOf: o.asOf, Tried: o.try, Numbers: []Number{}}
+	r := Report{Settings: settingsOf(cfg), Through: head.String(), AsOf: o.asOf, Tried: o.try, TriedOverrides: o.tryOv, Numbers: []Number{}}
 	trans := map[[2]schema.Verdict]int{}
 	reg := schema.NewRegistry()
 	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			return Report{}, fmt.Errorf("replay: %w", err)
 		}
-		c, err := replayCaller(ctx, store, reg, pol, key, head, o.asOf, o.try)
+		c, err := replayCaller(ctx, store, reg, pol, key, head, o.asOf, policy.Try{Ranges: o.try, Overrides: o.tryOv})
 		if err != nil {
 			return Report{}, fmt.Errorf("replay %s: %w", key, err)
 		}
@@ -280,7 +291,7 @@ type caller struct {
 	differs      []string
 }
 
-func replayCaller(ctx context.Context, store events.Store, reg *events.Registry, pol *policy.Policy, key string, head events.Position, asOf time.Time, try []schema.RangeMatch) (caller, error) {
+func replayCaller(ctx context.Context, store events.Store, reg *events.Registry, pol *policy.Policy, key string, head events.Position, asOf time.Time, try policy.Try) (caller, error) {
 	var c caller
 	stream := schema.CallerStream(key)
 	evs, err := events.ReadWholeStream(ctx, store, stream, 0)
@@ -315,7 +326,7 @@ func replayCaller(ctx context.Context, store events.Store, reg *events.Registry,
 			return c, fmt.Errorf("fold as recorded: %w", err)
 		}
 	}
-	if c.res, err = pol.ReplayWith(key, payloads, try); err != nil {
+	if c.res, err = pol.ReplayTry(key, payloads, try); err != nil {
 		return c, err
 	}
 	// One moment for both sides: the replay drops recorded expiries (it
@@ -327,9 +338,9 @@ func replayCaller(ctx context.Context, store events.Store, reg *events.Registry,
 	}
 	moment := time.Unix(0, at).UTC()
 	c.now = pol.Status(&today, key, moment)
-	c.wouldBe = pol.StatusWith(&c.res.State, key, moment, policy.Matching(try, key))
+	c.wouldBe = pol.StatusWith(&c.res.State, key, moment, policy.Matching(try.Ranges, key))
 	c.differs = differs(c.now, c.wouldBe)
-	if len(try) > 0 && (c.now.Next != c.wouldBe.Next || c.now.NextRule != c.wouldBe.NextRule) {
+	if len(try.Ranges) > 0 && (c.now.Next != c.wouldBe.Next || c.now.NextRule != c.wouldBe.NextRule) {
 		// A range rule is no state of the number's: what it changes is
 		// the verdict its next call would get.
 		c.differs = append(c.differs, "next")

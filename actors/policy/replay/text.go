@@ -34,6 +34,9 @@ func (r Report) WriteText(w io.Writer, loc *time.Location) error {
 			fmt.Fprintf(bw, "Trying range rule: whitelist %s\n", m.Range)
 		}
 	}
+	for _, o := range r.TriedOverrides {
+		fmt.Fprintf(bw, "Trying %s: %s\n", o.Explain(), o.Settings)
+	}
 	fmt.Fprintf(bw, "Log read through position %s: %d callers, %d calls", r.Through, r.Callers, r.Calls)
 	if r.Skipped > 0 {
 		fmt.Fprintf(bw, ", %d %s skipped (not folded by the policy)", r.Skipped, plural(r.Skipped, "event", "events"))

@@ -46,6 +46,8 @@ const (
 	CodeReadSideFailed       = "read-side-failed"
 	CodeRangeExists          = "range-exists"
 	CodeUnknownRange         = "unknown-range"
+	CodeScheduleExists       = "schedule-exists"
+	CodeUnknownSettings      = "unknown-settings"
 )
 
 // ProblemInfo documents one problem code.
@@ -105,6 +107,10 @@ var catalogue = []ProblemInfo{
 		Description: "The list already has a rule in force for this very prefix or range (the detail says who set it and why). Remove it first to change it; nothing was written. Overlapping rules of other extents are allowed: the most specific one applies."},
 	{Code: CodeUnknownRange, Status: http.StatusNotFound, Title: "No such range rule",
 		Description: "The list has no rule for this prefix or range (GET /v1/ranges lists them). Nothing was written."},
+	{Code: CodeScheduleExists, Status: http.StatusConflict, Title: "Schedule exists",
+		Description: "A schedule of this name exists (the detail says who added it and why). Remove it first to change it; nothing was written."},
+	{Code: CodeUnknownSettings, Status: http.StatusNotFound, Title: "No such settings or schedule",
+		Description: "The line has no settings of its own, or there is no schedule of this name (GET /v1/lines/settings and GET /v1/schedules list them). Nothing was written."},
 }
 
 // Catalogue returns a copy of the problem catalogue, type URIs filled in.

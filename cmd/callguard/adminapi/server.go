@@ -114,6 +114,9 @@ type Deps struct {
 	// Lines serves /v1/lines/{number}/attack (the under-attack mode of a
 	// called number); nil answers it with 501.
 	Lines Lines
+	// Settings serves /v1/lines/{number}/settings, /v1/lines/settings and
+	// /v1/schedules (settings.go); a nil Rules or Table answers with 501.
+	Settings SettingsDeps
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -192,6 +195,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.RangeLists) {
 		deps.RangeLists = nil
 	}
+	if isNilPointer(deps.Settings.Rules) {
+		deps.Settings.Rules = nil
+	}
 	if isNilPointer(deps.Lines) {
 		deps.Lines = nil
 	}
@@ -242,6 +248,12 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/lines/{number}/attack", handler: s.attackStatus},
 		{pattern: "PUT /v1/lines/{number}/attack", handler: s.attackOn},
 		{pattern: "DELETE /v1/lines/{number}/attack", handler: s.attackOff},
+		{pattern: "GET /v1/lines/settings", handler: s.settingsList},
+		{pattern: "PUT /v1/lines/{number}/settings", handler: s.lineSettingsSet},
+		{pattern: "DELETE /v1/lines/{number}/settings", handler: s.lineSettingsClear},
+		{pattern: "GET /v1/schedules", handler: s.scheduleList},
+		{pattern: "POST /v1/schedules", handler: s.scheduleAdd},
+		{pattern: "DELETE /v1/schedules/{name}", handler: s.scheduleRemove},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},
