@@ -130,9 +130,16 @@ func (g *grain) decide(p *pendingAdmit) error {
 	}
 	now := g.d.Clock()
 	call.Ranges = g.ranges(now)
+	if g.key != phone.AnonymousKey {
+		g.open.prune(now)
+		call.Concurrent = g.open.others(p.m.CallID, now)
+	}
 	dec, err := g.d.Policy.Decide(&g.st, call, now)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if g.key != phone.AnonymousKey && dec.Verdict != schema.Reject {
+		g.open.start(p.m.CallID, now.Add(g.d.OpenCallFor))
 	}
 	for _, r := range dec.Records {
 		if err := g.d.Policy.Apply(&g.st, r.Payload); err != nil {

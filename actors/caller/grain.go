@@ -72,6 +72,11 @@ type Deps struct {
 	// node's rule table, actors/rules); nil: no range rules. It is called
 	// for every call, so it must answer from memory.
 	Ranges func(key string, now time.Time) []schema.RangeMatch
+	// OpenCallFor is how long a call counts as up when its end never
+	// reaches the grain (a node that crashed mid-call): past it the call
+	// stops counting towards the caller's concurrent calls (open.go).
+	// Default DefaultOpenCallFor.
+	OpenCallFor time.Duration
 
 	// resident counts this node's grains in memory (see MaxResident).
 	resident *atomic.Int64
@@ -97,6 +102,9 @@ func (d *Deps) defaults() {
 	}
 	if d.Observer == nil {
 		d.Observer = noObserver{}
+	}
+	if d.OpenCallFor <= 0 {
+		d.OpenCallFor = DefaultOpenCallFor
 	}
 	if d.PressureIdle <= 0 {
 		d.PressureIdle = 5 * time.Second
@@ -156,6 +164,8 @@ type grain struct {
 	// p is the Admit pipeline (batch.go) while calls are pending; nil
 	// when the grain is idle, so an idle grain does not carry it.
 	p *pipeline
+	// open are the caller's calls up (open.go).
+	open openCalls
 	// fenced is set once Deps.Fence tripped: the grain is stopping and
 	// answers everything with it.
 	fenced error
@@ -199,6 +209,9 @@ func (g *grain) passivate(ctx actor.Context) {
 	if g.p != nil {
 		return // not idle after all: calls are pending
 	}
+	if g.open.prune(g.d.Clock()) > 0 {
+		return // calls are up: their count lives here
+	}
 	// A snapshot spares the next activation folding the events since the
 	// last one; for a handful of events (a number seen once or twice, as
 	// in a flood of fresh numbers) reading them costs no more than reading
@@ -234,6 +247,11 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 			return
 		}
 		g.admitAsync(ctx, ctx.Sender(), m)
+		return
+	case *Ended:
+		// Answered at once: nothing is written.
+		g.open.end(m.CallID)
+		g.respond(ctx, Applied{}, nil)
 		return
 	case *GetStatus:
 		// Answered at once, from the state including decided calls whose

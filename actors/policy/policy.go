@@ -40,6 +40,9 @@
 //     less than VerifiedFor ago; 6–9 rejects.
 //   - EscalateAfter failed challenges within a day set an automatic block at
 //     EscalationLevel (see Outcome).
+//   - A caller with more than MaxConcurrent calls up at once gets
+//     ConcurrentVerdict unless whitelisted or rejected anyway
+//     (concurrent.go).
 //   - While the called line is under attack (Call.Attack), a call that would
 //     pass is challenged (RuleAttack) unless whitelisted or verified
 //     (attack.go); other verdicts stand.
@@ -106,6 +109,9 @@ type Call struct {
 	// Ranges are the range rules matching the caller (the most specific
 	// whitelist and block rule of the rule table); see ranges.go.
 	Ranges []schema.RangeMatch
+	// Concurrent is how many other calls of the caller were up when this
+	// one was decided, as the caller's grain counted them (concurrent.go).
+	Concurrent int
 }
 
 // Wire is what the SIP side knows of a call beyond what the policy
@@ -218,6 +224,7 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	// Range rules first: a whitelist range passes even a line under
 	// attack, and a block range rejects there as anywhere.
 	block = applyRanges(&d, &ev, v, block, call, at)
+	p.overConcurrent(&d, &ev, call, v)
 	underAttack(&d, &ev, call, v, at)
 	d.New = v.isNew(key, at) && d.Rule != schema.RuleRangeWhitelist
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason

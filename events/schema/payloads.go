@@ -148,6 +148,12 @@ type CallReceived struct {
 	// decided (nil: the line was not under attack, or the log predates
 	// the mode).
 	Attack *LineAttack `json:"attack,omitempty"`
+
+	// Concurrent is the caller's calls up at once when the call was
+	// decided, this one included, as the caller's grain counted them;
+	// recorded when above 1 (absent: no other call was up, or the log
+	// predates the count).
+	Concurrent int `json:"concurrent,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

@@ -145,6 +145,9 @@ type Call struct {
 	// was decided (rule range-whitelist or range-block names the one that
 	// decided; the others were overruled).
 	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
+	// Concurrent is the caller's calls up at once, this one included,
+	// when above 1 (rule concurrent compares it with the limit).
+	Concurrent int `json:"concurrent,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -443,6 +446,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
 		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges,
+		Concurrent: p.Concurrent,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil
