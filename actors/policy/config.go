@@ -119,14 +119,14 @@ const MaxEscalateAfter = 50
 // DefaultConfig returns the defaults documented on Config's fields.
 func DefaultConfig() Config {
 	return Config{
-		LimitHour:       5,
-		LimitDay:        20,
-		LimitLevel:      3,
-		BlockFor:        24 * time.Hour,
-		EscalateAfter:   3,
-		EscalationLevel: 6,
-		CountAbandoned:  false,
-		VerifiedFor:     6 * time.Hour,
+		LimitHour:         5,
+		LimitDay:          20,
+		LimitLevel:        3,
+		BlockFor:          24 * time.Hour,
+		EscalateAfter:     3,
+		EscalationLevel:   6,
+		CountAbandoned:    false,
+		VerifiedFor:       6 * time.Hour,
 		Anonymous:         schema.Challenge,
 		ConcurrentVerdict: schema.Challenge,
 	}
