@@ -130,6 +130,9 @@ func (g *grain) decide(p *pendingAdmit) error {
 	}
 	now := g.d.Clock()
 	call.Ranges = g.ranges(now)
+	if g.d.Origin != nil {
+		call.Origin = g.d.Origin(g.key, now)
+	}
 	if g.key != phone.AnonymousKey {
 		g.open.prune(now)
 		call.Concurrent = g.open.others(p.m.CallID, now)

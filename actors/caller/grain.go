@@ -72,6 +72,10 @@ type Deps struct {
 	// node's rule table, actors/rules); nil: no range rules. It is called
 	// for every call, so it must answer from memory.
 	Ranges func(key string, now time.Time) []schema.RangeMatch
+	// Origin returns the caller key's country and type with the origin
+	// rules matching them at now (the node's rule table); nil: none. Called
+	// for every call, so it must answer from memory.
+	Origin func(key string, now time.Time) *schema.Origin
 	// OpenCallFor is how long a call counts as up when its end never
 	// reaches the grain (a node that crashed mid-call): past it the call
 	// stops counting towards the caller's concurrent calls (open.go).
@@ -209,8 +213,12 @@ func (g *grain) passivate(ctx actor.Context) {
 	if g.p != nil {
 		return // not idle after all: calls are pending
 	}
-	if g.open.prune(g.d.Clock()) > 0 {
-		return // calls are up: their count lives here
+	if g.open.prune(g.d.Clock()) > 0 && g.d.Policy.Config().MaxConcurrent > 0 {
+		// Calls are up and their count decides: it lives here. (Without
+		// the limit the count is only recorded, and a grain passivating
+		// with calls up merely records fewer.) The calls are bounded by
+		// the node's calls in progress, and lost ends by OpenCallFor.
+		return
 	}
 	// A snapshot spares the next activation folding the events since the
 	// last one; for a handful of events (a number seen once or twice, as

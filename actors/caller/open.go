@@ -13,8 +13,8 @@ const DefaultOpenCallFor = 4 * time.Hour
 // The count lives in the grain's memory, not in the caller's stream (a
 // call's end is written to the call's own stream): the decision that uses
 // it records it in CallReceived.Concurrent, which is what the audit and a
-// replay read. A grain with calls up does not passivate, so the count
-// survives idleness; a new activation (another node after a failure)
+// replay read. While the limit is on, a grain with calls up does not
+// passivate, so the count survives idleness; a new activation (another node after a failure)
 // starts from zero, which can only let calls through, never block a
 // caller by calls long gone.
 type openCalls map[string]time.Time

@@ -150,7 +150,7 @@ func (p *Policy) ReplayWith(key string, evs []schema.Payload, try []schema.Range
 			}
 			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack,
 				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
-				Ranges: withTried(e.Ranges, try, key), Concurrent: max(e.Concurrent-1, 0)}, e.At)
+				Ranges: withTried(e.Ranges, try, key), Concurrent: max(e.Concurrent-1, 0), Origin: e.Origin}, e.At)
 			if err != nil {
 				return r, fmt.Errorf("policy: replay %s event %d: %w", key, i, err)
 			}

@@ -225,6 +225,8 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 		return r.fold(key, recs, nil), nil
 	case "range-block", "range-whitelist", "range-remove":
 		return r.rangeCommand(cmd, a)
+	case "origin-set", "origin-remove":
+		return r.originCommand(cmd, a)
 	case "tick":
 		key, err := r.number(a)
 		if err != nil {
@@ -312,7 +314,7 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	st := r.state(key)
 	before := clone(st)
 	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
-		Attack: la, Ranges: r.rules.Lookup(key, r.clock), Concurrent: up}, r.clock)
+		Attack: la, Ranges: r.rules.Lookup(key, r.clock), Concurrent: up, Origin: r.rules.Origin(key, r.clock)}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -354,6 +356,9 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	out := r.fold(key, d.Records, &head)
 	if ranges := r.fmtRanges(d); ranges != "" {
 		out += "\n" + ranges
+	}
+	if origin := fmtOrigin(d); origin != "" {
+		out += "\n" + origin
 	}
 	// After folding, the state counts the call as the decision did.
 	if s := r.pol.Status(st, key, d.At); s.Hour != d.Hour || s.Day != d.Day {

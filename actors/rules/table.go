@@ -14,6 +14,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -71,6 +72,8 @@ type Table struct {
 	// cmds maps the command IDs folded to their revision, so that a
 	// retried command is answered as a repeat.
 	cmds map[string]uint64
+	// origin are the origin rules (origin.go).
+	origin map[originKey]OriginRule
 }
 
 // node is a prefix-tree node: child per digit, and the rules whose
@@ -198,9 +201,10 @@ func (t *Table) Fold(rev uint64, ev schema.Payload) (*Table, error) {
 // folder folds events into maps of its own, so that a whole stream is
 // folded with one table built at the end (Read), not one per event.
 type folder struct {
-	rev   int64
-	rules map[ruleKey]Rule
-	cmds  map[string]uint64
+	rev    int64
+	rules  map[ruleKey]Rule
+	cmds   map[string]uint64
+	origin map[originKey]OriginRule
 }
 
 // folder returns a folder starting from t's rules (copied: t is
@@ -213,6 +217,7 @@ func (t *Table) folder() *folder {
 	for k, r := range t.cmds {
 		f.cmds[k] = r
 	}
+	f.origin = maps.Clone(t.origin)
 	return f
 }
 
@@ -243,15 +248,20 @@ func (f *folder) fold(rev uint64, ev schema.Payload) error {
 		delete(f.rules, ruleKey{e.List, e.Range})
 		f.cmds[e.CommandID] = rev
 	default:
-		// A later feature's event in the rules stream: skip it, but count
-		// the revision as folded.
+		// An origin rule (origin.go), or a later feature's event in the
+		// rules stream: skip it, but count the revision as folded.
+		f.foldOrigin(rev, ev)
 	}
 	delete(f.cmds, "")
 	f.rev = int64(rev)
 	return nil
 }
 
-func (f *folder) table() *Table { return build(f.rev, f.rules, f.cmds) }
+func (f *folder) table() *Table {
+	t := build(f.rev, f.rules, f.cmds)
+	t.origin = f.origin
+	return t
+}
 
 func build(rev int64, rules map[ruleKey]Rule, cmds map[string]uint64) *Table {
 	t := &Table{revision: rev, rules: rules, root: &node{}, cmds: cmds}

@@ -100,6 +100,10 @@ func by(p schema.Payload) string {
 		return e.By
 	case schema.RangeRemoved:
 		return e.By
+	case schema.OriginRuleSet:
+		return e.By
+	case schema.OriginRuleRemoved:
+		return e.By
 	}
 	return ""
 }

@@ -163,6 +163,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Node: cfg.NodeName, SnapshotEvery: cfg.SnapshotEvery, IdleAfter: cfg.GrainIdle, MaxResident: cfg.MaxGrains,
 		Logger: log.With("component", "caller"), Observer: m, Fence: fence,
 		Ranges: ranges.Lookup,
+		Origin: ranges.Origin,
 	})
 	lineKind := line.NewKind(line.Deps{
 		Store: store, Settings: cfg.Attack, Registry: schema.NewRegistry(), Clock: time.Now,

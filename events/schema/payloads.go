@@ -154,6 +154,11 @@ type CallReceived struct {
 	// recorded when above 1 (absent: no other call was up, or the log
 	// predates the count).
 	Concurrent int `json:"concurrent,omitempty"`
+
+	// Origin is the caller number's country and type and the origin
+	// rules that matched it (see Origin); nil when no origin rule was in
+	// force, and in events written before origin rules existed.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

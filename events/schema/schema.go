@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, append(append(callPayloads(), rangePayloads()...), linePayloads()...)...)
+	}, append(append(append(callPayloads(), rangePayloads()...), linePayloads()...), originPayloads()...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -242,6 +242,16 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *LineAttackEnded:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *OriginRuleSet:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *OriginRuleRemoved:
 		if e == nil {
 			return nil
 		}
