@@ -94,6 +94,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Ranges:     &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},
 		RangeLists: rs.Lists,
+		Origins:    adminapi.OriginWriter{Writer: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName}, Table: g.ranges},
 		Logger:     g.log.With("component", "admin"),
 	})
 	if err != nil {
