@@ -118,7 +118,7 @@ func CheckOrigin(kind schema.OriginKind, value string) error {
 	case kind == schema.OriginCountry && !phone.IsRegion(value):
 		return fmt.Errorf("rules: %w: %q is no ISO 3166 region code libphonenumber knows (two capital letters, such as GB or AZ)", ErrInvalid, value)
 	case kind == schema.OriginNumberType && !phone.IsNumberType(value):
-		return fmt.Errorf("rules: %w: number type %q, want one of %s", ErrInvalid, value, strings.Join(phone.NumberTypes(), ", "))
+		return fmt.Errorf("rules: %w: %q is no number type; want one of %s", ErrInvalid, value, strings.Join(phone.NumberTypes(), ", "))
 	case !kind.Valid():
 		return fmt.Errorf("rules: %w: kind %q, want country or numtype", ErrInvalid, kind)
 	}
