@@ -57,7 +57,7 @@ func TestOriginRulesOverSIP(t *testing.T) {
 		t.Fatalf("Russian caller: %q, want pass", got)
 	}
 	out = cli("audit", baku)
-	if !strings.Contains(out, "CHALLENGE level 3 (country: calls from country AZ at level 3, set by alice: fraud wave)") {
+	if !strings.Contains(out, "CHALLENGE level 3 (calls from country AZ at level 3, set by alice: fraud wave)") {
 		t.Fatalf("the audit does not explain the country rule:\n%s", out)
 	}
 	out = cli("audit", baku, "--json")
