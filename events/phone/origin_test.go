@@ -26,3 +26,20 @@ func TestOrigin(t *testing.T) {
 		t.Error("IsNumberType does not tell types apart")
 	}
 }
+
+// FuzzOrigin: any key gives a known region (or none) and a known type (or
+// none), without panicking.
+func FuzzOrigin(f *testing.F) {
+	for _, s := range []string{"+79161234567", "+449061234567", "+800123456789", "+1", "+999999999999999", AnonymousKey, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		region, typ := Origin(key)
+		if region != "" && !IsRegion(region) {
+			t.Errorf("Origin(%q) region %q is not a region", key, region)
+		}
+		if typ != "" && !IsNumberType(typ) {
+			t.Errorf("Origin(%q) type %q is not a number type", key, typ)
+		}
+	})
+}
