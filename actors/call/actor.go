@@ -265,10 +265,11 @@ type endedTeller interface {
 // counting it among the caller's calls up. Once, best effort: a grain
 // that never hears of it stops counting the call after its
 // OpenCallFor. A call whose verdict never came is told too (the grain may
-// have decided it all the same); a rejected one was never counted.
+// have decided it all the same); a rejected one, and one without a caller
+// number (the shared anonymous key), were never counted.
 func (a *callActor) tellEnded() {
 	t, ok := a.d.Callers.(endedTeller)
-	if !ok || (a.decidedOK && a.decided == schema.Reject) {
+	if !ok || a.setup.Caller.Anonymous() || (a.decidedOK && a.decided == schema.Reject) {
 		return
 	}
 	key, req := a.setup.Caller.Key, caller.Ended{CallID: a.setup.ID}
