@@ -39,6 +39,10 @@ type callActor struct {
 	took time.Duration
 	// ended is the CallEnded recorded, for the last log line.
 	ended schema.CallEnded
+	// decided is the grain's verdict, once it came (decidedOK): a call it
+	// counts as up must be reported ended (see tellEnded).
+	decided   schema.Verdict
+	decidedOK bool
 	// gauged is set while the call counts as an active challenge in the
 	// metrics.
 	gauged bool
@@ -61,6 +65,7 @@ func (a *callActor) Receive(ctx actor.Context) {
 		a.start(ctx)
 	case verdictResult:
 		a.took = msg.took
+		a.decided, a.decidedOK = msg.v.Verdict, msg.err == nil || a.decidedOK
 		a.apply(ctx, a.m.step(admitted{v: msg.v, err: msg.err, code: a.drawCode(msg)}, a.d.Clock()))
 	case fact:
 		a.apply(ctx, a.m.step(msg, a.d.Clock()))
@@ -146,6 +151,7 @@ func (a *callActor) apply(ctx actor.Context, outs []output) {
 			go a.reportOutcome(o.outcome)
 		case finish:
 			a.flush()
+			a.tellEnded()
 			e := a.ended
 			a.log.Debug("call ended", "cause", e.Cause, "by", e.By, "status", e.Status, "durationMs", e.DurationMs, "billed", e.Billed, "detail", o.detail)
 			a.logCall(o.detail)
@@ -246,6 +252,35 @@ func (a *callActor) ask(ctx actor.Context, req caller.Admit) {
 			lines.Count(a.setup.Callee, v.New)
 		}
 		system.Root.Send(self, verdictResult{v: v, err: err, took: a.d.Clock().Sub(start)})
+	}()
+}
+
+// endedTeller is what a Callers offers to hear of a call's end; a
+// *caller.Client does.
+type endedTeller interface {
+	Ended(ctx context.Context, key string, req caller.Ended) error
+}
+
+// tellEnded tells the caller's grain the call is over, so that it stops
+// counting it among the caller's calls up. Once, best effort: a grain
+// that never hears of it stops counting the call after its
+// OpenCallFor. A call whose verdict never came is told too (the grain may
+// have decided it all the same); a rejected one, and one without a caller
+// number (the shared anonymous key), were never counted.
+func (a *callActor) tellEnded() {
+	t, ok := a.d.Callers.(endedTeller)
+	if !ok || a.setup.Caller.Anonymous() || (a.decidedOK && a.decided == schema.Reject) {
+		return
+	}
+	key, req := a.setup.Caller.Key, caller.Ended{CallID: a.setup.ID}
+	a.d.Tracker.add()
+	go func() {
+		defer a.d.Tracker.done()
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.DecideTimeout)
+		defer cancel()
+		if err := t.Ended(ctx, key, req); err != nil {
+			a.log.Debug("call end not told to the caller's grain", "err", err)
+		}
 	}()
 }
 

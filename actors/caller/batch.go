@@ -131,9 +131,19 @@ func (g *grain) decide(p *pendingAdmit) error {
 	now := g.d.Clock()
 	call.Ranges = g.ranges(now)
 	call.Overrides = g.overrides(p.m.Callee, now)
+	if g.d.Origin != nil {
+		call.Origin = g.d.Origin(g.key, now)
+	}
+	if g.key != phone.AnonymousKey {
+		g.open.prune(now)
+		call.Concurrent = g.open.others(p.m.CallID, now)
+	}
 	dec, err := g.d.Policy.Decide(&g.st, call, now)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if g.key != phone.AnonymousKey && dec.Verdict != schema.Reject {
+		g.open.start(p.m.CallID, now.Add(g.d.OpenCallFor))
 	}
 	for _, r := range dec.Records {
 		if err := g.d.Policy.Apply(&g.st, r.Payload); err != nil {

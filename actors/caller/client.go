@@ -126,6 +126,12 @@ func (c *Client) Outcome(ctx context.Context, key string, req Outcome) (Applied,
 	return a, err
 }
 
+// Ended tells the grain of key that call req.CallID is over (open.go).
+func (c *Client) Ended(ctx context.Context, key string, req Ended) error {
+	var a Applied
+	return c.request(ctx, key, req, &a)
+}
+
 // Command applies an admin command to the grain of caller key.
 func (c *Client) Command(ctx context.Context, key string, req Command) (Applied, error) {
 	var a Applied

@@ -76,6 +76,15 @@ type Deps struct {
 	// a call to line at now (the node's rule table); nil: none. Called
 	// for every call, so it must answer from memory.
 	Overrides func(line string, now time.Time) []schema.Override
+	// Origin returns the caller key's country and type with the origin
+	// rules matching them at now (the node's rule table); nil: none. Called
+	// for every call, so it must answer from memory.
+	Origin func(key string, now time.Time) *schema.Origin
+	// OpenCallFor is how long a call counts as up when its end never
+	// reaches the grain (a node that crashed mid-call): past it the call
+	// stops counting towards the caller's concurrent calls (open.go).
+	// Default DefaultOpenCallFor.
+	OpenCallFor time.Duration
 
 	// resident counts this node's grains in memory (see MaxResident).
 	resident *atomic.Int64
@@ -101,6 +110,9 @@ func (d *Deps) defaults() {
 	}
 	if d.Observer == nil {
 		d.Observer = noObserver{}
+	}
+	if d.OpenCallFor <= 0 {
+		d.OpenCallFor = DefaultOpenCallFor
 	}
 	if d.PressureIdle <= 0 {
 		d.PressureIdle = 5 * time.Second
@@ -160,6 +172,8 @@ type grain struct {
 	// p is the Admit pipeline (batch.go) while calls are pending; nil
 	// when the grain is idle, so an idle grain does not carry it.
 	p *pipeline
+	// open are the caller's calls up (open.go).
+	open openCalls
 	// fenced is set once Deps.Fence tripped: the grain is stopping and
 	// answers everything with it.
 	fenced error
@@ -203,6 +217,13 @@ func (g *grain) passivate(ctx actor.Context) {
 	if g.p != nil {
 		return // not idle after all: calls are pending
 	}
+	if g.open.prune(g.d.Clock()) > 0 && g.d.Policy.Config().MaxConcurrent > 0 {
+		// Calls are up and their count decides: it lives here. (Without
+		// the limit the count is only recorded, and a grain passivating
+		// with calls up merely records fewer.) The calls are bounded by
+		// the node's calls in progress, and lost ends by OpenCallFor.
+		return
+	}
 	// A snapshot spares the next activation folding the events since the
 	// last one; for a handful of events (a number seen once or twice, as
 	// in a flood of fresh numbers) reading them costs no more than reading
@@ -238,6 +259,11 @@ func (g *grain) handle(ctx actor.Context, a *anypb.Any) {
 			return
 		}
 		g.admitAsync(ctx, ctx.Sender(), m)
+		return
+	case *Ended:
+		// Answered at once: nothing is written.
+		g.open.end(m.CallID)
+		g.respond(ctx, Applied{}, nil)
 		return
 	case *GetStatus:
 		// Answered at once, from the state including decided calls whose

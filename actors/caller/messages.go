@@ -77,6 +77,13 @@ type Outcome struct {
 	Outcome schema.Outcome `json:"outcome"`
 }
 
+// Ended tells the grain that a call it decided is over: it no longer
+// counts towards the caller's concurrent calls. The grain answers
+// Applied with no events.
+type Ended struct {
+	CallID string `json:"callId"`
+}
+
 // Command is an admin command for one caller.
 type Command struct {
 	// Verb is one of whitelist, unwhitelist, block, unblock.
@@ -171,6 +178,8 @@ func typeName(msg any) (string, error) {
 		return "Outcome", nil
 	case Command, *Command:
 		return "Command", nil
+	case Ended, *Ended:
+		return "Ended", nil
 	case Applied, *Applied:
 		return "Applied", nil
 	case GetStatus, *GetStatus:
@@ -225,6 +234,8 @@ func unpack(a *anypb.Any) (any, error) {
 		msg = &Outcome{}
 	case typeURLPrefix + "Command":
 		msg = &Command{}
+	case typeURLPrefix + "Ended":
+		msg = &Ended{}
 	case typeURLPrefix + "Applied":
 		msg = &Applied{}
 	case typeURLPrefix + "GetStatus":

@@ -97,6 +97,18 @@ type Config struct {
 	// Default challenge: some customers hide their number, and a challenge
 	// costs them two key presses and a bot nothing billable.
 	Anonymous schema.Verdict `env:"ANONYMOUS" envDefault:"challenge" desc:"verdict for withheld or unparsable caller IDs: pass, challenge or reject"`
+
+	// MaxConcurrent: a caller with more than this many calls up at once
+	// (the new one included) gets ConcurrentVerdict (concurrent.go). 0
+	// disables the rule. Default 0: a person holds one call to a line,
+	// but a company's switchboard behind one number may hold several;
+	// the right limit depends on who calls.
+	MaxConcurrent int `env:"MAX_CONCURRENT_PER_CALLER" envDefault:"0" desc:"calls up at once from one caller above which a new call gets GUARD_CONCURRENT_VERDICT (0 disables)"`
+
+	// ConcurrentVerdict is the verdict of a call over MaxConcurrent:
+	// challenge or reject. Default challenge: a dialler holding many calls
+	// cannot type the codes, and a person on a second phone can.
+	ConcurrentVerdict schema.Verdict `env:"CONCURRENT_VERDICT" envDefault:"challenge" desc:"verdict for a call over GUARD_MAX_CONCURRENT_PER_CALLER: challenge or reject"`
 }
 
 // MaxEscalateAfter bounds EscalateAfter, and so the failed challenges a
@@ -107,15 +119,16 @@ const MaxEscalateAfter = 50
 // DefaultConfig returns the defaults documented on Config's fields.
 func DefaultConfig() Config {
 	return Config{
-		LimitHour:       5,
-		LimitDay:        20,
-		LimitLevel:      3,
-		BlockFor:        24 * time.Hour,
-		EscalateAfter:   3,
-		EscalationLevel: 6,
-		CountAbandoned:  false,
-		VerifiedFor:     6 * time.Hour,
-		Anonymous:       schema.Challenge,
+		LimitHour:         5,
+		LimitDay:          20,
+		LimitLevel:        3,
+		BlockFor:          24 * time.Hour,
+		EscalateAfter:     3,
+		EscalationLevel:   6,
+		CountAbandoned:    false,
+		VerifiedFor:       6 * time.Hour,
+		Anonymous:         schema.Challenge,
+		ConcurrentVerdict: schema.Challenge,
 	}
 }
 
@@ -146,6 +159,10 @@ func (c Config) Validate() error {
 		return &SettingError{Field: "VerifiedFor", Value: c.VerifiedFor, Want: "0 (off) or a positive duration"}
 	case !c.Anonymous.Valid():
 		return &SettingError{Field: "Anonymous", Value: c.Anonymous, Want: "pass, challenge or reject"}
+	case c.MaxConcurrent < 0:
+		return &SettingError{Field: "MaxConcurrent", Value: c.MaxConcurrent, Want: "0 (off) or more"}
+	case c.MaxConcurrent > 0 && c.ConcurrentVerdict != schema.Challenge && c.ConcurrentVerdict != schema.Reject:
+		return &SettingError{Field: "ConcurrentVerdict", Value: c.ConcurrentVerdict, Want: "challenge or reject"}
 	}
 	return nil
 }

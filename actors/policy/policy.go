@@ -40,6 +40,11 @@
 //     less than VerifiedFor ago; 6–9 rejects.
 //   - EscalateAfter failed challenges within a day set an automatic block at
 //     EscalationLevel (see Outcome).
+//   - Origin rules (a level for calls from a country or a type of number,
+//     Call.Origin) act as range blocks do (country.go).
+//   - A caller with more than MaxConcurrent calls up at once gets
+//     ConcurrentVerdict unless whitelisted or rejected anyway
+//     (concurrent.go).
 //   - While the called line is under attack (Call.Attack), a call that would
 //     pass is challenged (RuleAttack) unless whitelisted or verified
 //     (attack.go); other verdicts stand.
@@ -112,6 +117,12 @@ type Call struct {
 	// Overrides are the per-line settings and schedules in force for the
 	// call's line at its time, in the order they apply (lines.go).
 	Overrides []schema.Override
+	// Concurrent is how many other calls of the caller were up when this
+	// one was decided, as the caller's grain counted them (concurrent.go).
+	Concurrent int
+	// Origin is the caller number's country and type with the origin
+	// rules matching them (nil: none); see country.go.
+	Origin *schema.Origin
 }
 
 // Wire is what the SIP side knows of a call beyond what the policy
@@ -225,6 +236,8 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	// Range rules first: a whitelist range passes even a line under
 	// attack, and a block range rejects there as anywhere.
 	block = applyRanges(&d, &ev, v, block, call, at)
+	applyOrigin(&d, &ev, v, call, at)
+	p.overConcurrent(&d, &ev, call, v)
 	underAttack(&d, &ev, call, v, at)
 	d.New = v.isNew(key, at) && d.Rule != schema.RuleRangeWhitelist
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason

@@ -166,7 +166,8 @@ func (p *Policy) ReplayTry(key string, evs []schema.Payload, try Try) (ReplayRes
 			}
 			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack,
 				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
-				Ranges: withTried(e.Ranges, try.Ranges, key), Overrides: withTriedOverrides(e.Overrides, try.Overrides, e.Callee, e.At)}, e.At)
+				Ranges: withTried(e.Ranges, try.Ranges, key), Overrides: withTriedOverrides(e.Overrides, try.Overrides, e.Callee, e.At),
+				Concurrent: max(e.Concurrent-1, 0), Origin: e.Origin}, e.At)
 			if err != nil {
 				return r, fmt.Errorf("policy: replay %s event %d: %w", key, i, err)
 			}

@@ -43,13 +43,16 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	config [limit-hour=N] [limit-day=N] [limit-level=N] [block-for=D]
 //	       [escalate-after=N] [escalation-level=N] [count-abandoned=B]
 //	       [verified-for=D] [anonymous=pass|challenge|reject]
+//	       [max-concurrent-per-caller=N] [concurrent-verdict=challenge|reject]
 //	    defaults plus the overrides; states are kept (a settings change).
-//	call NUMBER [at T] [id=ID] [callee=N] [source=S] [attack=T|manual/T|off]
+//	call NUMBER [at T] [id=ID] [callee=N] [source=S] [attack=T|manual/T|off] [up=N]
 //	    prints "verdict level=N rule=R hour=N day=N" and the events other
 //	    than CallReceived as "+ Type field=value..." lines. Call IDs are
 //	    c1, c2, ... unless given. With attack= (the line under attack
 //	    since T, switched on by an admin with manual/, or not: off) it
 //	    also prints whether the caller counts as new and the reason.
+//	    With up=N (N other calls of the caller up, as the grain counts
+//	    them) it prints the recorded concurrent count and the reason.
 //	calls NUMBER n=N [from=T] every=D
 //	    N calls, one line each, prefixed with the call ID.
 //	outcome passed|failed|abandoned [call=ID] [at T]
@@ -225,6 +228,8 @@ func (r *runner) exec(cmd string, a *scripttest.Command) (string, error) {
 		return r.rangeCommand(cmd, a)
 	case "zone", "line-set", "line-clear", "schedule-add", "schedule-remove":
 		return r.settingsCommand(cmd, a)
+	case "origin-set", "origin-remove":
+		return r.originCommand(cmd, a)
 	case "tick":
 		key, err := r.number(a)
 		if err != nil {
@@ -305,10 +310,19 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 		}
 		la = &schema.LineAttack{Since: since, Manual: manual}
 	}
+	up := 0
+	if v, ok := a.Opt("up"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return "", fmt.Errorf("up=%q: %w", v, err)
+		}
+		up = n
+	}
 	st := r.state(key)
 	before := clone(st)
 	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
-		Attack: la, Ranges: r.rules.Lookup(key, r.clock), Overrides: r.rules.Overrides(callee, r.clock)}, r.clock)
+		Attack: la, Ranges: r.rules.Lookup(key, r.clock), Overrides: r.rules.Overrides(callee, r.clock),
+		Concurrent: up, Origin: r.rules.Origin(key, r.clock)}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -321,6 +335,12 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	head += fmt.Sprintf(" hour=%d day=%d", d.Hour, d.Day)
 	if !d.At.Equal(r.clock) {
 		head += " at=" + r.fmtTime(d.At)
+	}
+	if up > 0 {
+		head += fmt.Sprintf(" concurrent=%d", got(d).Concurrent)
+		if d.Reason != "" && !showAttack {
+			head += fmt.Sprintf(" reason=%q", d.Reason)
+		}
 	}
 	if showAttack {
 		head += fmt.Sprintf(" new=%t", d.New)
@@ -347,6 +367,9 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	}
 	if ov := fmtOverrides(d); ov != "" {
 		out += "\n" + ov
+	}
+	if origin := fmtOrigin(d); origin != "" {
+		out += "\n" + origin
 	}
 	// After folding, the state counts the call as the decision did.
 	if s := r.pol.Status(st, key, d.At); s.Hour != d.Hour || s.Day != d.Day {
@@ -599,6 +622,10 @@ func parseConfig(a *scripttest.Command) (Config, error) {
 			cfg.VerifiedFor, err = time.ParseDuration(v)
 		case "anonymous":
 			cfg.Anonymous = schema.Verdict(v)
+		case "max-concurrent-per-caller":
+			cfg.MaxConcurrent, err = strconv.Atoi(v)
+		case "concurrent-verdict":
+			cfg.ConcurrentVerdict = schema.Verdict(v)
 		default:
 			return cfg, fmt.Errorf("unknown config key %q", k)
 		}
@@ -651,4 +678,14 @@ func (r *runner) fmtTime(t time.Time) string {
 		s = fmt.Sprintf("day%d/%s", day+1, s)
 	}
 	return s
+}
+
+// got is the CallReceived among d's records.
+func got(d Decision) schema.CallReceived {
+	for _, rec := range d.Records {
+		if e, ok := rec.Payload.(schema.CallReceived); ok {
+			return e
+		}
+	}
+	return schema.CallReceived{}
 }

@@ -14,6 +14,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -77,6 +78,8 @@ type Table struct {
 	lines      map[string]LineSettings
 	schedules  map[string]Schedule
 	schedOrder []Schedule
+	// origin are the origin rules (origin.go).
+	origin map[originKey]OriginRule
 }
 
 // node is a prefix-tree node: child per digit, and the rules whose
@@ -210,6 +213,7 @@ type folder struct {
 	cmds      map[string]uint64
 	lines     map[string]LineSettings
 	schedules map[string]Schedule
+	origin    map[originKey]OriginRule
 }
 
 // folder returns a folder starting from t's rules (copied: t is
@@ -230,6 +234,7 @@ func (t *Table) folder() *folder {
 	for k, sc := range t.schedules {
 		f.schedules[k] = sc
 	}
+	f.origin = maps.Clone(t.origin)
 	return f
 }
 
@@ -266,9 +271,11 @@ func (f *folder) fold(rev uint64, ev schema.Payload) error {
 		}
 		if known {
 			f.cmds[commandID(schema.Value(ev))] = rev
+			break
 		}
-		// Else a later feature's event in the rules stream: skip it, but
-		// count the revision as folded.
+		// An origin rule (origin.go), or a later feature's event in the
+		// rules stream: skipped, but the revision counts as folded.
+		f.foldOrigin(rev, ev)
 	}
 	delete(f.cmds, "")
 	f.rev = int64(rev)
@@ -282,6 +289,7 @@ func (f *folder) table() *Table {
 		t.schedOrder = append(t.schedOrder, sc)
 	}
 	sort.Slice(t.schedOrder, func(i, j int) bool { return t.schedOrder[i].Name < t.schedOrder[j].Name })
+	t.origin = f.origin
 	return t
 }
 

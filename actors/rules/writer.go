@@ -132,6 +132,10 @@ func by(p schema.Payload) string {
 		return e.By
 	case schema.ScheduleRemoved:
 		return e.By
+	case schema.OriginRuleSet:
+		return e.By
+	case schema.OriginRuleRemoved:
+		return e.By
 	}
 	return ""
 }

@@ -165,6 +165,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		Ranges: ranges.Lookup,
 		// Per-line settings and schedules share the rule table.
 		Overrides: ranges.Overrides,
+		Origin:    ranges.Origin,
 	})
 	lineKind := line.NewKind(line.Deps{
 		Store: store, Settings: cfg.Attack, Registry: schema.NewRegistry(), Clock: time.Now,

@@ -14,6 +14,8 @@
 //	                                     the read models and their lag
 //	callguard block NUMBER --level N     block a number by hand
 //	callguard unblock NUMBER             lift a block
+//	callguard country|numtype block|remove|list ...
+//	                                     rules on the caller number's country or type
 //	callguard status NUMBER              a caller's standing and live counters
 //	callguard audit NUMBER               a caller's history and why it was blocked
 //	callguard replay [--limit-hour N]    what other policy settings would change
@@ -58,6 +60,8 @@ func commands() []command {
 		{"block", "NUMBER|--prefix P|--range A-B --level N --reason WHY", "block a number, a prefix or a range by hand", runBlock},
 		{"unblock", "NUMBER|--prefix P|--range A-B --reason WHY", "lift a block", runUnblock},
 		{"ranges", "[--list whitelist|block] [--prefix P]", "the range rules: whitelist and block by prefix or range", runRanges},
+		{"country", "block REGION --level N --reason WHY | remove REGION --reason WHY | list", "rules on the caller number's country (ISO 3166 region)", runCountry},
+		{"numtype", "block TYPE --level N --reason WHY | remove TYPE --reason WHY | list", "rules on the caller number's type (premium-rate, voip, invalid, ...)", runNumType},
 		{"status", "NUMBER", "a caller's standing and live counters", runStatus},
 		{"attack", "on|off|status LINE [--reason WHY] [--hold]", "a called line's under-attack mode: every caller not whitelisted or verified is challenged", runAttack},
 		{"line", "set|clear LINE [--limit-hour N ...] --reason WHY | list", "a called line's own policy settings (limits, levels), overriding the global ones", runLine},

@@ -153,6 +153,16 @@ type CallReceived struct {
 	// call's line at its time, in the order they applied (see Override).
 	// Absent when none was, and in events written before they existed.
 	Overrides []Override `json:"overrides,omitempty"`
+	// Concurrent is the caller's calls up at once when the call was
+	// decided, this one included, as the caller's grain counted them;
+	// recorded when above 1 (absent: no other call was up, or the log
+	// predates the count).
+	Concurrent int `json:"concurrent,omitempty"`
+
+	// Origin is the caller number's country and type and the origin
+	// rules that matched it (see Origin); nil when no origin rule was in
+	// force, and in events written before origin rules existed.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, append(append(append(callPayloads(), rangePayloads()...), linePayloads()...), settingsPayloads()...)...)
+	}, append(append(append(append(callPayloads(), rangePayloads()...), linePayloads()...), settingsPayloads()...), originPayloads()...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -262,6 +262,16 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *ScheduleRemoved:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *OriginRuleSet:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *OriginRuleRemoved:
 		if e == nil {
 			return nil
 		}

@@ -148,6 +148,13 @@ type Call struct {
 	// Overrides are the per-line settings and schedules in force for the
 	// call's line when it was decided, in the order they applied.
 	Overrides []schema.Override `json:"overrides,omitempty"`
+	// Concurrent is the caller's calls up at once, this one included,
+	// when above 1 (rule concurrent compares it with the limit).
+	Concurrent int `json:"concurrent,omitempty"`
+	// Origin is the caller number's country and type and the origin
+	// rules that matched it (rule country or number-type names the one
+	// that decided).
+	Origin *schema.Origin `json:"origin,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -446,7 +453,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
 		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges,
-		Overrides: p.Overrides,
+		Overrides: p.Overrides, Concurrent: p.Concurrent, Origin: p.Origin,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil

@@ -135,6 +135,13 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 
 // rangeSetBy names who set the range rule that decided c, and why.
 func (c *Call) rangeSetBy() string {
+	if (c.Rule == schema.RuleCountry || c.Rule == schema.RuleNumberType) && c.Origin != nil {
+		for _, m := range c.Origin.Rules {
+			if m.Rule() == c.Rule {
+				return fmt.Sprintf(", set by %s: %s", m.By, m.Why)
+			}
+		}
+	}
 	list := schema.RangeBlock
 	switch c.Rule {
 	case schema.RuleRangeWhitelist:

@@ -132,14 +132,21 @@ type Settings struct {
 	CountAbandoned  bool           `json:"countAbandoned"`
 	VerifiedFor     string         `json:"verifiedFor"`
 	Anonymous       schema.Verdict `json:"anonymous"`
+	// The concurrency limit, when on.
+	MaxConcurrent     int            `json:"maxConcurrentPerCaller,omitempty"`
+	ConcurrentVerdict schema.Verdict `json:"concurrentVerdict,omitempty"`
 }
 
 func settingsOf(c policy.Config) Settings {
-	return Settings{
+	s := Settings{
 		LimitHour: c.LimitHour, LimitDay: c.LimitDay, LimitLevel: c.LimitLevel,
 		BlockFor: duration(c.BlockFor), EscalateAfter: c.EscalateAfter, EscalationLevel: c.EscalationLevel,
 		CountAbandoned: c.CountAbandoned, VerifiedFor: duration(c.VerifiedFor), Anonymous: c.Anonymous,
 	}
+	if c.MaxConcurrent > 0 {
+		s.MaxConcurrent, s.ConcurrentVerdict = c.MaxConcurrent, c.ConcurrentVerdict
+	}
+	return s
 }
 
 // Transition counts the changed calls that went From one verdict To another.

@@ -25,8 +25,12 @@ func (r Report) WriteText(w io.Writer, loc *time.Location) error {
 	}
 	bw := bufio.NewWriter(w)
 	s := r.Settings
-	fmt.Fprintf(bw, "Replay under limit-hour=%d limit-day=%d limit-level=%d block-for=%s escalate-after=%d escalation-level=%d count-abandoned=%t verified-for=%s anonymous=%s\n",
+	fmt.Fprintf(bw, "Replay under limit-hour=%d limit-day=%d limit-level=%d block-for=%s escalate-after=%d escalation-level=%d count-abandoned=%t verified-for=%s anonymous=%s",
 		s.LimitHour, s.LimitDay, s.LimitLevel, s.BlockFor, s.EscalateAfter, s.EscalationLevel, s.CountAbandoned, s.VerifiedFor, s.Anonymous)
+	if s.MaxConcurrent > 0 {
+		fmt.Fprintf(bw, " max-concurrent-per-caller=%d concurrent-verdict=%s", s.MaxConcurrent, s.ConcurrentVerdict)
+	}
+	bw.WriteString("\n")
 	for _, m := range r.Tried {
 		if m.List == schema.RangeBlock {
 			fmt.Fprintf(bw, "Trying range rule: block %s at level %d\n", m.Range, m.Level)

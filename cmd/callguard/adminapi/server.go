@@ -111,6 +111,9 @@ type Deps struct {
 	// routes with 501.
 	Ranges     RangeRules
 	RangeLists RangeLists
+	// Origins serves /v1/origins (verdicts by the caller number's
+	// country and type); nil answers it with 501.
+	Origins OriginRules
 	// Lines serves /v1/lines/{number}/attack (the under-attack mode of a
 	// called number); nil answers it with 501.
 	Lines Lines
@@ -198,6 +201,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.Settings.Rules) {
 		deps.Settings.Rules = nil
 	}
+	if isNilPointer(deps.Origins) {
+		deps.Origins = nil
+	}
 	if isNilPointer(deps.Lines) {
 		deps.Lines = nil
 	}
@@ -245,6 +251,9 @@ func (s *Server) routeTable() []route {
 		{pattern: "POST /v1/ranges/blocks", handler: s.rangeBlock},
 		{pattern: "DELETE /v1/ranges/blocks/{range}", handler: s.rangeBlockRemove},
 		{pattern: "GET /v1/ranges", handler: s.rangeList},
+		{pattern: "POST /v1/origins/{kind}", handler: s.originSet},
+		{pattern: "DELETE /v1/origins/{kind}/{value}", handler: s.originRemove},
+		{pattern: "GET /v1/origins", handler: s.originList},
 		{pattern: "GET /v1/lines/{number}/attack", handler: s.attackStatus},
 		{pattern: "PUT /v1/lines/{number}/attack", handler: s.attackOn},
 		{pattern: "DELETE /v1/lines/{number}/attack", handler: s.attackOff},
