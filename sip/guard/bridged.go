@@ -297,7 +297,7 @@ func (s *session) renegotiate(l leg, req *sip.Request, tx sip.ServerTransaction,
 		g.refuseWith(req, tx, refusalOf(refRelayTimeout))
 		return
 	}
-	res, err := t.send(ctx, out)
+	res, otx, err := t.send(ctx, out)
 	s.post(func() {
 		// The offer was sent: the next one needs a higher version even
 		// if this one fails (RFC 3264 §8).
@@ -311,9 +311,7 @@ func (s *session) renegotiate(l leg, req *sip.Request, tx sip.ServerTransaction,
 		return
 	}
 	if invite && res.IsSuccess() {
-		a := sip.NewRequest(sip.ACK, t.to)
-		s.route(a, t.transport, t.source)
-		if err := t.write(a); err != nil {
+		if err := s.ackInvite(t, otx, nil, ""); err != nil {
 			s.log.Debug("ACK of a mid-call re-INVITE not sent", "err", err)
 		}
 	}
@@ -384,6 +382,7 @@ func (s *session) renegotiate(l leg, req *sip.Request, tx sip.ServerTransaction,
 		s.log.Debug("mid-call answer not sent", "err", err)
 		return
 	}
+	s.retargetLeg(l, req)
 	g.d.Observer.ResponseOut(string(req.Method), 200)
 }
 
