@@ -3,11 +3,15 @@ package guard_test
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callguard/callguard/actors/actortest"
+	"github.com/callguard/callguard/sip/sdp"
 )
 
 // readSIP reads datagrams from conn until one starts with prefix, or the
@@ -126,4 +130,53 @@ func TestResentReinvite2xxIsAckedAgain(t *testing.T) {
 	}
 	c.hangup(cl)
 	e.pbxEnded("BYE from the caller")
+}
+
+// A re-INVITE without SDP on a bridged call asks the guard for an offer:
+// the 200 carries the guard's description of the caller leg (its port),
+// and the answer in the ACK moves the caller's media (a new port): the
+// PBX's audio then reaches it there.
+func TestBridgedReinviteWithoutSDPGetsTheGuardsOffer(t *testing.T) {
+	e := newEnv(t)
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 30*time.Second)
+	cl, _, pc := bridged(t, e, c, ctx)
+	guardPort := sdpPort(t, cl.final().Body())
+	req := sip.NewRequest(sip.INVITE, cl.dlg.InviteResponse.Contact().Address)
+	res, err := cl.dlg.Do(ctx, req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE without SDP: %v %v", res, err)
+	}
+	if got := sdpPort(t, res.Body()); got != guardPort {
+		t.Fatalf("offer in the 200 is on port %d, want the guard's caller-leg port %d", got, guardPort)
+	}
+	offer, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := rtpSocket(t)
+	ans, err := sdp.Negotiate(offer, sdp.Capabilities{Addr: netip.MustParseAddr("127.0.0.1"), Port: portOf(moved), SessionID: 1, SessionVersion: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := sip.NewRequest(sip.ACK, cl.dlg.InviteResponse.Contact().Address)
+	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ack.SetBody(ans.Body())
+	if err := cl.dlg.WriteAck(ctx, ack); err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.MidCall()) != 0 {
+		t.Errorf("the PBX got %d mid-call requests; its leg did not change", len(pc.MidCall()))
+	}
+	buf := make([]byte, 1500)
+	actortest.Eventually(t, 10*time.Second, func() error {
+		if err := pc.SendAudio(ctx, make([]int16, 800)); err != nil {
+			return err
+		}
+		_ = moved.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, _, err := moved.ReadFrom(buf); err != nil {
+			return fmt.Errorf("no RTP at the port the ACK's answer gave: %w", err)
+		}
+		return nil
+	})
 }

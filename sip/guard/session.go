@@ -675,8 +675,22 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.renegotiate(l, req, tx, bridged)
 		return
 	}
+	// A re-INVITE without SDP asks for an offer (RFC 3261 §14.2): it gets
+	// the guard's current description of that leg, and the answer comes
+	// in the ACK. An UPDATE without SDP gets none.
+	var acked chan []byte
 	if len(req.Body()) == 0 {
-		body = nil
+		if req.Method != sip.INVITE || len(body) == 0 {
+			body = nil
+		} else {
+			acked = make(chan []byte, 1)
+			k := ackKey{l, req.CSeq().SeqNo}
+			if !s.do(func() { s.acks[k] = acked }) {
+				s.g.refuseWith(req, tx, refusalOf(refNoDialog))
+				return
+			}
+			defer s.post(func() { delete(s.acks, k) })
+		}
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	if len(body) > 0 {
@@ -691,6 +705,13 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.retargetLeg(l, req)
+	if acked != nil {
+		select {
+		case answer := <-acked:
+			s.takeAckAnswer(l, body, answer)
+		case <-time.After(sip.Timer_F):
+		}
+	}
 }
 
 // midCallTarget is the other leg for a re-INVITE or UPDATE on leg l, or
