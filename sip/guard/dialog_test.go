@@ -180,3 +180,40 @@ func TestBridgedReinviteWithoutSDPGetsTheGuardsOffer(t *testing.T) {
 		return nil
 	})
 }
+
+// A caller's INFO while the PBX leg rings (here after a right code; the
+// same on a passed call) cannot be delivered: it gets 500 with
+// Retry-After, not a 200 that would say it was (RFC 6086 §4.2.2), and the
+// PBX gets nothing.
+func TestInfoWhileThePBXRingsIsNotDelivered(t *testing.T) {
+	e := newEnv(t)
+	e.setPBX(pbxRing)
+	c := newFakeCaller(e)
+	ctx := ctxFor(t, 20*time.Second)
+	cl, _, _ := challenge(t, e, c, ctx)
+	info := func(k rune) *sip.Response {
+		t.Helper()
+		req := sip.NewRequest(sip.INFO, cl.dlg.InviteResponse.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+		req.SetBody([]byte("Signal=" + string(k) + "\r\nDuration=100\r\n"))
+		res, err := cl.dlg.Do(ctx, req)
+		if err != nil {
+			t.Fatalf("INFO: %v", err)
+		}
+		return res
+	}
+	for _, k := range testCode {
+		if res := info(k); res.StatusCode != 200 {
+			t.Fatalf("code key by INFO: %d", res.StatusCode)
+		}
+	}
+	pc := e.pbxCall() // the bridge's INVITE: the PBX rings
+	res := info('5')
+	if res.StatusCode != 500 || res.GetHeader("Retry-After") == nil {
+		t.Errorf("INFO while the PBX rings: %d %v, want 500 with Retry-After", res.StatusCode, res.GetHeader("Retry-After"))
+	}
+	if d := pc.Digits(); len(d) != 0 {
+		t.Errorf("the ringing PBX got keys %v", d)
+	}
+	c.hangup(cl)
+}

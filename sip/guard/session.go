@@ -545,6 +545,7 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	var (
 		coll  *dtmf.Collector
 		relay *relayTarget
+		early bool
 	)
 	s.do(func() {
 		switch {
@@ -555,6 +556,10 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 			relay = s.pbx.relay()
 		case l == pbxLeg && s.answered:
 			relay = s.callerRelay()
+		case l == callerLeg:
+			// Not decided yet, or the PBX leg rings (passed, or bridged
+			// after the code): there is nobody to deliver it to.
+			early = true
 		}
 	})
 	switch {
@@ -575,6 +580,9 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	case relay != nil:
 		s.relayRequest(req, tx, relay)
+	case early:
+		s.log.Debug("INFO before the PBX answered: not delivered")
+		s.g.refuseWith(req, tx, refusalOf(refInfoEarly))
 	default:
 		s.g.respond(req, tx, 200, "", nil)
 	}
