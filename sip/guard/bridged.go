@@ -451,7 +451,7 @@ func (s *session) takeAckAnswer(l leg, offered, answer []byte) {
 	)
 	s.do(func() {
 		c := s.chal
-		if s.ended || c == nil || c.legs[l] == nil || !s.pbx.answered {
+		if s.ended || c == nil || c.legs[l] == nil || s.pbx == nil || !s.pbx.answered {
 			return
 		}
 		nl := c.legs[l]
