@@ -297,7 +297,7 @@ func (s *session) renegotiate(l leg, req *sip.Request, tx sip.ServerTransaction,
 		g.refuseWith(req, tx, refusalOf(refRelayTimeout))
 		return
 	}
-	res, err := t.send(ctx, out)
+	res, otx, err := t.send(ctx, out)
 	s.post(func() {
 		// The offer was sent: the next one needs a higher version even
 		// if this one fails (RFC 3264 §8).
@@ -311,9 +311,7 @@ func (s *session) renegotiate(l leg, req *sip.Request, tx sip.ServerTransaction,
 		return
 	}
 	if invite && res.IsSuccess() {
-		a := sip.NewRequest(sip.ACK, t.to)
-		s.route(a, t.transport, t.source)
-		if err := t.write(a); err != nil {
+		if err := s.ackInvite(t, otx, nil, ""); err != nil {
 			s.log.Debug("ACK of a mid-call re-INVITE not sent", "err", err)
 		}
 	}
@@ -384,6 +382,7 @@ func (s *session) renegotiate(l leg, req *sip.Request, tx sip.ServerTransaction,
 		s.log.Debug("mid-call answer not sent", "err", err)
 		return
 	}
+	s.retargetLeg(l, req)
 	g.d.Observer.ResponseOut(string(req.Method), 200)
 }
 
@@ -418,4 +417,63 @@ func (s *session) moveRelay(c *challenge) error {
 		}
 	}
 	return nil
+}
+
+// takeAckAnswer reads the answer, from the ACK, to the offer the guard
+// made in its 2xx to a re-INVITE without SDP on leg l (a helper
+// goroutine). An answer with the version already seen changes nothing
+// (RFC 3264 §8); a new one moves the leg's side of the relay: its address
+// and RTCP, its codec and telephone-event type, and what the guard sends
+// it (nothing to a leg that no longer receives). The other leg is not
+// re-offered: the guard's description to it has not changed.
+func (s *session) takeAckAnswer(l leg, offered, answer []byte) {
+	if len(answer) == 0 {
+		s.log.Info("ACK without the answer to the guard's offer", "leg", l)
+		return
+	}
+	off, err := sdp.Parse(offered)
+	if err != nil {
+		s.log.Warn("own offer unreadable", "err", err)
+		return
+	}
+	ans, err := sdp.Parse(answer)
+	var neg sdp.Negotiated
+	if err == nil {
+		neg, err = sdp.ReadAnswer(off, ans)
+	}
+	if err != nil {
+		s.log.Warn("the answer in an ACK is unusable; nothing moves", "leg", l, "err", err)
+		return
+	}
+	var (
+		moved   bool
+		applied error
+	)
+	s.do(func() {
+		c := s.chal
+		if s.ended || c == nil || c.legs[l] == nil || s.pbx == nil || !s.pbx.answered {
+			return
+		}
+		nl := c.legs[l]
+		if ans.Origin.SessionVersion == nl.remoteVersion {
+			return
+		}
+		rd := effectiveDirection(neg.RemoteDirection, neg.Remote)
+		nl.codec, nl.remote, nl.remoteVersion = neg.Codec, neg.Remote, ans.Origin.SessionVersion
+		nl.evPT = 0
+		if neg.DTMF {
+			nl.evPT = neg.DTMFPayloadType
+		}
+		nl.rtcpTo = rtcpAddr(ans, neg.MediaIndex, neg.Remote)
+		// The guard sends to the leg what it offered to send and the leg
+		// now receives, and takes what the leg sends.
+		nl.dir = directionFor(sends(neg.Direction) && receives(rd), sends(rd))
+		moved, applied = true, s.moveRelay(c)
+	})
+	switch {
+	case applied != nil:
+		s.log.Warn("relay not moved", "err", applied)
+	case moved:
+		s.log.Info("bridged call renegotiated by an ACK's answer", "leg", l, "codec", neg.Codec.Name, "remote", neg.Remote)
+	}
 }

@@ -44,6 +44,9 @@ type pbxCall struct {
 
 	mu  sync.Mutex
 	dlg *sipgo.DialogClientSession // set once the INVITE is sent
+	// remote is the PBX's remote target once a target refresh changed it
+	// (targets_dialog.go).
+	remote atomic.Pointer[sip.Uri]
 
 	// loop-owned
 	answered    bool
@@ -60,6 +63,9 @@ func (p *pbxCall) dialog() *sipgo.DialogClientSession {
 // target is the PBX's remote target (its Contact in the 200), for
 // in-dialog requests.
 func (p *pbxCall) target() sip.Uri {
+	if u := p.remote.Load(); u != nil {
+		return *u.Clone()
+	}
 	d := p.dialog()
 	if d != nil && d.InviteResponse != nil {
 		if c := d.InviteResponse.Contact(); c != nil {

@@ -95,13 +95,15 @@ type fakeCaller struct {
 	// the ACKs that followed them.
 	reinvites chan *sip.Request
 	acks      chan *sip.Request
+	// oks are the 200s the caller gave the re-INVITEs.
+	oks chan *sip.Response
 }
 
 func newFakeCaller(e *env) *fakeCaller {
 	t := e.t
 	c := &fakeCaller{peer: newPeer(t, "carrier"), t: t, rtp: rtpSocket(t), number: e.number,
 		dialogs: map[string]*sipgo.DialogClientSession{}, byes: make(chan *sip.Request, 64), byeAt: make(chan time.Time, 64),
-		reinvites: make(chan *sip.Request, 8), acks: make(chan *sip.Request, 8)}
+		reinvites: make(chan *sip.Request, 8), acks: make(chan *sip.Request, 8), oks: make(chan *sip.Response, 8)}
 	// A re-INVITE is answered with an answer to its offer (a hold gets
 	// a=recvonly), its session interval echoed (RFC 4028 §9).
 	c.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -120,6 +122,7 @@ func newFakeCaller(e *env) *fakeCaller {
 			res.AppendHeader(sip.NewHeader("Session-Expires", h.Value()))
 		}
 		_ = tx.Respond(res)
+		notify(c.oks, res)
 		notify(c.reinvites, req)
 	})
 	c.srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { notify(c.acks, req) })

@@ -49,6 +49,7 @@ import (
 //	refInfoType        415           –      –                                  INFO with a body that is not DTMF (with Accept)
 //	refInfoBad         400           –      –                                  INFO with an unreadable key
 //	refRelayTimeout    408           –      –                                  the other leg did not answer a relayed INFO
+//	refInfoEarly       500+RA        –      PBX has not answered               a caller's INFO before the PBX leg answered (not delivered)
 //	refEarlyBye        487           –      –                                  the INVITE of an early dialog the caller BYEd
 //	refRejected        REJECT_STATUS 21     policy: <rule>, level <n>: <why>   the verdict is reject
 //	refStoreDown       503           21     decision unavailable               no verdict and STORE_DOWN=reject
@@ -114,6 +115,7 @@ const (
 	refInfoType
 	refInfoBad
 	refRelayTimeout
+	refInfoEarly
 	refEarlyBye
 	refRejected
 	refStoreDown
@@ -200,6 +202,9 @@ func refusalOf(id refusalID) refusal {
 		return refusal{status: 415, rfc: `RFC 6086 §4.2.2, RFC 3261 §21.4.13: 415 with Accept`}
 	case refInfoBad:
 		return refusal{status: 400, rfc: `RFC 3261 §21.4.1`}
+	case refInfoEarly:
+		return refusal{status: 500, text: "PBX has not answered", retryAfter: true,
+			rfc: `RFC 6086 §4.2.2: a 200 OK to an INFO says it was delivered; one the guard cannot deliver yet gets 500 with Retry-After (RFC 3261 §21.5.1), which ends only that transaction (RFC 5057 §5.1)`}
 	case refRelayTimeout:
 		return refusal{status: 408, rfc: `RFC 3261 §21.4.9: "could not produce a response within a suitable amount of time"`}
 	case refEarlyBye:

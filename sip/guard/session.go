@@ -68,6 +68,9 @@ type session struct {
 	// acks wait for the ACK of a relayed re-INVITE's 2xx that carries
 	// the answer, by leg and CSeq.
 	acks map[ackKey]chan []byte
+	// callerTo is the caller leg's remote target once a target refresh
+	// changed it (targets_dialog.go); nil: the INVITE's Contact.
+	callerTo atomic.Pointer[sip.Uri]
 	// cancelHook is what the INVITE transaction's CANCEL callback
 	// reaches the session through, cleared when the call ends.
 	cancelHook *atomic.Pointer[session]
@@ -401,8 +404,7 @@ func (s *session) answerCaller(body []byte, contentType string, by schema.Party,
 // byeCaller ends the answered caller leg with a BYE carrying a Reason
 // (loop only).
 func (s *session) byeCaller(q850 int, text string) {
-	cont := s.inv.Contact()
-	bye := sip.NewRequest(sip.BYE, *cont.Address.Clone())
+	bye := sip.NewRequest(sip.BYE, s.callerTarget())
 	s.route(bye, s.inv.Transport(), s.inv.Source())
 	if text != "" {
 		bye.AppendHeader(reasonHeader("Q.850", q850, text))
@@ -543,6 +545,7 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	var (
 		coll  *dtmf.Collector
 		relay *relayTarget
+		early bool
 	)
 	s.do(func() {
 		switch {
@@ -550,11 +553,13 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		case l == callerLeg && s.chal != nil && !s.bridging:
 			coll = s.chal.coll
 		case l == callerLeg && s.pbx != nil && s.pbx.answered:
-			if d := s.pbx.dialog(); d != nil {
-				relay = &relayTarget{send: d.Do, write: d.WriteRequest, to: s.pbx.target(), transport: s.pbx.transport}
-			}
+			relay = s.pbx.relay()
 		case l == pbxLeg && s.answered:
-			relay = &relayTarget{send: s.dlg.Do, write: s.dlg.WriteRequest, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
+			relay = s.callerRelay()
+		case l == callerLeg:
+			// Not decided yet, or the PBX leg rings (passed, or bridged
+			// after the code): there is nobody to deliver it to.
+			early = true
 		}
 	})
 	switch {
@@ -575,6 +580,9 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	case relay != nil:
 		s.relayRequest(req, tx, relay)
+	case early:
+		s.log.Debug("INFO before the PBX answered: not delivered")
+		s.g.refuseWith(req, tx, refusalOf(refInfoEarly))
 	default:
 		s.g.respond(req, tx, 200, "", nil)
 	}
@@ -582,7 +590,7 @@ func (s *session) onInfo(l leg, req *sip.Request, tx sip.ServerTransaction) {
 
 // relayTarget is the other leg of an in-dialog request to relay.
 type relayTarget struct {
-	send      func(context.Context, *sip.Request) (*sip.Response, error)
+	txreq     func(context.Context, *sip.Request) (sip.ClientTransaction, error)
 	write     func(*sip.Request) error // for an ACK
 	to        sip.Uri
 	transport string
@@ -591,6 +599,8 @@ type relayTarget struct {
 	// caller waits until our 200 OK was ACKed, as a BYE must (RFC 3261
 	// §15), and because sipgo builds the request from that 200.
 	after <-chan struct{}
+	// retarget takes the leg's new remote target (a target refresh).
+	retarget func(sip.Uri)
 }
 
 // ready waits until the target may be sent to (see after), or ctx ends.
@@ -623,7 +633,7 @@ func (s *session) relayRequest(req *sip.Request, tx sip.ServerTransaction, t *re
 		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
 		return
 	}
-	res, err := t.send(ctx, out)
+	res, _, err := t.send(ctx, out)
 	if err != nil {
 		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
 		return
@@ -673,8 +683,22 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.renegotiate(l, req, tx, bridged)
 		return
 	}
+	// A re-INVITE without SDP asks for an offer (RFC 3261 §14.2): it gets
+	// the guard's current description of that leg, and the answer comes
+	// in the ACK. An UPDATE without SDP gets none.
+	var acked chan []byte
 	if len(req.Body()) == 0 {
-		body = nil
+		if req.Method != sip.INVITE || len(body) == 0 {
+			body = nil
+		} else {
+			acked = make(chan []byte, 1)
+			k := ackKey{l, req.CSeq().SeqNo}
+			if !s.do(func() { s.acks[k] = acked }) {
+				s.g.refuseWith(req, tx, refusalOf(refNoDialog))
+				return
+			}
+			defer s.post(func() { delete(s.acks, k) })
+		}
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	if len(body) > 0 {
@@ -686,6 +710,15 @@ func (s *session) onRefresh(l leg, req *sip.Request, tx sip.ServerTransaction) {
 	answerTimer(res, req, nil)
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("refresh answer not sent", "err", err)
+		return
+	}
+	s.retargetLeg(l, req)
+	if acked != nil {
+		select {
+		case answer := <-acked:
+			s.takeAckAnswer(l, body, answer)
+		case <-time.After(sip.Timer_F):
+		}
 	}
 }
 
@@ -703,13 +736,9 @@ func (s *session) midCallTarget(l leg) *relayTarget {
 // (loop only; both legs answered).
 func (s *session) legTarget(l leg) *relayTarget {
 	if l == callerLeg {
-		d := s.pbx.dialog()
-		if d == nil {
-			return nil
-		}
-		return &relayTarget{send: d.Do, write: d.WriteRequest, to: s.pbx.target(), transport: s.pbx.transport}
+		return s.pbx.relay()
 	}
-	return &relayTarget{send: s.dlg.Do, write: s.dlg.WriteRequest, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
+	return s.callerRelay()
 }
 
 // Option tags and headers of session timers (RFC 4028).
@@ -791,7 +820,7 @@ func (s *session) relayMidCall(l leg, req *sip.Request, tx sip.ServerTransaction
 		}
 		defer s.post(func() { delete(s.acks, ackKey{l, seq}) })
 	}
-	res, err := t.send(ctx, out)
+	res, otx, err := t.send(ctx, out)
 	if err != nil {
 		s.log.Debug("mid-call request not relayed", "method", req.Method, "err", err)
 		s.g.refuseWith(req, tx, refusalOf(refRelayTimeout))
@@ -801,20 +830,15 @@ func (s *session) relayMidCall(l leg, req *sip.Request, tx sip.ServerTransaction
 	copyMidCall(back, res)
 	if res.IsSuccess() {
 		back.AppendHeader(sip.HeaderClone(&s.ua.ContactHDR))
+		s.retargetLeg(l, req)
 	}
-	ack := func(body []byte, ct sip.Header) {
-		a := sip.NewRequest(sip.ACK, t.to)
-		if len(body) > 0 && ct != nil {
-			a.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
-			a.SetBody(body)
-		}
-		s.route(a, t.transport, t.source)
-		if err := t.write(a); err != nil {
+	ack := func(body []byte) {
+		if err := s.ackInvite(t, otx, body, "application/sdp"); err != nil {
 			s.log.Debug("ACK of a relayed re-INVITE not sent", "err", err)
 		}
 	}
 	if invite && res.IsSuccess() && acked == nil {
-		ack(nil, nil)
+		ack(nil)
 	}
 	if err := tx.Respond(back); err != nil {
 		s.log.Debug("relayed answer not sent", "status", res.StatusCode, "err", err)
@@ -830,6 +854,6 @@ func (s *session) relayMidCall(l leg, req *sip.Request, tx sip.ServerTransaction
 		// still gets the other leg its ACK.
 		case <-time.After(sip.Timer_F):
 		}
-		ack(body, sip.NewHeader("Content-Type", "application/sdp"))
+		ack(body)
 	}
 }

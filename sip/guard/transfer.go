@@ -273,7 +273,7 @@ func (s *session) reinviteCaller(ctx context.Context, offer []byte, ct string) (
 	var t *relayTarget
 	s.do(func() {
 		if !s.ended && s.answered && !s.callerGone {
-			t = &relayTarget{send: s.dlg.Do, write: s.dlg.WriteRequest, to: *s.inv.Contact().Address.Clone(), transport: s.inv.Transport(), source: s.inv.Source(), after: s.answerDone}
+			t = s.callerRelay()
 		}
 	})
 	if t == nil {
@@ -288,16 +288,14 @@ func (s *session) reinviteCaller(ctx context.Context, offer []byte, ct string) (
 	req.AppendHeader(sip.NewHeader("Content-Type", ct))
 	req.SetBody(offer)
 	s.route(req, t.transport, t.source)
-	res, err := t.send(rctx, req)
+	res, otx, err := t.send(rctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("re-INVITE: %w", err)
 	}
 	if !res.IsSuccess() {
 		return nil, fmt.Errorf("re-INVITE answered %d", res.StatusCode)
 	}
-	ack := sip.NewRequest(sip.ACK, t.to)
-	s.route(ack, t.transport, t.source)
-	if err := t.write(ack); err != nil {
+	if err := s.ackInvite(t, otx, nil, ""); err != nil {
 		s.log.Debug("ACK of the transfer re-INVITE not sent", "err", err)
 	}
 	if len(res.Body()) == 0 {
