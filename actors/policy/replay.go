@@ -148,7 +148,7 @@ func (p *Policy) ReplayWith(key string, evs []schema.Payload, try []schema.Range
 			if key == phone.AnonymousKey {
 				number.Kind = phone.KindAnonymous
 			}
-			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack,
+			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack, CRM: e.CRM,
 				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
 				Ranges: withTried(e.Ranges, try, key)}, e.At)
 			if err != nil {

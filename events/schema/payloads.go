@@ -148,6 +148,10 @@ type CallReceived struct {
 	// decided (nil: the line was not under attack, or the log predates
 	// the mode).
 	Attack *LineAttack `json:"attack,omitempty"`
+
+	// CRM is the CRM's answer the decision used (crm.go); nil when no
+	// lookup was made (no CRM configured, or a log written before).
+	CRM *CRMAnswer `json:"crm,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode
