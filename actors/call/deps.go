@@ -185,7 +185,7 @@ type Deps struct {
 	// no under-attack mode.
 	Lines Lines
 	// CRM looks the caller up before the decision; nil: no CRM.
-	CRM CRM
+	CRM   CRM
 	Store events.Store
 	// Clock stamps events, measures durations and bounds retries; time.Now
 	// in production. It is called from several goroutines.

@@ -82,7 +82,9 @@ func TestLookup(t *testing.T) {
 			Answer{Status: schema.CRMHit, Customer: Customer{VIP: true, Name: "Ivan X-Evil: 1", Segment: "gold"}}},
 		{"not found", jsonAnswer(404, "text/plain", "no such customer"), Answer{Status: schema.CRMMiss}},
 		{"500", jsonAnswer(500, "application/json", `{"vip":true}`), Answer{Status: schema.CRMError}},
-		{"redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://example.com/", http.StatusFound) }, Answer{Status: schema.CRMError}},
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://example.com/", http.StatusFound)
+		}, Answer{Status: schema.CRMError}},
 		{"malformed JSON", jsonAnswer(200, "application/json", `{"vip": tru`), Answer{Status: schema.CRMError}},
 		{"vip not a boolean", jsonAnswer(200, "application/json", `{"vip":"yes"}`), Answer{Status: schema.CRMError}},
 		{"not an object", jsonAnswer(200, "application/json", `[true]`), Answer{Status: schema.CRMError}},
