@@ -145,6 +145,8 @@ type Call struct {
 	// was decided (rule range-whitelist or range-block names the one that
 	// decided; the others were overruled).
 	Ranges []schema.RangeMatch `json:"ranges,omitempty"`
+	// CRM is the CRM's answer the decision used (nil: not asked).
+	CRM *schema.CRMAnswer `json:"crm,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -442,7 +444,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		CallID: p.CallID, Presented: p.Presented, Callee: p.Callee, Source: p.Source,
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
-		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges,
+		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges, CRM: p.CRM,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil
