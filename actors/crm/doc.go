@@ -2,7 +2,7 @@
 // the number a customer's, is the customer VIP, and what the PBX may show
 // its agents (name, segment).
 //
-// The contract (docs/crm-openapi.json, README "The CRM's VIPs"):
+// The contract (openapi.json beside this file, README "The CRM's VIPs"):
 //
 //	GET {GUARD_CRM_URL}?number=+79991234567
 //	Authorization: Bearer {GUARD_CRM_TOKEN}   (when set)
