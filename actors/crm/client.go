@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -172,7 +173,8 @@ func (c *Client) Lookup(ctx context.Context, number string) Answer {
 	took := time.Since(start)
 	if err != nil {
 		a = Answer{Status: schema.CRMError}
-		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		var ne net.Error
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			a.Status = schema.CRMTimeout
 		}
 		c.warn(a.Status, err)
