@@ -9,7 +9,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/crm"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -19,6 +21,8 @@ type verdictResult struct {
 	v    caller.Verdict
 	err  error
 	took time.Duration // the grain's decision, as the call saw it
+	// customer is what the CRM said of the caller (nil: nothing).
+	customer *crm.Customer
 }
 
 // callActor is the shell around one call's machine: it feeds the machine
@@ -66,6 +70,11 @@ func (a *callActor) Receive(ctx actor.Context) {
 	case verdictResult:
 		a.took = msg.took
 		a.decided, a.decidedOK = msg.v.Verdict, msg.err == nil || a.decidedOK
+		if cs, ok := a.fx.(CustomerShower); ok && msg.customer != nil {
+			// Before the machine's Pass or Bridge: the session runs its
+			// orders in turn.
+			cs.ShowCustomer(*msg.customer)
+		}
 		a.apply(ctx, a.m.step(admitted{v: msg.v, err: msg.err, code: a.drawCode(msg)}, a.d.Clock()))
 	case fact:
 		a.apply(ctx, a.m.step(msg, a.d.Clock()))
@@ -241,6 +250,17 @@ func (a *callActor) ask(ctx actor.Context, req caller.Admit) {
 		dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DecideTimeout)
 		defer cancel()
 		start := a.d.Clock()
+		var customer *crm.Customer
+		if a.d.CRM != nil && a.setup.Caller.Key != phone.AnonymousKey {
+			// Here, not in the grain: the grain stays fast and does no
+			// I/O but the store's; the lookup has its own budget within
+			// dctx, and its answer travels in Admit.
+			ans := a.d.CRM.Lookup(dctx, a.setup.Caller.Key)
+			req.CRM = ans.Record()
+			if ans.Status == schema.CRMHit && (ans.Customer.Name != "" || ans.Customer.Segment != "" || ans.Customer.VIP) {
+				customer = &ans.Customer
+			}
+		}
 		lines := a.d.Lines
 		if lines != nil {
 			// The line's mode from the node's cache: the policy decides
@@ -251,7 +271,7 @@ func (a *callActor) ask(ctx actor.Context, req caller.Admit) {
 		if lines != nil && err == nil && !v.Repeated {
 			lines.Count(a.setup.Callee, v.New)
 		}
-		system.Root.Send(self, verdictResult{v: v, err: err, took: a.d.Clock().Sub(start)})
+		system.Root.Send(self, verdictResult{v: v, err: err, took: a.d.Clock().Sub(start), customer: customer})
 	}()
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/callguard/callguard/actors/call/spool"
 	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/crm"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/schema"
 )
@@ -32,6 +33,19 @@ type Lines interface {
 	// Count records a decided call to the line, and whether its caller
 	// was new (caller.Verdict.New).
 	Count(line string, isNew bool)
+}
+
+// CRM asks the bank's CRM about a caller within its own time budget and
+// never fails (*crm.Client satisfies it).
+type CRM interface {
+	Lookup(ctx context.Context, number string) crm.Answer
+}
+
+// CustomerShower is implemented by Effects that show the PBX who calls
+// (sip/guard: a header on the INVITE it sends). The actor calls it before
+// Pass or Bridge when the CRM knew the caller.
+type CustomerShower interface {
+	ShowCustomer(c crm.Customer)
 }
 
 // Config is how calls are handled. Each env tag names the field's
@@ -170,6 +184,8 @@ type Deps struct {
 	// Lines gives each call its line's mode and counts new callers; nil:
 	// no under-attack mode.
 	Lines Lines
+	// CRM looks the caller up before the decision; nil: no CRM.
+	CRM   CRM
 	Store events.Store
 	// Clock stamps events, measures durations and bounds retries; time.Now
 	// in production. It is called from several goroutines.

@@ -121,7 +121,7 @@ func (g *grain) pendingFor(callID string) *pendingAdmit {
 func (g *grain) decide(p *pendingAdmit) error {
 	call := policy.Call{
 		ID: p.m.CallID, Caller: phone.Number{Key: g.key, Kind: p.m.Kind},
-		Presented: p.m.Presented, Callee: p.m.Callee, Source: p.m.Source, Attack: p.m.Attack,
+		Presented: p.m.Presented, Callee: p.m.Callee, Source: p.m.Source, Attack: p.m.Attack, CRM: p.m.CRM,
 		Wire: policy.Wire{
 			SIPCallID: p.m.SIPCallID, CallerKind: p.m.Kind.String(), Identity: p.m.Identity,
 			IdentityFrom: p.m.IdentityFrom, Transport: p.m.Transport, Mode: p.m.Mode,

@@ -47,6 +47,10 @@ type Admit struct {
 	// when the call arrived (nil: not under attack); the policy applies
 	// it and records it in CallReceived.
 	Attack *schema.LineAttack `json:"attack,omitempty"`
+	// CRM is the CRM's answer about the caller, asked by the call path
+	// before Admit (nil: not asked); the policy decides with it and
+	// records it in CallReceived.
+	CRM *schema.CRMAnswer `json:"crm,omitempty"`
 }
 
 // Verdict is the grain's answer to Admit. It is sent only after the events

@@ -28,6 +28,8 @@ import (
 //	  // the line under attack since then (absent: not under attack)
 //	  sfixed64 attack_since_unix_nano = 12;
 //	  bool attack_manual = 13; // only with attack_since_unix_nano
+//	  // the CRM's answer (absent: not asked); the others only with it
+//	  string crm_status = 14; bool crm_vip = 15; string crm_segment = 16;
 //	}
 //	message Verdict {
 //	  string call_id = 1; string verdict = 2; int64 level = 3;
@@ -59,6 +61,13 @@ func (a *Admit) appendWire(b []byte) []byte {
 			b = appendVarint(b, 13, 1)
 		}
 	}
+	if c := a.CRM; c != nil && c.Status != "" {
+		b = appendString(b, 14, string(c.Status))
+		if c.VIP {
+			b = appendVarint(b, 15, 1)
+		}
+		b = appendString(b, 16, c.Segment)
+	}
 	return b
 }
 
@@ -66,10 +75,15 @@ func (a *Admit) appendWire(b []byte) []byte {
 func (a *Admit) readWire(b []byte) error {
 	*a = Admit{}
 	manual := false
+	var crm schema.CRMAnswer
 	defer func() {
-		// attack_manual means nothing without attack_since_unix_nano.
+		// attack_manual means nothing without attack_since_unix_nano,
+		// crm_vip and crm_segment nothing without crm_status.
 		if a.Attack != nil {
 			a.Attack.Manual = manual
+		}
+		if crm.Status != "" {
+			a.CRM = &crm
 		}
 	}()
 	return readFields(b, func(num protowire.Number, f field) error {
@@ -116,6 +130,17 @@ func (a *Admit) readWire(b []byte) error {
 			n, err := f.varint()
 			manual = n != 0
 			return err
+		case 14:
+			var s string
+			err := f.str(&s)
+			crm.Status = schema.CRMStatus(s)
+			return err
+		case 15:
+			n, err := f.varint()
+			crm.VIP = n != 0
+			return err
+		case 16:
+			return f.str(&crm.Segment)
 		}
 		return nil
 	})

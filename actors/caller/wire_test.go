@@ -28,7 +28,9 @@ func TestWireRoundTrip(t *testing.T) {
 			IdentityFrom: "pai", Transport: "TCP", Mode: schema.Mode("observe"),
 			ChallengeFallback: "passed: late offer without 100rel",
 			Attack:            &schema.LineAttack{Since: wireAt, Manual: true},
+			CRM:               &schema.CRMAnswer{Status: schema.CRMHit, VIP: true, Segment: "private"},
 		}},
+		{"admit crm timeout", &Admit{CallID: "c-4", CRM: &schema.CRMAnswer{Status: schema.CRMTimeout}}},
 		{"admit attack auto", &Admit{CallID: "c-3", Attack: &schema.LineAttack{Since: wireAt}}},
 		{"admit empty", &Admit{}},
 		{"verdict full", &Verdict{
@@ -100,6 +102,7 @@ func FuzzWire(f *testing.F) {
 	for _, m := range []any{
 		&Admit{CallID: "c", Kind: phone.KindAnonymous, Mode: "enforce"},
 		&Admit{CallID: "c", Attack: &schema.LineAttack{Since: wireAt, Manual: true}},
+		&Admit{CallID: "c", CRM: &schema.CRMAnswer{Status: schema.CRMHit, VIP: true, Segment: "gold"}},
 		&Verdict{CallID: "c", Level: 7, At: wireAt, Repeated: true, New: true},
 	} {
 		a, err := pack(m)

@@ -48,6 +48,8 @@
 //   - While the called line is under attack (Call.Attack), a call that would
 //     pass is challenged (RuleAttack) unless whitelisted or verified
 //     (attack.go); other verdicts stand.
+//   - A caller the CRM marks VIP (Call.CRM) passes, like a whitelisted
+//     one, whatever else would have decided (vip.go).
 package policy
 
 import (
@@ -123,6 +125,9 @@ type Call struct {
 	// Origin is the caller number's country and type with the origin
 	// rules matching them (nil: none); see country.go.
 	Origin *schema.Origin
+	// CRM is the CRM's answer about the caller (nil: not asked); see
+	// vip.go.
+	CRM *schema.CRMAnswer
 }
 
 // Wire is what the SIP side knows of a call beyond what the policy
@@ -239,7 +244,8 @@ func (p *Policy) Decide(st *State, call Call, now time.Time) (Decision, error) {
 	applyOrigin(&d, &ev, v, call, at)
 	p.overConcurrent(&d, &ev, call, v)
 	underAttack(&d, &ev, call, v, at)
-	d.New = v.isNew(key, at) && d.Rule != schema.RuleRangeWhitelist
+	block = applyVIP(&d, &ev, block, call) // the CRM's whitelist, last: it beats blocks and attack
+	d.New = v.isNew(key, at) && d.Rule != schema.RuleRangeWhitelist && d.Rule != schema.RuleVIP
 	ev.Verdict, ev.Level, ev.Rule, ev.Reason = d.Verdict, d.Level, d.Rule, d.Reason
 	if w := call.Wire; w.Mode != "" {
 		ev.SIPCallID, ev.CallerKind, ev.Identity, ev.IdentityFrom, ev.Transport = w.SIPCallID, w.CallerKind, w.Identity, w.IdentityFrom, w.Transport

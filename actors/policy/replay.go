@@ -164,7 +164,7 @@ func (p *Policy) ReplayTry(key string, evs []schema.Payload, try Try) (ReplayRes
 			if key == phone.AnonymousKey {
 				number.Kind = phone.KindAnonymous
 			}
-			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack,
+			d, err := p.Decide(st, Call{ID: e.CallID, Caller: number, Presented: e.Presented, Callee: e.Callee, Source: e.Source, Attack: e.Attack, CRM: e.CRM,
 				Wire:   Wire{SIPCallID: e.SIPCallID, CallerKind: e.CallerKind, Identity: e.Identity, IdentityFrom: e.IdentityFrom, Transport: e.Transport, Mode: e.Mode},
 				Ranges: withTried(e.Ranges, try.Ranges, key), Overrides: withTriedOverrides(e.Overrides, try.Overrides, e.Callee, e.At),
 				Concurrent: max(e.Concurrent-1, 0), Origin: e.Origin}, e.At)

@@ -45,7 +45,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	       [verified-for=D] [anonymous=pass|challenge|reject]
 //	       [max-concurrent-per-caller=N] [concurrent-verdict=challenge|reject]
 //	    defaults plus the overrides; states are kept (a settings change).
-//	call NUMBER [at T] [id=ID] [callee=N] [source=S] [attack=T|manual/T|off] [up=N]
+//	call NUMBER [at T] [id=ID] [callee=N] [source=S] [attack=T|manual/T|off] [up=N] [crm=...]
 //	    prints "verdict level=N rule=R hour=N day=N" and the events other
 //	    than CallReceived as "+ Type field=value..." lines. Call IDs are
 //	    c1, c2, ... unless given. With attack= (the line under attack
@@ -318,11 +318,15 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 		}
 		up = n
 	}
+	crm, err := crmOpt(a)
+	if err != nil {
+		return "", err
+	}
 	st := r.state(key)
 	before := clone(st)
 	d, err := r.pol.Decide(st, Call{ID: id, Caller: r.norm.Normalize(presented), Presented: presented, Callee: callee, Source: source,
 		Attack: la, Ranges: r.rules.Lookup(key, r.clock), Overrides: r.rules.Overrides(callee, r.clock),
-		Concurrent: up, Origin: r.rules.Origin(key, r.clock)}, r.clock)
+		Concurrent: up, Origin: r.rules.Origin(key, r.clock), CRM: crm}, r.clock)
 	r.unchanged(before, st, "Decide")
 	if err != nil {
 		return "error: " + err.Error(), nil
@@ -370,6 +374,9 @@ func (r *runner) call(key string, a *scripttest.Command, prefix string) (string,
 	}
 	if origin := fmtOrigin(d); origin != "" {
 		out += "\n" + origin
+	}
+	if c := fmtCRM(d); c != "" {
+		out += "\n" + c
 	}
 	// After folding, the state counts the call as the decision did.
 	if s := r.pol.Status(st, key, d.At); s.Hour != d.Hour || s.Day != d.Day {

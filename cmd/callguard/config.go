@@ -19,6 +19,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/callguard/callguard/actors/call"
+	"github.com/callguard/callguard/actors/crm"
 	"github.com/callguard/callguard/actors/line"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
@@ -72,6 +73,9 @@ type Config struct {
 
 	// Attack is the lines' under-attack detection (actors/line).
 	Attack line.Settings
+
+	// CRM is the lookup of callers in the bank's CRM (actors/crm).
+	CRM crm.Config
 
 	// Admin is the admin HTTP API. An empty token is replaced at start by
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
@@ -344,6 +348,12 @@ func (c Config) validate() error {
 	if err := c.Attack.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%sATTACK_RATE, _WINDOW, _CALM: %w", envPrefix, err))
 	}
+	if err := c.CRM.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%sCRM_*: %w", envPrefix, err))
+	}
+	if c.CRM.Enabled() && c.Call.DecideTimeout > 0 && c.CRM.Timeout >= c.Call.DecideTimeout {
+		errs = append(errs, fmt.Errorf("%sCRM_TIMEOUT %v must be shorter than %sDECIDE_TIMEOUT %v: the lookup is part of the decision", envPrefix, c.CRM.Timeout, envPrefix, c.Call.DecideTimeout))
+	}
 	if c.CallLogRefused < 0 {
 		errs = append(errs, fmt.Errorf("%sCALL_LOG_REFUSED_PER_SECOND is %d, want 0 or more", envPrefix, c.CallLogRefused))
 	}
@@ -568,14 +578,35 @@ func maskSecret(v string) string {
 		if u.User != nil {
 			u.User = url.User("***")
 		}
-		// libpq also takes the password as a query parameter.
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", "***")
-			u.RawQuery = q.Encode()
+		// libpq also takes the password as a query parameter, and a
+		// service such as the CRM may take a token there.
+		if q := u.Query(); len(q) > 0 {
+			masked := false
+			for k := range q {
+				if secretParam(k) {
+					q.Set(k, "***")
+					masked = true
+				}
+			}
+			if masked {
+				u.RawQuery = q.Encode()
+			}
 		}
 		return u.Redacted()
 	}
 	return "***"
+}
+
+// secretParam reports whether a URL query parameter named k may hold a
+// secret.
+func secretParam(k string) bool {
+	k = strings.ToLower(k)
+	for _, w := range []string{"password", "token", "key", "secret", "auth", "sig", "pass"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // printConfig writes the effective configuration, secrets masked.

@@ -37,6 +37,8 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 		{"long code", []string{"GUARD_CODE_DIGITS=12"}, "GUARD_CODE_DIGITS"},
 		{"bad store-down policy", []string{"GUARD_STORE_DOWN=maybe"}, "GUARD_STORE_DOWN"},
 		{"no decide timeout", []string{"GUARD_DECIDE_TIMEOUT=0s"}, "GUARD_DECIDE_TIMEOUT"},
+		{"crm not http", []string{"GUARD_CRM_URL=ftp://crm/x"}, "GUARD_CRM_*: crm settings: URL is not an http"},
+		{"crm budget beyond decide", []string{"GUARD_CRM_URL=http://crm/x", "GUARD_CRM_TIMEOUT=3s"}, "GUARD_CRM_TIMEOUT 3s must be shorter than GUARD_DECIDE_TIMEOUT 2s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,6 +77,8 @@ func TestPrintConfigMasksSecrets(t *testing.T) {
 		{"GUARD_EVENTSTORE_URL=esdb://admin:changeit@db.example:2113?tls=false", "db.example:2113"},
 		{"GUARD_POSTGRES_URL=postgres://callguard:changeit@pg.example:5432/callguard?sslmode=disable", "pg.example:5432"},
 		{"GUARD_POSTGRES_URL=postgres://pg.example/callguard?password=changeit", "pg.example"},
+		{"GUARD_CRM_URL=https://crm.bank.example/v1/lookup?api_key=changeit&format=json", "crm.bank.example"},
+		{"GUARD_CRM_TOKEN=changeit", "GUARD_CRM_TOKEN"},
 	}
 	for _, tt := range tests {
 		cfg, err := loadConfig([]string{tt.env})

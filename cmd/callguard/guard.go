@@ -18,6 +18,7 @@ import (
 	"github.com/callguard/callguard/actors/call"
 	"github.com/callguard/callguard/actors/call/spool"
 	"github.com/callguard/callguard/actors/caller"
+	"github.com/callguard/callguard/actors/crm"
 	"github.com/callguard/callguard/actors/line"
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
@@ -41,6 +42,7 @@ type guard struct {
 	sip     *sipguard.Guard
 	metrics *metrics.Metrics
 	callers *caller.Client
+	crm     *crm.Client // nil without GUARD_CRM_URL
 	numbers *phone.Normalizer
 	policy  *policy.Policy
 	log     *slog.Logger
@@ -211,8 +213,19 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	if cfg.CallLog {
 		g.callLog = call.NewCallLog(log.With("component", "call"), cfg.CallLogRefused, time.Now)
 	}
+	var lookup call.CRM
+	if cfg.CRM.Enabled() {
+		c, err := crm.New(cfg.CRM, time.Now, m, log.With("component", "crm"))
+		if err != nil {
+			g.stop()
+			return nil, err
+		}
+		m.EnableCRM()
+		g.crm, lookup = c, c
+		log.Info("CRM lookup on", "timeout", cfg.CRM.Timeout, "cacheTTL", cfg.CRM.CacheTTL, "negativeTTL", cfg.CRM.NegativeTTL)
+	}
 	calls, err := call.NewSpawner(n.System, call.Deps{
-		Callers: g.callers, Lines: g.local, Store: store, Clock: time.Now, Rand: rand.Reader,
+		Callers: g.callers, Lines: g.local, CRM: lookup, Store: store, Clock: time.Now, Rand: rand.Reader,
 		Node: cfg.NodeName, Logger: log.With("component", "call"), Observer: m, CallLog: g.callLog, Spool: sp,
 	}, cfg.Call)
 	if err != nil {
@@ -339,6 +352,9 @@ func openReadSide(ctx context.Context, cfg Config, store events.Store, log *slog
 // pending spool last: a call stream refused by the closed store is kept
 // there for the next start.
 func (g *guard) stop() {
+	if g.crm != nil {
+		g.crm.Close()
+	}
 	if g.stopPending != nil {
 		g.stopPending()
 	}

@@ -163,6 +163,9 @@ type CallReceived struct {
 	// rules that matched it (see Origin); nil when no origin rule was in
 	// force, and in events written before origin rules existed.
 	Origin *Origin `json:"origin,omitempty"`
+	// CRM is the CRM's answer the decision used (crm.go); nil when no
+	// lookup was made (no CRM configured, or a log written before).
+	CRM *CRMAnswer `json:"crm,omitempty"`
 }
 
 // ActionFor is what a guard in mode does with verdict v: observe mode

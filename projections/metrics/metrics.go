@@ -84,6 +84,7 @@ type Metrics struct {
 	overload      *prometheus.CounterVec
 	transfers     *prometheus.CounterVec
 	attack        attackMetrics
+	crm           crmMetrics
 }
 
 // New returns the metrics on a new registry, with the Go runtime and

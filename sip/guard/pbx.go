@@ -116,6 +116,9 @@ func (s *session) pbxInvite(body []byte, bridge bool) *sip.Request {
 		mf = sip.MaxForwardsHeader(m.Val() - 1)
 	}
 	req.AppendHeader(&mf)
+	if s.customer != "" {
+		req.AppendHeader(sip.NewHeader(CustomerHeader, s.customer))
+	}
 	if !bridge {
 		copyTimerRequest(req, s.inv)
 	}

@@ -62,6 +62,7 @@ type session struct {
 	pbx        *pbxCall
 	chal       *challenge
 	bridging   bool
+	customer   string      // CustomerHeader's value for the PBX INVITE, if any
 	xfer       *transfer   // a REFER being carried out (transfer.go)
 	rel        reliability // 100rel towards the caller
 	ids        []string    // dialog IDs registered for this call

@@ -155,6 +155,8 @@ type Call struct {
 	// rules that matched it (rule country or number-type names the one
 	// that decided).
 	Origin *schema.Origin `json:"origin,omitempty"`
+	// CRM is the CRM's answer the decision used (nil: not asked).
+	CRM *schema.CRMAnswer `json:"crm,omitempty"`
 }
 
 // Challenge is how the challenge of a call ended.
@@ -453,7 +455,7 @@ func (b *builder) call(e *Entry, p *schema.CallReceived) {
 		Hour: p.Hour, Day: p.Day, Verdict: p.Verdict, Level: p.Level, Rule: p.Rule, Reason: p.Reason,
 		SIPCallID: p.SIPCallID, Identity: p.Identity, IdentityFrom: p.IdentityFrom, Transport: p.Transport,
 		Mode: p.Mode, Action: p.Action, ActionReason: p.ActionReason, Ranges: p.Ranges,
-		Overrides: p.Overrides, Concurrent: p.Concurrent, Origin: p.Origin,
+		Overrides: p.Overrides, Concurrent: p.Concurrent, Origin: p.Origin, CRM: p.CRM,
 	}
 	if p.BlockUntil != nil {
 		e.Call.BlockUntil = *p.BlockUntil

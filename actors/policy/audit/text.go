@@ -130,6 +130,9 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 	if c.Presented != "" {
 		fmt.Fprintf(&b, "; presented as %q", c.Presented)
 	}
+	if c.CRM != nil && (c.CRM.Status == schema.CRMTimeout || c.CRM.Status == schema.CRMError) {
+		fmt.Fprintf(&b, "; CRM %s, decided without it", c.CRM.Status)
+	}
 	return b.String()
 }
 
