@@ -105,6 +105,20 @@ func TestLineSettingsAndSchedulesOverSIP(t *testing.T) {
 		t.Fatalf("line list:\n%s", out)
 	}
 
+	// The line's own under-attack threshold (globally off here,
+	// GUARD_ATTACK_RATE=0): the line grain applies it.
+	cli("line", "set", other, "--attack-rate", "30", "--reason", "ad campaign", "--by", "alice")
+	if out = cli("attack", "status", other, "--json"); !strings.Contains(out, `"threshold":30`) {
+		t.Fatalf("attack status after line set --attack-rate 30:\n%s", out)
+	}
+	if out = cli("line", "list"); !strings.Contains(out, "line +78001000000: attack-rate=30") {
+		t.Fatalf("line list:\n%s", out)
+	}
+	if _, stderr, code := runCLI(t, env, "line", "set", other, "--attack-rate", "-1", "--reason", "x"); code == 0 || !strings.Contains(stderr, "attack-rate") {
+		t.Fatalf("line set --attack-rate -1: exit %d, %q", code, stderr)
+	}
+	cli("line", "clear", other, "--reason", "campaign over")
+
 	// A schedule whose window covers now, for every line: the hour limit
 	// is 2 there. The line's own settings are cleared first (a schedule
 	// applies after them, so it would win anyway; this shows it alone).

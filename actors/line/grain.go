@@ -75,6 +75,10 @@ type Deps struct {
 	// non-nil means this node may no longer own its grains, so the grain
 	// writes nothing, answers ErrFenced and stops.
 	Fence func() error
+	// Overrides gives the per-line settings and schedules in force for a
+	// line at a time (the node's rule table); their AttackRate replaces
+	// Settings.Rate for the line. Nil: none.
+	Overrides func(line string, now time.Time) []schema.Override
 }
 
 // Observer is told when a line's mode changes. Its methods must not block.
@@ -244,8 +248,9 @@ func (g *grain) check() error {
 		return g.loadErr
 	}
 	now := g.d.Clock()
+	s := g.settings(now)
+	g.det.s = s
 	v, rate := g.det.Check(g.started != nil, g.started != nil && g.started.Hold, now)
-	s := g.d.Settings
 	var err error
 	switch v {
 	case Start:
@@ -283,7 +288,7 @@ func (g *grain) command(m *Command) (Mode, error) {
 	}
 	now := schema.UTC(g.d.Clock())
 	rate := g.det.Rate(now)
-	s := g.d.Settings
+	s := g.settings(now)
 	var rec schema.Record
 	switch {
 	case m.On && g.started != nil:
@@ -402,9 +407,26 @@ func (g *grain) reload(ctx context.Context) error {
 	return nil
 }
 
+// settings are the node's detection settings with the line's overrides
+// in force at now (its settings, then schedules) merged in.
+func (g *grain) settings(now time.Time) Settings {
+	s := g.d.Settings
+	if g.d.Overrides == nil {
+		return s
+	}
+	var o schema.Settings
+	for _, ov := range g.d.Overrides(g.line, now) {
+		o = o.Merge(ov.Settings)
+	}
+	if o.AttackRate != nil {
+		s.Rate = *o.AttackRate
+	}
+	return s
+}
+
 func (g *grain) mode() Mode {
 	now := g.d.Clock()
-	m := Mode{Line: g.line, Rate: g.det.Rate(now), Threshold: g.d.Settings.Rate, Revision: g.rev, Exists: g.exists}
+	m := Mode{Line: g.line, Rate: g.det.Rate(now), Threshold: g.settings(now).Rate, Revision: g.rev, Exists: g.exists}
 	if s := g.started; s != nil {
 		m.On, m.Since, m.Manual, m.Hold, m.By, m.Why, m.Peak = true, s.At, s.Manual, s.Hold, s.By, s.Why, g.det.Peak()
 	}

@@ -19,7 +19,10 @@ import (
 	"github.com/callguard/callguard/events/schema"
 )
 
-const testLine = "+78005551234"
+const (
+	testLine  = "+78005551234"
+	otherLine = "+78005559999"
+)
 
 type observer struct {
 	mu     sync.Mutex
@@ -40,6 +43,8 @@ type fixture struct {
 	client *line.Client
 	obs    *observer
 	fence  *atomic.Value // error
+	// attackRate is testLine's per-line threshold; nil: none.
+	attackRate atomic.Pointer[float64]
 }
 
 func start(t *testing.T) *fixture {
@@ -55,6 +60,15 @@ func start(t *testing.T) *fixture {
 		Store: st, Settings: line.Settings{Rate: 10, Window: 2 * time.Second, Calm: time.Minute},
 		Clock: f.clock.Now, Node: "test", Logger: slog.New(slog.DiscardHandler), Observer: f.obs,
 		Tick: 20 * time.Millisecond,
+		Overrides: func(l string, _ time.Time) []schema.Override {
+			r := f.attackRate.Load()
+			if l != testLine || r == nil {
+				return nil
+			}
+			// A later override without the setting keeps the earlier one's.
+			return []schema.Override{{Source: schema.OverrideLine, Line: l, Settings: schema.Settings{AttackRate: r}},
+				{Source: schema.OverrideSchedule, Name: "x", Settings: schema.Settings{LimitHour: new(int)}}}
+		},
 		Fence: func() error {
 			if e, ok := f.fence.Load().(error); ok && e != nil {
 				return e
@@ -135,6 +149,56 @@ func TestGrainStartsAndEndsTheMode(t *testing.T) {
 	if len(f.obs.events) != 2 || f.obs.events[0] != "start "+testLine || f.obs.events[1] != "end "+testLine {
 		t.Fatalf("observer saw %v", f.obs.events)
 	}
+}
+
+// A line's own attack rate (per-line settings) replaces the global
+// threshold for it alone, lower or higher, and the started event records
+// the line's threshold.
+func TestGrainPerLineThreshold(t *testing.T) {
+	ctx := context.Background()
+	t.Run("lower", func(t *testing.T) {
+		f := start(t)
+		low := 4.0
+		f.attackRate.Store(&low)
+		m, err := f.client.Counts(ctx, otherLine, line.Counts{Node: "a", New: 10})
+		if err != nil || m.On || m.Threshold != 10 {
+			t.Fatalf("other line, rate 5: %+v, %v; want off at the global threshold 10", m, err)
+		}
+		m, err = f.client.Counts(ctx, testLine, line.Counts{Node: "a", New: 10})
+		if err != nil || !m.On || m.Threshold != 4 {
+			t.Fatalf("rate 5 over a line threshold of 4: %+v, %v; want on, threshold 4", m, err)
+		}
+		evs, _ := events.ReadWholeStream(ctx, f.store, schema.LineStream(testLine), 0)
+		if len(evs) != 1 {
+			t.Fatalf("line stream: %d events, want 1", len(evs))
+		}
+		p, err := schema.NewRegistry().Decode(evs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := *p.(*schema.LineAttackStarted); st.Threshold != 4 || st.Rate != 5 {
+			t.Fatalf("started %+v: want threshold 4, rate 5", st)
+		}
+	})
+	t.Run("higher", func(t *testing.T) {
+		f := start(t)
+		high := 50.0
+		f.attackRate.Store(&high)
+		m, err := f.client.Counts(ctx, testLine, line.Counts{Node: "a", New: 40})
+		if err != nil || m.On || m.Threshold != 50 {
+			t.Fatalf("rate 20 under a line threshold of 50: %+v, %v; want off", m, err)
+		}
+		if got := f.stream(t); len(got) != 0 {
+			t.Fatalf("line stream %v, want none", got)
+		}
+		// The setting is read at every check: cleared, the global one applies.
+		f.attackRate.Store(nil)
+		f.clock.Advance(100 * time.Millisecond)
+		m, err = f.client.Counts(ctx, testLine, line.Counts{Node: "a", New: 1})
+		if err != nil || !m.On || m.Threshold != 10 {
+			t.Fatalf("after clearing: %+v, %v; want on at the global threshold", m, err)
+		}
+	})
 }
 
 // An admin switches the mode on and off; a held mode outlasts calm; a

@@ -172,6 +172,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	lineKind := line.NewKind(line.Deps{
 		Store: store, Settings: cfg.Attack, Registry: schema.NewRegistry(), Clock: time.Now,
 		Node: cfg.NodeName, Logger: log.With("component", "line"), Observer: m, Fence: fence,
+		Overrides: ranges.Overrides,
 	})
 	n, err := node.Start(ctx, node.Config{
 		ClusterName: cfg.ClusterName, Listen: cfg.ClusterListen, AdvertisedHost: cfg.ClusterAdvertisedHost,

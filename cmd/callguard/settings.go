@@ -20,18 +20,20 @@ import (
 type settingsFlags struct {
 	fs                        *flag.FlagSet
 	hour, day, level          *int
+	attackRate                *float64
 	blockFor, anonymous, till *string
 }
 
 func addSettingsFlags(fs *flag.FlagSet) *settingsFlags {
 	return &settingsFlags{
-		fs:        fs,
-		hour:      fs.Int("limit-hour", 0, "calls in the last hour above which a caller is blocked (0 disables)"),
-		day:       fs.Int("limit-day", 0, "calls in the last day above which a caller is blocked (0 disables)"),
-		level:     fs.Int("limit-level", 0, "block level a broken limit sets (1-5 challenge, 6-9 reject)"),
-		blockFor:  fs.String("block-for", "", "how long an automatic block lasts (2h, 30m)"),
-		anonymous: fs.String("anonymous", "", "verdict for callers without a number: pass, challenge or reject"),
-		till:      fs.String("until", "", "when the override ends by itself: a duration (8h), a date in GUARD_TIMEZONE or an RFC 3339 time"),
+		fs:         fs,
+		hour:       fs.Int("limit-hour", 0, "calls in the last hour above which a caller is blocked (0 disables)"),
+		day:        fs.Int("limit-day", 0, "calls in the last day above which a caller is blocked (0 disables)"),
+		level:      fs.Int("limit-level", 0, "block level a broken limit sets (1-5 challenge, 6-9 reject)"),
+		blockFor:   fs.String("block-for", "", "how long an automatic block lasts (2h, 30m)"),
+		anonymous:  fs.String("anonymous", "", "verdict for callers without a number: pass, challenge or reject"),
+		attackRate: fs.Float64("attack-rate", 0, "new callers a second above which the line is under attack (0 disables)"),
+		till:       fs.String("until", "", "when the override ends by itself: a duration (8h), a date in GUARD_TIMEZONE or an RFC 3339 time"),
 	}
 }
 
@@ -50,6 +52,8 @@ func (s *settingsFlags) body() adminapi.SettingsBody {
 		case "anonymous":
 			v := schema.Verdict(*s.anonymous)
 			b.Anonymous = &v
+		case "attack-rate":
+			b.AttackRate = s.attackRate
 		}
 	})
 	return b
@@ -65,7 +69,7 @@ func (s *settingsFlags) until(environ []string) (string, error) {
 
 // runLine: callguard line set|clear|show — a called line's own settings.
 func runLine(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	const use = "usage: callguard line set LINE [--limit-hour N] [--limit-day N] [--limit-level N] [--block-for D] [--anonymous V] [--until T] --reason WHY | clear LINE --reason WHY | list"
+	const use = "usage: callguard line set LINE [--limit-hour N] [--limit-day N] [--limit-level N] [--block-for D] [--anonymous V] [--attack-rate R] [--until T] --reason WHY | clear LINE --reason WHY | list"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 		fmt.Fprintln(stderr, use+"\n`callguard line VERB -h` lists a verb's flags.")
 		return errHelp

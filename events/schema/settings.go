@@ -40,11 +40,14 @@ type Settings struct {
 	// BlockFor is in nanoseconds, as time.Duration marshals.
 	BlockFor  *time.Duration `json:"blockFor,omitempty"`
 	Anonymous *Verdict       `json:"anonymous,omitempty"`
+	// AttackRate is the line's under-attack threshold, new callers a
+	// second (GUARD_ATTACK_RATE; 0 disables detection on the line).
+	AttackRate *float64 `json:"attackRate,omitempty"`
 }
 
 // Empty reports whether s overrides nothing.
 func (s Settings) Empty() bool {
-	return s.LimitHour == nil && s.LimitDay == nil && s.LimitLevel == nil && s.BlockFor == nil && s.Anonymous == nil
+	return s.LimitHour == nil && s.LimitDay == nil && s.LimitLevel == nil && s.BlockFor == nil && s.Anonymous == nil && s.AttackRate == nil
 }
 
 // Merge returns s with the settings o gives replacing s's.
@@ -63,6 +66,9 @@ func (s Settings) Merge(o Settings) Settings {
 	}
 	if o.Anonymous != nil {
 		s.Anonymous = o.Anonymous
+	}
+	if o.AttackRate != nil {
+		s.AttackRate = o.AttackRate
 	}
 	return s
 }
@@ -83,6 +89,8 @@ func (s Settings) Check() error {
 		return fmt.Errorf("%w: block-for is %s, want a positive duration", ErrSettings, *s.BlockFor)
 	case s.Anonymous != nil && !s.Anonymous.Valid():
 		return fmt.Errorf("%w: anonymous is %q, want pass, challenge or reject", ErrSettings, *s.Anonymous)
+	case s.AttackRate != nil && !(*s.AttackRate >= 0 && *s.AttackRate <= 1e6):
+		return fmt.Errorf("%w: attack-rate is %g, want 0 (off) to 1000000 new callers a second", ErrSettings, *s.AttackRate)
 	}
 	return nil
 }
@@ -105,6 +113,9 @@ func (s Settings) String() string {
 	}
 	if s.Anonymous != nil {
 		f = append(f, "anonymous="+string(*s.Anonymous))
+	}
+	if s.AttackRate != nil {
+		f = append(f, "attack-rate="+strconv.FormatFloat(*s.AttackRate, 'g', -1, 64))
 	}
 	return strings.Join(f, " ")
 }

@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +94,9 @@ func TestWindowContains(t *testing.T) {
 func TestSettingsCheck(t *testing.T) {
 	neg, lvl, zero := -1, 10, time.Duration(0)
 	bad := Verdict("maybe")
-	for _, s := range []Settings{{}, {LimitHour: &neg}, {LimitDay: &neg}, {LimitLevel: &lvl}, {BlockFor: &zero}, {Anonymous: &bad}} {
+	negRate, nan, huge := -0.5, math.NaN(), 2e6
+	for _, s := range []Settings{{}, {LimitHour: &neg}, {LimitDay: &neg}, {LimitLevel: &lvl}, {BlockFor: &zero}, {Anonymous: &bad},
+		{AttackRate: &negRate}, {AttackRate: &nan}, {AttackRate: &huge}} {
 		if err := s.Check(); !errors.Is(err, ErrSettings) {
 			t.Errorf("%+v.Check() = %v, want ErrSettings", s, err)
 		}
@@ -101,6 +105,20 @@ func TestSettingsCheck(t *testing.T) {
 	a := Settings{LimitHour: &two}.Merge(Settings{LimitDay: &five})
 	if err := a.Check(); err != nil || a.String() != "limit-hour=2 limit-day=5" {
 		t.Errorf("merged %q, %v", a.String(), err)
+	}
+	// The attack rate: 0 switches detection off on the line; a later
+	// override's rate wins; an event without it reads as no override.
+	off, thirty := 0.0, 30.0
+	r := Settings{AttackRate: &off}.Merge(Settings{LimitHour: &two}).Merge(Settings{AttackRate: &thirty})
+	if err := r.Check(); err != nil || r.String() != "limit-hour=2 attack-rate=30" {
+		t.Errorf("merged %q, %v", r.String(), err)
+	}
+	if err := (Settings{AttackRate: &off}).Check(); err != nil {
+		t.Errorf("attack-rate 0: %v", err)
+	}
+	var old Settings
+	if err := json.Unmarshal([]byte(`{"limitHour":2}`), &old); err != nil || old.AttackRate != nil {
+		t.Errorf("old settings read as %+v, %v", old, err)
 	}
 }
 

@@ -52,6 +52,8 @@ type SettingsBody struct {
 	// BlockFor is a Go duration ("2h", "30m").
 	BlockFor  string          `json:"blockFor,omitempty"`
 	Anonymous *schema.Verdict `json:"anonymous,omitempty"`
+	// AttackRate is the line's under-attack threshold, new callers a second.
+	AttackRate *float64 `json:"attackRate,omitempty"`
 }
 
 // LineSettingsRequest is the body of PUT /v1/lines/{number}/settings.
@@ -128,7 +130,7 @@ type SettingsView struct {
 }
 
 func (v *validation) settings(b SettingsBody) schema.Settings {
-	s := schema.Settings{LimitHour: b.LimitHour, LimitDay: b.LimitDay, LimitLevel: b.LimitLevel, Anonymous: b.Anonymous}
+	s := schema.Settings{LimitHour: b.LimitHour, LimitDay: b.LimitDay, LimitLevel: b.LimitLevel, Anonymous: b.Anonymous, AttackRate: b.AttackRate}
 	if b.BlockFor != "" {
 		d, err := time.ParseDuration(b.BlockFor)
 		if err != nil || d <= 0 {
@@ -138,7 +140,7 @@ func (v *validation) settings(b SettingsBody) schema.Settings {
 		s.BlockFor = &d
 	}
 	if s.Empty() {
-		v.add("settings", inBody, "none given: give at least one of limitHour, limitDay, limitLevel, blockFor, anonymous")
+		v.add("settings", inBody, "none given: give at least one of limitHour, limitDay, limitLevel, blockFor, anonymous, attackRate")
 		return s
 	}
 	if err := s.Check(); err != nil {

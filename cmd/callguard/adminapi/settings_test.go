@@ -70,6 +70,11 @@ func TestSettingsCommands(t *testing.T) {
 			status: http.StatusUnprocessableEntity, code: CodeCommandRefused, want: "must be at least"},
 		{name: "not a line", r: req{method: "PUT", path: "/v1/lines/abc/settings", body: `{"limitHour":1,"by":"alice","reason":"x"}`},
 			status: http.StatusBadRequest, code: CodeInvalidNumber, want: `"field":"number"`},
+		{name: "bad attack rate", r: req{method: "PUT", path: "/v1/lines/88005550000/settings", body: `{"attackRate":-1,"by":"alice","reason":"x"}`},
+			status: http.StatusBadRequest, code: CodeInvalidRequest, want: "attack-rate is -1"},
+		{name: "set a line's attack rate", r: req{method: "PUT", path: "/v1/lines/88005550000/settings", body: `{"attackRate":30,"by":"alice","reason":"busy line"}`},
+			status: http.StatusCreated, want: `"line":"+78005550000"`},
+		{name: "list the attack rate", r: req{method: "GET", path: "/v1/lines/settings"}, status: http.StatusOK, want: `"line":"+78005550000","settings":{"attackRate":30}`},
 		{name: "add a night schedule", r: req{method: "POST", path: "/v1/schedules",
 			body: `{"name":"night","from":"22:00","to":"07:00","limitHour":1,"by":"bob","reason":"bots at night"}`},
 			status: http.StatusCreated, want: `"schedule":"night"`},
@@ -92,6 +97,8 @@ func TestSettingsCommands(t *testing.T) {
 			status: http.StatusOK, want: `"events":["LineSettingsCleared"]`},
 		{name: "clear it again", r: req{method: "DELETE", path: "/v1/lines/%2B78005553535/settings?reason=done", header: map[string]string{HeaderAdmin: "bob"}},
 			status: http.StatusNotFound, code: CodeUnknownSettings, want: "no settings of its own"},
+		{name: "clear the busy line", r: req{method: "DELETE", path: "/v1/lines/%2B78005550000/settings?reason=done", header: map[string]string{HeaderAdmin: "bob"}},
+			status: http.StatusOK, want: `"events":["LineSettingsCleared"]`},
 	}
 	for _, tt := range tests {
 		rec := serve(t, s, tt.r)
