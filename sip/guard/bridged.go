@@ -52,8 +52,8 @@ func (s *session) startBridgeLegs(c *challenge, res *sip.Response, answer *sdp.S
 	caller := &bridgeLeg{
 		name: "caller", conn: c.conn, recv: c.recv, in: toCaller, peer: c.peer, signalling: []string{s.inv.Source()},
 		codec: c.ans.Codec, evPT: c.evPT, dir: c.ans.Direction, remote: c.ans.Remote,
-		rtcpTo:        rtcpAddr(s.offerSDP, c.ans.MediaIndex, c.ans.Remote),
-		remoteVersion: s.offerSDP.Origin.SessionVersion,
+		rtcpTo:        rtcpAddr(s.callerSDPIn, c.ans.MediaIndex, c.ans.Remote),
+		remoteVersion: s.callerSDPIn.Origin.SessionVersion,
 	}
 	caller.sessID, caller.version = c.ans.SDP.Origin.SessionID, c.ans.SDP.Origin.SessionVersion
 	pbx := &bridgeLeg{

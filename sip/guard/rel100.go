@@ -249,7 +249,7 @@ func (s *session) offerChallenge(code string) {
 // usable answer ends the call (488): the offer/answer exchange failed, and
 // the guard has no media to challenge on.
 func (s *session) offerAnswered(o *ownOffer, req *sip.Request) {
-	neg, err := readPrackAnswer(o.sdp, req.Body())
+	neg, answer, err := readPrackAnswer(o.sdp, req.Body())
 	if err == nil && (!neg.Remote.Addr().IsValid() || neg.Remote.Addr().IsUnspecified() || neg.Remote.Port() == 0) {
 		err = fmt.Errorf("%w: the answer's audio address %v cannot receive", sdp.ErrUnsupported, neg.Remote)
 	}
@@ -259,19 +259,21 @@ func (s *session) offerAnswered(o *ownOffer, req *sip.Request) {
 		s.mediaFailed(refusalOf(refNoMedia).withStatus(488), fmt.Errorf("late offer: PRACK answer: %w", err))
 		return
 	}
+	s.callerSDPIn = answer
 	s.startChallenge(o.code, o.conn, sdp.Answer{Negotiated: neg, SDP: o.sdp}, false)
 }
 
 // readPrackAnswer reads the answer in a PRACK's body to offer.
-func readPrackAnswer(offer *sdp.Session, body []byte) (sdp.Negotiated, error) {
+func readPrackAnswer(offer *sdp.Session, body []byte) (sdp.Negotiated, *sdp.Session, error) {
 	if len(body) == 0 {
-		return sdp.Negotiated{}, errors.New("no SDP answer in the PRACK")
+		return sdp.Negotiated{}, nil, errors.New("no SDP answer in the PRACK")
 	}
 	answer, err := sdp.Parse(body)
 	if err != nil {
-		return sdp.Negotiated{}, err
+		return sdp.Negotiated{}, nil, err
 	}
-	return sdp.ReadAnswer(offer, answer)
+	neg, err := sdp.ReadAnswer(offer, answer)
+	return neg, answer, err
 }
 
 // The PBX leg's 100rel, hop by hop. The guard lists 100rel in Supported

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ type session struct {
 
 	offer    []byte // the caller's SDP offer
 	offerSDP *sdp.Session
+	// callerSDPIn is the caller's last session description: its offer,
+	// or on a late offer its answer in the PRACK (rel100.go).
+	callerSDPIn *sdp.Session
 
 	ops        chan func()
 	quit       chan struct{} // closed when the loop has ended
@@ -88,7 +92,7 @@ func (g *Guard) newSession(req *sip.Request, tx sip.ServerTransaction, body []by
 	}
 	id := callKey(req)
 	s := &session{
-		g: g, id: id, ua: ua, inv: req, tx: tx, dlg: dlg, offer: body, offerSDP: offer,
+		g: g, id: id, ua: ua, inv: req, tx: tx, dlg: dlg, offer: body, offerSDP: offer, callerSDPIn: offer,
 		log:  call.Logger(g.log, "call", id, "callId", callIDOf(req)),
 		rel:  reliability{use: offers100rel(req, "Require", "") || offers100rel(req, "Supported", "k")},
 		acks: make(map[ackKey]chan []byte),
@@ -148,7 +152,7 @@ func (s *session) run(f func()) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.g.stats.panics.Add(1)
-			s.log.Error("session panicked", "panic", r)
+			s.log.Error("session panicked", "panic", r, "stack", string(debug.Stack()))
 			s.end(ending{by: schema.PartyGuard, cause: schema.EndError, refusal: refusalOf(refInternal)})
 		}
 	}()
