@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -133,7 +132,7 @@ func (s *Server) originSet(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	applied, err := s.d.Origins.SetOrigin(ctx, cmd)
 	if err != nil {
-		s.originFail(w, r, fmt.Errorf("%s %s %s: %w", VerbOriginSet, kind, cmd.Value, err))
+		s.ruleFail(w, r, fmt.Errorf("%s %s %s: %w", VerbOriginSet, kind, cmd.Value, err))
 		return
 	}
 	s.d.Logger.Info("admin command", "request_id", requestID(r), "verb", VerbOriginSet, "kind", kind, "value", cmd.Value,
@@ -169,7 +168,7 @@ func (s *Server) originRemove(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	applied, err := s.d.Origins.RemoveOrigin(ctx, kind, value, id, by, why)
 	if err != nil {
-		s.originFail(w, r, fmt.Errorf("%s %s %s: %w", VerbOriginRemove, kind, value, err))
+		s.ruleFail(w, r, fmt.Errorf("%s %s %s: %w", VerbOriginRemove, kind, value, err))
 		return
 	}
 	s.d.Logger.Info("admin command", "request_id", requestID(r), "verb", VerbOriginRemove, "kind", kind, "value", value,
@@ -196,17 +195,6 @@ func originResult(kind schema.OriginKind, value, id string, a rules.Applied) Ori
 		res.Events = append(res.Events, a.Event)
 	}
 	return res
-}
-
-func (s *Server) originFail(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, rules.ErrNotFound):
-		writeProblem(w, r, newProblem(CodeUnknownRange, err.Error()))
-	case errors.Is(err, rules.ErrInvalid):
-		writeProblem(w, r, newProblem(CodeCommandRefused, err.Error()))
-	default:
-		s.fail(w, r, err)
-	}
 }
 
 // OriginRequest is the body of POST /v1/origins/{kind}.

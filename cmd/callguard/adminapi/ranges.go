@@ -170,7 +170,7 @@ func (s *Server) addRange(w http.ResponseWriter, r *http.Request, list schema.Ra
 	defer cancel()
 	applied, err := s.d.Ranges.Add(ctx, cmd)
 	if err != nil {
-		s.rangeFail(w, r, fmt.Errorf("%s %s: %w", verb, cmd.Range, err))
+		s.ruleFail(w, r, fmt.Errorf("%s %s: %w", verb, cmd.Range, err))
 		return
 	}
 	s.d.Logger.Info("admin command", "request_id", requestID(r), "verb", verb, "range", cmd.Range,
@@ -220,7 +220,7 @@ func (s *Server) removeRange(w http.ResponseWriter, r *http.Request, list schema
 	defer cancel()
 	applied, err := s.d.Ranges.Remove(ctx, list, rng, id, by, why)
 	if err != nil {
-		s.rangeFail(w, r, fmt.Errorf("remove %s %s: %w", list, rng, err))
+		s.ruleFail(w, r, fmt.Errorf("remove %s %s: %w", list, rng, err))
 		return
 	}
 	s.d.Logger.Info("admin command", "request_id", requestID(r), "verb", VerbRangeRemove, "list", list, "range", rng,
@@ -236,7 +236,9 @@ func rangeResult(rng string, list schema.RangeList, id string, a rules.Applied) 
 	return res
 }
 
-func (s *Server) rangeFail(w http.ResponseWriter, r *http.Request, err error) {
+// ruleFail answers an error of the rules writer (range and origin
+// commands) as the problem it is.
+func (s *Server) ruleFail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, rules.ErrExists):
 		writeProblem(w, r, newProblem(CodeRangeExists, err.Error()))
