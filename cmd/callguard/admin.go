@@ -105,6 +105,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			Table: g.ranges.Table, Zone: cfg.TimeZone,
 			Valid: func(s schema.Settings) error { return cfg.Policy.WithOverrides(s).Validate() },
 		},
+		Users:   adminapi.UsersDeps{Commands: g.userWriter(cfg), List: g.users.List},
 		Origins: adminapi.OriginWriter{Writer: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName}, Table: g.ranges},
 		Logger:  g.log.With("component", "admin"),
 	})
