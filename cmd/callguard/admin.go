@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -105,6 +106,10 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			Table: g.ranges.Table, Zone: cfg.TimeZone,
 			Valid: func(s schema.Settings) error { return cfg.Policy.WithOverrides(s).Validate() },
 		},
+		Backup: adminapi.BackupFunc(func(ctx context.Context, w io.Writer) error {
+			_, err := writeBackup(ctx, w, g.backupSources(cfg, rs))
+			return err
+		}),
 		Origins: adminapi.OriginWriter{Writer: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName}, Table: g.ranges},
 		Logger:  g.log.With("component", "admin"),
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/metrics"
@@ -37,15 +38,18 @@ import (
 // calls and the SIP edge. startGuard is where they are built and handed
 // to each other; the packages below choose nothing on their own.
 type guard struct {
-	store   events.Store
-	node    *node.Node
-	sip     *sipguard.Guard
-	metrics *metrics.Metrics
-	callers *caller.Client
-	crm     *crm.Client // nil without GUARD_CRM_URL
-	numbers *phone.Normalizer
-	policy  *policy.Policy
-	log     *slog.Logger
+	store events.Store
+	// embedded is the store itself when it is the embedded one (nil with
+	// a database server): backups copy its file.
+	embedded *embedded.Store
+	node     *node.Node
+	sip      *sipguard.Guard
+	metrics  *metrics.Metrics
+	callers  *caller.Client
+	crm      *crm.Client // nil without GUARD_CRM_URL
+	numbers  *phone.Normalizer
+	policy   *policy.Policy
+	log      *slog.Logger
 	// ranges is this node's table of range rules, folded from the rules
 	// stream; stopRanges ends the subscription that keeps it current.
 	ranges     *rules.Live
@@ -193,6 +197,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		lines:   &line.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 		etcd:    etcd, ranges: ranges, stopRanges: stopRanges,
 	}
+	g.embedded, _ = rawStore.(*embedded.Store)
 	g.local = &line.Local{Send: g.lines.Counts, Node: cfg.NodeName, Logger: log.With("component", "line")}
 	m.WatchLines(g.local.Lines)
 	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -120,6 +120,8 @@ type Deps struct {
 	// Settings serves /v1/lines/{number}/settings, /v1/lines/settings and
 	// /v1/schedules (settings.go); a nil Rules or Table answers with 501.
 	Settings SettingsDeps
+	// Backup serves GET /v1/backup (backup.go); nil answers it with 501.
+	Backup Backuper
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -207,6 +209,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.Lines) {
 		deps.Lines = nil
 	}
+	if isNilPointer(deps.Backup) {
+		deps.Backup = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -263,6 +268,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/schedules", handler: s.scheduleList},
 		{pattern: "POST /v1/schedules", handler: s.scheduleAdd},
 		{pattern: "DELETE /v1/schedules/{name}", handler: s.scheduleRemove},
+		{pattern: "GET /v1/backup", handler: s.backup},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},
