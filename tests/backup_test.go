@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/cmd/callguard/backup"
+	"github.com/callguard/callguard/events/postgres/pgtest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -343,4 +344,41 @@ func guardSIPOn(t *testing.T, dir, pbxURI string, extra ...string) (*guardProces
 	}, extra...)...)
 	requireSIPListener(t, sipAddr)
 	return g, sipAddr, []string{"GUARD_DATA_DIR=" + dir, "GUARD_ADMIN_URL=http://" + adminAddr(t, g)}
+}
+
+// With PostgreSQL as the store the log is not in the data directory: a
+// backup holds the projections and the spool, says that the log is backed
+// up with the database's tools, and a guard on the restored directory and
+// the same database stands where the first did.
+func TestBackupOnPostgreSQLHoldsTheProjectionsOnly(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.URL()
+	dir := t.TempDir()
+	g := startGuard(t, "GUARD_POSTGRES_URL="+url, "GUARD_DATA_DIR="+dir)
+	env := []string{"GUARD_POSTGRES_URL=" + url, "GUARD_DATA_DIR=" + dir, "GUARD_ADMIN_URL=http://" + adminAddr(t, g)}
+	if _, stderr, code := runCLI(t, env, "block", "+79990019911", "--level", "7", "--reason", "fraud"); code != 0 {
+		t.Fatal(stderr)
+	}
+	archive := filepath.Join(t.TempDir(), "pg.tar.gz")
+	out, stderr, code := runCLI(t, env, "backup", "--out", archive)
+	if code != 0 || !strings.Contains(out, "the event log is NOT in this archive: it is in PostgreSQL") || !strings.Contains(out, "pg_dump") ||
+		strings.Contains(out, "events.db") || !strings.Contains(out, "projections/lists.db") {
+		t.Fatalf("backup on PostgreSQL: exit %d\n%s%s", code, out, stderr)
+	}
+	g.stop(t)
+	restored := filepath.Join(t.TempDir(), "restored")
+	out, stderr, code = runCLI(t, nil, "restore", "--from", archive, "--data-dir", restored)
+	if code != 0 || !strings.Contains(out, "the event log was not in the archive") {
+		t.Fatalf("restore of a PostgreSQL guard's backup: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(restored, "events.db")); err == nil {
+		t.Fatal("the restore wrote an events.db")
+	}
+	g2 := startGuard(t, "GUARD_POSTGRES_URL="+url, "GUARD_DATA_DIR="+restored)
+	defer g2.stop(t)
+	env2 := []string{"GUARD_DATA_DIR=" + restored, "GUARD_ADMIN_URL=http://" + adminAddr(t, g2)}
+	out, stderr, code = runCLI(t, env2, "blacklist")
+	if code != 0 || !strings.Contains(out, "+79990019911") {
+		t.Fatalf("blacklist on the restored guard: exit %d\n%s%s", code, out, stderr)
+	}
 }
