@@ -420,7 +420,11 @@ func runRestore(ctx context.Context, args []string, environ []string, stdout, st
 			return err
 		}
 	}
-	// An empty directory is replaced in one rename.
+	// An empty target goes first (Remove refuses one that filled up
+	// meanwhile); the restored directory takes its place in one rename.
+	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("restore into %s: %w", target, err)
+	}
 	if err := os.Rename(tmp, target); err != nil {
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
