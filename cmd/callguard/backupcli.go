@@ -124,6 +124,11 @@ func runBackup(ctx context.Context, args []string, environ []string, stdout, std
 		done bool
 	)
 	if *out == "-" {
+		if f, ok := stdout.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				return usageError{"--out - writes a gzipped archive to stdout, which is a terminal: redirect it (> FILE, | ssh ...) or give --out FILE"}
+			}
+		}
 		report = stderr
 	} else {
 		if _, err := os.Lstat(*out); err == nil {
