@@ -38,18 +38,15 @@ import (
 // calls and the SIP edge. startGuard is where they are built and handed
 // to each other; the packages below choose nothing on their own.
 type guard struct {
-	store events.Store
-	// embedded is the store itself when it is the embedded one (nil with
-	// a database server): backups copy its file.
-	embedded *embedded.Store
-	node     *node.Node
-	sip      *sipguard.Guard
-	metrics  *metrics.Metrics
-	callers  *caller.Client
-	crm      *crm.Client // nil without GUARD_CRM_URL
-	numbers  *phone.Normalizer
-	policy   *policy.Policy
-	log      *slog.Logger
+	store   events.Store
+	node    *node.Node
+	sip     *sipguard.Guard
+	metrics *metrics.Metrics
+	callers *caller.Client
+	crm     *crm.Client // nil without GUARD_CRM_URL
+	numbers *phone.Normalizer
+	policy  *policy.Policy
+	log     *slog.Logger
 	// ranges is this node's table of range rules, folded from the rules
 	// stream; stopRanges ends the subscription that keeps it current.
 	ranges     *rules.Live
@@ -71,6 +68,9 @@ type guard struct {
 	// client and the watch of this node's own registration.
 	etcd       *node.Etcd
 	membership *node.Watch
+	// embedded is the store itself when it is the embedded one (nil with
+	// a database server): backups copy its file.
+	embedded *embedded.Store
 }
 
 // pendingInterval is how often a running node appends the spooled call
