@@ -186,6 +186,8 @@ func TestEveryCommandTakesFlagsAfterItsArguments(t *testing.T) {
 	env := []string{"GUARD_DATA_DIR=" + data, "GUARD_ADMIN_URL=http://" + admin}
 	cwd := t.TempDir()
 	demoDir := filepath.Join(t.TempDir(), "demo")
+	archive := filepath.Join(t.TempDir(), "backup.tar.gz")
+	restored := filepath.Join(t.TempDir(), "restored")
 
 	type check int
 	const (
@@ -226,6 +228,8 @@ func TestEveryCommandTakesFlagsAfterItsArguments(t *testing.T) {
 		{command: "user", after: []string{"user", "list", "--json"}, before: []string{"user", "list", "--json"}, check: sameOutput, contains: `"users"`, noArguments: true},
 		{command: "audit", after: []string{"audit", "+79990006003", "--json", "--tz", "UTC"}, before: []string{"audit", "--json", "--tz", "UTC", "+79990006003"}, check: sameOutput, contains: `"kind": "block"`},
 		{command: "replay", after: []string{"replay", "--limit-hour", "2", "--json"}, before: []string{"replay", "--json", "--limit-hour", "2"}, check: bothWork, contains: `"limitHour": 2`, noArguments: true},
+		{command: "backup", after: []string{"backup", "--out", archive}, check: bothWork, contains: "read back whole", noArguments: true},
+		{command: "restore", after: []string{"restore", "--from", archive, "--data-dir", restored}, check: bothWork, contains: "restored", noArguments: true},
 		{command: "demo", after: []string{"demo", "--bots", "0", "--humans", "0", "--flagged", "0", "--dir", demoDir}, check: bothWork, contains: "all 0 calls done", noArguments: true},
 		{command: "config", after: []string{"config", "--markdown"}, before: []string{"config", "--markdown"}, check: sameOutput, contains: "GUARD_DATA_DIR", noArguments: true},
 		{command: "version", after: []string{"--version"}, before: []string{"version"}, check: sameOutput, contains: "callguard "},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -106,6 +107,10 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			Valid: func(s schema.Settings) error { return cfg.Policy.WithOverrides(s).Validate() },
 		},
 		Users:   adminapi.UsersDeps{Commands: g.userWriter(cfg), List: g.users.List},
+		Backup: adminapi.BackupFunc(func(ctx context.Context, w io.Writer) error {
+			_, err := writeBackup(ctx, w, g.backupSources(cfg, rs))
+			return err
+		}),
 		Origins: adminapi.OriginWriter{Writer: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName}, Table: g.ranges},
 		Logger:  g.log.With("component", "admin"),
 	})

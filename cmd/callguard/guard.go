@@ -25,6 +25,7 @@ import (
 	"github.com/callguard/callguard/actors/rules"
 	"github.com/callguard/callguard/actors/users"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/embedded"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/metrics"
@@ -76,6 +77,9 @@ type guard struct {
 	// client and the watch of this node's own registration.
 	etcd       *node.Etcd
 	membership *node.Watch
+	// embedded is the store itself when it is the embedded one (nil with
+	// a database server): backups copy its file.
+	embedded *embedded.Store
 }
 
 // maxHashes bounds the password hashes a node runs at once (64 MiB each,
@@ -225,6 +229,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		etcd:    etcd, ranges: ranges, stopRanges: stopRanges,
 		users: book, hasher: hasher, stopUsers: stopUsers,
 	}
+	g.embedded, _ = rawStore.(*embedded.Store)
 	g.local = &line.Local{Send: g.lines.Counts, Node: cfg.NodeName, Logger: log.With("component", "line")}
 	m.WatchLines(g.local.Lines)
 	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))

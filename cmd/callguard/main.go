@@ -21,6 +21,8 @@
 //	callguard user add|list|role|password|disable|enable ...
 //	                                     the operator console's users
 //	callguard replay [--limit-hour N]    what other policy settings would change
+//	callguard backup --out FILE          a consistent copy of the data directory, live
+//	callguard restore --from FILE        a backup into a new or empty data directory
 //	callguard demo                       a guard, a PBX and a carrier on loopback
 //	callguard config                     print the effective configuration (secrets masked)
 //	callguard version                    print the version (also --version)
@@ -72,6 +74,8 @@ func commands() []command {
 		{"user", "add NAME --role viewer|operator|admin [--password-stdin] | list | role NAME ROLE | password NAME | disable NAME | enable NAME", "the operator console's users (passwords from a prompt or --password-stdin)", runUser},
 		{"audit", "NUMBER [--json]", "a caller's whole history, with why each block happened", runAudit},
 		{"replay", "[--limit-hour N ...]", "what would change under other policy settings", runReplay},
+		{"backup", "--out FILE.tar.gz|-", "a consistent copy of the data directory, taken while the guard serves", runBackup},
+		{"restore", "--from FILE.tar.gz [--data-dir DIR]", "a backup into a new or empty data directory, checked first", runRestore},
 		{"demo", "[--dir DIR]", "a guard, a PBX and a carrier on loopback, with bots and people calling", runDemo},
 		{"config", "[--markdown]", "print the effective configuration (secrets masked; --markdown: the README table)", runConfig},
 		{"version", "", "print the version (also: callguard --version)", runVersion},

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -584,4 +585,33 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (events.Snapsho
 		return events.Snapshot{}, false, fmt.Errorf("load snapshot of %s: %w", stream, err)
 	}
 	return snap, found, nil
+}
+
+// Copy is a consistent copy of the store's database as of one read
+// transaction: Size bytes that WriteTo writes, holding the log up to Head.
+type Copy struct {
+	// Head is the position of the last event in the copy.
+	Head events.Position
+	// Size is the number of bytes WriteTo writes.
+	Size int64
+	io.WriterTo
+}
+
+// Backup hands fn a consistent copy of the database (a bbolt file that
+// opens as a store of its own), taken in one read transaction while
+// appends go on: they are simply not in it. The copy is valid only inside
+// fn. The transaction holds pages the writer would otherwise reuse, so a
+// long copy lets the file grow meanwhile.
+func (s *Store) Backup(ctx context.Context, fn func(Copy) error) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var head uint64
+		if k, _ := tx.Bucket(bucketLog).Cursor().Last(); k != nil {
+			head = u64(k)
+		}
+		return fn(Copy{Head: events.Position{Commit: head, Prepare: head}, Size: tx.Size(), WriterTo: tx})
+	})
+	if err != nil {
+		return fmt.Errorf("back up the event store: %w", err)
+	}
+	return nil
 }

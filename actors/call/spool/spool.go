@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -192,6 +193,19 @@ func (s *Spool) Path() string { return s.db.Path() }
 func (s *Spool) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pending spool: close: %w", err)
+	}
+	return nil
+}
+
+// Backup hands fn a consistent copy of the spool file, taken in one read
+// transaction: the number of pending entries in it, its size in bytes and
+// what writes it. The copy is valid only inside fn.
+func (s *Spool) Backup(fn func(entries int, size int64, w io.WriterTo) error) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return fn(tx.Bucket(bucket).Stats().KeyN, tx.Size(), tx)
+	})
+	if err != nil {
+		return fmt.Errorf("back up the pending spool: %w", err)
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ var catalogue = []ProblemInfo{
 	{Code: CodeCallerUnavailable, Status: http.StatusServiceUnavailable, Title: "Caller grain unavailable",
 		Description: "The caller's grain could not be reached in time (the cluster is starting, changing topology or overloaded). Retry with the same Idempotency-Key after Retry-After seconds."},
 	{Code: CodeNotImplemented, Status: http.StatusNotImplemented, Title: "Not available on this node",
-		Description: "The endpoint exists but this node was started without the component that serves it (the audit timeline, replay, or the read side: lists, import, reports, profiles, projections)."},
+		Description: "The endpoint exists but this node was started without the component that serves it (the audit timeline, replay, backups, or the read side: lists, import, reports, profiles, projections)."},
 	{Code: CodeInternal, Status: http.StatusInternalServerError, Title: "Internal error",
 		Description: "An unexpected error; the instance member matches the request_id in the guard's log."},
 	{Code: CodeInvalidDate, Status: http.StatusBadRequest, Title: "Invalid date or range",

@@ -123,6 +123,8 @@ type Deps struct {
 	// Settings serves /v1/lines/{number}/settings, /v1/lines/settings and
 	// /v1/schedules (settings.go); a nil Rules or Table answers with 501.
 	Settings SettingsDeps
+	// Backup serves GET /v1/backup (backup.go); nil answers it with 501.
+	Backup Backuper
 	// Normalizer reads numbers in paths and bodies (required).
 	Normalizer *phone.Normalizer
 	// Clock dates CallerView.AsOf and checks that expiries are in the
@@ -213,6 +215,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.Users.Commands) {
 		deps.Users.Commands = nil
 	}
+	if isNilPointer(deps.Backup) {
+		deps.Backup = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -275,6 +280,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "PUT /v1/users/{name}/password", handler: s.userPassword},
 		{pattern: "POST /v1/users/{name}/disable", handler: s.userDisable},
 		{pattern: "POST /v1/users/{name}/enable", handler: s.userEnable},
+		{pattern: "GET /v1/backup", handler: s.backup},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},
