@@ -106,7 +106,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			Table: g.ranges.Table, Zone: cfg.TimeZone,
 			Valid: func(s schema.Settings) error { return cfg.Policy.WithOverrides(s).Validate() },
 		},
-		Users:   adminapi.UsersDeps{Commands: g.userWriter(cfg), List: g.users.List},
+		Users: adminapi.UsersDeps{Commands: g.userWriter(cfg), List: g.users.List},
 		Backup: adminapi.BackupFunc(func(ctx context.Context, w io.Writer) error {
 			_, err := writeBackup(ctx, w, g.backupSources(cfg, rs))
 			return err
