@@ -92,11 +92,17 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		sipErr, adminErr = <-sipDone, <-adminDone
 	case adminErr = <-adminDone:
 		cancel()
-		adminErr = fmt.Errorf("admin API stopped: %v", adminErr)
+		// A signal may end the edge before this select sees ctx end: a
+		// clean stop under an ended context is the signal's, not a failure.
+		if adminErr != nil || ctx.Err() == nil {
+			adminErr = fmt.Errorf("admin API stopped: %v", adminErr)
+		}
 		sipErr = <-sipDone
 	case sipErr = <-sipDone:
 		cancel()
-		sipErr = fmt.Errorf("SIP stopped: %v", sipErr)
+		if sipErr != nil || ctx.Err() == nil {
+			sipErr = fmt.Errorf("SIP stopped: %v", sipErr)
+		}
 		adminErr = <-adminDone
 	case <-g.membershipLost():
 		// The others have removed this node and re-activated its numbers
