@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -163,4 +164,43 @@ func TestStopWithACallUpFitsTheUnit(t *testing.T) {
 	if !logged.MatchString(g.output()) {
 		t.Errorf("no call log line of the call ended by the shutdown:\n%s", g.output())
 	}
+}
+
+// TestServeNotifiesSystemd: started as the unit's Type=notify starts it,
+// with NOTIFY_SOCKET, the guard says READY=1 once it serves and
+// STOPPING=1 when it is told to stop.
+func TestServeNotifiesSystemd(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := ln.Read(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	next := func(want string) {
+		t.Helper()
+		select {
+		case msg, ok := <-got:
+			if !ok || !strings.Contains(msg, want) {
+				t.Fatalf("notification %q, want %s", msg, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %s within 20s", want)
+		}
+	}
+	g := startGuard(t, "GUARD_DATA_DIR="+t.TempDir(), "NOTIFY_SOCKET="+sock)
+	next("READY=1")
+	g.stop(t)
+	next("STOPPING=1")
 }
