@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/callguard/callguard/actors/call"
@@ -285,64 +283,20 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		return nil, err
 	}
 	sip := g.sip
-	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: metrics.Namespace, Name: "calls_in_progress",
-		Help: "Calls in progress on this node's SIP side, from INVITE to the end of the call: what GUARD_MAX_CALLS caps.",
-	}, func() float64 { return float64(sip.Stats().ActiveSessions) }))
-	m.Registry().MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "rtp_latched_total",
-			Help: "RTP streams latched onto a trusted source other than their SDP address (symmetric RTP, RFC 4961; GUARD_TRUSTED_MEDIA).",
-		}, func() float64 { return float64(sip.Stats().MediaLatched) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "rtp_refused_packets_total",
-			Help: "RTP packets dropped because their source was neither the SDP address, the latched source, nor trusted.",
-		}, func() float64 { return float64(sip.Stats().MediaRefused) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "rtcp_relayed_packets_total",
-			Help: "RTCP packets relayed between the legs of calls bridged after a challenge (same trust rule as RTP).",
-		}, func() float64 { return float64(sip.Stats().RTCPRelayed) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "sip_no_prack_total",
-			Help: "Calls ended because the carrier never PRACKed a reliable provisional response (RFC 3262, 64*T1).",
-		}, func() float64 { return float64(sip.Stats().NoPrack) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "late_offer_refused_total",
-			Help: "Calls to be challenged refused with 488 because their INVITE had no SDP offer (a late offer) and the carrier no 100rel (GUARD_LATE_OFFER=reject); late_offer_total{outcome=\"refused\"} too.",
-		}, func() float64 { return float64(sip.Stats().LateOfferRejected) }),
-	)
-	// Late offers on calls to be challenged, by what became of them: one
-	// name, three labelled series (their help must be the same).
-	lateHelp := "Calls to be challenged whose INVITE had no SDP offer, by outcome: challenged (the guard's offer in a reliable 183, the carrier has 100rel), refused (488, GUARD_LATE_OFFER=reject) or passed (unchallenged, GUARD_LATE_OFFER=pass)."
-	for outcome, n := range map[string]func() float64{
-		"challenged": func() float64 { return float64(sip.Stats().LateOfferChallenged) },
-		"refused":    func() float64 { return float64(sip.Stats().LateOfferRejected) },
-		"passed":     func() float64 { return float64(calls.Counters().ChallengeFallbacks.Load()) },
-	} {
-		m.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "late_offer_total", Help: lateHelp,
-			ConstLabels: prometheus.Labels{"outcome": outcome},
-		}, n))
-	}
-	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: metrics.Namespace, Name: "range_rules",
-		Help: "Range rules (whitelist or block by number prefix or range) in this node's table, expired ones not yet removed included.",
-	}, func() float64 { return float64(ranges.Table().Len()) }))
+	m.WatchSIP(func() metrics.SIPTotals {
+		st := sip.Stats()
+		return metrics.SIPTotals{
+			CallsInProgress: st.ActiveSessions, RTPLatched: st.MediaLatched, RTPRefused: st.MediaRefused,
+			RTCPRelayed: st.RTCPRelayed, NoPrack: st.NoPrack,
+			LateOfferChallenged: st.LateOfferChallenged, LateOfferRefused: st.LateOfferRejected,
+			LateOfferPassed: calls.Counters().ChallengeFallbacks.Load(),
+		}
+	})
+	m.WatchRanges(func() int { return ranges.Table().Len() })
 	c := calls.Counters()
-	m.Registry().MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metrics.Namespace, Name: "calls_pending",
-			Help: "Call streams the store refused (it was down) kept in the pending spool until they are appended; they survive a restart.",
-		}, func() float64 { return float64(sp.Len()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "calls_pending_recorded_total",
-			Help: "Call streams appended from the pending spool (after a restart, or after their writer gave up retrying).",
-		}, func() float64 { return float64(c.PendingRecorded.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "calls_spool_failures_total",
-			Help: "Call streams the pending spool could not take (a full disk): retried in memory only, lost if the node stops before the store returns.",
-		}, func() float64 { return float64(c.SpoolFailed.Load()) }),
-	)
+	m.WatchSpool(func() metrics.SpoolTotals {
+		return metrics.SpoolTotals{Pending: sp.Len(), Recorded: c.PendingRecorded.Load(), Failed: c.SpoolFailed.Load()}
+	})
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

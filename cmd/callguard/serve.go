@@ -85,10 +85,14 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	}
 	log.Info("callguard serving", "version", version, "head", head.String(),
 		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay, "mode", cfg.Call.Mode)
+	if err := sdNotify(environ, "READY=1\nSTATUS=serving"); err != nil {
+		log.Warn("could not tell systemd the guard is serving", "err", err)
+	}
 	var sipErr, adminErr error
 	select {
 	case <-ctx.Done():
 		log.Info("callguard stopping", "reason", context.Cause(ctx))
+		_ = sdNotify(environ, "STOPPING=1") // best effort: systemd knows from the signal anyway
 		sipErr, adminErr = <-sipDone, <-adminDone
 	case adminErr = <-adminDone:
 		cancel()

@@ -32,6 +32,19 @@
 //	sip_messages_total{direction,method,class}  SIP traffic: class is request or 1xx..6xx
 //	sip_untrusted_rejected_total             requests from sources not on the trusted trunk list
 //	sip_overload_total{reason}               load shed: max-calls, busy (503 + Retry-After), tcp-conns
+//	transfers_total{kind,outcome}            REFERs and 3xx of passed calls: accepted, refused, completed, failed
+//	line_under_attack{line}                  1 while the line is in under-attack mode (as this node knows it)
+//	attack_mode_changes_total{change,by}     under-attack mode on/off, auto or manual (the line's grain's node)
+//	crm_lookups_total{result}                CRM lookups (hit, miss, timeout, error), with crm_cache_hits_total
+//	                                         and the histogram crm_request_seconds{result}, when a CRM is set
+//	calls_in_progress                        calls on the SIP side, INVITE to end (what GUARD_MAX_CALLS caps)
+//	late_offer_total{outcome}                late offers on calls to be challenged: challenged, refused, passed
+//	                                         (and late_offer_refused_total, the refused ones)
+//	sip_no_prack_total                       calls ended for a reliable 18x never PRACKed
+//	rtp_latched_total, rtp_refused_packets_total, rtcp_relayed_packets_total   media
+//	calls_pending                            call streams in the pending spool (the store was down), with
+//	                                         calls_pending_recorded_total and calls_spool_failures_total
+//	range_rules                              range rules in the node's table
 //
 // plus the Go runtime and process collectors.
 package metrics
