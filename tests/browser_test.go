@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -70,6 +72,10 @@ type browser struct {
 	weight  pageWeight // since the last page mark
 	shots   int
 	weights []string // "name: weight" of every page marked
+	// problems are what the page's console said went wrong since the last
+	// mark: uncaught exceptions, Content-Security-Policy violations and
+	// other errors (failed requests are the test's business, not these).
+	problems []string
 }
 
 // newBrowser starts a headless Chromium for the test; paths given to its
@@ -130,6 +136,17 @@ func (b *browser) onEvent(ev any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch e := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := e.ExceptionDetails
+		msg := d.Text
+		if d.Exception != nil && d.Exception.Description != "" {
+			msg += " " + d.Exception.Description
+		}
+		b.problems = append(b.problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, msg))
+	case *cdplog.EventEntryAdded:
+		if e.Entry.Level == cdplog.EntryLevelError && e.Entry.Source != cdplog.EntrySourceNetwork {
+			b.problems = append(b.problems, fmt.Sprintf("%s error: %s", e.Entry.Source, e.Entry.Text))
+		}
 	case *network.EventResponseReceived:
 		b.types[e.RequestID] = e.Type
 	case *network.EventDataReceived:
@@ -196,10 +213,14 @@ func (b *browser) open(name, path string) {
 	b.mark(name)
 }
 
-// mark ends a page: logs its weight and, with CALLGUARD_SCREENSHOTS=1,
-// photographs it.
+// mark ends a page: logs its weight, fails the test for what went wrong
+// in the page's console and, with CALLGUARD_SCREENSHOTS=1, photographs
+// it.
 func (b *browser) mark(name string) {
 	b.t.Helper()
+	for _, p := range b.takeProblems() {
+		b.t.Errorf("page %s: %s", name, p)
+	}
 	b.mu.Lock()
 	w := b.weight
 	b.weight = pageWeight{}
@@ -209,6 +230,22 @@ func (b *browser) mark(name string) {
 	if os.Getenv("CALLGUARD_SCREENSHOTS") == "1" {
 		b.screenshot(name)
 	}
+}
+
+// takeProblems returns and forgets what the page's console reported.
+// Console messages arrive by themselves, so it waits a moment for late
+// ones (a script that fails after the load event).
+func (b *browser) takeProblems() []string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	// A round trip through the page: the events sent before its answer
+	// have been seen when it returns (Listen is called in order).
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[int](`1`))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.problems
+	b.problems = nil
+	return p
 }
 
 // location is the tab's URL, or what kept it from being read.
@@ -304,12 +341,18 @@ func fieldOf(form, field string) string {
 // the page that answers, and marks it with name.
 func (b *browser) submit(form, name string) {
 	b.t.Helper()
-	button := fmt.Sprintf(`#%s button:not([type=button]):not([type=reset]), #%s input[type=submit]`, form, form)
+	b.click(fmt.Sprintf(`#%s button:not([type=button]):not([type=reset]), #%s input[type=submit]`, form, form), name)
+}
+
+// click clicks the first element a CSS selector matches (a link, a
+// button), waits for the page that answers, and marks it with name.
+func (b *browser) click(sel, name string) {
+	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(button))))
+	_, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel))))
 	if err != nil {
-		b.t.Fatalf("submit #%s: %v (at %s)", form, err, b.location())
+		b.t.Fatalf("click %s: %v (at %s)", sel, err, b.location())
 	}
 	b.mark(name)
 }
@@ -341,6 +384,9 @@ func TestBrowserKit(t *testing.T) {
 		case "/s.js":
 			w.Header().Set("Content-Type", "text/javascript")
 			fmt.Fprint(w, js)
+		case "/csp":
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'")
+			fmt.Fprint(w, `<!doctype html><html><body><p>inline</p><script>document.title = "ran"</script></body></html>`)
 		case "/":
 			if r.Method == http.MethodPost {
 				form = r.PostFormValue("q")
@@ -375,6 +421,11 @@ func TestBrowserKit(t *testing.T) {
 		t.Error("has/count do not see the page as it is")
 	}
 	b.screenshot("kit")
+	// A page that breaks its own CSP is caught.
+	b.do("open /csp", chromedp.Navigate(b.url("/csp")))
+	if p := b.takeProblems(); len(p) != 1 || !strings.Contains(p[0], "Content Security Policy") {
+		t.Errorf("inline script refused by the CSP: problems %q, want one naming the Content Security Policy", p)
+	}
 	shots, _ := filepath.Glob(filepath.Join(t.ArtifactDir(), "*.png"))
 	if len(shots) == 0 {
 		t.Fatal("no screenshot written")
