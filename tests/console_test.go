@@ -50,10 +50,10 @@ type consoleGuard struct {
 }
 
 // startConsoleGuard starts a guard whose hourly limit is 2 at a rejecting
-// level, creates an admin, an operator and a viewer with the CLI, and
-// makes calls with SIPp: consoleSuspect calls three times (two pass, the
-// third crosses the limit and is rejected and blocked by the rule),
-// consoleOther and consoleThird once each (pass).
+// level, makes calls with SIPp: consoleSuspect calls three times (two
+// pass, the third crosses the limit and is rejected and blocked by the
+// rule), consoleOther and consoleThird once each (pass); and creates an
+// admin, an operator and a viewer with the CLI and the admin token.
 func startConsoleGuard(t *testing.T) *consoleGuard {
 	t.Helper()
 	chromiumPath(t)
@@ -62,18 +62,8 @@ func startConsoleGuard(t *testing.T) *consoleGuard {
 	defer cancel()
 	pbxPort := freePort(t)
 	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
-		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_TARIFF_PER_MINUTE=10")
+		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_ESCALATION_LEVEL=8", "GUARD_TARIFF_PER_MINUTE=10")
 	cg := &consoleGuard{g: g, base: "http://" + adminAddr(t, g), token: adminTokenOf(t, env), env: env}
-
-	for _, u := range []struct{ name, role, pass string }{{adminName, "admin", adminPass}, {operatorName, "operator", operatorPass}, {viewerName, "viewer", viewerPass}} {
-		out, stderr, code := runCLIInput(t, env, u.pass+"\n", "user", "add", u.name, "--role", u.role, "--password-stdin")
-		if code != 0 {
-			t.Fatalf("user add %s: exit %d\n%s%s", u.name, code, out, stderr)
-		}
-		if strings.Contains(out+stderr, u.pass) {
-			t.Errorf("user add %s printed the password:\n%s%s", u.name, out, stderr)
-		}
-	}
 
 	const passes = 4
 	pbx := startSIPp(ctx, t, "sipp uas_pbx", "uas_pbx.xml",
@@ -94,6 +84,15 @@ func startConsoleGuard(t *testing.T) *consoleGuard {
 	}
 	if st := cg.caller(t, consoleSuspect); st.Block == nil || st.Block.Rule != "hourly-limit" || st.Block.Level != 7 {
 		t.Fatalf("%s after three calls: block %+v, want the hourly limit's at level 7", consoleSuspect, st.Block)
+	}
+	for _, u := range []struct{ name, role, pass string }{{adminName, "admin", adminPass}, {operatorName, "operator", operatorPass}, {viewerName, "viewer", viewerPass}} {
+		out, stderr, code := runCLIInput(t, env, u.pass+"\n", "user", "add", u.name, "--role", u.role, "--password-stdin")
+		if code != 0 {
+			t.Fatalf("user add %s: exit %d\n%s%s", u.name, code, out, stderr)
+		}
+		if strings.Contains(out+stderr, u.pass) {
+			t.Errorf("user add %s printed the password:\n%s%s", u.name, out, stderr)
+		}
 	}
 	return cg
 }
