@@ -1,0 +1,111 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+
+	"golang.org/x/text/language"
+)
+
+// Languages of the console; the first is the default.
+var languages = []language.Tag{language.English, language.Russian}
+
+var matcher = language.NewMatcher(languages)
+
+// langCode returns "en" or "ru" for a tag the matcher chose.
+func langCode(t language.Tag) string {
+	base, _ := t.Base()
+	if base.String() == "ru" {
+		return "ru"
+	}
+	return "en"
+}
+
+// validLang reports whether code is a language of the console.
+func validLang(code string) bool { return code == "en" || code == "ru" }
+
+// pickLang chooses the page's language: the lang cookie when it names one
+// of ours, else the best match of Accept-Language, else English.
+func pickLang(r *http.Request) string {
+	if c, err := r.Cookie(langCookie); err == nil && validLang(c.Value) {
+		return c.Value
+	}
+	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	if err != nil || len(tags) == 0 {
+		return "en"
+	}
+	_, i, conf := matcher.Match(tags...)
+	if conf == language.No {
+		return "en"
+	}
+	return langCode(languages[i])
+}
+
+// msg is one entry of the catalogue: the English and Russian text.
+type msg struct{ en, ru string }
+
+// translate returns key's text in lang, formatted with args when there
+// are any; an unknown key shows as itself (a test keeps templates and the
+// catalogue in step).
+func translate(lang, key string, args ...any) string {
+	m, ok := catalogue[key]
+	if !ok {
+		return key
+	}
+	s := m.en
+	if lang == "ru" {
+		s = m.ru
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(s, args...)
+	}
+	return s
+}
+
+// catalogue holds every text the console shows.
+var catalogue = map[string]msg{
+	// Layout and navigation.
+	"app.name":       {"callguard console", "консоль callguard"},
+	"nav.today":      {"Today", "Сегодня"},
+	"nav.numbers":    {"Numbers", "Номера"},
+	"nav.blacklist":  {"Blacklist", "Чёрный список"},
+	"nav.whitelist":  {"Whitelist", "Белый список"},
+	"nav.reports":    {"Reports", "Отчёты"},
+	"nav.whatif":     {"What-if", "Что если"},
+	"nav.users":      {"Users", "Пользователи"},
+	"nav.signout":    {"Sign out", "Выйти"},
+	"nav.main":       {"Main menu", "Главное меню"},
+	"nav.language":   {"Language", "Язык"},
+	"role.viewer":    {"viewer", "наблюдатель"},
+	"role.operator":  {"operator", "оператор"},
+	"role.admin":     {"admin", "администратор"},
+	"common.unavail": {"Not available on this node.", "На этом узле недоступно."},
+	"common.lagging": {"The figures may be behind the log: %s.", "Данные могут отставать от журнала: %s."},
+	"common.none":    {"None.", "Нет."},
+	"common.yes":     {"yes", "да"},
+	"common.no":      {"no", "нет"},
+	"common.show":    {"Show", "Показать"},
+	"common.next":    {"Next page", "Следующая страница"},
+	"common.csv":     {"Download CSV", "Скачать CSV"},
+	"common.failed":  {"Could not read: %s", "Не удалось прочитать: %s"},
+
+	// Sign-in.
+	"signin.title":    {"Sign in", "Вход"},
+	"signin.user":     {"Name", "Имя"},
+	"signin.password": {"Password", "Пароль"},
+	"signin.submit":   {"Sign in", "Войти"},
+	"signin.bad":      {"Wrong name or password.", "Неверное имя или пароль."},
+	"signin.limited":  {"Too many failed attempts; try again in a few minutes.", "Слишком много неудачных попыток; повторите через несколько минут."},
+	"signin.expired":  {"The form has expired; please sign in again.", "Форма устарела; войдите ещё раз."},
+	"signin.out":      {"You have signed out.", "Вы вышли."},
+
+	// Error pages.
+	"error.title":   {"Error %d", "Ошибка %d"},
+	"error.404":     {"There is no such page.", "Такой страницы нет."},
+	"error.403":     {"You may not do that.", "Вам это не разрешено."},
+	"error.403csrf": {"The form has expired or did not come from this console; reload the page and try again.", "Форма устарела или отправлена не из консоли; обновите страницу и повторите."},
+	"error.405":     {"This page does not take that request.", "Эта страница не принимает такой запрос."},
+	"error.413":     {"What you sent is too large.", "Отправленное слишком велико."},
+	"error.500":     {"Something went wrong on the guard; the log says what.", "На стороне guard что-то пошло не так; подробности в журнале."},
+	"error.back":    {"Back to Today", "На страницу «Сегодня»"},
+}

@@ -1,0 +1,91 @@
+package console
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// consolePages are the GET pages every role-appropriate check walks, with
+// the <main> id each must have.
+var consolePages = []struct{ path, main string }{
+	{"/console/", "today"},
+	{"/console/numbers", "numbers"},
+	{"/console/numbers?q=%2B7916", "numbers"},
+	{"/console/numbers/+79161234567", "caller"},
+}
+
+// checkPage asserts what every page owes the contract: its language, its
+// main, no inline script or style (the CSP would block them), a csrf
+// input in every post form, and no untranslated catalogue key.
+func checkPage(t *testing.T, what, body, lang, main string) {
+	t.Helper()
+	doc := parse(t, body)
+	if got := attr(firstElement(doc, "html"), "lang"); got != lang {
+		t.Errorf("%s: <html lang=%q>, want %q", what, got, lang)
+	}
+	if m := firstElement(doc, "main"); m == nil || attr(m, "id") != main {
+		t.Errorf("%s: no <main id=%q>", what, main)
+	}
+	walk(doc, func(n *html.Node) {
+		if n.Type != html.ElementNode {
+			return
+		}
+		switch n.Data {
+		case "script":
+			if typ := attr(n, "type"); attr(n, "src") == "" && typ != "application/json" {
+				t.Errorf("%s: inline script", what)
+			}
+		case "style":
+			t.Errorf("%s: a <style> element", what)
+		case "form":
+			if strings.EqualFold(attr(n, "method"), "post") && !strings.Contains(render(n), `name="csrf"`) {
+				t.Errorf("%s: form #%s posts without a csrf input", what, attr(n, "id"))
+			}
+		}
+		for _, a := range n.Attr {
+			if a.Key == "style" || strings.HasPrefix(a.Key, "on") {
+				t.Errorf("%s: <%s %s=...>: inline style or handler", what, n.Data, a.Key)
+			}
+			if (a.Key == "href" || a.Key == "src" || a.Key == "action") && strings.HasPrefix(strings.ToLower(a.Val), "javascript:") {
+				t.Errorf("%s: javascript: URL", what)
+			}
+		}
+	})
+	for key := range catalogue {
+		if strings.Contains(text(doc), key) && strings.Contains(key, ".") && !strings.Contains(key, " ") {
+			t.Errorf("%s: shows the catalogue key %q", what, key)
+		}
+	}
+}
+
+func render(n *html.Node) string {
+	var b strings.Builder
+	_ = html.Render(&b, n)
+	return b.String()
+}
+
+func TestEveryPageBothLanguages(t *testing.T) {
+	r := newRig(t, nil)
+	for _, lang := range []string{"en", "ru"} {
+		for _, user := range []string{"vera", "oleg", "anna"} {
+			b := r.browser()
+			b.lang = lang
+			p := b.get("/console/signin")
+			checkPage(t, lang+" sign-in", p.body, lang, "signin-page")
+			b.signIn(user)
+			for _, pg := range consolePages {
+				p := b.get(pg.path)
+				if p.status != http.StatusOK {
+					t.Errorf("%s %s GET %s: %d", lang, user, pg.path, p.status)
+					continue
+				}
+				checkPage(t, lang+" "+user+" "+pg.path, p.body, lang, pg.main)
+			}
+			p = b.get("/console/nonesuch")
+			checkPage(t, lang+" 404", p.body, lang, "error")
+		}
+	}
+}

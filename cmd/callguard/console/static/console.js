@@ -1,0 +1,33 @@
+// Charts of the callguard console. Each <script type="application/json"
+// data-chart="ID"> holds {x: [...], time: bool, series: [{label, values}]}
+// and is drawn with uPlot into the element #ID. No other script runs.
+(function () {
+  "use strict";
+  var colors = ["#2b6cb0", "#2f855a", "#b7791f", "#c53030", "#6b46c1", "#319795"];
+  function draw(src) {
+    var target = document.getElementById(src.getAttribute("data-chart"));
+    if (!target || typeof uPlot === "undefined") { return; }
+    var d = JSON.parse(src.textContent);
+    var data = [d.x];
+    var series = [{}];
+    d.series.forEach(function (s, i) {
+      data.push(s.values);
+      series.push({ label: s.label, stroke: colors[i % colors.length], width: 2,
+        fill: i === 0 && d.fill ? colors[0] + "22" : undefined });
+    });
+    var width = function () { return Math.max(300, target.clientWidth || 600); };
+    var opts = { width: width(), height: 240, series: series,
+      scales: { x: { time: !!d.time } },
+      axes: [{ values: d.time ? undefined : function (u, vals) { return vals.map(function (v) { return d.labels ? (d.labels[v] || "") : v; }); } }, {}] };
+    var plot = new uPlot(opts, data, target);
+    window.addEventListener("resize", function () { plot.setSize({ width: width(), height: 240 }); });
+    target.setAttribute("data-drawn", "true");
+  }
+  function init() {
+    var srcs = document.querySelectorAll('script[type="application/json"][data-chart]');
+    for (var i = 0; i < srcs.length; i++) { draw(srcs[i]); }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else { init(); }
+})();
