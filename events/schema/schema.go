@@ -131,7 +131,7 @@ func All() []Payload {
 		CallReceived{}, ChallengeOutcome{},
 		BlockApplied{}, BlockLifted{}, BlockExpired{},
 		Whitelisted{}, Unwhitelisted{}, WhitelistExpired{},
-	}, append(append(append(append(callPayloads(), rangePayloads()...), linePayloads()...), settingsPayloads()...), originPayloads()...)...)
+	}, append(append(append(append(callPayloads(), rangePayloads()...), linePayloads()...), settingsPayloads()...), append(originPayloads(), userPayloads()...)...)...)
 }
 
 // Value returns p as a value: the registry decodes payloads to pointers,
@@ -272,6 +272,31 @@ func Value(p Payload) Payload {
 		}
 		return *e
 	case *OriginRuleRemoved:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *UserCreated:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *UserRoleChanged:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *UserPasswordChanged:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *UserDisabled:
+		if e == nil {
+			return nil
+		}
+		return *e
+	case *UserEnabled:
 		if e == nil {
 			return nil
 		}
