@@ -528,3 +528,31 @@ func newForgery(t *testing.T, target string) *forgery {
 }
 
 func (f *forgery) served() int { return len(f.hits) }
+
+// GUARD_CONSOLE_LISTEN gives the console a listener of its own, where /
+// leads to it; the admin API's listener then serves no console.
+func TestConsoleOnItsOwnListener(t *testing.T) {
+	port := freePort(t)
+	g := startGuard(t, "GUARD_DATA_DIR="+t.TempDir(), "GUARD_CONSOLE_LISTEN=127.0.0.1:"+strconv.Itoa(port))
+	own := "http://127.0.0.1:" + strconv.Itoa(port)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) (int, string, string) {
+		t.Helper()
+		res, err := noRedirect.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Location"), string(body)
+	}
+	if st, loc, _ := get(own + "/"); st != http.StatusSeeOther || loc != "/console/" {
+		t.Errorf("GET / on the console's listener: %d to %q, want 303 to /console/", st, loc)
+	}
+	if st, _, body := get(own + "/console/signin"); st != http.StatusOK || !strings.Contains(body, `id="signin"`) {
+		t.Errorf("GET /console/signin on the console's listener: %d\n%s", st, body)
+	}
+	if st, _, _ := get("http://" + adminAddr(t, g) + "/console/signin"); st != http.StatusNotFound {
+		t.Errorf("GET /console/signin on the admin listener with a console of its own: %d, want 404", st)
+	}
+}

@@ -557,6 +557,9 @@ func appendVars(vars []configVar, t reflect.Type, index []int) []configVar {
 		f := t.Field(i)
 		idx := append(append([]int(nil), index...), i)
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "-" {
+			continue // set by the program, not read from the environment
+		}
 		if name == "" {
 			if f.Type.Kind() == reflect.Struct {
 				vars = appendVars(vars, f.Type, idx)

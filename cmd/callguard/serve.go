@@ -78,7 +78,8 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		cancel()
 		return errors.Join(err, <-metricsDone)
 	}
-	adminDone, err := startAdmin(ctx, cfg, g, rs)
+	book := startUsers(ctx, g)
+	adminDone, err := startAdmin(ctx, cfg, g, rs, book, health)
 	if err != nil {
 		cancel()
 		return errors.Join(err, <-sipDone, <-metricsDone)
