@@ -276,16 +276,15 @@ func FieldErrors(err error) []*FieldError {
 	var out []*FieldError
 	var walk func(error)
 	walk = func(e error) {
-		var fe *FieldError
 		switch x := e.(type) {
+		case *FieldError:
+			out = append(out, x)
 		case interface{ Unwrap() []error }:
 			for _, c := range x.Unwrap() {
 				walk(c)
 			}
-		default:
-			if errors.As(e, &fe) {
-				out = append(out, fe)
-			}
+		case interface{ Unwrap() error }:
+			walk(x.Unwrap())
 		}
 	}
 	if err != nil {

@@ -48,6 +48,9 @@ const (
 	CodeUnknownRange         = "unknown-range"
 	CodeScheduleExists       = "schedule-exists"
 	CodeUnknownSettings      = "unknown-settings"
+	CodeUserExists           = "user-exists"
+	CodeUnknownUser          = "unknown-user"
+	CodeLastAdmin            = "last-admin"
 )
 
 // ProblemInfo documents one problem code.
@@ -111,6 +114,12 @@ var catalogue = []ProblemInfo{
 		Description: "A schedule of this name exists (the detail says who added it and why). Remove it first to change it; nothing was written."},
 	{Code: CodeUnknownSettings, Status: http.StatusNotFound, Title: "No such settings or schedule",
 		Description: "The line has no settings of its own, or there is no schedule of this name (GET /v1/lines/settings and GET /v1/schedules list them). Nothing was written."},
+	{Code: CodeUserExists, Status: http.StatusConflict, Title: "User exists",
+		Description: "A console user of this name exists, enabled or disabled (the detail says which and who created it). Names are never reused: enable the user, or choose another name. Nothing was written."},
+	{Code: CodeUnknownUser, Status: http.StatusNotFound, Title: "No such user",
+		Description: "There is no console user of this name (GET /v1/users lists them). Nothing was written."},
+	{Code: CodeLastAdmin, Status: http.StatusConflict, Title: "Last enabled admin",
+		Description: "The command would disable or demote the only enabled admin, leaving nobody to manage the console's users. Make another user admin first. Nothing was written."},
 }
 
 // Catalogue returns a copy of the problem catalogue, type URIs filled in.

@@ -117,6 +117,9 @@ type Deps struct {
 	// Lines serves /v1/lines/{number}/attack (the under-attack mode of a
 	// called number); nil answers it with 501.
 	Lines Lines
+	// Users serves /v1/users (the operator console's users); a nil
+	// Commands or List answers with 501.
+	Users UsersDeps
 	// Settings serves /v1/lines/{number}/settings, /v1/lines/settings and
 	// /v1/schedules (settings.go); a nil Rules or Table answers with 501.
 	Settings SettingsDeps
@@ -212,6 +215,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNilPointer(deps.Lines) {
 		deps.Lines = nil
 	}
+	if isNilPointer(deps.Users.Commands) {
+		deps.Users.Commands = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -278,6 +284,12 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/schedules", handler: s.scheduleList},
 		{pattern: "POST /v1/schedules", handler: s.scheduleAdd},
 		{pattern: "DELETE /v1/schedules/{name}", handler: s.scheduleRemove},
+		{pattern: "GET /v1/users", handler: s.userList},
+		{pattern: "POST /v1/users", handler: s.userCreate},
+		{pattern: "PUT /v1/users/{name}/role", handler: s.userRole},
+		{pattern: "PUT /v1/users/{name}/password", handler: s.userPassword},
+		{pattern: "POST /v1/users/{name}/disable", handler: s.userDisable},
+		{pattern: "POST /v1/users/{name}/enable", handler: s.userEnable},
 		{pattern: "GET /v1/problems", handler: s.problems},
 		{pattern: "GET /openapi.json", public: true, handler: s.openAPI},
 		{pattern: "GET /healthz", public: true, handler: s.healthz},
