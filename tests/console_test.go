@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,7 +22,7 @@ import (
 )
 
 // The operator console in a real browser (headless Chromium), through
-// the built binary: users made with the admin token by the CLI, calls
+// the built binary: users made with the admin token, calls
 // made by SIPp, and then the pages a person uses, checked by the element
 // ids of the console's contract (README, "The operator console").
 
@@ -53,7 +51,7 @@ type consoleGuard struct {
 // level, makes calls with SIPp: consoleSuspect calls three times (two
 // pass, the third crosses the limit and is rejected and blocked by the
 // rule), consoleOther and consoleThird once each (pass); and creates an
-// admin, an operator and a viewer with the CLI and the admin token.
+// admin, an operator and a viewer with the admin token (POST /v1/users).
 func startConsoleGuard(t *testing.T) *consoleGuard {
 	t.Helper()
 	chromiumPath(t)
@@ -86,39 +84,14 @@ func startConsoleGuard(t *testing.T) *consoleGuard {
 		t.Fatalf("%s after three calls: block %+v, want the hourly limit's at level 7", consoleSuspect, st.Block)
 	}
 	for _, u := range []struct{ name, role, pass string }{{adminName, "admin", adminPass}, {operatorName, "operator", operatorPass}, {viewerName, "viewer", viewerPass}} {
-		out, stderr, code := runCLIInput(t, env, u.pass+"\n", "user", "add", u.name, "--role", u.role, "--password-stdin")
-		if code != 0 {
-			t.Fatalf("user add %s: exit %d\n%s%s", u.name, code, out, stderr)
-		}
-		if strings.Contains(out+stderr, u.pass) {
-			t.Errorf("user add %s printed the password:\n%s%s", u.name, out, stderr)
+		body, _ := json.Marshal(map[string]string{"name": u.name, "role": u.role, "password": u.pass, "by": "setup", "why": "browser test"})
+		if st, answer := cg.api(t, "POST", "/v1/users", string(body)); st != http.StatusCreated && st != http.StatusOK {
+			t.Fatalf("POST /v1/users %s: %d %s", u.name, st, answer)
+		} else if strings.Contains(answer, u.pass) {
+			t.Errorf("POST /v1/users %s answered the password: %s", u.name, answer)
 		}
 	}
 	return cg
-}
-
-// runCLIInput is runCLI with text on the command's standard input.
-func runCLIInput(t *testing.T, env []string, stdin string, args ...string) (string, string, int) {
-	t.Helper()
-	bin, err := binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
 }
 
 // callerState is the part of GET /v1/callers/{number} the tests read.
@@ -131,26 +104,36 @@ type callerState struct {
 	Whitelist *struct{} `json:"whitelist"`
 }
 
-// caller reads a caller's standing from the admin API (the bearer token,
-// not the console), so the console's effects are checked independently.
-func (cg *consoleGuard) caller(t *testing.T, number string) callerState {
+// api sends a request to the admin API with the bearer token.
+func (cg *consoleGuard) api(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", cg.base+"/v1/callers/"+url.PathEscape(number), nil)
+	req, err := http.NewRequest(method, cg.base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+cg.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	var st callerState
-	if res.StatusCode != 200 || json.Unmarshal(body, &st) != nil {
-		t.Fatalf("GET /v1/callers/%s: %d %s", number, res.StatusCode, body)
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// caller reads a caller's standing from the admin API (the bearer token,
+// not the console), so the console's effects are checked independently.
+func (cg *consoleGuard) caller(t *testing.T, number string) callerState {
+	t.Helper()
+	st, body := cg.api(t, "GET", "/v1/callers/"+url.PathEscape(number), "")
+	var c callerState
+	if st != 200 || json.Unmarshal([]byte(body), &c) != nil {
+		t.Fatalf("GET /v1/callers/%s: %d %s", number, st, body)
 	}
-	return st
+	return c
 }
 
 // signIn signs a browser in through the sign-in form and checks it lands

@@ -78,8 +78,7 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		cancel()
 		return errors.Join(err, <-metricsDone)
 	}
-	book := startUsers(ctx, g)
-	adminDone, err := startAdmin(ctx, cfg, g, rs, book, health)
+	adminDone, err := startAdmin(ctx, cfg, g, rs, startUsers(ctx, cfg, g), health)
 	if err != nil {
 		cancel()
 		return errors.Join(err, <-sipDone, <-metricsDone)

@@ -26,14 +26,23 @@ import (
 // signs in to the console meanwhile).
 const usersLoadWait = 10 * time.Second
 
+// consoleAccounts are the console users: the node's book, and the writer
+// of their commands (the admin API's /v1/users).
+type consoleAccounts struct {
+	book   *users.Book
+	writer *users.Writer
+}
+
 // startUsers loads the console users' book and keeps it current until ctx
-// ends.
-func startUsers(ctx context.Context, g *guard) *users.Book {
-	book := users.NewBook(g.store, users.NewHasher(users.DefaultParams(), rand.Reader, 2), g.log.With("component", "users"))
+// ends. At most two password hashes run at once (each takes the argon2id
+// memory).
+func startUsers(ctx context.Context, cfg Config, g *guard) consoleAccounts {
+	hasher := users.NewHasher(users.DefaultParams(), rand.Reader, 2)
+	book := users.NewBook(g.store, hasher, g.log.With("component", "users"))
 	if err := book.Start(ctx, usersLoadWait); err != nil {
 		g.log.Warn("console users not loaded yet; sign-ins wait for them", "err", err)
 	}
-	return book
+	return consoleAccounts{book: book, writer: &users.Writer{Store: g.store, Book: book, Hasher: hasher, Clock: time.Now, Node: cfg.NodeName}}
 }
 
 // consoleUsers adapts the users' book to the console.
@@ -96,13 +105,13 @@ func gauge(families []*dto.MetricFamily, name string) float64 {
 }
 
 // newConsole builds the console over the parts the admin API has.
-func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, book *users.Book, health *metrics.Health) (*console.Server, error) {
+func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, accounts consoleAccounts, health *metrics.Health) (*console.Server, error) {
 	ccfg := cfg.Console
 	// The session cookie is Secure when the console is served over TLS:
 	// the admin API's certificate serves both (see serveConsole).
 	ccfg.TLS = cfg.Admin.TLSCert != ""
 	return console.New(ccfg, console.Deps{
-		Users:       consoleUsers{book},
+		Users:       consoleUsers{accounts.book},
 		Callers:     g.callers,
 		Normalizer:  g.numbers,
 		History:     parts.history,
