@@ -2,11 +2,17 @@ package console
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/callguard/callguard/actors/line"
 	"github.com/callguard/callguard/actors/policy/audit"
+	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/lists"
 	"github.com/callguard/callguard/projections/profiles"
 	"github.com/callguard/callguard/projections/reports"
 	"github.com/callguard/callguard/projections/runner"
@@ -42,7 +48,9 @@ func (fakeHealth) Live(context.Context) (Live, error) {
 
 type fakeLines struct{}
 
-func (fakeLines) Command(context.Context, string, line.Command) (line.Mode, error) { return line.Mode{}, nil }
+func (fakeLines) Command(context.Context, string, line.Command) (line.Mode, error) {
+	return line.Mode{}, nil
+}
 
 func (fakeLines) Status(_ context.Context, n string) (line.Mode, error) {
 	return line.Mode{Line: n, On: n == "+78005553535", Since: time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC), Rate: 3.5, Threshold: 2}, nil
@@ -96,4 +104,76 @@ func fullDeps(d *Deps) {
 	d.Projections = fakeProjections{}
 	d.Profiles = &fakeProfiles{}
 	d.History = fakeHistory{}
+	d.Lists = &fakeLists{}
+	d.Import = &fakeImporter{}
+}
+
+type fakeLists struct {
+	mu   sync.Mutex
+	last lists.Query
+}
+
+func (f *fakeLists) query() lists.Query {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+func (f *fakeLists) Blacklist(_ context.Context, q lists.Query) (lists.Page[lists.BlacklistEntry], error) {
+	f.mu.Lock()
+	f.last = q
+	f.mu.Unlock()
+	if q.Level > 9 {
+		return lists.Page[lists.BlacklistEntry]{}, fmt.Errorf("%w: level %d", lists.ErrQuery, q.Level)
+	}
+	p := lists.Page[lists.BlacklistEntry]{Total: 2, Items: []lists.BlacklistEntry{
+		{Number: "+79161234567", Level: 6, Effect: schema.Reject, Kind: schema.Manual, Rule: schema.RuleManual, Since: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), By: "oleg", Reason: "fraud"},
+	}}
+	if q.Limit != lists.Unlimited {
+		p.Next = "+79161234567"
+	} else {
+		p.Items = append(p.Items, lists.BlacklistEntry{Number: "+79161239999", Level: 2, Effect: schema.Challenge, Kind: schema.Auto, Rule: schema.RuleHourlyLimit, By: "policy", Reason: "limit"})
+	}
+	return p, nil
+}
+
+func (f *fakeLists) Whitelist(_ context.Context, q lists.Query) (lists.Page[lists.WhitelistEntry], error) {
+	f.mu.Lock()
+	f.last = q
+	f.mu.Unlock()
+	return lists.Page[lists.WhitelistEntry]{Total: 1, Items: []lists.WhitelistEntry{
+		{Number: "+79169998877", Since: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), By: "anna", Reason: "VIP"},
+	}}, nil
+}
+
+// fakeImporter reads "number" rows: a row that does not start with + is
+// refused, like a malformed number.
+type fakeImporter struct {
+	mu  sync.Mutex
+	def importer.Defaults
+}
+
+func (f *fakeImporter) ImportWhitelist(_ context.Context, r io.Reader, def importer.Defaults) (importer.Result, error) {
+	f.mu.Lock()
+	f.def = def
+	f.mu.Unlock()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) == 0 || strings.TrimSpace(lines[0]) != "number" {
+		return importer.Result{}, fmt.Errorf("%w: the header has no number column", importer.ErrCSV)
+	}
+	res := importer.Result{File: "abc", Errors: []importer.RowError{}}
+	for i, l := range lines[1:] {
+		res.Rows++
+		if strings.HasPrefix(l, "+") {
+			res.Applied++
+			continue
+		}
+		res.Failed++
+		res.Errors = append(res.Errors, importer.RowError{Line: i + 2, Number: l, Field: "number", Error: "not a phone number"})
+	}
+	return res, nil
 }

@@ -17,6 +17,9 @@ var consolePages = []struct{ path, main string }{
 	{"/console/numbers", "numbers"},
 	{"/console/numbers?q=%2B7916", "numbers"},
 	{"/console/numbers/+79161234567", "caller"},
+	{"/console/lists/blacklist", "blacklist"},
+	{"/console/lists/blacklist?level=6&kind=manual&rule=manual&prefix=8916&expired=true", "blacklist"},
+	{"/console/lists/whitelist", "whitelist"},
 }
 
 // checkPage asserts what every page owes the contract: its language, its

@@ -14,7 +14,7 @@ import (
 var templateFS embed.FS
 
 // pageNames are the templates that render a whole page in the layout.
-var pageNames = []string{"signin", "error", "today", "numbers", "caller", "lists", "import", "reports", "whatif", "users"}
+var pageNames = []string{"signin", "error", "today", "numbers", "caller", "lists", "reports", "whatif", "users"}
 
 // pages holds each page's template set: the layout plus the page.
 type pages struct{ sets map[string]*template.Template }
