@@ -223,6 +223,7 @@ func TestEveryCommandTakesFlagsAfterItsArguments(t *testing.T) {
 		{command: "schedule", after: []string{"schedule", "add", "night", "--from", "22:00", "--to", "07:00", "--limit-hour", "2", "--reason", "bots"},
 			before: []string{"schedule", "add", "--from", "22:00", "--to", "07:00", "--limit-hour", "2", "--reason", "bots", "night2"}, check: bothWork, contains: "ScheduleAdded"},
 		{command: "schedules", after: []string{"schedules", "--json"}, before: []string{"schedules", "--json"}, check: sameOutput, contains: `"schedules"`, noArguments: true},
+		{command: "user", after: []string{"user", "list", "--json"}, before: []string{"user", "list", "--json"}, check: sameOutput, contains: `"users"`, noArguments: true},
 		{command: "audit", after: []string{"audit", "+79990006003", "--json", "--tz", "UTC"}, before: []string{"audit", "--json", "--tz", "UTC", "+79990006003"}, check: sameOutput, contains: `"kind": "block"`},
 		{command: "replay", after: []string{"replay", "--limit-hour", "2", "--json"}, before: []string{"replay", "--json", "--limit-hour", "2"}, check: bothWork, contains: `"limitHour": 2`, noArguments: true},
 		{command: "demo", after: []string{"demo", "--bots", "0", "--humans", "0", "--flagged", "0", "--dir", demoDir}, check: bothWork, contains: "all 0 calls done", noArguments: true},

@@ -63,7 +63,7 @@ func adminToken(cfg Config, create bool) (token, source string, err error) {
 // startAdmin serves the admin API of g, and the web console beside it or
 // on its own listener, until ctx ends. It returns once they are
 // listening, or with the reason they cannot.
-func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide, accounts consoleAccounts, health *metrics.Health) (<-chan error, error) {
+func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide, health *metrics.Health) (<-chan error, error) {
 	acfg := cfg.Admin
 	if host, _, err := net.SplitHostPort(acfg.Listen); err == nil && adminapi.IsLoopback(host) {
 		// On loopback a missing token is drawn and kept for the local CLI;
@@ -99,7 +99,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 		}),
 		importer: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)),
 	}
-	web, err := newConsole(cfg, g, rs, parts, accounts, health)
+	web, err := newConsole(cfg, g, rs, parts, health)
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +121,8 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			Table: g.ranges.Table, Zone: cfg.TimeZone,
 			Valid: func(s schema.Settings) error { return cfg.Policy.WithOverrides(s).Validate() },
 		},
+		Users:   adminapi.UsersDeps{Commands: g.userWriter(cfg), List: g.users.List},
 		Origins: adminapi.OriginWriter{Writer: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName}, Table: g.ranges},
-		Users: adminapi.UsersDeps{
-			Commands: accounts.writer,
-			List:     accounts.book.List,
-		},
 		Console: mounted,
 		Logger:  g.log.With("component", "admin"),
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/callguard/callguard/actors/node"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/rules"
+	"github.com/callguard/callguard/actors/users"
 	"github.com/callguard/callguard/events"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/events/schema"
@@ -50,6 +51,14 @@ type guard struct {
 	// stream; stopRanges ends the subscription that keeps it current.
 	ranges     *rules.Live
 	stopRanges func()
+	// users is this node's book of the operator console's users, folded
+	// from the users stream and kept current like the range rules; it
+	// signs users in (the console adapts it to console.Users). hasher
+	// hashes and checks their passwords, a few at once; stopUsers ends
+	// the book's subscription.
+	users     *users.Book
+	hasher    *users.Hasher
+	stopUsers func()
 	// lines reaches the line grains (admin commands); local is the node's
 	// counter and cache of the lines' under-attack mode, flushed by a loop
 	// stopLines ends.
@@ -67,6 +76,17 @@ type guard struct {
 	// client and the watch of this node's own registration.
 	etcd       *node.Etcd
 	membership *node.Watch
+}
+
+// maxHashes bounds the password hashes a node runs at once (64 MiB each,
+// users.DefaultParams): a flood of console sign-ins queues behind them
+// instead of taking the node's memory from its calls.
+const maxHashes = 2
+
+// userWriter is the writer of the console users' commands on this node:
+// the admin API's, and the console's for its admins.
+func (g *guard) userWriter(cfg Config) *users.Writer {
+	return &users.Writer{Store: g.store, Book: g.users, Hasher: g.hasher, Clock: time.Now, Node: cfg.NodeName}
 }
 
 // pendingInterval is how often a running node appends the spooled call
@@ -153,6 +173,17 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 	} else {
 		log.Info("range rules loaded", "rules", ranges.Table().Len())
 	}
+	// The console's users, likewise: a store that does not answer yet
+	// only keeps everyone out of the console until it does.
+	hasher := users.NewHasher(users.DefaultParams(), rand.Reader, maxHashes)
+	book := users.NewBook(store, hasher, log.With("component", "users"))
+	uctx, stopUsers := context.WithCancel(context.WithoutCancel(ctx))
+	if err := book.Start(uctx, 10*time.Second); err != nil {
+		log.Warn("console users not loaded at start; nobody can sign in to the console until the store answers", "err", err)
+	} else {
+		log.Info("console users loaded", "users", book.Len())
+	}
+	stopRules := func() { stopRanges(); stopUsers() }
 	var fence func() error
 	if etcd != nil {
 		// A grain writes only while this node's membership is confirmed:
@@ -183,7 +214,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		if etcd != nil {
 			err = errors.Join(err, etcd.Close())
 		}
-		stopRanges()
+		stopRules()
 		return nil, errors.Join(err, store.Close(), sp.Close())
 	}
 	log.Info("cluster member started", "cluster", cfg.ClusterName, "address", n.System.Address(), "id", n.System.ID)
@@ -192,6 +223,7 @@ func startGuard(ctx context.Context, cfg Config, log *slog.Logger) (*guard, erro
 		callers: &caller.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 		lines:   &line.Client{Cluster: n.Cluster, Timeout: 5 * time.Second},
 		etcd:    etcd, ranges: ranges, stopRanges: stopRanges,
+		users: book, hasher: hasher, stopUsers: stopUsers,
 	}
 	g.local = &line.Local{Send: g.lines.Counts, Node: cfg.NodeName, Logger: log.With("component", "line")}
 	m.WatchLines(g.local.Lines)
@@ -361,6 +393,9 @@ func (g *guard) stop() {
 	}
 	if g.stopRanges != nil {
 		g.stopRanges()
+	}
+	if g.stopUsers != nil {
+		g.stopUsers()
 	}
 	if g.stopLines != nil {
 		g.stopLines()

@@ -18,6 +18,8 @@
 //	                                     rules on the caller number's country or type
 //	callguard status NUMBER              a caller's standing and live counters
 //	callguard audit NUMBER               a caller's history and why it was blocked
+//	callguard user add|list|role|password|disable|enable ...
+//	                                     the operator console's users
 //	callguard replay [--limit-hour N]    what other policy settings would change
 //	callguard demo                       a guard, a PBX and a carrier on loopback
 //	callguard config                     print the effective configuration (secrets masked)
@@ -67,6 +69,7 @@ func commands() []command {
 		{"line", "set|clear LINE [--limit-hour N ...] --reason WHY | list", "a called line's own policy settings (limits, levels), overriding the global ones", runLine},
 		{"schedule", "add NAME --from HH:MM --to HH:MM [--days D] [--line L] [--limit-hour N ...] --reason WHY | remove NAME", "settings in force in a weekly time window of GUARD_TIMEZONE", runSchedule},
 		{"schedules", "", "the schedules, and which are in force now", runSchedules},
+		{"user", "add NAME --role viewer|operator|admin [--password-stdin] | list | role NAME ROLE | password NAME | disable NAME | enable NAME", "the operator console's users (passwords from a prompt or --password-stdin)", runUser},
 		{"audit", "NUMBER [--json]", "a caller's whole history, with why each block happened", runAudit},
 		{"replay", "[--limit-hour N ...]", "what would change under other policy settings", runReplay},
 		{"demo", "[--dir DIR]", "a guard, a PBX and a carrier on loopback, with bots and people calling", runDemo},

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
-	"time"
 
 	"github.com/callguard/callguard/actors/users"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
@@ -19,31 +17,8 @@ import (
 )
 
 // The web console's composition: the same parts the admin API gets (see
-// startAdmin), the console users' book, and the node's live figures.
-
-// usersLoadWait bounds the first read of the users stream at start; past
-// it the guard serves calls anyway and the book goes on loading (nobody
-// signs in to the console meanwhile).
-const usersLoadWait = 10 * time.Second
-
-// consoleAccounts are the console users: the node's book, and the writer
-// of their commands (the admin API's /v1/users).
-type consoleAccounts struct {
-	book   *users.Book
-	writer *users.Writer
-}
-
-// startUsers loads the console users' book and keeps it current until ctx
-// ends. At most two password hashes run at once (each takes the argon2id
-// memory).
-func startUsers(ctx context.Context, cfg Config, g *guard) consoleAccounts {
-	hasher := users.NewHasher(users.DefaultParams(), rand.Reader, 2)
-	book := users.NewBook(g.store, hasher, g.log.With("component", "users"))
-	if err := book.Start(ctx, usersLoadWait); err != nil {
-		g.log.Warn("console users not loaded yet; sign-ins wait for them", "err", err)
-	}
-	return consoleAccounts{book: book, writer: &users.Writer{Store: g.store, Book: book, Hasher: hasher, Clock: time.Now, Node: cfg.NodeName}}
-}
+// startAdmin), the node's console users' book (g.users), and the node's
+// live figures.
 
 // consoleUsers adapts the users' book to the console.
 type consoleUsers struct{ book *users.Book }
@@ -105,13 +80,13 @@ func gauge(families []*dto.MetricFamily, name string) float64 {
 }
 
 // newConsole builds the console over the parts the admin API has.
-func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, accounts consoleAccounts, health *metrics.Health) (*console.Server, error) {
+func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, health *metrics.Health) (*console.Server, error) {
 	ccfg := cfg.Console
 	// The session cookie is Secure when the console is served over TLS:
 	// the admin API's certificate serves both (see serveConsole).
 	ccfg.TLS = cfg.Admin.TLSCert != ""
 	return console.New(ccfg, console.Deps{
-		Users:       consoleUsers{accounts.book},
+		Users:       consoleUsers{g.users},
 		Callers:     g.callers,
 		Normalizer:  g.numbers,
 		History:     parts.history,

@@ -2,6 +2,8 @@ package console
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +17,9 @@ var consolePages = []struct{ path, main string }{
 	{"/console/numbers", "numbers"},
 	{"/console/numbers?q=%2B7916", "numbers"},
 	{"/console/numbers/+79161234567", "caller"},
+	{"/console/lists/blacklist", "blacklist"},
+	{"/console/lists/blacklist?level=6&kind=manual&rule=manual&prefix=8916&expired=true", "blacklist"},
+	{"/console/lists/whitelist", "whitelist"},
 }
 
 // checkPage asserts what every page owes the contract: its language, its
@@ -68,7 +73,12 @@ func render(n *html.Node) string {
 }
 
 func TestEveryPageBothLanguages(t *testing.T) {
-	r := newRig(t, nil)
+	for name, tweak := range map[string]func(*Deps){"bare": nil, "full": fullDeps} {
+		t.Run(name, func(t *testing.T) { everyPage(t, newRig(t, tweak)) })
+	}
+}
+
+func everyPage(t *testing.T, r *rig) {
 	for _, lang := range []string{"en", "ru"} {
 		for _, user := range []string{"vera", "oleg", "anna"} {
 			b := r.browser()
@@ -86,6 +96,45 @@ func TestEveryPageBothLanguages(t *testing.T) {
 			}
 			p = b.get("/console/nonesuch")
 			checkPage(t, lang+" 404", p.body, lang, "error")
+		}
+	}
+}
+
+// TestPageWeights logs what each page weighs as rendered (HTML) and the
+// static files it loads (CSS and JS), and keeps each page's HTML in the
+// test's artefact directory (go test -artifacts). It fails when a page
+// grows past a budget that keeps the console light on a slow link.
+func TestPageWeights(t *testing.T) {
+	r := newRig(t, fullDeps)
+	b := r.browser()
+	b.signIn("oleg")
+	dir := t.ArtifactDir()
+	statics := map[string]int{}
+	for _, f := range []string{"console.css", "console.js", "uPlot.min.css", "uPlot.iife.min.js"} {
+		statics["/console/static/"+f] = len(b.get("/console/static/" + f).body)
+	}
+	for _, pg := range consolePages {
+		p := b.get(pg.path)
+		doc := parse(t, p.body)
+		css, js := 0, 0
+		walk(doc, func(n *html.Node) {
+			if n.Type != html.ElementNode {
+				return
+			}
+			switch {
+			case n.Data == "link" && attr(n, "rel") == "stylesheet":
+				css += statics[attr(n, "href")]
+			case n.Data == "script" && attr(n, "src") != "":
+				js += statics[attr(n, "src")]
+			}
+		})
+		t.Logf("%-32s html %6d B  css %6d B  js %6d B", pg.path, len(p.body), css, js)
+		if len(p.body) > 64<<10 {
+			t.Errorf("%s: %d bytes of HTML, over the 64 KiB budget", pg.path, len(p.body))
+		}
+		name := strings.NewReplacer("/", "_", "?", "_", "%", "_", "+", "_").Replace(pg.path) + ".html"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(p.body), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -14,25 +14,12 @@ import (
 var templateFS embed.FS
 
 // pageNames are the templates that render a whole page in the layout.
-var pageNames = []string{"signin", "error", "today", "numbers", "caller", "lists", "import", "reports", "whatif", "users"}
+var pageNames = []string{"signin", "error", "today", "numbers", "caller", "lists", "reports", "whatif", "users"}
 
 // pages holds each page's template set: the layout plus the page.
 type pages struct{ sets map[string]*template.Template }
 
 var funcs = template.FuncMap{
-	"time": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.Format("2006-01-02 15:04:05")
-	},
-	"date": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.Format("2006-01-02")
-	},
-	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"add": func(a, b int) int { return a + b },
 }
 
@@ -69,6 +56,23 @@ type view struct {
 	// Path is the current path, for the language links' target.
 	Path string
 	Data any
+	zone *time.Location
+}
+
+// When shows a time in the console's zone; zero shows as nothing.
+func (v *view) When(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(v.zone).Format("2006-01-02 15:04:05")
+}
+
+// WhenPtr is When for an optional time.
+func (v *view) WhenPtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return v.When(*t)
 }
 
 // T returns a text of the catalogue in the page's language.
@@ -97,7 +101,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *visit, status
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	v := &view{Lang: c.lang, Nav: page, Path: r.URL.Path, Data: data}
+	v := &view{Lang: c.lang, Nav: page, Path: r.URL.Path, Data: data, zone: s.d.Zone}
 	if c.acct != nil {
 		v.User = c.acct
 		v.CSRF = c.sess.csrf

@@ -128,6 +128,9 @@ type Deps struct {
 	Projections adminapi.Projections
 	Lines       adminapi.Lines
 	Health      Health
+	// Zone shows times and reads the expiries typed in forms (the
+	// guard's GUARD_TIME_ZONE); nil means UTC.
+	Zone *time.Location
 	// Clock dates sessions, rate limits and expiries; nil means time.Now.
 	Clock func() time.Time
 	// NewID returns a fresh UUID for command IDs; nil means
@@ -195,6 +198,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
+	}
+	if deps.Zone == nil {
+		deps.Zone = time.UTC
 	}
 	if deps.NewID == nil {
 		deps.NewID = uuid.NewString
