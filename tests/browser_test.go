@@ -70,8 +70,7 @@ type browser struct {
 	types   map[network.RequestID]network.ResourceType
 	body    map[network.RequestID]int64
 	weight  pageWeight // since the last page mark
-	shots   int
-	weights []string // "name: weight" of every page marked
+	weights []string   // "name: weight" of every page marked
 	// problems are what the page's console said went wrong since the last
 	// mark: uncaught exceptions, Content-Security-Policy violations and
 	// other errors (failed requests are the test's business, not these).
@@ -274,11 +273,13 @@ func (b *browser) screenshot(name string) {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
+	// Numbered in the test's directory, which the test's other browsers
+	// share.
+	dir := b.t.ArtifactDir()
 	b.mu.Lock()
-	b.shots++
-	n := b.shots
-	b.mu.Unlock()
-	file := filepath.Join(b.t.ArtifactDir(), fmt.Sprintf("%02d-%s.png", n, safeName(name)))
+	defer b.mu.Unlock()
+	taken, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	file := filepath.Join(dir, fmt.Sprintf("%02d-%s.png", len(taken)+1, safeName(name)))
 	if err := os.WriteFile(file, png, 0o644); err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return

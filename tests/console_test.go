@@ -370,8 +370,9 @@ func TestConsoleOperatorInABrowser(t *testing.T) {
 }
 
 // A viewer reads every page but sees no action forms, and a POST made
-// with the viewer's own session and CSRF token is refused; an admin sees
-// the users page.
+// with the viewer's own session and CSRF token is refused; disabled by an
+// admin, the viewer is out at the next page; an admin sees the users
+// page.
 func TestConsoleViewerAndAdminInABrowser(t *testing.T) {
 	cg := startConsoleGuard(t)
 	b := newBrowser(t, cg.base)
@@ -405,6 +406,15 @@ func TestConsoleViewerAndAdminInABrowser(t *testing.T) {
 	}
 	if status := b.open2xx("/console/users"); status != http.StatusForbidden && status != http.StatusNotFound {
 		t.Errorf("a viewer's GET /console/users: %d, want 403 or 404", status)
+	}
+	// Disabled by an admin through the API, the viewer is out at the next
+	// page, whatever the session's age.
+	if st, body := cg.api(t, "POST", "/v1/users/"+viewerName+"/disable", `{"by":"setup","why":"left the team"}`); st != http.StatusOK {
+		t.Fatalf("disable %s: %d %s", viewerName, st, body)
+	}
+	b.open("after being disabled", "/console/lists/whitelist")
+	if p := b.path(); p != "/console/signin" {
+		t.Errorf("a disabled user's next page is %s, want /console/signin", p)
 	}
 
 	// The admin sees the users.
