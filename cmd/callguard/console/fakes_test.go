@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/actors/line"
+	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/audit"
+	"github.com/callguard/callguard/actors/policy/replay"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
@@ -106,6 +109,8 @@ func fullDeps(d *Deps) {
 	d.History = fakeHistory{}
 	d.Lists = &fakeLists{}
 	d.Import = &fakeImporter{}
+	d.Replay = &fakeReplay{}
+	d.Policy = policy.Config{LimitHour: 5, LimitDay: 20, BlockFor: 24 * time.Hour}
 }
 
 type fakeLists struct {
@@ -176,4 +181,38 @@ func (f *fakeImporter) ImportWhitelist(_ context.Context, r io.Reader, def impor
 		res.Errors = append(res.Errors, importer.RowError{Line: i + 2, Number: l, Field: "number", Error: "not a phone number"})
 	}
 	return res, nil
+}
+
+// fakeReplay records the settings and answers a report with one number.
+type fakeReplay struct {
+	mu       sync.Mutex
+	settings map[string]string
+	block    chan struct{} // when set, Replay waits on it
+}
+
+func (f *fakeReplay) Replay(ctx context.Context, settings map[string]string) (any, error) {
+	f.mu.Lock()
+	f.settings = settings
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if settings["limit-hour"] == "x" {
+		return nil, fmt.Errorf("%w: limit-hour=%q: not a number", adminapi.ErrSettings, "x")
+	}
+	return replay.Report{Callers: 10, Calls: 100, CallsChanged: 7, CallersChanged: 2, NumbersChanged: 1,
+		Transitions: []replay.Transition{{From: schema.Pass, To: schema.Challenge, Calls: 7}},
+		Numbers: []replay.Number{{Key: "+79161234567", Now: policy.Status{Next: schema.Pass}, WouldBe: policy.Status{Level: 3, Next: schema.Challenge, Rule: schema.RuleHourlyLimit},
+			Differs: []string{"level"}, Calls: 12, CallsChanged: 7}}}, nil
+}
+
+func (f *fakeReplay) got() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settings
 }

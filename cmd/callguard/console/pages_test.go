@@ -20,6 +20,9 @@ var consolePages = []struct{ path, main string }{
 	{"/console/lists/blacklist", "blacklist"},
 	{"/console/lists/blacklist?level=6&kind=manual&rule=manual&prefix=8916&expired=true", "blacklist"},
 	{"/console/lists/whitelist", "whitelist"},
+	{"/console/reports", "reports"},
+	{"/console/reports?from=2026-11-27&to=2026-12-03&callee=88005553535", "reports"},
+	{"/console/whatif", "whatif"},
 }
 
 // checkPage asserts what every page owes the contract: its language, its
