@@ -2,8 +2,10 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +112,7 @@ func fullDeps(d *Deps) {
 	d.Lists = &fakeLists{}
 	d.Import = &fakeImporter{}
 	d.Replay = &fakeReplay{}
+	d.UserAdmin = &fakeUserAdmin{u: d.Users.(*fakeUsers)}
 	d.Policy = policy.Config{LimitHour: 5, LimitDay: 20, BlockFor: 24 * time.Hour}
 }
 
@@ -215,4 +218,63 @@ func (f *fakeReplay) got() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.settings
+}
+
+// fakeUserAdmin manages the fakeUsers book.
+type fakeUserAdmin struct {
+	u   *fakeUsers
+	mu  sync.Mutex
+	log []string
+}
+
+func (f *fakeUserAdmin) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, s)
+}
+
+func (f *fakeUserAdmin) List(context.Context) ([]UserInfo, error) {
+	f.u.mu.Lock()
+	defer f.u.mu.Unlock()
+	var out []UserInfo
+	for _, a := range f.u.accounts {
+		out = append(out, UserInfo{Name: a.Name, Role: a.Role, Disabled: f.u.disabled[a.Name]})
+	}
+	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (f *fakeUserAdmin) Create(_ context.Context, name, role, password, by string) error {
+	if len(password) < 12 {
+		return errors.New("the password is shorter than 12 characters")
+	}
+	f.u.set(name, role, false)
+	f.u.mu.Lock()
+	f.u.pass[name] = password
+	f.u.mu.Unlock()
+	f.record("create " + name + " " + role + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) SetRole(_ context.Context, name, role, by string) error {
+	f.u.set(name, role, false)
+	f.record("role " + name + " " + role + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) SetPassword(_ context.Context, name, password, by string) error {
+	f.record("password " + name + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) Disable(_ context.Context, name, by string) error {
+	a, _ := f.u.Account(context.Background(), name)
+	f.u.set(name, a.Role, true)
+	f.record("disable " + name + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) Enable(_ context.Context, name, by string) error {
+	f.record("enable " + name + " by " + by)
+	return nil
 }

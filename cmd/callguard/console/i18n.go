@@ -267,4 +267,23 @@ var catalogue = map[string]msg{
 	"whatif.callschangedcol": {"Calls changed", "Звонков изменилось"},
 	"whatif.same":            {"Every number would stand as it does.", "Все номера остались бы в том же статусе."},
 	"whatif.more":            {"%d more numbers are not shown; callguard replay lists them all.", "Ещё %d номеров не показаны; все перечисляет callguard replay."},
+
+	// Users.
+	"users.role":          {"Role", "Роль"},
+	"users.state":         {"State", "Состояние"},
+	"users.active":        {"active", "активен"},
+	"users.disabled":      {"disabled", "отключён"},
+	"users.setrole":       {"Change role", "Сменить роль"},
+	"users.enable":        {"Enable", "Включить"},
+	"users.disable":       {"Disable", "Отключить"},
+	"users.newpassword":   {"New password", "Новый пароль"},
+	"users.setpassword":   {"Set password", "Задать пароль"},
+	"users.create":        {"New user", "Новый пользователь"},
+	"users.add":           {"Create", "Создать"},
+	"users.self":          {"You cannot change your own role or disable yourself; ask another admin.", "Нельзя менять свою роль или отключать себя; попросите другого администратора."},
+	"users.done.create":   {"User %s created.", "Пользователь %s создан."},
+	"users.done.role":     {"The role of %s is changed.", "Роль %s изменена."},
+	"users.done.password": {"The password of %s is changed.", "Пароль %s изменён."},
+	"users.done.disable":  {"%s is disabled and signed out.", "%s отключён, его сеансы завершены."},
+	"users.done.enable":   {"%s is enabled.", "%s включён."},
 }

@@ -89,7 +89,11 @@ func everyPage(t *testing.T, r *rig) {
 			p := b.get("/console/signin")
 			checkPage(t, lang+" sign-in", p.body, lang, "signin-page")
 			b.signIn(user)
-			for _, pg := range consolePages {
+			pages := consolePages
+			if user == "anna" {
+				pages = append(pages, struct{ path, main string }{"/console/users", "users"})
+			}
+			for _, pg := range pages {
 				p := b.get(pg.path)
 				if p.status != http.StatusOK {
 					t.Errorf("%s %s GET %s: %d", lang, user, pg.path, p.status)

@@ -114,6 +114,9 @@ type Live struct {
 type Deps struct {
 	// Users checks sign-ins and re-reads roles (required).
 	Users Users
+	// UserAdmin manages users on the Users page; nil shows it as not
+	// available.
+	UserAdmin UserAdmin
 	// Callers reaches the caller grains (required).
 	Callers adminapi.Callers
 	// Normalizer reads numbers typed in forms and paths (required).
@@ -201,6 +204,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if isNil(deps.Health) {
 		deps.Health = nil
+	}
+	if isNil(deps.UserAdmin) {
+		deps.UserAdmin = nil
 	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now

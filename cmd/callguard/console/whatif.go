@@ -145,4 +145,3 @@ func asReport(v any) (replay.Report, error) {
 	}
 	return rep, nil
 }
-
