@@ -2,14 +2,19 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/callguard/callguard/actors/line"
+	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/actors/policy/audit"
+	"github.com/callguard/callguard/actors/policy/replay"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/lists"
@@ -106,6 +111,9 @@ func fullDeps(d *Deps) {
 	d.History = fakeHistory{}
 	d.Lists = &fakeLists{}
 	d.Import = &fakeImporter{}
+	d.Replay = &fakeReplay{}
+	d.UserAdmin = &fakeUserAdmin{u: d.Users.(*fakeUsers)}
+	d.Policy = policy.Config{LimitHour: 5, LimitDay: 20, BlockFor: 24 * time.Hour}
 }
 
 type fakeLists struct {
@@ -176,4 +184,97 @@ func (f *fakeImporter) ImportWhitelist(_ context.Context, r io.Reader, def impor
 		res.Errors = append(res.Errors, importer.RowError{Line: i + 2, Number: l, Field: "number", Error: "not a phone number"})
 	}
 	return res, nil
+}
+
+// fakeReplay records the settings and answers a report with one number.
+type fakeReplay struct {
+	mu       sync.Mutex
+	settings map[string]string
+	block    chan struct{} // when set, Replay waits on it
+}
+
+func (f *fakeReplay) Replay(ctx context.Context, settings map[string]string) (any, error) {
+	f.mu.Lock()
+	f.settings = settings
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if settings["limit-hour"] == "x" {
+		return nil, fmt.Errorf("%w: limit-hour=%q: not a number", adminapi.ErrSettings, "x")
+	}
+	return replay.Report{Callers: 10, Calls: 100, CallsChanged: 7, CallersChanged: 2, NumbersChanged: 1,
+		Transitions: []replay.Transition{{From: schema.Pass, To: schema.Challenge, Calls: 7}},
+		Numbers: []replay.Number{{Key: "+79161234567", Now: policy.Status{Next: schema.Pass}, WouldBe: policy.Status{Level: 3, Next: schema.Challenge, Rule: schema.RuleHourlyLimit},
+			Differs: []string{"level"}, Calls: 12, CallsChanged: 7}}}, nil
+}
+
+func (f *fakeReplay) got() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settings
+}
+
+// fakeUserAdmin manages the fakeUsers book.
+type fakeUserAdmin struct {
+	u   *fakeUsers
+	mu  sync.Mutex
+	log []string
+}
+
+func (f *fakeUserAdmin) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, s)
+}
+
+func (f *fakeUserAdmin) List(context.Context) ([]UserInfo, error) {
+	f.u.mu.Lock()
+	defer f.u.mu.Unlock()
+	var out []UserInfo
+	for _, a := range f.u.accounts {
+		out = append(out, UserInfo{Name: a.Name, Role: a.Role, Disabled: f.u.disabled[a.Name]})
+	}
+	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (f *fakeUserAdmin) Create(_ context.Context, name, role, password, by string) error {
+	if len(password) < 12 {
+		return errors.New("the password is shorter than 12 characters")
+	}
+	f.u.set(name, role, false)
+	f.u.mu.Lock()
+	f.u.pass[name] = password
+	f.u.mu.Unlock()
+	f.record("create " + name + " " + role + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) SetRole(_ context.Context, name, role, by string) error {
+	f.u.set(name, role, false)
+	f.record("role " + name + " " + role + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) SetPassword(_ context.Context, name, password, by string) error {
+	f.record("password " + name + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) Disable(_ context.Context, name, by string) error {
+	a, _ := f.u.Account(context.Background(), name)
+	f.u.set(name, a.Role, true)
+	f.record("disable " + name + " by " + by)
+	return nil
+}
+
+func (f *fakeUserAdmin) Enable(_ context.Context, name, by string) error {
+	f.record("enable " + name + " by " + by)
+	return nil
 }

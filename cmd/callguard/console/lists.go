@@ -38,8 +38,8 @@ type listData struct {
 	CanImport   bool
 	// Import is the report of the import just done, if any.
 	Import *importData
-	Levels      []int
-	Rules       []schema.Rule
+	Levels []int
+	Rules  []schema.Rule
 }
 
 // listFilter is the filter form as typed.

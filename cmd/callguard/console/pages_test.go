@@ -20,6 +20,9 @@ var consolePages = []struct{ path, main string }{
 	{"/console/lists/blacklist", "blacklist"},
 	{"/console/lists/blacklist?level=6&kind=manual&rule=manual&prefix=8916&expired=true", "blacklist"},
 	{"/console/lists/whitelist", "whitelist"},
+	{"/console/reports", "reports"},
+	{"/console/reports?from=2026-11-27&to=2026-12-03&callee=88005553535", "reports"},
+	{"/console/whatif", "whatif"},
 }
 
 // checkPage asserts what every page owes the contract: its language, its
@@ -86,7 +89,11 @@ func everyPage(t *testing.T, r *rig) {
 			p := b.get("/console/signin")
 			checkPage(t, lang+" sign-in", p.body, lang, "signin-page")
 			b.signIn(user)
-			for _, pg := range consolePages {
+			pages := consolePages
+			if user == "anna" {
+				pages = append(pages, struct{ path, main string }{"/console/users", "users"})
+			}
+			for _, pg := range pages {
 				p := b.get(pg.path)
 				if p.status != http.StatusOK {
 					t.Errorf("%s %s GET %s: %d", lang, user, pg.path, p.status)

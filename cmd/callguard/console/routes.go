@@ -72,6 +72,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /console/reports", s.signed(RoleViewer, s.reports))
 	mux.Handle("GET /console/whatif", s.signed(RoleViewer, s.whatif))
 	mux.Handle("GET /console/users", s.signed(RoleAdmin, s.users))
+	mux.Handle("POST /console/users", s.signed(RoleAdmin, s.userCommand))
+	mux.Handle("POST /console/users/{name}/{action}", s.signed(RoleAdmin, s.userCommand))
 
 	// Everything else under the prefix: the sign-in redirect for a
 	// stranger, a 404 (or 405) in the layout for a user.

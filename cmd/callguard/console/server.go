@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/events/phone"
 )
@@ -113,6 +114,9 @@ type Live struct {
 type Deps struct {
 	// Users checks sign-ins and re-reads roles (required).
 	Users Users
+	// UserAdmin manages users on the Users page; nil shows it as not
+	// available.
+	UserAdmin UserAdmin
 	// Callers reaches the caller grains (required).
 	Callers adminapi.Callers
 	// Normalizer reads numbers typed in forms and paths (required).
@@ -128,6 +132,9 @@ type Deps struct {
 	Projections adminapi.Projections
 	Lines       adminapi.Lines
 	Health      Health
+	// Policy is the node's policy configuration: the what-if form shows
+	// its values beside each setting.
+	Policy policy.Config
 	// Zone shows times and reads the expiries typed in forms (the
 	// guard's GUARD_TIME_ZONE); nil means UTC.
 	Zone *time.Location
@@ -152,6 +159,8 @@ type Server struct {
 	limiter  *limiter
 	pages    *pages
 	handler  http.Handler
+	// replaying holds a token while a what-if replay runs.
+	replaying chan struct{}
 }
 
 // New checks cfg and deps and builds the console.
@@ -196,6 +205,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if isNil(deps.Health) {
 		deps.Health = nil
 	}
+	if isNil(deps.UserAdmin) {
+		deps.UserAdmin = nil
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -217,8 +229,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, d: deps, pages: p,
-		sessions: newSessions(cfg.IdleTimeout, cfg.MaxAge, deps.Clock, deps.Random),
-		limiter:  newLimiter(deps.Clock),
+		sessions:  newSessions(cfg.IdleTimeout, cfg.MaxAge, deps.Clock, deps.Random),
+		limiter:   newLimiter(deps.Clock),
+		replaying: make(chan struct{}, 1),
 	}
 	s.handler = s.routes()
 	return s, nil

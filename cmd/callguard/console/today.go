@@ -49,6 +49,8 @@ type chartData struct {
 type chartSeries struct {
 	Label  string    `json:"label"`
 	Values []float64 `json:"values"`
+	// Scale, when set, gives the series its own y scale and axis.
+	Scale string `json:"scale,omitempty"`
 }
 
 // today serves GET /console/: the line at a glance.

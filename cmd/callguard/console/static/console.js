@@ -1,5 +1,7 @@
 // Charts of the callguard console. Each <script type="application/json"
-// data-chart="ID"> holds {x: [...], time: bool, series: [{label, values}]}
+// data-chart="ID"> holds {x: [...], time: bool, labels: [...],
+// series: [{label, values, scale?}]} (a series with its own scale gets an
+// axis on the right)
 // and is drawn with uPlot into the element #ID. No other script runs.
 (function () {
   "use strict";
@@ -10,15 +12,16 @@
     var d = JSON.parse(src.textContent);
     var data = [d.x];
     var series = [{}];
+    var axes = [{ values: d.time ? undefined : function (u, vals) { return vals.map(function (v) { return d.labels ? (d.labels[v] || "") : v; }); } }, {}];
     d.series.forEach(function (s, i) {
       data.push(s.values);
-      series.push({ label: s.label, stroke: colors[i % colors.length], width: 2,
-        fill: i === 0 && d.fill ? colors[0] + "22" : undefined });
+      series.push({ label: s.label, stroke: colors[i % colors.length], width: 2, scale: s.scale || "y" });
+      if (s.scale) { axes.push({ scale: s.scale, side: 1, grid: { show: false } }); }
     });
     var width = function () { return Math.max(300, target.clientWidth || 600); };
     var opts = { width: width(), height: 240, series: series,
       scales: { x: { time: !!d.time } },
-      axes: [{ values: d.time ? undefined : function (u, vals) { return vals.map(function (v) { return d.labels ? (d.labels[v] || "") : v; }); } }, {}] };
+      axes: axes };
     var plot = new uPlot(opts, data, target);
     window.addEventListener("resize", function () { plot.setSize({ width: width(), height: 240 }); });
     target.setAttribute("data-drawn", "true");
