@@ -42,6 +42,46 @@ func (u consoleUsers) Account(ctx context.Context, name string) (console.Account
 	return console.Account{Name: a.Name, Role: string(a.Role)}, true
 }
 
+// consoleUserAdmin adapts the users' writer and book to the console's
+// Users page: the same commands as /v1/users, by the signed-in admin.
+type consoleUserAdmin struct {
+	writer *users.Writer
+	book   *users.Book
+}
+
+func (u consoleUserAdmin) List(context.Context) ([]console.UserInfo, error) {
+	var out []console.UserInfo
+	for _, x := range u.book.List() {
+		out = append(out, console.UserInfo{Name: x.Name, Role: string(x.Role), Disabled: x.Disabled, Since: x.Created})
+	}
+	return out, nil
+}
+
+func (u consoleUserAdmin) Create(ctx context.Context, name, role, password, by string) error {
+	_, err := u.writer.Create(ctx, name, users.Role(role), password, users.Command{By: by})
+	return err
+}
+
+func (u consoleUserAdmin) SetRole(ctx context.Context, name, role, by string) error {
+	_, err := u.writer.SetRole(ctx, name, users.Role(role), users.Command{By: by})
+	return err
+}
+
+func (u consoleUserAdmin) SetPassword(ctx context.Context, name, password, by string) error {
+	_, err := u.writer.SetPassword(ctx, name, password, users.Command{By: by})
+	return err
+}
+
+func (u consoleUserAdmin) Disable(ctx context.Context, name, by string) error {
+	_, err := u.writer.Disable(ctx, name, users.Command{By: by})
+	return err
+}
+
+func (u consoleUserAdmin) Enable(ctx context.Context, name, by string) error {
+	_, err := u.writer.Enable(ctx, name, users.Command{By: by})
+	return err
+}
+
 // consoleHealth gives the Today page the node's live figures: the calls
 // and challenges in progress as its metrics export them, the store as the
 // readiness check sees it, and the lines this node has served.
@@ -87,6 +127,7 @@ func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, he
 	ccfg.TLS = cfg.Admin.TLSCert != ""
 	return console.New(ccfg, console.Deps{
 		Users:       consoleUsers{g.users},
+		UserAdmin:   consoleUserAdmin{writer: g.userWriter(cfg), book: g.users},
 		Callers:     g.callers,
 		Normalizer:  g.numbers,
 		History:     parts.history,
@@ -98,6 +139,8 @@ func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, he
 		Projections: rs.Runner,
 		Lines:       g.lines,
 		Health:      consoleHealth(g, health),
+		Policy:      cfg.Policy,
+		Zone:        location(cfg),
 		Logger:      g.log.With("component", "console"),
 	})
 }
