@@ -60,6 +60,10 @@ func (w pageWeight) String() string {
 		w.html, w.css, w.js, w.other, w.requests, w.wire)
 }
 
+// dataURL marks a resource of a data: URL (such as the icon Chromium
+// draws in a date field): it crosses no network and weighs nothing.
+const dataURL network.ResourceType = "data-url"
+
 // browser is one headless Chromium with one tab, bound to a test.
 type browser struct {
 	t    *testing.T
@@ -148,11 +152,18 @@ func (b *browser) onEvent(ev any) {
 		}
 	case *network.EventResponseReceived:
 		b.types[e.RequestID] = e.Type
+		if strings.HasPrefix(e.Response.URL, "data:") {
+			b.types[e.RequestID] = dataURL // the browser's own, not sent by the server
+		}
 	case *network.EventDataReceived:
 		b.body[e.RequestID] += int64(e.DataLength)
 	case *network.EventLoadingFinished:
 		body := b.body[e.RequestID]
 		switch b.types[e.RequestID] {
+		case dataURL:
+			delete(b.types, e.RequestID)
+			delete(b.body, e.RequestID)
+			return
 		case network.ResourceTypeDocument:
 			b.weight.html += body
 		case network.ResourceTypeStylesheet:
