@@ -132,6 +132,7 @@ var catalogue = map[string]msg{
 	"today.noattack":        {"No line is under attack.", "Ни одна линия не под атакой."},
 	"today.since":           {"since", "с"},
 	"today.manual":          {"switched on by", "включил"},
+	"today.hour":            {"Hour", "Час"},
 	"today.hourly":          {"Calls per hour", "Звонки по часам"},
 	"today.chart.today":     {"Today", "Сегодня"},
 	"today.chart.yesterday": {"Yesterday", "Вчера"},
@@ -270,6 +271,7 @@ var catalogue = map[string]msg{
 
 	// Users.
 	"users.role":          {"Role", "Роль"},
+	"users.since":         {"Created", "Создан"},
 	"users.state":         {"State", "Состояние"},
 	"users.active":        {"active", "активен"},
 	"users.disabled":      {"disabled", "отключён"},

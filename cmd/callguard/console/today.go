@@ -43,6 +43,7 @@ type chartData struct {
 	X      []float64     `json:"x"`
 	Time   bool          `json:"time"`
 	Labels []string      `json:"labels,omitempty"`
+	XLabel string        `json:"xlabel,omitempty"`
 	Series []chartSeries `json:"series"`
 }
 
@@ -152,7 +153,7 @@ func todayFrom(rep reports.Daily, lang string) (*todayFigures, *chartData) {
 		f.UnansweredShare = fmt.Sprintf("%.1f%%", 100*float64(f.Unanswered)/float64(f.Offered))
 	}
 	f.Saved = money(saved, rep.Tariff.Currency)
-	ch := &chartData{Series: []chartSeries{
+	ch := &chartData{XLabel: translate(lang, "today.hour"), Series: []chartSeries{
 		{Label: translate(lang, "today.chart.today"), Values: hours},
 		{Label: translate(lang, "today.chart.yesterday"), Values: before},
 	}}
