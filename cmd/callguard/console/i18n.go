@@ -80,10 +80,7 @@ var catalogue = map[string]msg{
 	"role.operator":  {"operator", "оператор"},
 	"role.admin":     {"admin", "администратор"},
 	"common.unavail": {"Not available on this node.", "На этом узле недоступно."},
-	"common.lagging": {"The figures may be behind the log: %s.", "Данные могут отставать от журнала: %s."},
 	"common.none":    {"None.", "Нет."},
-	"common.yes":     {"yes", "да"},
-	"common.no":      {"no", "нет"},
 	"common.show":    {"Show", "Показать"},
 	"common.next":    {"Next page", "Следующая страница"},
 	"common.csv":     {"Download CSV", "Скачать CSV"},
@@ -97,7 +94,6 @@ var catalogue = map[string]msg{
 	"signin.bad":      {"Wrong name or password.", "Неверное имя или пароль."},
 	"signin.limited":  {"Too many failed attempts; try again in a few minutes.", "Слишком много неудачных попыток; повторите через несколько минут."},
 	"signin.expired":  {"The form has expired; please sign in again.", "Форма устарела; войдите ещё раз."},
-	"signin.out":      {"You have signed out.", "Вы вышли."},
 
 	// Error pages.
 	"error.title":   {"Error %d", "Ошибка %d"},

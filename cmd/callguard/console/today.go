@@ -90,10 +90,17 @@ func (s *Server) today(w http.ResponseWriter, r *http.Request, c *visit) {
 	s.render(w, r, c, http.StatusOK, "today", d)
 }
 
+// maxLines bounds the lines whose mode Today asks for: each is a grain
+// request.
+const maxLines = 50
+
 // attackedLines returns the modes of the lines under attack now.
 func (s *Server) attackedLines(ctx context.Context, lines []string) []line.Mode {
 	if s.d.Lines == nil {
 		return nil
+	}
+	if len(lines) > maxLines {
+		lines = lines[:maxLines]
 	}
 	var on []line.Mode
 	for _, l := range lines {
