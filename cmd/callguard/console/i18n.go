@@ -288,4 +288,14 @@ var catalogue = map[string]msg{
 	"users.done.password": {"The password of %s is changed.", "Пароль %s изменён."},
 	"users.done.disable":  {"%s is disabled and signed out.", "%s отключён, его сеансы завершены."},
 	"users.done.enable":   {"%s is enabled.", "%s включён."},
+
+	// Words of the domain (view.W).
+	"w.pass":      {"pass", "пропуск"},
+	"w.challenge": {"challenge", "проверка"},
+	"w.reject":    {"reject", "отказ"},
+	"w.passed":    {"passed", "пройдена"},
+	"w.failed":    {"failed", "провалена"},
+	"w.abandoned": {"abandoned", "брошена"},
+	"w.auto":      {"by the rules", "правилами"},
+	"w.manual":    {"by hand", "вручную"},
 }
