@@ -43,7 +43,7 @@ type Config struct {
 	// admin API's when mounted there), so the session cookie is marked
 	// Secure. It is not read from the environment: cmd sets it from the
 	// listener.
-	TLS bool `env:"-"`
+	TLS bool
 }
 
 func (c *Config) defaults() {

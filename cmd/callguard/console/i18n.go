@@ -80,10 +80,7 @@ var catalogue = map[string]msg{
 	"role.operator":  {"operator", "оператор"},
 	"role.admin":     {"admin", "администратор"},
 	"common.unavail": {"Not available on this node.", "На этом узле недоступно."},
-	"common.lagging": {"The figures may be behind the log: %s.", "Данные могут отставать от журнала: %s."},
 	"common.none":    {"None.", "Нет."},
-	"common.yes":     {"yes", "да"},
-	"common.no":      {"no", "нет"},
 	"common.show":    {"Show", "Показать"},
 	"common.next":    {"Next page", "Следующая страница"},
 	"common.csv":     {"Download CSV", "Скачать CSV"},
@@ -97,7 +94,6 @@ var catalogue = map[string]msg{
 	"signin.bad":      {"Wrong name or password.", "Неверное имя или пароль."},
 	"signin.limited":  {"Too many failed attempts; try again in a few minutes.", "Слишком много неудачных попыток; повторите через несколько минут."},
 	"signin.expired":  {"The form has expired; please sign in again.", "Форма устарела; войдите ещё раз."},
-	"signin.out":      {"You have signed out.", "Вы вышли."},
 
 	// Error pages.
 	"error.title":   {"Error %d", "Ошибка %d"},
@@ -132,6 +128,7 @@ var catalogue = map[string]msg{
 	"today.noattack":        {"No line is under attack.", "Ни одна линия не под атакой."},
 	"today.since":           {"since", "с"},
 	"today.manual":          {"switched on by", "включил"},
+	"today.hour":            {"Hour", "Час"},
 	"today.hourly":          {"Calls per hour", "Звонки по часам"},
 	"today.chart.today":     {"Today", "Сегодня"},
 	"today.chart.yesterday": {"Yesterday", "Вчера"},
@@ -216,7 +213,11 @@ var catalogue = map[string]msg{
 	"lists.kind.auto":   {"the rules", "правилами"},
 	"lists.kind.manual": {"hand", "вручную"},
 	"lists.expired":     {"Include expired", "С истёкшими"},
-	"lists.total":       {"%d entries.", "Записей: %d."},
+	"lists.total":       {"Entries: %d.", "Записей: %d."},
+	"lists.since":       {"Since", "С"},
+	"lists.until":       {"Until", "До"},
+	"lists.by":          {"By", "Кто"},
+	"lists.rule":        {"Rule", "Правило"},
 	"lists.effect":      {"Effect", "Действие"},
 	"lists.reason":      {"Why", "Причина"},
 	"import.title":      {"Import a whitelist CSV", "Загрузка белого списка из CSV"},
@@ -270,6 +271,7 @@ var catalogue = map[string]msg{
 
 	// Users.
 	"users.role":          {"Role", "Роль"},
+	"users.since":         {"Created", "Создан"},
 	"users.state":         {"State", "Состояние"},
 	"users.active":        {"active", "активен"},
 	"users.disabled":      {"disabled", "отключён"},
@@ -286,4 +288,14 @@ var catalogue = map[string]msg{
 	"users.done.password": {"The password of %s is changed.", "Пароль %s изменён."},
 	"users.done.disable":  {"%s is disabled and signed out.", "%s отключён, его сеансы завершены."},
 	"users.done.enable":   {"%s is enabled.", "%s включён."},
+
+	// Words of the domain (view.W).
+	"w.pass":      {"pass", "пропуск"},
+	"w.challenge": {"challenge", "проверка"},
+	"w.reject":    {"reject", "отказ"},
+	"w.passed":    {"passed", "пройдена"},
+	"w.failed":    {"failed", "провалена"},
+	"w.abandoned": {"abandoned", "брошена"},
+	"w.auto":      {"by the rules", "правилами"},
+	"w.manual":    {"by hand", "вручную"},
 }

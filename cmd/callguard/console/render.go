@@ -78,6 +78,16 @@ func (v *view) WhenPtr(t *time.Time) string {
 // T returns a text of the catalogue in the page's language.
 func (v *view) T(key string, args ...any) string { return translate(v.Lang, key, args...) }
 
+// W shows a word of the domain (a verdict, an outcome, a block's kind)
+// in the page's language; one the catalogue lacks shows as it is.
+func (v *view) W(word any) string {
+	w := fmt.Sprint(word)
+	if _, ok := catalogue["w."+w]; ok {
+		return v.T("w." + w)
+	}
+	return w
+}
+
 // CanAct says the user may post commands (operator and admin).
 func (v *view) CanAct() bool { return v.User != nil && roleRank(v.User.Role) >= roleRank(RoleOperator) }
 

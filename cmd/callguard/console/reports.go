@@ -130,7 +130,7 @@ func dailyRows(d reports.Daily) []dayRow {
 // dailyCharts draws the calls by what the guard did, and the money saved
 // with the unanswered share, per day.
 func dailyCharts(days []dayRow, lang, currency string) (*chartData, *chartData) {
-	calls := &chartData{Series: []chartSeries{
+	calls := &chartData{XLabel: translate(lang, "reports.day"), Series: []chartSeries{
 		{Label: translate(lang, "today.callsin")}, {Label: translate(lang, "today.passed")},
 		{Label: translate(lang, "today.challenged")}, {Label: translate(lang, "today.rejected")},
 	}}
@@ -138,7 +138,7 @@ func dailyCharts(days []dayRow, lang, currency string) (*chartData, *chartData) 
 	if currency != "" {
 		savedLabel += ", " + currency
 	}
-	saved := &chartData{Series: []chartSeries{{Label: savedLabel}, {Label: translate(lang, "reports.share"), Scale: "%"}}}
+	saved := &chartData{XLabel: translate(lang, "reports.day"), Series: []chartSeries{{Label: savedLabel}, {Label: translate(lang, "reports.share"), Scale: "%"}}}
 	for i, d := range days {
 		label := d.Day
 		if len(label) == len("2006-01-02") {

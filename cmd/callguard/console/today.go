@@ -43,6 +43,7 @@ type chartData struct {
 	X      []float64     `json:"x"`
 	Time   bool          `json:"time"`
 	Labels []string      `json:"labels,omitempty"`
+	XLabel string        `json:"xlabel,omitempty"`
 	Series []chartSeries `json:"series"`
 }
 
@@ -89,10 +90,17 @@ func (s *Server) today(w http.ResponseWriter, r *http.Request, c *visit) {
 	s.render(w, r, c, http.StatusOK, "today", d)
 }
 
+// maxLines bounds the lines whose mode Today asks for: each is a grain
+// request.
+const maxLines = 50
+
 // attackedLines returns the modes of the lines under attack now.
 func (s *Server) attackedLines(ctx context.Context, lines []string) []line.Mode {
 	if s.d.Lines == nil {
 		return nil
+	}
+	if len(lines) > maxLines {
+		lines = lines[:maxLines]
 	}
 	var on []line.Mode
 	for _, l := range lines {
@@ -152,7 +160,7 @@ func todayFrom(rep reports.Daily, lang string) (*todayFigures, *chartData) {
 		f.UnansweredShare = fmt.Sprintf("%.1f%%", 100*float64(f.Unanswered)/float64(f.Offered))
 	}
 	f.Saved = money(saved, rep.Tariff.Currency)
-	ch := &chartData{Series: []chartSeries{
+	ch := &chartData{XLabel: translate(lang, "today.hour"), Series: []chartSeries{
 		{Label: translate(lang, "today.chart.today"), Values: hours},
 		{Label: translate(lang, "today.chart.yesterday"), Values: before},
 	}}

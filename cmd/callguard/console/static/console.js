@@ -1,5 +1,5 @@
 // Charts of the callguard console. Each <script type="application/json"
-// data-chart="ID"> holds {x: [...], time: bool, labels: [...],
+// data-chart="ID"> holds {x: [...], time: bool, labels: [...], xlabel,
 // series: [{label, values, scale?}]} (a series with its own scale gets an
 // axis on the right)
 // and is drawn with uPlot into the element #ID. No other script runs.
@@ -11,14 +11,15 @@
     if (!target || typeof uPlot === "undefined") { return; }
     var d = JSON.parse(src.textContent);
     var data = [d.x];
-    var series = [{}];
-    var axes = [{ values: d.time ? undefined : function (u, vals) { return vals.map(function (v) { return d.labels ? (d.labels[v] || "") : v; }); } }, {}];
+    var label = function (v) { return d.labels ? (d.labels[v] || "") : v; };
+    var series = [{ label: d.xlabel || "", value: function (u, v) { return v == null ? "--" : label(v); } }];
+    var axes = [d.time ? {} : { incrs: [1, 2, 3, 4, 6, 7, 14, 30, 60], values: function (u, vals) { return vals.map(label); } }, {}];
     d.series.forEach(function (s, i) {
       data.push(s.values);
       series.push({ label: s.label, stroke: colors[i % colors.length], width: 2, scale: s.scale || "y" });
       if (s.scale) { axes.push({ scale: s.scale, side: 1, grid: { show: false } }); }
     });
-    var width = function () { return Math.max(300, target.clientWidth || 600); };
+    var width = function () { return Math.max(300, (target.clientWidth || 620) - 20); };
     var opts = { width: width(), height: 240, series: series,
       scales: { x: { time: !!d.time } },
       axes: axes };
