@@ -112,6 +112,14 @@ func TestConsoleUsersFromTheCLI(t *testing.T) {
 		t.Errorf("disable of the last admin, --json: exit %d, %q %q", code, out, stderr)
 	}
 
+	// The users stream is no caller's: replays and projections pass it by.
+	if out, stderr, code := runCLI(t, env, "replay", "--limit-hour", "2"); code != 0 {
+		t.Errorf("replay over a log with users: exit %d, %q %q", code, out, stderr)
+	}
+	if out, stderr, code := runCLI(t, env, "projections", "status", "--format", "json"); code != 0 || strings.Contains(out, `"failure"`) || strings.Contains(out, `"failed"`) {
+		t.Errorf("projections over a log with users: exit %d, %q %q", code, out, stderr)
+	}
+
 	g.stop(t)
 	if log := g.output(); strings.Contains(log, pw) || strings.Contains(log, "long password") || strings.Contains(log, "argon2") {
 		t.Fatalf("the guard's log holds a password or hash:\n%s", log)
