@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,6 +194,23 @@ func TestConsoleOperatorInABrowser(t *testing.T) {
 		t.Fatalf("a wrong password: at %s, whoami shown %v, error flash %v; want the sign-in page with an error", p, b.has("#whoami"), b.has(".flash.error"))
 	}
 	signIn(t, b, operatorName, operatorPass)
+	// The session cookie as the browser keeps it; no script can read it.
+	cookies := run(b, "read cookies", func(ctx context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
+		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
+		return res.Cookies, err
+	})
+	var session *network.Cookie
+	for _, c := range cookies {
+		if c.Name == "callguard_session" {
+			session = c
+		}
+	}
+	if session == nil || !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict || session.Path != "/console/" || session.Secure {
+		t.Errorf("session cookie %+v: want callguard_session, HttpOnly, SameSite=Strict, Path=/console/, not Secure over plain HTTP", session)
+	}
+	if js := eval[string](b, "document.cookie", `document.cookie`); strings.Contains(js, "callguard_session") {
+		t.Errorf("a script reads the session cookie: %q", js)
+	}
 
 	// Today: figures and the hourly chart drawn by uPlot.
 	b.waitID("today-figures")
@@ -200,9 +218,10 @@ func TestConsoleOperatorInABrowser(t *testing.T) {
 	if b.count("#today-figures dd") < 5 {
 		t.Errorf("today's figures: %d values, want calls by verdict, unanswered, challenges, unbilled, saved:\n%s", b.count("#today-figures dd"), figures)
 	}
+	values := eval[[]string](b, "today's values", `[...document.querySelectorAll("#today-figures dd")].map(d => d.textContent.trim())`)
 	for _, want := range []string{"5", "4", "1"} { // calls in, passed, rejected
-		if !strings.Contains(figures, want) {
-			t.Errorf("today's figures lack %q:\n%s", want, figures)
+		if !slices.Contains(values, want) {
+			t.Errorf("today's figures have no value %q (calls in, passed, rejected): %q\n%s", want, values, figures)
 		}
 	}
 	b.do("hourly chart drawn", chromedp.WaitReady(chromedp.CSS("#chart-hourly canvas")))
