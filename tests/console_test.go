@@ -382,7 +382,7 @@ func TestConsoleOperatorInABrowser(t *testing.T) {
 	b.open("other caller", "/console/numbers/"+url.PathEscape(consoleOther))
 	b.waitID("block-form")
 	b.fill("block-form", "level", "7")
-	b.fill("block-form", "why", "forged")
+	b.fill("block-form", "why", "fraud confirmed by the bank")
 	b.submit("block-form", "other caller blocked")
 	if st := cg.caller(t, consoleOther); st.Block == nil || st.Block.Level != 7 {
 		t.Errorf("the console's own block form did not block %s: %+v", consoleOther, st.Block)
