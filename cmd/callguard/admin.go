@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events/schema"
+	"github.com/callguard/callguard/projections/metrics"
 	"github.com/callguard/callguard/projections/readside"
 )
 
@@ -59,9 +61,10 @@ func adminToken(cfg Config, create bool) (token, source string, err error) {
 	return token, path, nil
 }
 
-// startAdmin serves the admin API of g until ctx ends. It returns once the
-// API is listening, or with the reason it cannot.
-func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide) (<-chan error, error) {
+// startAdmin serves the admin API of g, and the web console beside it or
+// on its own listener, until ctx ends. It returns once they are
+// listening, or with the reason they cannot.
+func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide, health *metrics.Health) (<-chan error, error) {
 	acfg := cfg.Admin
 	if host, _, err := net.SplitHostPort(acfg.Listen); err == nil && adminapi.IsLoopback(host) {
 		// On loopback a missing token is drawn and kept for the local CLI;
@@ -73,14 +76,11 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 		acfg.Token = token
 		g.log.Info("admin API token", "from", source)
 	}
-	srv, err := adminapi.New(acfg, adminapi.Deps{
-		Callers:    g.callers,
-		Lines:      g.lines,
-		Normalizer: g.numbers,
-		History: adminapi.HistoryFunc(func(ctx context.Context, key string) (any, error) {
+	parts := edgeParts{
+		history: adminapi.HistoryFunc(func(ctx context.Context, key string) (any, error) {
 			return audit.Build(ctx, g.store, key)
 		}),
-		Replay: adminapi.ReplayFunc(func(ctx context.Context, settings map[string]string) (any, error) {
+		replay: adminapi.ReplayFunc(func(ctx context.Context, settings map[string]string) (any, error) {
 			tried, err := triedRules(g.numbers, settings[trySettingBlock], settings[trySettingWhitelist])
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
@@ -98,7 +98,23 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			}
 			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...), replay.TryOverrides(triedLine...))
 		}),
-		Lists: rs.Lists, Import: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)), Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
+		importer: importer.New(g.callers, g.numbers, time.Now, g.log.With("component", "import")).InZone(location(cfg)),
+	}
+	web, err := newConsole(cfg, g, rs, parts, health)
+	if err != nil {
+		return nil, err
+	}
+	var mounted http.Handler
+	if cfg.Console.Listen == "" {
+		mounted = web.Handler()
+	}
+	srv, err := adminapi.New(acfg, adminapi.Deps{
+		Callers:    g.callers,
+		Lines:      g.lines,
+		Normalizer: g.numbers,
+		History:    parts.history,
+		Replay:     parts.replay,
+		Lists:      rs.Lists, Import: parts.importer, Reports: rs.Reports, Profiles: rs.Profiles, Projections: rs.Runner,
 		Ranges:     &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName},
 		RangeLists: rs.Lists,
 		Settings: adminapi.SettingsDeps{
@@ -112,6 +128,7 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			return err
 		}),
 		Origins: adminapi.OriginWriter{Writer: &rules.Writer{Store: g.store, Live: g.ranges, Clock: time.Now, Node: cfg.NodeName}, Table: g.ranges},
+		Console: mounted,
 		Logger:  g.log.With("component", "admin"),
 	})
 	if err != nil {
@@ -124,7 +141,16 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	return done, nil
+	if mounted != nil {
+		return done, nil
+	}
+	webDone, err := serveConsole(ctx, cfg, web)
+	if err != nil {
+		// The API is up; it stops with ctx, which serve cancels on this
+		// error.
+		return nil, err
+	}
+	return firstOf(ctx, done, webDone), nil
 }
 
 // policyWith applies replay settings (flag name to value) to base.

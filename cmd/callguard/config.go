@@ -23,6 +23,7 @@ import (
 	"github.com/callguard/callguard/actors/line"
 	"github.com/callguard/callguard/actors/policy"
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/cmd/callguard/console"
 	"github.com/callguard/callguard/events/phone"
 	"github.com/callguard/callguard/projections/reports"
 	sipguard "github.com/callguard/callguard/sip/guard"
@@ -80,6 +81,9 @@ type Config struct {
 	// Admin is the admin HTTP API. An empty token is replaced at start by
 	// a random one written to GUARD_DATA_DIR/admin.token (see adminToken).
 	Admin adminapi.Config
+	// Console is the operator's web console: mounted at /console/ on the
+	// admin API's listener, or on its own (GUARD_CONSOLE_LISTEN).
+	Console console.Config
 	// The read side: projections, reports, metrics and readiness.
 	TimeZone          string        `env:"TIMEZONE" envDefault:"Europe/Moscow" desc:"IANA time zone of report days and hours and of profiles' calls today (changing it rebuilds them), of dates given as an expiry, of the windows of schedules added (each keeps the zone it was added in), and of every time printed for people (CSV and JSON are UTC)"`
 	TariffPerMinute   float64       `env:"TARIFF_PER_MINUTE" envDefault:"0" desc:"cost of a minute of a call to the toll-free number, for the money-saved estimate"`
@@ -374,6 +378,9 @@ func (c Config) validate() error {
 	if err := admin.Validate(); err != nil {
 		errs = append(errs, withoutPrefix(err, adminapi.ErrConfig)...)
 	}
+	if err := c.Console.Validate(); err != nil {
+		errs = append(errs, withoutPrefix(err, console.ErrConfig)...)
+	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("%sTIMEZONE %q: %v", envPrefix, c.TimeZone, err))
 	} else if err := c.reportsConfig().Validate(); err != nil {
@@ -550,6 +557,9 @@ func appendVars(vars []configVar, t reflect.Type, index []int) []configVar {
 		f := t.Field(i)
 		idx := append(append([]int(nil), index...), i)
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "-" {
+			continue // set by the program, not read from the environment
+		}
 		if name == "" {
 			if f.Type.Kind() == reflect.Struct {
 				vars = appendVars(vars, f.Type, idx)

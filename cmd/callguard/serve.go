@@ -78,7 +78,7 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		cancel()
 		return errors.Join(err, <-metricsDone)
 	}
-	adminDone, err := startAdmin(ctx, cfg, g, rs)
+	adminDone, err := startAdmin(ctx, cfg, g, rs, health)
 	if err != nil {
 		cancel()
 		return errors.Join(err, <-sipDone, <-metricsDone)

@@ -67,12 +67,9 @@ func (s *Server) whitelist(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var v validation
-	key := v.number(s.d.Normalizer, body.Number, "number", inBody)
-	cmd := policy.Command{
-		By:    v.by(r, body.By),
-		Why:   v.text("reason", inBody, body.Reason),
-		Until: v.until(body.Until, s.d.Clock()),
-	}
+	key, cmd := v.callerCommand(s.d.Normalizer, s.d.Clock(), CommandInput{
+		Verb: caller.VerbWhitelist, Number: body.Number, Reason: body.Reason, Until: body.Until,
+	}, fieldsAt{number: inBody, reason: inBody, by: func(v *validation) string { return v.by(r, body.By) }})
 	cmd.ID = v.commandID(r, caller.VerbWhitelist)
 	if v.failed(w, r) {
 		return
@@ -97,15 +94,19 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, verb string) {
 		return
 	}
 	var v validation
-	key := v.number(s.d.Normalizer, r.PathValue("number"), "number", inPath)
 	reason, in := body.Reason, inBody
+	var conflict bool
 	if q := r.URL.Query().Get("reason"); q != "" {
-		if reason != "" && strings.TrimSpace(q) != strings.TrimSpace(reason) {
-			v.add("reason", inQuery, "given in both the body and the query, differently")
-		}
+		conflict = reason != "" && strings.TrimSpace(q) != strings.TrimSpace(reason)
 		reason, in = q, inQuery
 	}
-	cmd := policy.Command{By: v.by(r, body.By), Why: v.text("reason", in, reason)}
+	key, cmd := v.callerCommand(s.d.Normalizer, s.d.Clock(), CommandInput{Verb: verb, Number: r.PathValue("number"), Reason: reason},
+		fieldsAt{number: inPath, reason: in, by: func(v *validation) string {
+			if conflict {
+				v.add("reason", inQuery, "given in both the body and the query, differently")
+			}
+			return v.by(r, body.By)
+		}})
 	cmd.ID = v.commandID(r, verb)
 	if v.failed(w, r) {
 		return
@@ -119,25 +120,104 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var v validation
-	key := v.number(s.d.Normalizer, r.PathValue("number"), "number", inPath)
-	cmd := policy.Command{
-		By:    v.by(r, body.By),
-		Why:   v.text("reason", inBody, body.Reason),
-		Until: v.until(body.Until, s.d.Clock()),
-	}
-	switch {
-	case body.Level == nil:
-		v.add("level", inBody, fmt.Sprintf("is required: %d to %d (%d–%d challenge, %d–%d reject)", schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
-	case *body.Level < schema.MinLevel || *body.Level > schema.MaxLevel:
-		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; to lift a block, unblock the number)", *body.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
-	default:
-		cmd.Level = *body.Level
-	}
+	key, cmd := v.callerCommand(s.d.Normalizer, s.d.Clock(), CommandInput{
+		Verb: caller.VerbBlock, Number: r.PathValue("number"), Reason: body.Reason, Until: body.Until, Level: body.Level,
+	}, fieldsAt{number: inPath, reason: inBody, by: func(v *validation) string { return v.by(r, body.By) }})
 	cmd.ID = v.commandID(r, caller.VerbBlock)
 	if v.failed(w, r) {
 		return
 	}
 	s.command(w, r, key, caller.VerbBlock, cmd)
+}
+
+// CommandInput is an admin's command on one caller as an edge received
+// it: the admin API from JSON, the console from a form.
+type CommandInput struct {
+	// Verb is caller.VerbWhitelist, VerbUnwhitelist, VerbBlock or
+	// VerbUnblock.
+	Verb string
+	// Number is the caller in any spelling the normaliser accepts, or
+	// "anonymous".
+	Number string
+	// By names the admin, Reason says why (both required, one line each).
+	By, Reason string
+	// Until is an optional RFC 3339 expiry in the future (whitelist and
+	// block only).
+	Until string
+	// Level is the block's level (block only, required).
+	Level *int
+	// ID is the command's ID, which makes a retry idempotent (required).
+	ID string
+}
+
+// CommandError lists what is wrong with a CommandInput, field by field.
+type CommandError struct {
+	Errors []FieldError
+}
+
+func (e *CommandError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		parts[i] = fe.Field + " " + fe.Detail
+	}
+	return "invalid command: " + strings.Join(parts, "; ")
+}
+
+// CallerCommand checks an admin's command on a caller exactly as the API
+// does and returns the caller's key and the command to send to its
+// grain, or a *CommandError. The console posts its forms through it, so
+// that a command means the same from either edge.
+func CallerCommand(n *phone.Normalizer, now time.Time, in CommandInput) (string, caller.Command, error) {
+	var v validation
+	key, cmd := v.callerCommand(n, now, in, fieldsAt{number: inBody, reason: inBody, by: func(v *validation) string {
+		if strings.TrimSpace(in.By) == "" {
+			v.add("by", inBody, "is required: name the admin")
+			return ""
+		}
+		return v.text("by", inBody, in.By)
+	}})
+	if strings.TrimSpace(in.ID) == "" {
+		v.add("id", inBody, "is required")
+	}
+	cmd.ID = in.ID
+	if len(v.errs) > 0 {
+		return "", caller.Command{}, &CommandError{Errors: v.errs}
+	}
+	return key, caller.Command{Verb: in.Verb, Command: cmd}, nil
+}
+
+// fieldsAt says where a request's fields came from, and how it names the
+// admin (the API takes a body member or a header).
+type fieldsAt struct {
+	number, reason string
+	by             func(*validation) string
+}
+
+// callerCommand validates a command on a caller, field errors in the
+// order the API has always listed them: number, by, reason, until, level.
+// It leaves the command's ID to the caller.
+func (v *validation) callerCommand(n *phone.Normalizer, now time.Time, in CommandInput, at fieldsAt) (string, policy.Command) {
+	key := v.number(n, in.Number, "number", at.number)
+	cmd := policy.Command{By: at.by(v), Why: v.text("reason", at.reason, in.Reason)}
+	switch in.Verb {
+	case caller.VerbWhitelist, caller.VerbBlock:
+		cmd.Until = v.until(in.Until, now)
+	case caller.VerbUnwhitelist, caller.VerbUnblock:
+	default:
+		v.add("verb", inPath, fmt.Sprintf("%q is not whitelist, unwhitelist, block or unblock", clip(in.Verb)))
+	}
+	if in.Verb != caller.VerbBlock {
+		return key, cmd
+	}
+	switch {
+	case in.Level == nil:
+		v.add("level", inBody, fmt.Sprintf("is required: %d to %d (%d–%d challenge, %d–%d reject)", schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
+	case *in.Level < schema.MinLevel || *in.Level > schema.MaxLevel:
+		v.add("level", inBody, fmt.Sprintf("is %d, want %d to %d (%d–%d challenge, %d–%d reject; to lift a block, unblock the number)", *in.Level, schema.MinLevel, schema.MaxLevel, schema.MinLevel, schema.SoftMax, schema.HardMin, schema.MaxLevel))
+	default:
+		cmd.Level = *in.Level
+	}
+	return key, cmd
 }
 
 // command sends a validated command to the caller's grain and answers

@@ -134,6 +134,11 @@ type Deps struct {
 	// NewID returns a fresh random UUID string for request and command
 	// IDs; nil means uuid.NewString (crypto/rand).
 	NewID func() string
+	// Console, when set, is served for every path under /console/ on the
+	// API's listener, before the API's own routes and outside its bearer
+	// token: the console has its own sign-in and sessions, and logs its
+	// own requests.
+	Console http.Handler
 	// Logger receives one line per request and per command; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -237,6 +242,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.mux.Handle(rt.pattern, h)
 	}
 	s.handler = s.logged(s.recovered(s.problemsForMux(s.mux)))
+	if deps.Console != nil {
+		api := s.handler
+		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/") {
+				deps.Console.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
 	return s, nil
 }
 

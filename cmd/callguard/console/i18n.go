@@ -1,0 +1,301 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+
+	"golang.org/x/text/language"
+)
+
+// Languages of the console; the first is the default.
+var languages = []language.Tag{language.English, language.Russian}
+
+var matcher = language.NewMatcher(languages)
+
+// langCode returns "en" or "ru" for a tag the matcher chose.
+func langCode(t language.Tag) string {
+	base, _ := t.Base()
+	if base.String() == "ru" {
+		return "ru"
+	}
+	return "en"
+}
+
+// validLang reports whether code is a language of the console.
+func validLang(code string) bool { return code == "en" || code == "ru" }
+
+// pickLang chooses the page's language: the lang cookie when it names one
+// of ours, else the best match of Accept-Language, else English.
+func pickLang(r *http.Request) string {
+	if c, err := r.Cookie(langCookie); err == nil && validLang(c.Value) {
+		return c.Value
+	}
+	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	if err != nil || len(tags) == 0 {
+		return "en"
+	}
+	_, i, conf := matcher.Match(tags...)
+	if conf == language.No {
+		return "en"
+	}
+	return langCode(languages[i])
+}
+
+// msg is one entry of the catalogue: the English and Russian text.
+type msg struct{ en, ru string }
+
+// translate returns key's text in lang, formatted with args when there
+// are any; an unknown key shows as itself (a test keeps templates and the
+// catalogue in step).
+func translate(lang, key string, args ...any) string {
+	m, ok := catalogue[key]
+	if !ok {
+		return key
+	}
+	s := m.en
+	if lang == "ru" {
+		s = m.ru
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(s, args...)
+	}
+	return s
+}
+
+// catalogue holds every text the console shows.
+var catalogue = map[string]msg{
+	// Layout and navigation.
+	"app.name":       {"callguard console", "консоль callguard"},
+	"nav.today":      {"Today", "Сегодня"},
+	"nav.numbers":    {"Numbers", "Номера"},
+	"nav.blacklist":  {"Blacklist", "Чёрный список"},
+	"nav.whitelist":  {"Whitelist", "Белый список"},
+	"nav.reports":    {"Reports", "Отчёты"},
+	"nav.whatif":     {"What-if", "Что если"},
+	"nav.users":      {"Users", "Пользователи"},
+	"nav.signout":    {"Sign out", "Выйти"},
+	"nav.main":       {"Main menu", "Главное меню"},
+	"nav.language":   {"Language", "Язык"},
+	"role.viewer":    {"viewer", "наблюдатель"},
+	"role.operator":  {"operator", "оператор"},
+	"role.admin":     {"admin", "администратор"},
+	"common.unavail": {"Not available on this node.", "На этом узле недоступно."},
+	"common.none":    {"None.", "Нет."},
+	"common.show":    {"Show", "Показать"},
+	"common.next":    {"Next page", "Следующая страница"},
+	"common.csv":     {"Download CSV", "Скачать CSV"},
+	"common.failed":  {"Could not read: %s", "Не удалось прочитать: %s"},
+
+	// Sign-in.
+	"signin.title":    {"Sign in", "Вход"},
+	"signin.user":     {"Name", "Имя"},
+	"signin.password": {"Password", "Пароль"},
+	"signin.submit":   {"Sign in", "Войти"},
+	"signin.bad":      {"Wrong name or password.", "Неверное имя или пароль."},
+	"signin.limited":  {"Too many failed attempts; try again in a few minutes.", "Слишком много неудачных попыток; повторите через несколько минут."},
+	"signin.expired":  {"The form has expired; please sign in again.", "Форма устарела; войдите ещё раз."},
+
+	// Error pages.
+	"error.title":   {"Error %d", "Ошибка %d"},
+	"error.404":     {"There is no such page.", "Такой страницы нет."},
+	"error.403":     {"You may not do that.", "Вам это не разрешено."},
+	"error.403csrf": {"The form has expired or did not come from this console; reload the page and try again.", "Форма устарела или отправлена не из консоли; обновите страницу и повторите."},
+	"error.405":     {"This page does not take that request.", "Эта страница не принимает такой запрос."},
+	"error.413":     {"What you sent is too large.", "Отправленное слишком велико."},
+	"error.500":     {"Something went wrong on the guard; the log says what.", "На стороне guard что-то пошло не так; подробности в журнале."},
+	"error.back":    {"Back to Today", "На страницу «Сегодня»"},
+
+	// Today.
+	"today.calls":           {"Calls today", "Звонки сегодня"},
+	"today.callsin":         {"Calls in", "Входящих"},
+	"today.passed":          {"Passed", "Пропущено"},
+	"today.challenged":      {"Challenged", "На проверку"},
+	"today.rejected":        {"Rejected", "Отклонено"},
+	"today.unanswered":      {"Unanswered share", "Доля неотвеченных"},
+	"today.chpassed":        {"Challenges passed", "Проверок пройдено"},
+	"today.chfailed":        {"Challenges failed", "Проверок провалено"},
+	"today.chabandoned":     {"Challenges abandoned", "Проверок брошено"},
+	"today.unbilled":        {"Calls ended unbilled", "Звонков без оплаты"},
+	"today.saved":           {"Money saved", "Сэкономлено"},
+	"today.would":           {"Observe mode: would reject / challenge", "Режим наблюдения: отклонил бы / проверил бы"},
+	"today.live":            {"Now", "Сейчас"},
+	"today.active":          {"Calls in progress", "Идущих звонков"},
+	"today.inchallenge":     {"Challenges in progress", "Идущих проверок"},
+	"today.store":           {"Event store", "Хранилище событий"},
+	"today.store.ok":        {"healthy", "в порядке"},
+	"today.store.bad":       {"failing:", "сбой:"},
+	"today.attack":          {"Lines under attack", "Линии под атакой"},
+	"today.noattack":        {"No line is under attack.", "Ни одна линия не под атакой."},
+	"today.since":           {"since", "с"},
+	"today.manual":          {"switched on by", "включил"},
+	"today.hour":            {"Hour", "Час"},
+	"today.hourly":          {"Calls per hour", "Звонки по часам"},
+	"today.chart.today":     {"Today", "Сегодня"},
+	"today.chart.yesterday": {"Yesterday", "Вчера"},
+	"today.projections":     {"Read side", "Проекции"},
+	"today.proj.name":       {"Projection", "Проекция"},
+	"today.proj.state":      {"State", "Состояние"},
+	"today.proj.lagevents":  {"Behind (events)", "Отставание (событий)"},
+	"today.proj.lagseconds": {"Behind (s)", "Отставание (с)"},
+
+	// Numbers and the caller page.
+	"numbers.q":               {"Number or its start", "Номер или его начало"},
+	"numbers.search":          {"Search", "Найти"},
+	"numbers.help":            {"Any usual spelling: +7 916 123-45-67, 8 916 123 45 67, 916123. A whole number opens its page.", "В любой привычной записи: +7 916 123-45-67, 8 916 123 45 67, 916123. Полный номер открывает его страницу."},
+	"numbers.results":         {"Callers starting with %s", "Номера, начинающиеся с %s"},
+	"numbers.number":          {"Number", "Номер"},
+	"numbers.calls":           {"Calls", "Звонков"},
+	"numbers.today":           {"Today", "Сегодня"},
+	"numbers.lastcall":        {"Last call", "Последний звонок"},
+	"numbers.lastverdict":     {"Last verdict", "Последнее решение"},
+	"numbers.blocks":          {"Blocks", "Блокировок"},
+	"numbers.badprefix":       {"%q is not the start of a phone number: use digits, optionally after a +.", "%q — не начало телефонного номера: нужны цифры, можно с + в начале."},
+	"numbers.badnumber":       {"%q is not a phone number.", "%q — не телефонный номер."},
+	"caller.status":           {"Standing", "Статус"},
+	"caller.standing":         {"Now", "Сейчас"},
+	"caller.whitelisted":      {"whitelisted", "в белом списке"},
+	"caller.blocked":          {"blocked at level %d", "заблокирован, уровень %d"},
+	"caller.clear":            {"no block, not whitelisted", "без блокировки, не в белом списке"},
+	"caller.since":            {"since", "с"},
+	"caller.until":            {"until", "до"},
+	"caller.next":             {"A call now would be", "Звонок сейчас получит"},
+	"caller.hourday":          {"Calls in the last hour / day", "Звонков за час / сутки"},
+	"caller.failed":           {"Failed challenges (day)", "Проваленных проверок (сутки)"},
+	"caller.verified":         {"verified until", "подтверждён до"},
+	"caller.range":            {"Range rule", "Правило диапазона"},
+	"caller.known":            {"History", "История"},
+	"caller.never":            {"The guard has never seen this number.", "Guard ни разу не видел этот номер."},
+	"caller.summary":          {"All time", "За всё время"},
+	"caller.calls":            {"Calls", "Звонков"},
+	"caller.challenges":       {"Challenges passed / failed / abandoned", "Проверок пройдено / провалено / брошено"},
+	"caller.blocks":           {"Blocks by the rules / by hand", "Блокировок правилами / вручную"},
+	"caller.actions":          {"Actions", "Действия"},
+	"caller.why":              {"Why (recorded with your name)", "Причина (записывается с вашим именем)"},
+	"caller.untilopt":         {"Until (optional)", "До (необязательно)"},
+	"caller.level":            {"Level", "Уровень"},
+	"caller.level.soft":       {"challenge", "проверка"},
+	"caller.level.hard":       {"reject", "отказ"},
+	"caller.do.whitelist":     {"Whitelist", "В белый список"},
+	"caller.do.unwhitelist":   {"Remove from whitelist", "Убрать из белого списка"},
+	"caller.do.block":         {"Block", "Заблокировать"},
+	"caller.do.unblock":       {"Unblock", "Разблокировать"},
+	"caller.done.whitelist":   {"%s is whitelisted.", "%s добавлен в белый список."},
+	"caller.done.unwhitelist": {"%s is no longer whitelisted.", "%s убран из белого списка."},
+	"caller.done.block":       {"%s is blocked.", "%s заблокирован."},
+	"caller.done.unblock":     {"%s is unblocked.", "%s разблокирован."},
+	"caller.refused":          {"Not done: %s", "Не выполнено: %s"},
+	"caller.baduntil":         {"Not done: %q is not a date and time.", "Не выполнено: %q — не дата и время."},
+	"caller.err.state":        {"Not done, it does not fit the number's standing: %s", "Не выполнено, не подходит к статусу номера: %s"},
+	"caller.err.store":        {"Not done: the event store failed; try again.", "Не выполнено: сбой хранилища событий; повторите."},
+	"caller.err.unavailable":  {"Not done: the guard did not answer in time; try again.", "Не выполнено: guard не ответил вовремя; повторите."},
+	"caller.timeline":         {"Audit timeline, newest first", "История, новые сверху"},
+	"caller.hidden":           {"%d older entries are not shown; the CLI's callguard history shows them all.", "Ещё %d старых записей не показаны; все показывает callguard history."},
+	"tl.call":                 {"Call", "Звонок"},
+	"tl.verdict":              {"verdict", "решение"},
+	"tl.action":               {"carried out as", "выполнено как"},
+	"tl.rule":                 {"rule", "правило"},
+	"tl.level":                {"level", "уровень"},
+	"tl.counts":               {"%d in the hour, %d in the day", "%d за час, %d за сутки"},
+	"tl.challenge":            {"Challenge", "Проверка"},
+	"tl.block":                {"Blocked at level %d", "Блокировка, уровень %d"},
+	"tl.limit":                {"%d calls over a limit of %d", "%d звонков при пределе %d"},
+	"tl.by":                   {"by", "кто"},
+	"tl.counted":              {"%d calls that made it fire", "%d звонков, из-за которых сработало"},
+	"tl.unnamed":              {"and %d older ones the event does not name", "и ещё %d более ранних, не названных в событии"},
+	"tl.unblock":              {"Unblocked", "Разблокирован"},
+	"tl.whitelist":            {"Whitelisted", "Добавлен в белый список"},
+	"tl.unwhitelist":          {"Removed from the whitelist", "Убран из белого списка"},
+
+	// Lists and the import.
+	"lists.prefix":      {"Number starts with", "Номер начинается с"},
+	"lists.any":         {"any", "любой"},
+	"lists.kind":        {"Set by", "Кем"},
+	"lists.kind.auto":   {"the rules", "правилами"},
+	"lists.kind.manual": {"hand", "вручную"},
+	"lists.expired":     {"Include expired", "С истёкшими"},
+	"lists.total":       {"Entries: %d.", "Записей: %d."},
+	"lists.since":       {"Since", "С"},
+	"lists.until":       {"Until", "До"},
+	"lists.by":          {"By", "Кто"},
+	"lists.rule":        {"Rule", "Правило"},
+	"lists.effect":      {"Effect", "Действие"},
+	"lists.reason":      {"Why", "Причина"},
+	"import.title":      {"Import a whitelist CSV", "Загрузка белого списка из CSV"},
+	"import.help":       {"A header row with a number column, and optionally until, by and reason. Rows without a reason get the one below; every row is recorded with your name unless it names another.", "Первая строка — заголовок со столбцом number, по желанию until, by и reason. Строкам без причины достаётся указанная ниже; каждая строка записывается с вашим именем, если в ней не указано другое."},
+	"import.file":       {"CSV file", "Файл CSV"},
+	"import.why":        {"Reason for rows without one", "Причина для строк без неё"},
+	"import.submit":     {"Import", "Загрузить"},
+	"import.nofile":     {"Choose a CSV file to import.", "Выберите файл CSV."},
+	"import.rows":       {"Rows read", "Прочитано строк"},
+	"import.applied":    {"Applied now", "Применено"},
+	"import.repeated":   {"Already applied by an earlier import", "Уже применены прежней загрузкой"},
+	"import.failed":     {"Not applied", "Не применено"},
+	"import.ignored":    {"Columns ignored", "Пропущенные столбцы"},
+	"import.line":       {"Line", "Строка"},
+	"import.field":      {"Column", "Столбец"},
+	"import.problem":    {"What is wrong", "Что не так"},
+	"import.retry":      {"import the same file again to retry", "загрузите тот же файл ещё раз"},
+	"import.nobad":      {"Every row was applied.", "Все строки применены."},
+
+	// Reports.
+	"reports.from":       {"From", "С"},
+	"reports.to":         {"To", "По"},
+	"reports.callee":     {"Called number", "Вызываемый номер"},
+	"reports.allcallees": {"all lines", "все линии"},
+	"reports.range":      {"From %s to %s (%s).", "С %s по %s (%s)."},
+	"reports.calls":      {"Calls per day", "Звонки по дням"},
+	"reports.savedshare": {"Money saved and unanswered share (%) per day", "Сэкономлено и доля неотвеченных (%) по дням"},
+	"reports.share":      {"Unanswered share", "Доля неотвеченных"},
+	"reports.daily":      {"By day", "По дням"},
+	"reports.day":        {"Day", "День"},
+	"reports.top":        {"Top callers", "Самые частые номера"},
+
+	// What-if.
+	"whatif.help":            {"Replays the whole log under other settings and shows which numbers would stand differently and how many calls would be decided differently. Leave a setting empty to keep the node's.", "Перепроигрывает весь журнал с другими настройками и показывает, какие номера оказались бы в другом статусе и сколько звонков получили бы другое решение. Пустая настройка остаётся как на узле."},
+	"whatif.viewer":          {"Operators and admins may run a what-if replay.", "Запускать перепроигрывание могут операторы и администраторы."},
+	"whatif.now":             {"now", "сейчас"},
+	"whatif.run":             {"Replay", "Перепроиграть"},
+	"whatif.busy":            {"Another replay is running; try again when it ends.", "Уже идёт другое перепроигрывание; повторите, когда оно закончится."},
+	"whatif.result":          {"What would change", "Что изменится"},
+	"whatif.replayed":        {"Replayed", "Перепроиграно"},
+	"whatif.counts":          {"%d calls of %d numbers", "%d звонков от %d номеров"},
+	"whatif.callschanged":    {"Calls decided differently", "Звонков с другим решением"},
+	"whatif.numberschanged":  {"Numbers that would stand differently", "Номеров в другом статусе"},
+	"whatif.unresolved":      {"Calls challenged only under these settings (outcome unknown)", "Звонков на проверку только при этих настройках (исход неизвестен)"},
+	"whatif.nowcol":          {"Now", "Сейчас"},
+	"whatif.wouldbe":         {"Would be", "Было бы"},
+	"whatif.differs":         {"What differs", "Что отличается"},
+	"whatif.callschangedcol": {"Calls changed", "Звонков изменилось"},
+	"whatif.same":            {"Every number would stand as it does.", "Все номера остались бы в том же статусе."},
+	"whatif.more":            {"%d more numbers are not shown; callguard replay lists them all.", "Ещё %d номеров не показаны; все перечисляет callguard replay."},
+
+	// Users.
+	"users.role":          {"Role", "Роль"},
+	"users.since":         {"Created", "Создан"},
+	"users.state":         {"State", "Состояние"},
+	"users.active":        {"active", "активен"},
+	"users.disabled":      {"disabled", "отключён"},
+	"users.setrole":       {"Change role", "Сменить роль"},
+	"users.enable":        {"Enable", "Включить"},
+	"users.disable":       {"Disable", "Отключить"},
+	"users.newpassword":   {"New password", "Новый пароль"},
+	"users.setpassword":   {"Set password", "Задать пароль"},
+	"users.create":        {"New user", "Новый пользователь"},
+	"users.add":           {"Create", "Создать"},
+	"users.self":          {"You cannot change your own role or disable yourself; ask another admin.", "Нельзя менять свою роль или отключать себя; попросите другого администратора."},
+	"users.done.create":   {"User %s created.", "Пользователь %s создан."},
+	"users.done.role":     {"The role of %s is changed.", "Роль %s изменена."},
+	"users.done.password": {"The password of %s is changed.", "Пароль %s изменён."},
+	"users.done.disable":  {"%s is disabled and signed out.", "%s отключён, его сеансы завершены."},
+	"users.done.enable":   {"%s is enabled.", "%s включён."},
+
+	// Words of the domain (view.W).
+	"w.pass":      {"pass", "пропуск"},
+	"w.challenge": {"challenge", "проверка"},
+	"w.reject":    {"reject", "отказ"},
+	"w.passed":    {"passed", "пройдена"},
+	"w.failed":    {"failed", "провалена"},
+	"w.abandoned": {"abandoned", "брошена"},
+	"w.auto":      {"by the rules", "правилами"},
+	"w.manual":    {"by hand", "вручную"},
+}
