@@ -53,6 +53,9 @@ type view struct {
 	Nav string
 	// Charts adds uPlot and the console's script.
 	Charts bool
+	// Lagging says the page's read-side figures may miss the latest
+	// writes: its projection had not caught up in time.
+	Lagging string
 	// Path is the current path, for the language links' target.
 	Path string
 	Data any
@@ -111,7 +114,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *visit, status
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	v := &view{Lang: c.lang, Nav: page, Path: r.URL.Path, Data: data, zone: s.d.Zone}
+	v := &view{Lang: c.lang, Nav: page, Path: r.URL.Path, Data: data, zone: s.d.Zone, Lagging: c.lagging}
 	if c.acct != nil {
 		v.User = c.acct
 		v.CSRF = c.sess.csrf

@@ -39,6 +39,8 @@ type visit struct {
 	// flash set for this very render (not kept in the session).
 	flash      string
 	flashError bool
+	// lagging is the note of a read that did not catch up (see fresh).
+	lagging string
 	// status for the access log.
 	user string
 }
