@@ -85,6 +85,7 @@ var catalogue = map[string]msg{
 	"common.next":    {"Next page", "Следующая страница"},
 	"common.csv":     {"Download CSV", "Скачать CSV"},
 	"common.failed":  {"Could not read: %s", "Не удалось прочитать: %s"},
+	"common.times":   {"Times are in %s.", "Время указано в поясе %s."},
 	"common.lagging": {"lagging: %d s behind — the latest changes may not show yet", "отстаёт на %d с — последние изменения могут быть ещё не видны"},
 	"common.stale":   {"stale: the read model has stopped (see Today); rebuild it", "устарело: проекция остановилась (см. «Сегодня»); перестройте её"},
 

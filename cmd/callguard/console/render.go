@@ -70,6 +70,10 @@ func (v *view) When(t time.Time) string {
 	return t.In(v.zone).Format("2006-01-02 15:04:05")
 }
 
+// TimeZone names the zone When shows times in (GUARD_TIMEZONE), so a
+// page's times say where they were taken.
+func (v *view) TimeZone() string { return v.zone.String() }
+
 // WhenPtr is When for an optional time.
 func (v *view) WhenPtr(t *time.Time) string {
 	if t == nil {

@@ -136,7 +136,7 @@ type Deps struct {
 	// its values beside each setting.
 	Policy policy.Config
 	// Zone shows times and reads the expiries typed in forms (the
-	// guard's GUARD_TIME_ZONE); nil means UTC.
+	// guard's GUARD_TIMEZONE); nil means UTC.
 	Zone *time.Location
 	// Clock dates sessions, rate limits and expiries; nil means time.Now.
 	Clock func() time.Time
