@@ -158,6 +158,7 @@ type Server struct {
 	sessions *sessions
 	limiter  *limiter
 	pages    *pages
+	static   staticFiles
 	handler  http.Handler
 	// replaying holds a token while a what-if replay runs.
 	replaying chan struct{}
@@ -227,8 +228,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
+	names, err := staticNames()
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	static, err := loadStatic(mergedStatic{}, names)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	s := &Server{
-		cfg: cfg, d: deps, pages: p,
+		cfg: cfg, d: deps, pages: p, static: static,
 		sessions:  newSessions(cfg.IdleTimeout, cfg.MaxAge, deps.Clock, deps.Random),
 		limiter:   newLimiter(deps.Clock),
 		replaying: make(chan struct{}, 1),
