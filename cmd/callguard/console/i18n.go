@@ -84,6 +84,8 @@ var catalogue = map[string]msg{
 	"common.show":    {"Show", "Показать"},
 	"common.next":    {"Next page", "Следующая страница"},
 	"common.csv":     {"Download CSV", "Скачать CSV"},
+	"common.yes":     {"yes", "да"},
+	"common.no":      {"no", "нет"},
 	"common.failed":  {"Could not read: %s", "Не удалось прочитать: %s"},
 	"common.times":   {"Times are in %s.", "Время указано в поясе %s."},
 	"common.lagging": {"lagging: %d s behind — the latest changes may not show yet", "отстаёт на %d с — последние изменения могут быть ещё не видны"},
@@ -301,4 +303,37 @@ var catalogue = map[string]msg{
 	"w.abandoned": {"abandoned", "брошена"},
 	"w.auto":      {"by the rules", "правилами"},
 	"w.manual":    {"by hand", "вручную"},
+
+	// A projection's state on Today (runner.State; view.In "state").
+	"state.running":  {"running", "работает"},
+	"state.failed":   {"failed", "остановлена сбоем"},
+	"state.retrying": {"retrying", "повторяет запись"},
+	"state.stopped":  {"stopped", "остановлена"},
+
+	// The rules behind a block or a verdict (schema.Rule; view.In "rule").
+	"rule.hourly-limit":    {"hourly limit", "лимит в час"},
+	"rule.daily-limit":     {"daily limit", "лимит в сутки"},
+	"rule.escalation":      {"escalation", "эскалация"},
+	"rule.manual":          {"by hand", "вручную"},
+	"rule.whitelist":       {"whitelist", "белый список"},
+	"rule.concurrent":      {"concurrent calls", "одновременные звонки"},
+	"rule.vip":             {"VIP client", "VIP-клиент"},
+	"rule.attack":          {"line under attack", "линия под атакой"},
+	"rule.country":         {"country", "страна"},
+	"rule.number-type":     {"number type", "тип номера"},
+	"rule.verified":        {"verified by a challenge", "подтверждён проверкой"},
+	"rule.anonymous":       {"anonymous caller", "скрытый номер"},
+	"rule.range-whitelist": {"whitelisted range", "диапазон в белом списке"},
+	"rule.range-block":     {"blocked range", "заблокированный диапазон"},
+
+	// The fields of a standing a what-if compares (replay.Number.Differs;
+	// view.In "field").
+	"field.level":          {"level", "уровень"},
+	"field.kind":           {"set by", "кем"},
+	"field.rule":           {"rule", "правило"},
+	"field.until":          {"until", "до"},
+	"field.whitelisted":    {"whitelisted", "белый список"},
+	"field.whitelistUntil": {"whitelisted until", "в белом списке до"},
+	"field.verifiedUntil":  {"verified until", "подтверждён до"},
+	"field.next":           {"next call", "следующий звонок"},
 }

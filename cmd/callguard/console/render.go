@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/http"
 	"time"
+
+	"github.com/callguard/callguard/actors/policy"
 )
 
 //go:embed templates/*.html
@@ -93,6 +95,31 @@ func (v *view) W(word any) string {
 		return v.T("w." + w)
 	}
 	return w
+}
+
+// In shows a word of a group of the catalogue ("state", "rule",
+// "field"): the text of key group.word in the page's language, or the
+// word as it is when the catalogue lacks it (a rule added later).
+func (v *view) In(group string, word any) string {
+	key := group + "." + fmt.Sprint(word)
+	if _, ok := catalogue[key]; ok {
+		return v.T(key)
+	}
+	return fmt.Sprint(word)
+}
+
+// Standing sums up a caller's standing in a what-if row: whitelisted, or
+// the verdict its next call gets with its block's level and rule.
+func (v *view) Standing(st policy.Status) string {
+	switch {
+	case st.Whitelisted:
+		return v.T("caller.whitelisted")
+	case st.Level > 0 && st.Rule != "":
+		return fmt.Sprintf("%s (%s %d, %s)", v.W(st.Next), v.T("tl.level"), st.Level, v.In("rule", st.Rule))
+	case st.Level > 0:
+		return fmt.Sprintf("%s (%s %d)", v.W(st.Next), v.T("tl.level"), st.Level)
+	}
+	return v.W(st.Next)
 }
 
 // CanAct says the user may post commands (operator and admin).
