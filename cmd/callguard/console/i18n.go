@@ -194,7 +194,7 @@ var catalogue = map[string]msg{
 	"caller.err.store":        {"Not done: the event store failed; try again.", "Не выполнено: сбой хранилища событий; повторите."},
 	"caller.err.unavailable":  {"Not done: the guard did not answer in time; try again.", "Не выполнено: guard не ответил вовремя; повторите."},
 	"caller.timeline":         {"Audit timeline, newest first", "История, новые сверху"},
-	"caller.hidden":           {"%d older entries are not shown; the CLI's callguard history shows them all.", "Ещё %d старых записей не показаны; все показывает callguard history."},
+	"caller.hidden":           {"%d older entries are not shown; the CLI's callguard audit shows them all.", "Ещё %d старых записей не показаны; все показывает callguard audit."},
 	"tl.call":                 {"Call", "Звонок"},
 	"tl.verdict":              {"verdict", "решение"},
 	"tl.action":               {"carried out as", "выполнено как"},

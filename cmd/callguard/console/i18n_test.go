@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -164,4 +165,26 @@ func (stateProjections) Status(context.Context) ([]runner.Status, error) {
 		{Name: "profiles", State: runner.Stopped},
 		{Name: "attack", State: runner.Failed},
 	}, nil
+}
+
+// A text that sends the reader to the CLI names a command the README's
+// examples run (callguard audit, not a command that does not exist).
+func TestCatalogueNamesRealCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdRE := regexp.MustCompile(`callguard ([a-z]+)`)
+	for key, m := range catalogue {
+		if key == "app.name" {
+			continue // "callguard console" is the page's name
+		}
+		for _, text := range []string{m.en, m.ru} {
+			for _, c := range cmdRE.FindAllStringSubmatch(text, -1) {
+				if !regexp.MustCompile(`(?m)^callguard ` + c[1] + `\b`).Match(readme) {
+					t.Errorf("%s: %q names callguard %s, which the README never runs", key, text, c[1])
+				}
+			}
+		}
+	}
 }
