@@ -37,5 +37,7 @@ func (s *Server) fresh(ctx context.Context, c *visit, names ...string) {
 			}
 		}
 	}
-	c.lagging = translate(c.lang, "common.lagging", int(math.Ceil(behind)))
+	// At least a second: the wait ran out, so it is behind, even when the
+	// status (read a moment later, or not at all) says it has caught up.
+	c.lagging = translate(c.lang, "common.lagging", max(1, int(math.Ceil(behind))))
 }

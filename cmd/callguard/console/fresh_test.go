@@ -23,6 +23,8 @@ type laggingRead struct {
 	applied []string
 	stuck   bool
 	awaited []string
+	// lag is the list projection's LagSeconds in Status (default 7.2).
+	lag *float64
 }
 
 func (l *laggingRead) write(number string) {
@@ -43,7 +45,13 @@ func (l *laggingRead) Whitelist(_ context.Context, _ lists.Query) (lists.Page[li
 }
 
 func (l *laggingRead) Status(context.Context) ([]runner.Status, error) {
-	return []runner.Status{{Name: lists.Name, State: runner.Running, LagEvents: 4, LagSeconds: 7.2}, {Name: "reports", LagSeconds: 99}}, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lag := 7.2
+	if l.lag != nil {
+		lag = *l.lag
+	}
+	return []runner.Status{{Name: lists.Name, State: runner.Running, LagEvents: 4, LagSeconds: lag}, {Name: "reports", LagSeconds: 99}}, nil
 }
 
 func (l *laggingRead) Rebuild(context.Context, ...string) error { return nil }
@@ -109,6 +117,20 @@ func TestListPageReadsItsOwnWrites(t *testing.T) {
 	if strings.Contains(p.body, "79160000002") {
 		t.Errorf("the stuck projection's entry shows")
 	}
+
+	// The wait ran out but the status, read a moment later, finds it
+	// caught up: still behind, by at least a second.
+	read.mu.Lock()
+	zero := 0.0
+	read.lag = &zero
+	read.mu.Unlock()
+	p = b.get("/console/lists/whitelist")
+	if note := byID(parse(t, p.body), "lagging"); note == nil || !strings.Contains(text(note), "lagging: 1 s behind") {
+		t.Errorf("lagging with a zero lag in the status: note %v, want 1 s", note)
+	}
+	read.mu.Lock()
+	read.lag = nil
+	read.mu.Unlock()
 
 	// In Russian, the note is too.
 	b.lang = "ru"
