@@ -125,6 +125,8 @@ func newConsole(cfg Config, g *guard, rs *readside.ReadSide, parts edgeParts, he
 	// The session cookie is Secure when the console is served over TLS:
 	// the admin API's certificate serves both (see serveConsole).
 	ccfg.TLS = cfg.Admin.TLSCert != ""
+	// Its pages wait for the read side as the admin API's reads do.
+	ccfg.ReadWait = cfg.Admin.ReadWait
 	return console.New(ccfg, console.Deps{
 		Users:       consoleUsers{g.users},
 		UserAdmin:   consoleUserAdmin{writer: g.userWriter(cfg), book: g.users},

@@ -62,7 +62,7 @@ type Config struct {
 	// waits for its projection to reach the head of the log as it was
 	// when the read began; past it the answer is served as it stands,
 	// marked lagging. Default DefaultReadWait.
-	ReadWait time.Duration `env:"ADMIN_READ_WAIT" envDefault:"2s" desc:"how long an admin API read waits for its projection to catch up with the log before it answers marked lagging"`
+	ReadWait time.Duration `env:"ADMIN_READ_WAIT" envDefault:"2s" desc:"how long an admin API read or a console page waits for its projection to catch up with the log before it answers marked lagging"`
 }
 
 func (c *Config) defaults() {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/callguard/callguard/cmd/callguard/importer"
 	"github.com/callguard/callguard/events"
@@ -77,18 +78,28 @@ func (s *Server) freshness(w http.ResponseWriter, r *http.Request, names ...stri
 	if s.d.Projections == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadWait)
-	defer cancel()
-	fr, err := s.d.Projections.Await(ctx, names...)
-	if err != nil {
-		fr = runner.Freshness{Status: runner.ReadLagging, Reason: err.Error()}
-	}
+	fr := AwaitRead(r.Context(), s.d.Projections, s.cfg.ReadWait, names...)
 	if fr.Status != runner.ReadCurrent {
 		s.d.Logger.Warn("admin API: read served from a projection that is not current", "request_id", requestID(r),
 			"projections", names, "status", fr.Status, "reason", fr.Reason)
 	}
 	w.Header().Set(HeaderProjectionStatus, string(fr.Status))
 	return &fr
+}
+
+// AwaitRead is the wait behind every read of the read side, the admin
+// API's and the console's: it waits, at most wait, until the named
+// projections have caught up with the head of the log as it is now, and
+// says how current a read of them is. A failure to wait (an unknown name,
+// a closed runner) reads as lagging, with the error as its reason.
+func AwaitRead(ctx context.Context, p Projections, wait time.Duration, names ...string) runner.Freshness {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	fr, err := p.Await(ctx, names...)
+	if err != nil {
+		return runner.Freshness{Status: runner.ReadLagging, Reason: err.Error()}
+	}
+	return fr
 }
 
 // Answers of the read side: the read model's page or report, and how

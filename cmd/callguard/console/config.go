@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 )
 
 // Defaults of Config.
@@ -39,6 +41,13 @@ type Config struct {
 	// RequestTimeout bounds the calls behind one page.
 	RequestTimeout time.Duration `env:"CONSOLE_REQUEST_TIMEOUT" envDefault:"10s" desc:"time limit of the cluster and read-side calls behind one console page"`
 
+	// ReadWait bounds how long a page that reads the lists, profiles or
+	// reports waits for its projection to catch up with the log, as the
+	// admin API's reads do; then it shows what it has, marked lagging. It
+	// is not read from the environment: cmd sets it from
+	// GUARD_ADMIN_READ_WAIT. Default adminapi.DefaultReadWait.
+	ReadWait time.Duration
+
 	// TLS says the console is served over HTTPS (its listener's, or the
 	// admin API's when mounted there), so the session cookie is marked
 	// Secure. It is not read from the environment: cmd sets it from the
@@ -55,6 +64,9 @@ func (c *Config) defaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ReadWait <= 0 {
+		c.ReadWait = adminapi.DefaultReadWait
 	}
 }
 

@@ -88,3 +88,21 @@ func TestServeOwnListener(t *testing.T) {
 		t.Fatal("Serve did not return after its context ended")
 	}
 }
+
+// FuzzStaticHeaders: whatever a browser sends as Accept-Encoding and
+// If-None-Match, reading them does not panic, an explicit gzip;q=0 is
+// never gzip, and a header that names the content's tag matches.
+func FuzzStaticHeaders(f *testing.F) {
+	for _, s := range []string{"", "gzip", "gzip;q=0", "*;q=0, gzip;q=0.5", `W/"abc", "def"`, ";;,=q", "gzip;q=NaN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if acceptsGzip(in+", gzip;q=0") && !strings.Contains(strings.ToLower(in), "gzip") {
+			t.Errorf("acceptsGzip(%q + gzip;q=0) = true", in)
+		}
+		if !matchesETag(in+`, "abc"`, "abc") {
+			t.Errorf("matchesETag(%q + \"abc\") = false", in)
+		}
+		_ = matchesETag(in, "abc")
+	})
+}

@@ -158,6 +158,12 @@ func testNormalizer(t *testing.T) *phone.Normalizer {
 // newRig builds a console; tweak may fill in more Deps.
 func newRig(t *testing.T, tweak func(*Deps)) *rig {
 	t.Helper()
+	return newRigConfig(t, Config{}, tweak)
+}
+
+// newRigConfig is newRig with a configuration.
+func newRigConfig(t *testing.T, cfg Config, tweak func(*Deps)) *rig {
+	t.Helper()
 	r := &rig{t: t, users: newFakeUsers(), callers: &fakeCallers{}, clock: &clock{now: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}, log: &logBuffer{}}
 	d := Deps{
 		Users: r.users, Callers: r.callers, Normalizer: testNormalizer(t), Clock: r.clock.Now,
@@ -166,7 +172,7 @@ func newRig(t *testing.T, tweak func(*Deps)) *rig {
 	if tweak != nil {
 		tweak(&d)
 	}
-	srv, err := New(Config{}, d)
+	srv, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

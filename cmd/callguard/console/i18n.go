@@ -84,7 +84,12 @@ var catalogue = map[string]msg{
 	"common.show":    {"Show", "Показать"},
 	"common.next":    {"Next page", "Следующая страница"},
 	"common.csv":     {"Download CSV", "Скачать CSV"},
+	"common.yes":     {"yes", "да"},
+	"common.no":      {"no", "нет"},
 	"common.failed":  {"Could not read: %s", "Не удалось прочитать: %s"},
+	"common.times":   {"Times are in %s.", "Время указано в поясе %s."},
+	"common.lagging": {"lagging: %d s behind — the latest changes may not show yet", "отстаёт на %d с — последние изменения могут быть ещё не видны"},
+	"common.stale":   {"stale: the read model has stopped (see Today); rebuild it", "устарело: проекция остановилась (см. «Сегодня»); перестройте её"},
 
 	// Sign-in.
 	"signin.title":    {"Sign in", "Вход"},
@@ -189,7 +194,7 @@ var catalogue = map[string]msg{
 	"caller.err.store":        {"Not done: the event store failed; try again.", "Не выполнено: сбой хранилища событий; повторите."},
 	"caller.err.unavailable":  {"Not done: the guard did not answer in time; try again.", "Не выполнено: guard не ответил вовремя; повторите."},
 	"caller.timeline":         {"Audit timeline, newest first", "История, новые сверху"},
-	"caller.hidden":           {"%d older entries are not shown; the CLI's callguard history shows them all.", "Ещё %d старых записей не показаны; все показывает callguard history."},
+	"caller.hidden":           {"%d older entries are not shown; the CLI's callguard audit shows them all.", "Ещё %d старых записей не показаны; все показывает callguard audit."},
 	"tl.call":                 {"Call", "Звонок"},
 	"tl.verdict":              {"verdict", "решение"},
 	"tl.action":               {"carried out as", "выполнено как"},
@@ -298,4 +303,37 @@ var catalogue = map[string]msg{
 	"w.abandoned": {"abandoned", "брошена"},
 	"w.auto":      {"by the rules", "правилами"},
 	"w.manual":    {"by hand", "вручную"},
+
+	// A projection's state on Today (runner.State; view.In "state").
+	"state.running":  {"running", "работает"},
+	"state.failed":   {"failed", "остановлена сбоем"},
+	"state.retrying": {"retrying", "повторяет запись"},
+	"state.stopped":  {"stopped", "остановлена"},
+
+	// The rules behind a block or a verdict (schema.Rule; view.In "rule").
+	"rule.hourly-limit":    {"hourly limit", "лимит в час"},
+	"rule.daily-limit":     {"daily limit", "лимит в сутки"},
+	"rule.escalation":      {"escalation", "эскалация"},
+	"rule.manual":          {"by hand", "вручную"},
+	"rule.whitelist":       {"whitelist", "белый список"},
+	"rule.concurrent":      {"concurrent calls", "одновременные звонки"},
+	"rule.vip":             {"VIP client", "VIP-клиент"},
+	"rule.attack":          {"line under attack", "линия под атакой"},
+	"rule.country":         {"country", "страна"},
+	"rule.number-type":     {"number type", "тип номера"},
+	"rule.verified":        {"verified by a challenge", "подтверждён проверкой"},
+	"rule.anonymous":       {"anonymous caller", "скрытый номер"},
+	"rule.range-whitelist": {"whitelisted range", "диапазон в белом списке"},
+	"rule.range-block":     {"blocked range", "заблокированный диапазон"},
+
+	// The fields of a standing a what-if compares (replay.Number.Differs;
+	// view.In "field").
+	"field.level":          {"level", "уровень"},
+	"field.kind":           {"set by", "кем"},
+	"field.rule":           {"rule", "правило"},
+	"field.until":          {"until", "до"},
+	"field.whitelisted":    {"whitelisted", "белый список"},
+	"field.whitelistUntil": {"whitelisted until", "в белом списке до"},
+	"field.verifiedUntil":  {"verified until", "подтверждён до"},
+	"field.next":           {"next call", "следующий звонок"},
 }

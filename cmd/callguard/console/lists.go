@@ -108,6 +108,7 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, c *visit, name
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
+	s.fresh(ctx, c, lists.Name)
 	var (
 		next string
 		out  bytes.Buffer

@@ -67,6 +67,7 @@ func (s *Server) numbers(w http.ResponseWriter, r *http.Request, c *visit) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
+	s.fresh(ctx, c, profiles.Name)
 	page, err := s.d.Profiles.Search(ctx, profiles.Query{Prefix: prefix, After: r.URL.Query().Get("after"), Limit: searchLimit})
 	switch {
 	case errors.Is(err, profiles.ErrQuery):

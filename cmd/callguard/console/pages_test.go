@@ -34,6 +34,17 @@ func checkPage(t *testing.T, what, body, lang, main string) {
 	if got := attr(firstElement(doc, "html"), "lang"); got != lang {
 		t.Errorf("%s: <html lang=%q>, want %q", what, got, lang)
 	}
+	// A page without an icon link makes the browser ask for
+	// /favicon.ico, which the admin API answers 404.
+	icon := false
+	walk(doc, func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "link" && attr(n, "rel") == "icon" && strings.HasPrefix(attr(n, "href"), "data:") {
+			icon = true
+		}
+	})
+	if !icon {
+		t.Errorf("%s: no <link rel=icon href=data:...>: the browser will ask for /favicon.ico", what)
+	}
 	if m := firstElement(doc, "main"); m == nil || attr(m, "id") != main {
 		t.Errorf("%s: no <main id=%q>", what, main)
 	}

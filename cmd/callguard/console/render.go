@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/http"
 	"time"
+
+	"github.com/callguard/callguard/actors/policy"
 )
 
 //go:embed templates/*.html
@@ -53,6 +55,9 @@ type view struct {
 	Nav string
 	// Charts adds uPlot and the console's script.
 	Charts bool
+	// Lagging says the page's read-side figures may miss the latest
+	// writes: its projection had not caught up in time.
+	Lagging string
 	// Path is the current path, for the language links' target.
 	Path string
 	Data any
@@ -66,6 +71,10 @@ func (v *view) When(t time.Time) string {
 	}
 	return t.In(v.zone).Format("2006-01-02 15:04:05")
 }
+
+// TimeZone names the zone When shows times in (GUARD_TIMEZONE), so a
+// page's times say where they were taken.
+func (v *view) TimeZone() string { return v.zone.String() }
 
 // WhenPtr is When for an optional time.
 func (v *view) WhenPtr(t *time.Time) string {
@@ -86,6 +95,31 @@ func (v *view) W(word any) string {
 		return v.T("w." + w)
 	}
 	return w
+}
+
+// In shows a word of a group of the catalogue ("state", "rule",
+// "field"): the text of key group.word in the page's language, or the
+// word as it is when the catalogue lacks it (a rule added later).
+func (v *view) In(group string, word any) string {
+	key := group + "." + fmt.Sprint(word)
+	if _, ok := catalogue[key]; ok {
+		return v.T(key)
+	}
+	return fmt.Sprint(word)
+}
+
+// Standing sums up a caller's standing in a what-if row: whitelisted, or
+// the verdict its next call gets with its block's level and rule.
+func (v *view) Standing(st policy.Status) string {
+	switch {
+	case st.Whitelisted:
+		return v.T("caller.whitelisted")
+	case st.Level > 0 && st.Rule != "":
+		return fmt.Sprintf("%s (%s %d, %s)", v.W(st.Next), v.T("tl.level"), st.Level, v.In("rule", st.Rule))
+	case st.Level > 0:
+		return fmt.Sprintf("%s (%s %d)", v.W(st.Next), v.T("tl.level"), st.Level)
+	}
+	return v.W(st.Next)
 }
 
 // CanAct says the user may post commands (operator and admin).
@@ -111,7 +145,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *visit, status
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	v := &view{Lang: c.lang, Nav: page, Path: r.URL.Path, Data: data, zone: s.d.Zone}
+	v := &view{Lang: c.lang, Nav: page, Path: r.URL.Path, Data: data, zone: s.d.Zone, Lagging: c.lagging}
 	if c.acct != nil {
 		v.User = c.acct
 		v.CSRF = c.sess.csrf

@@ -51,6 +51,7 @@ func (s *Server) reports(w http.ResponseWriter, r *http.Request, c *visit) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
+	s.fresh(ctx, c, reports.Name)
 	daily, err := s.d.Reports.Daily(ctx, reports.Query{From: d.From, To: d.To, Callee: s.calleeKey(d.Callee)})
 	if err == nil && q.Get("format") == "csv" {
 		var b bytes.Buffer

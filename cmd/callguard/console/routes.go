@@ -39,6 +39,8 @@ type visit struct {
 	// flash set for this very render (not kept in the session).
 	flash      string
 	flashError bool
+	// lagging is the note of a read that did not catch up (see fresh).
+	lagging string
 	// status for the access log.
 	user string
 }
@@ -57,8 +59,7 @@ type pageFunc func(w http.ResponseWriter, r *http.Request, c *visit)
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	static := http.FileServerFS(mergedStatic{})
-	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", cached(static)))
+	mux.Handle("GET /console/static/", s.static)
 	mux.HandleFunc("GET /console/signin", s.signinPage)
 	mux.HandleFunc("POST /console/signin", s.signin)
 	mux.Handle("POST /console/signout", s.signed(RoleViewer, s.signout))
@@ -113,19 +114,6 @@ func (mergedStatic) Open(name string) (fs.File, error) {
 		return assetsFS.Open("assets/" + name)
 	}
 	return nil, fs.ErrNotExist
-}
-
-// cached lets browsers keep the static files for a day; they change only
-// with the binary. Directory listings are refused.
-func cached(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		h.ServeHTTP(w, r)
-	})
 }
 
 // secured sets the security headers of every answer.

@@ -136,7 +136,7 @@ type Deps struct {
 	// its values beside each setting.
 	Policy policy.Config
 	// Zone shows times and reads the expiries typed in forms (the
-	// guard's GUARD_TIME_ZONE); nil means UTC.
+	// guard's GUARD_TIMEZONE); nil means UTC.
 	Zone *time.Location
 	// Clock dates sessions, rate limits and expiries; nil means time.Now.
 	Clock func() time.Time
@@ -158,6 +158,7 @@ type Server struct {
 	sessions *sessions
 	limiter  *limiter
 	pages    *pages
+	static   staticFiles
 	handler  http.Handler
 	// replaying holds a token while a what-if replay runs.
 	replaying chan struct{}
@@ -227,8 +228,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
+	names, err := staticNames()
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	static, err := loadStatic(mergedStatic{}, names)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	s := &Server{
-		cfg: cfg, d: deps, pages: p,
+		cfg: cfg, d: deps, pages: p, static: static,
 		sessions:  newSessions(cfg.IdleTimeout, cfg.MaxAge, deps.Clock, deps.Random),
 		limiter:   newLimiter(deps.Clock),
 		replaying: make(chan struct{}, 1),

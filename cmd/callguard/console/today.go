@@ -62,6 +62,7 @@ func (s *Server) today(w http.ResponseWriter, r *http.Request, c *visit) {
 	if s.d.Reports != nil {
 		// The default range ends today in the reports' own zone; its last
 		// day is today and the one before yesterday.
+		s.fresh(ctx, c, reports.Name)
 		rep, err := s.d.Reports.Daily(ctx, reports.Query{})
 		if err != nil {
 			s.d.Logger.Warn("console: today's report", "err", err)

@@ -12,11 +12,12 @@
     var d = JSON.parse(src.textContent);
     var data = [d.x];
     var label = function (v) { return d.labels ? (d.labels[v] || "") : v; };
-    var series = [{ label: d.xlabel || "", value: function (u, v) { return v == null ? "--" : label(v); } }];
+    // Never an empty label: uPlot would show its own English "Value".
+    var series = [{ label: d.xlabel || "\u00a0", value: function (u, v) { return v == null ? "--" : label(v); } }];
     var axes = [d.time ? {} : { incrs: [1, 2, 3, 4, 6, 7, 14, 30, 60], values: function (u, vals) { return vals.map(label); } }, {}];
     d.series.forEach(function (s, i) {
       data.push(s.values);
-      series.push({ label: s.label, stroke: colors[i % colors.length], width: 2, scale: s.scale || "y" });
+      series.push({ label: s.label || "\u00a0", stroke: colors[i % colors.length], width: 2, scale: s.scale || "y" });
       if (s.scale) { axes.push({ scale: s.scale, side: 1, grid: { show: false } }); }
     });
     var width = function () { return Math.max(300, (target.clientWidth || 620) - 20); };
