@@ -273,6 +273,22 @@ var catalogue = map[string]msg{
 	"whatif.callschangedcol": {"Calls changed", "Звонков изменилось"},
 	"whatif.same":            {"Every number would stand as it does.", "Все номера остались бы в том же статусе."},
 	"whatif.more":            {"%d more numbers are not shown; callguard replay lists them all.", "Ещё %d номеров не показаны; все перечисляет callguard replay."},
+	// The what-if form's settings, by the names the replay (and "callguard
+	// replay") takes; TestEverySettingHasALabel keeps them complete.
+	"setting.limit-hour":                {"Calls in an hour before a block", "Звонков за час до блокировки"},
+	"setting.limit-day":                 {"Calls in a day before a block", "Звонков за сутки до блокировки"},
+	"setting.limit-level":               {"Level a broken limit sets", "Уровень блокировки за превышение"},
+	"setting.block-for":                 {"An automatic block lasts", "Срок автоматической блокировки"},
+	"setting.escalate-after":            {"Failed challenges in a day before escalation", "Проваленных проверок за сутки до эскалации"},
+	"setting.escalation-level":          {"Level escalation sets", "Уровень при эскалации"},
+	"setting.count-abandoned":           {"A challenge hung up on counts as failed", "Брошенная проверка считается проваленной"},
+	"setting.verified-for":              {"A passed challenge lets the caller through for", "Пройденная проверка пропускает номер в течение"},
+	"setting.anonymous":                 {"Verdict for a withheld number", "Решение для скрытого номера"},
+	"setting.max-concurrent-per-caller": {"Calls at once from one caller (0: no limit)", "Одновременных звонков с одного номера (0 — без ограничения)"},
+	"setting.concurrent-verdict":        {"Verdict above that", "Решение сверх этого"},
+	"setting.try-block":                 {"Try a range block: RANGE:LEVEL, such as +7999123:7", "Попробовать блокировку диапазона: ДИАПАЗОН:УРОВЕНЬ, например +7999123:7"},
+	"setting.try-whitelist":             {"Try a range whitelist: RANGE, such as +7999123", "Попробовать белый диапазон: ДИАПАЗОН, например +7999123"},
+	"setting.try-line":                  {"Try a line's own settings: LINE:SETTING=VALUE,…", "Попробовать настройки линии: ЛИНИЯ:НАСТРОЙКА=ЗНАЧЕНИЕ,…"},
 
 	// Users.
 	"users.role":          {"Role", "Роль"},

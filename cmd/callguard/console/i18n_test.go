@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/actors/policy"
+	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/projections/runner"
 	"golang.org/x/net/html"
 )
@@ -184,6 +187,41 @@ func TestCatalogueNamesRealCommands(t *testing.T) {
 				if !regexp.MustCompile(`(?m)^callguard ` + c[1] + `\b`).Match(readme) {
 					t.Errorf("%s: %q names callguard %s, which the README never runs", key, text, c[1])
 				}
+			}
+		}
+	}
+}
+
+// TestEverySettingHasALabel: the what-if form labels each setting from
+// the catalogue by its name, so a policy setting added later without a
+// label would show its key; this keeps the two in step.
+func TestEverySettingHasALabel(t *testing.T) {
+	for _, st := range append(policySettings(policy.Config{}), whatifTries...) {
+		if _, ok := catalogue["setting."+st.Name]; !ok {
+			t.Errorf("what-if setting %s has no catalogue entry setting.%s", st.Name, st.Name)
+		}
+	}
+}
+
+// TestVerdictChoicesAreThePolicys: the what-if form offers as a choice
+// exactly the verdicts the policy accepts for that setting.
+func TestVerdictChoicesAreThePolicys(t *testing.T) {
+	accepts := func(name string, v schema.Verdict) bool {
+		c := policy.DefaultConfig()
+		switch name {
+		case "anonymous":
+			c.Anonymous = v
+		case "concurrent-verdict":
+			c.MaxConcurrent, c.ConcurrentVerdict = 1, v
+		default:
+			t.Fatalf("no check for the choices of %s", name)
+		}
+		return c.Validate() == nil
+	}
+	for name, choices := range verdictChoices {
+		for _, v := range []schema.Verdict{schema.Pass, schema.Challenge, schema.Reject} {
+			if offered := slices.Contains(choices, string(v)); offered != accepts(name, v) {
+				t.Errorf("%s: %s offered %v, but the policy accepts it: %v", name, v, offered, !offered)
 			}
 		}
 	}

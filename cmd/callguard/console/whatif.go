@@ -19,17 +19,26 @@ const maxWhatifNumbers = 200
 
 // whatifSetting is one input of the what-if form.
 type whatifSetting struct {
-	Name, Desc, Value, Current string
-	Bool                       bool
+	Name, Value, Current string
+	Bool                 bool
+	// Choices are the verdicts a setting takes, shown as a choice.
+	Choices []string
+}
+
+// verdictChoices are the values of the policy's verdict settings (their
+// Validate refuses any other).
+var verdictChoices = map[string][]string{
+	"anonymous":          {"pass", "challenge", "reject"},
+	"concurrent-verdict": {"challenge", "reject"},
 }
 
 // Replay settings beyond the policy's, which cmd reads (see "callguard
 // replay"): a range rule or a line's settings tried before they are
 // enforced.
 var whatifTries = []whatifSetting{
-	{Name: "try-block", Desc: "a range block to try, RANGE:LEVEL, such as +7999123:7"},
-	{Name: "try-whitelist", Desc: "a range whitelist to try, RANGE, such as +7999123"},
-	{Name: "try-line", Desc: "a line's own settings to try, LINE:SETTING=VALUE,..., such as +78005553535:limit-hour=2"},
+	{Name: "try-block"},
+	{Name: "try-whitelist"},
+	{Name: "try-line"},
 }
 
 // whatifData is the What-if page's Data.
@@ -60,7 +69,7 @@ func policySettings(current policy.Config) []whatifSetting {
 			cur = d.String()
 		}
 		out = append(out, whatifSetting{
-			Name: policy.SettingName(f.Name), Desc: f.Tag.Get("desc"), Current: cur,
+			Name: policy.SettingName(f.Name), Current: cur, Choices: verdictChoices[policy.SettingName(f.Name)],
 			Bool: f.Type.Kind() == reflect.Bool,
 		})
 	}
