@@ -11,6 +11,7 @@ import (
 
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/events/schema"
 	"github.com/callguard/callguard/sip/siptest"
 )
@@ -177,7 +178,7 @@ func TestScenario3RetryCountedOnce(t *testing.T) {
 	// seventh of the hour; it must be the sixth, the first over the
 	// limit of five.
 	number := fmt.Sprintf("+7994%07d", time.Now().UnixNano()%10_000_000)
-	local := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	local := fmt.Sprintf("127.0.0.1:%d", porttest.Port(t))
 	place := func(n *Node, run string) int {
 		t.Helper()
 		res, err := siptest.LoadRun(s.ctx, n.SIP, 1, time.Second, siptest.LoadOptions{
