@@ -42,8 +42,8 @@ func startBaresip(ctx context.Context, t *testing.T, name, account string, extra
 	writeSilence(t, silence, 30)
 	p := &baresipPhone{name: name, sipPort: porttest.Port(t), out: &lockedBuffer{}}
 	// A reserved block of 8 ports (even first: RTP) for its RTP range.
-	base := porttest.Block(t)
-	p.rtpPorts = [2]int{base, base + porttest.BlockSize - 1}
+	base := porttest.Block(t, 8)
+	p.rtpPorts = [2]int{base, base + 7}
 	consPort := porttest.Port(t)
 	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
 sip_listen 127.0.0.1:%d

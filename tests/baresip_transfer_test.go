@@ -69,11 +69,11 @@ module_app menu.so
 	})
 
 	target := startSIPp(ctx, t, "sipp uas_target_noref", "uas_target_noref.xml",
-		"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+		"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 	waitBound(ctx, t, target, targetPort)
 	inf := writeInjection(t, "baresip_transfer.csv", freshCallers("+7999540", 1)...)
 	uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", "1", "-timeout", "60s", "-timeout_error")
 
 	// Once baresip has answered, transfer the call from its menu.

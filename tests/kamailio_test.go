@@ -349,7 +349,7 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 		const n = 3
 		r := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", kam,
 			"-inf", writeInjection(t, "reject.csv", blocked), "-s", tollFree,
-			"-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "10", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 	})
@@ -358,11 +358,11 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 		callerPort := porttest.Port(t)
 		cap := startCapture(t, kamPort, gp, pbxPort, callerPort, pbxKamPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_proxy", "uas_pbx_proxy.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		uac := startSIPp(ctx, t, "sipp uac_proxy", "uac_proxy.xml", kam,
 			"-inf", writeInjection(t, "pass.csv", "+79990005501"), "-s", tollFree,
-			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)
@@ -432,11 +432,11 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 
 	t.Run("caller cancels while the PBX rings", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_cancel", "uas_pbx_cancel.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		uac := startSIPp(ctx, t, "sipp uac_proxy_cancel", "uac_proxy_cancel.xml", kam,
 			"-inf", writeInjection(t, "cancel.csv", "+79990005503"), "-s", tollFree,
-			"-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)
@@ -446,11 +446,11 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 		callerPort := porttest.Port(t)
 		cap := startCapture(t, kamPort, gp, pbxPort, callerPort, pbxKamPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_bye", "uas_pbx_bye.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		uac := startSIPp(ctx, t, "sipp uac_proxy_hungup", "uac_proxy_hungup.xml", kam,
 			"-inf", writeInjection(t, "pass.csv", "+79990005502"), "-s", tollFree,
-			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)

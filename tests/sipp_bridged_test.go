@@ -42,7 +42,7 @@ func TestSIPpBridgedHoldThroughTheGuard(t *testing.T) {
 	}
 	inf := writeInjection(t, "rtcp.csv", strconv.Itoa(pbxRTCP.LocalAddr().(*net.UDPAddr).Port))
 	pbx := startSIPp(ctx, t, "sipp uas_pbx_bridged", "uas_pbx_bridged.xml",
-		"-inf", inf, "-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-rtp_echo",
+		"-inf", inf, "-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-rtp_echo",
 		"-m", "1", "-timeout", "60s", "-timeout_error")
 	waitBound(ctx, t, pbx, pbxPort)
 	defer func() {

@@ -240,7 +240,7 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 		const n = 20
 		inf := writeInjection(t, "reject.csv", "+79990003344")
 		r := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", pbx.Addr().String(),
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "50", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 		calls := pbx.Calls()
@@ -259,7 +259,7 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 		const n = 10
 		inf := writeInjection(t, "pass.csv", freshCallers("+7999100", n)...)
 		r := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", pbx.Addr().String(),
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "100", "-m", strconv.Itoa(n), "-r", "20", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 		callers := map[string]bool{}
@@ -278,7 +278,7 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 		const n = 5
 		port := porttest.Port(t)
 		r := startSIPp(ctx, t, "sipp uas_pbx", "uas_pbx.xml",
-			"-p", strconv.Itoa(port), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "30s", "-timeout_error")
+			"-p", strconv.Itoa(port), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "30s", "-timeout_error")
 		trunk, err := siptest.NewFakeTrunk(siptest.TrunkConfig{})
 		if err != nil {
 			t.Fatal(err)
@@ -366,7 +366,7 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 		const n = 200
 		inf := writeInjection(t, "reject.csv", blocked)
 		r := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "100", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 	})
@@ -374,11 +374,11 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 	t.Run("pass", func(t *testing.T) {
 		const n = 50
 		pbx := startSIPp(ctx, t, "sipp uas_pbx", "uas_pbx.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "90s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "90s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "pass.csv", freshCallers("+7999300", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "200", "-m", strconv.Itoa(n), "-r", "25", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -402,11 +402,11 @@ func TestSIPpMidCallThroughTheGuard(t *testing.T) {
 	g, sipAddr, _ := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort))
 	const n = 10
 	pbx := startSIPp(ctx, t, "sipp uas_pbx_midcall", "uas_pbx_midcall.xml",
-		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 	waitBound(ctx, t, pbx, pbxPort)
 	inf := writeInjection(t, "midcall.csv", freshCallers("+7999400", n)...)
 	uac := startSIPp(ctx, t, "sipp uac_midcall", "uac_midcall.xml", sipAddr,
-		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", strconv.Itoa(n), "-r", "5", "-timeout", "60s", "-timeout_error")
 	expectAllSuccessful(t, uac, n)
 	expectAllSuccessful(t, pbx, n)

@@ -95,16 +95,16 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 
 	t.Run("refer", func(t *testing.T) {
 		target := startSIPp(ctx, t, "sipp uas_target", "uas_target.xml",
-			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, target, targetPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer", "uas_pbx_refer.xml",
 			"-key", "target", "sip:+4930123456@elsewhere.invalid:5099",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		callers := freshCallers("+7999500", n)
 		inf := writeInjection(t, "transfer.csv", callers...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -119,16 +119,16 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 
 	t.Run("transferor leaves first", func(t *testing.T) {
 		target := startSIPp(ctx, t, "sipp uas_target", "uas_target.xml",
-			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, target, targetPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_bye", "uas_pbx_refer_bye.xml",
 			"-key", "target", "sip:+4930123457@elsewhere.invalid",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		callers := freshCallers("+7999505", n)
 		inf := writeInjection(t, "transfer2.csv", callers...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -142,11 +142,11 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		// calls on its side.
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_attended", "uas_pbx_attended.xml",
 			"-key", "target", "sip:201@127.0.0.1:"+strconv.Itoa(pbxPort)+"?Replaces=consult-1%40pbx%3Bto-tag%3Dabc%3Bfrom-tag%3Ddef",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(2*n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(2*n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "attended.csv", freshCallers("+7999507", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, 2*n)
@@ -156,11 +156,11 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_refused", "uas_pbx_refer_refused.xml",
 			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "refused.csv", freshCallers("+7999510", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "1500", "-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -170,15 +170,15 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 
 	t.Run("redirect", func(t *testing.T) {
 		target := startSIPp(ctx, t, "sipp uas_pbx (redirect target)", "uas_pbx.xml",
-			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, target, targetPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_redirect", "uas_pbx_redirect.xml",
 			"-key", "target", "sip:+4930123499@127.0.0.1:"+strconv.Itoa(pbxPort+1),
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "redirect.csv", freshCallers("+7999520", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "500", "-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -189,11 +189,11 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 	t.Run("redirect refused", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_redirect", "uas_pbx_redirect.xml",
 			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Port(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "redirect_refused.csv", freshCallers("+7999525", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_redirect_refused", "uac_redirect_refused.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -226,7 +226,7 @@ func TestSIPpPBXOutboundCallIsNotAnInboundCall(t *testing.T) {
 	const n = 3
 	inf := writeInjection(t, "outbound.csv", freshCallers("+7999530", n)...)
 	uac := startSIPp(ctx, t, "sipp uac_pbx_outbound", "uac_pbx_outbound.xml", sipAddr,
-		"-inf", inf, "-s", "+4930123456", "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Port(t)),
+		"-inf", inf, "-s", "+4930123456", "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", strconv.Itoa(n), "-r", "5", "-timeout", "30s", "-timeout_error")
 	expectAllSuccessful(t, uac, n)
 	if v := metricValue(t, g, "callguard_sip_untrusted_rejected_total"); v != n {

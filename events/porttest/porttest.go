@@ -8,10 +8,12 @@
 // connection of any process (the parallel test binaries of `go test ./...`
 // open thousands), and the program started on it later fails with
 // "address already in use". So the ports come from below the kernel's
-// ephemeral range, which the kernel never hands out by itself, and each
-// block of them is reserved across processes by an exclusive flock(2) on
-// a file in a shared directory, held until the test ends (or the process
-// exits: the kernel drops the lock then, so a crash leaks nothing).
+// ephemeral range, which the kernel never hands out by itself, and above
+// the guard's default RTP range (GUARD_RTP_PORTS, 20000-29999: every guard
+// a test starts binds there), and each port is reserved across processes
+// by an exclusive flock(2) on a file in a shared directory, held until the
+// test ends (or the process exits: the kernel drops the lock then, so a
+// crash leaks nothing).
 package porttest
 
 import (
@@ -28,14 +30,9 @@ import (
 	"testing"
 )
 
-// BlockSize is how many consecutive ports one reservation holds: enough
-// for SIPp's media ports (-mp: RTP and RTCP for audio and for video) and a
-// small RTP range of a phone.
-const BlockSize = 8
-
-// base is the lowest port handed out: above the well-known and usual
-// service ports.
-const base = 20000
+// base is the lowest port handed out: above the guard's default RTP
+// range (sip/guard's GUARD_RTP_PORTS default, 20000-29999).
+const base = 30000
 
 // held keeps the lock files of the reservations made without a test
 // (Reserve): a file the garbage collector finalised would drop its lock.
@@ -48,68 +45,99 @@ var held = struct {
 // tb's duration. It fails tb when none can be found.
 func Port(tb testing.TB) int {
 	tb.Helper()
-	return Block(tb)
+	return Block(tb, 1)
 }
 
-// Block returns the first of BlockSize consecutive ports (the first is a
-// multiple of BlockSize, so it is even: an RTP port), all free for UDP and
-// TCP on 127.0.0.1, reserved for tb's duration.
-func Block(tb testing.TB) int {
+// Block returns the first of n consecutive ports, all free for UDP and TCP
+// on 127.0.0.1 and reserved for tb's duration: SIPp's media ports (-mp,
+// and the three after it for RTCP and video), a phone's RTP range. For
+// n > 1 the first is a multiple of n rounded up to even (an RTP port).
+func Block(tb testing.TB, n int) int {
 	tb.Helper()
-	p, f, err := reserve()
+	p, files, err := reserve(n)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { f.Close() })
+	tb.Cleanup(func() { release(files) })
 	return p
 }
 
-// Reserve is Block for code without a testing.TB: the block stays reserved
+// Reserve is Block for code without a testing.TB: the ports stay reserved
 // until the process exits.
-func Reserve() (int, error) {
-	p, f, err := reserve()
+func Reserve(n int) (int, error) {
+	p, files, err := reserve(n)
 	if err != nil {
 		return 0, err
 	}
 	held.Lock()
-	held.files = append(held.files, f)
+	held.files = append(held.files, files...)
 	held.Unlock()
 	return p, nil
 }
 
-func reserve() (int, *os.File, error) {
+func release(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+func reserve(n int) (int, []*os.File, error) {
 	low := ephemeralLow()
-	blocks := (low - base) / BlockSize
-	if blocks < 64 {
-		return 0, nil, fmt.Errorf("porttest: the ephemeral port range starts at %d: no room below it for test ports", low)
+	if n < 1 || n > 64 {
+		return 0, nil, fmt.Errorf("porttest: a block of %d ports", n)
+	}
+	step := 1
+	if n > 1 {
+		step = n + n%2
+	}
+	slots := (low - base) / step
+	if slots < 16 {
+		return 0, nil, fmt.Errorf("porttest: the ephemeral port range starts at %d: no room between %d and it for test ports", low, base)
 	}
 	dir := filepath.Join(os.TempDir(), "callguard-test-ports")
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return 0, nil, fmt.Errorf("porttest: %w", err)
 	}
 	// A random start spreads the processes over the range; the walk from
-	// it tries every block once.
-	start := rand.IntN(blocks)
-	for i := range blocks {
-		p := base + (start+i)%blocks*BlockSize
-		f, err := lock(filepath.Join(dir, strconv.Itoa(p)))
+	// it tries every slot once.
+	start := rand.IntN(slots)
+	for i := range slots {
+		p := base + (start+i)%slots*step
+		files, err := lockAll(dir, p, n)
 		if err != nil {
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				continue // another test holds it
-			}
-			return 0, nil, fmt.Errorf("porttest: %w", err)
+			return 0, nil, err
 		}
-		// Reserved; free unless something outside the kit bound it.
-		if free(p, BlockSize) {
-			return p, f, nil
+		if files == nil {
+			continue // another test holds one of them
 		}
-		f.Close()
+		// Reserved; free unless something outside the kit bound one.
+		if free(p, n) {
+			return p, files, nil
+		}
+		release(files)
 	}
-	return 0, nil, fmt.Errorf("porttest: no block of %d free ports between %d and %d", BlockSize, base, low)
+	return 0, nil, fmt.Errorf("porttest: no %d consecutive free ports between %d and %d", n, base, low)
+}
+
+// lockAll locks ports p..p+n-1; nil without an error when one is held.
+func lockAll(dir string, p, n int) ([]*os.File, error) {
+	var files []*os.File
+	for port := p; port < p+n; port++ {
+		f, err := lock(filepath.Join(dir, strconv.Itoa(port)))
+		if err != nil {
+			release(files)
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("porttest: %w", err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 // lock opens path and takes an exclusive flock on it without waiting. The
-// lock belongs to the open file, so a second reservation of the same block
+// lock belongs to the open file, so a second reservation of the same port
 // in the same process fails as it does in another one.
 func lock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)

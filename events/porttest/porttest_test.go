@@ -6,30 +6,34 @@ import (
 	"testing"
 )
 
-// Blocks never overlap within a process, lie below the ephemeral range and
-// are aligned.
-func TestBlocksAreDistinctAndBelowTheEphemeralRange(t *testing.T) {
+// Ports never overlap within a process, lie between the guard's RTP range
+// and the ephemeral range, and blocks are aligned.
+func TestPortsAreDistinctAndBelowTheEphemeralRange(t *testing.T) {
 	low := ephemeralLow()
 	seen := map[int]bool{}
-	for range 50 {
-		p := Block(t)
-		if p < base || p+BlockSize > low || p%BlockSize != 0 {
-			t.Fatalf("block %d: want an aligned block within [%d, %d)", p, base, low)
+	for i := range 60 {
+		n := []int{1, 4, 8}[i%3]
+		p := Block(t, n)
+		if p < base || p+n > low || (n > 1 && p%n != 0) {
+			t.Fatalf("block of %d at %d: want it aligned within [%d, %d)", n, p, base, low)
 		}
-		if seen[p] {
-			t.Fatalf("block %d handed out twice", p)
+		for q := p; q < p+n; q++ {
+			if seen[q] {
+				t.Fatalf("port %d handed out twice", q)
+			}
+			seen[q] = true
 		}
-		seen[p] = true
 	}
 }
 
-// A held block is refused to a second holder (as to another process: the
+// A held port is refused to a second holder (as to another process: the
 // flock belongs to the open file) and handed out again once released.
 func TestAHeldBlockIsLockedUntilReleased(t *testing.T) {
-	p, f, err := reserve()
+	p, files, err := reserve(1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := files[0]
 	path := f.Name()
 	if g, err := lock(path); err == nil {
 		g.Close()
@@ -60,7 +64,7 @@ func TestABoundPortIsNotFree(t *testing.T) {
 	if free(port, 1) {
 		t.Fatalf("port %d reported free while listened on", port)
 	}
-	if !free(Port(t), BlockSize) {
+	if !free(Block(t, 8), 8) {
 		t.Fatal("a reserved block is not free")
 	}
 }

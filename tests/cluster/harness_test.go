@@ -257,7 +257,7 @@ func (n *Node) start() error {
 		return err
 	}
 	fmt.Fprintf(logf, "==== %s starts at %s\n", n.name, time.Now().Format(time.RFC3339Nano))
-	port, err := porttest.Reserve()
+	port, err := porttest.Reserve(1)
 	if err != nil {
 		logf.Close()
 		return err

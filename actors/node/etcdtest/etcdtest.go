@@ -327,7 +327,7 @@ func tail(path string) string {
 func freePorts(_ context.Context, n int) ([]int, error) {
 	var ports []int
 	for range n {
-		p, err := porttest.Reserve()
+		p, err := porttest.Reserve(1)
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}

@@ -220,7 +220,7 @@ func handOver(dir string) (*syscall.Credential, error) {
 }
 
 func freePort() (int, error) {
-	port, err := porttest.Reserve()
+	port, err := porttest.Reserve(1)
 	if err != nil {
 		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
 	}
