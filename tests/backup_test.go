@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/cmd/callguard/backup"
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/events/postgres/pgtest"
 	"github.com/callguard/callguard/sip/siptest"
 )
@@ -340,7 +341,7 @@ func withoutCounters(t *testing.T, s string) string {
 // guardSIPOn is guardSIP on a data directory of the caller's.
 func guardSIPOn(t *testing.T, dir, pbxURI string, extra ...string) (*guardProcess, string, []string) {
 	t.Helper()
-	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", porttest.Port(t))
 	g := startGuard(t, append([]string{
 		"GUARD_DATA_DIR=" + dir, "GUARD_ADMIN_LISTEN=127.0.0.1:0",
 		"GUARD_SIP_LISTEN=" + sipAddr, "GUARD_TRUSTED_PEERS=127.0.0.1/32",

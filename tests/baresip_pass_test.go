@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -39,13 +40,11 @@ func startBaresip(ctx context.Context, t *testing.T, name, account string, extra
 	dir := t.TempDir()
 	silence := filepath.Join(dir, "silence.wav")
 	writeSilence(t, silence, 30)
-	p := &baresipPhone{name: name, sipPort: freeUDPPort(t), out: &lockedBuffer{}}
-	base := freeUDPPort(t) &^ 1
-	if base > 65000 {
-		base = 40000 + base%20000&^1
-	}
+	p := &baresipPhone{name: name, sipPort: porttest.Port(t), out: &lockedBuffer{}}
+	// A reserved block of 8 ports (even first: RTP) for its RTP range.
+	base := porttest.Block(t, 8)
 	p.rtpPorts = [2]int{base, base + 7}
-	consPort := freeUDPPort(t)
+	consPort := porttest.Port(t)
 	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
 sip_listen 127.0.0.1:%d
 net_interface 127.0.0.1

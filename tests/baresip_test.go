@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 	"github.com/callguard/callguard/sounds"
 )
@@ -98,7 +99,7 @@ func TestBaresipCallerThroughTheGuard(t *testing.T) {
 	if err := os.WriteFile(silence, append(hdr, make([]byte, n)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	consPort := freeUDPPort(t)
+	consPort := porttest.Port(t)
 	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
 sip_listen 127.0.0.1:%d
 audio_source aufile,%s
@@ -113,7 +114,7 @@ cons_listen 127.0.0.1:%d
 module_app account.so
 module_app menu.so
 snd_path %s
-`, freeUDPPort(t), silence, consPort, snd)
+`, porttest.Port(t), silence, consPort, snd)
 	if err := os.WriteFile(filepath.Join(cfg, "config"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -190,15 +191,4 @@ snd_path %s
 	} else {
 		t.Logf("baresip announced its sending address (no other address on this host): no latch needed; heard %q, typed it, bridged", code)
 	}
-}
-
-// freeUDPPort returns a UDP port free on loopback now.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }

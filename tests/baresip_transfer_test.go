@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -29,7 +30,7 @@ func TestBaresipTransfersAPassedCall(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	pbxPort, targetPort, consPort := freeUDPPort(t), freePort(t), freeUDPPort(t)
+	pbxPort, targetPort, consPort := porttest.Port(t), porttest.Port(t), porttest.Port(t)
 	g, sipAddr, _ := guardSIP(t, "sip:agent@127.0.0.1:"+strconv.Itoa(pbxPort),
 		"GUARD_TRANSFER_TARGETS=pbx,+4930123",
 		"GUARD_CARRIER_OUTBOUND=127.0.0.1:"+strconv.Itoa(targetPort))
@@ -68,11 +69,11 @@ module_app menu.so
 	})
 
 	target := startSIPp(ctx, t, "sipp uas_target_noref", "uas_target_noref.xml",
-		"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+		"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 	waitBound(ctx, t, target, targetPort)
 	inf := writeInjection(t, "baresip_transfer.csv", freshCallers("+7999540", 1)...)
 	uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", "1", "-timeout", "60s", "-timeout_error")
 
 	// Once baresip has answered, transfer the call from its menu.

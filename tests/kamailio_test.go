@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -305,7 +306,7 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pbxPort, kamPort, pbxKamPort := freePort(t), freePort(t), freePort(t)
+	pbxPort, kamPort, pbxKamPort := porttest.Port(t), porttest.Port(t), porttest.Port(t)
 	pbxA := "127.0.0.1:" + strconv.Itoa(pbxPort)
 	// pbxHop is where the guard sends the PBX leg: the PBX, or the
 	// proxy in front of it.
@@ -348,20 +349,20 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 		const n = 3
 		r := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", kam,
 			"-inf", writeInjection(t, "reject.csv", blocked), "-s", tollFree,
-			"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "10", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 	})
 
 	t.Run("pass, hold, INFO, caller hangs up", func(t *testing.T) {
-		callerPort := freePort(t)
+		callerPort := porttest.Port(t)
 		cap := startCapture(t, kamPort, gp, pbxPort, callerPort, pbxKamPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_proxy", "uas_pbx_proxy.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		uac := startSIPp(ctx, t, "sipp uac_proxy", "uac_proxy.xml", kam,
 			"-inf", writeInjection(t, "pass.csv", "+79990005501"), "-s", tollFree,
-			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(freePort(t)),
+			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)
@@ -431,25 +432,25 @@ func testKamailio(t *testing.T, pbxBehindProxy bool) {
 
 	t.Run("caller cancels while the PBX rings", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_cancel", "uas_pbx_cancel.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		uac := startSIPp(ctx, t, "sipp uac_proxy_cancel", "uac_proxy_cancel.xml", kam,
 			"-inf", writeInjection(t, "cancel.csv", "+79990005503"), "-s", tollFree,
-			"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)
 	})
 
 	t.Run("PBX holds and hangs up", func(t *testing.T) {
-		callerPort := freePort(t)
+		callerPort := porttest.Port(t)
 		cap := startCapture(t, kamPort, gp, pbxPort, callerPort, pbxKamPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_bye", "uas_pbx_bye.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		uac := startSIPp(ctx, t, "sipp uac_proxy_hungup", "uac_proxy_hungup.xml", kam,
 			"-inf", writeInjection(t, "pass.csv", "+79990005502"), "-s", tollFree,
-			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(freePort(t)),
+			"-p", strconv.Itoa(callerPort), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -160,7 +161,7 @@ func TestRangeRulesOverSIP(t *testing.T) {
 // guardSIPIn is guardSIP on the data directory dir (a restart).
 func guardSIPIn(t *testing.T, dir, pbxURI string, extra ...string) (*guardProcess, string, []string) {
 	t.Helper()
-	sipAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	sipAddr := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
 	env := append([]string{
 		"GUARD_DATA_DIR=" + dir, "GUARD_ADMIN_LISTEN=127.0.0.1:0",
 		"GUARD_SIP_LISTEN=" + sipAddr, "GUARD_TRUSTED_PEERS=127.0.0.1/32",

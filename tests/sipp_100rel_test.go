@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/events/porttest"
 )
 
 // A carrier that requires 100rel (RFC 3262), played by SIPp, through the
@@ -20,7 +22,7 @@ func TestSIPp100relThroughTheGuard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const t1 = 50 * time.Millisecond
-	pbxPort := freePort(t)
+	pbxPort := porttest.Port(t)
 	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
 		"GUARD_GRACE=2s", "GUARD_SIP_T1="+t1.String())
 
@@ -36,18 +38,18 @@ func TestSIPp100relThroughTheGuard(t *testing.T) {
 		block(t, caller)
 		inf := writeInjection(t, "challenge.csv", caller)
 		r := startSIPp(ctx, t, "sipp uac_100rel_challenge", "uac_100rel_challenge.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, 1)
 	})
 
 	t.Run("pass", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_ring", "uas_pbx_ring.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "30s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "30s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "pass.csv", "+79990005503")
 		uac := startSIPp(ctx, t, "sipp uac_100rel_pass", "uac_100rel_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "200", "-m", "1", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)
@@ -58,11 +60,11 @@ func TestSIPp100relThroughTheGuard(t *testing.T) {
 	// SDP reliably with the guard's RSeq, and PRACKs the guard.
 	t.Run("PBX reliable 183", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_100rel", "uas_pbx_100rel.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "30s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "30s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "pass183.csv", "+79990005504")
 		uac := startSIPp(ctx, t, "sipp uac_100rel_pass183", "uac_100rel_pass183.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "200", "-m", "1", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)
@@ -74,7 +76,7 @@ func TestSIPp100relThroughTheGuard(t *testing.T) {
 		inf := writeInjection(t, "noprack.csv", caller)
 		start := time.Now()
 		r := startSIPp(ctx, t, "sipp uac_100rel_noprack", "uac_100rel_noprack.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "30s", "-timeout_error", "-trace_msg", "-message_file", "messages.log")
 		expectAllSuccessful(t, r, 1)
 		if took := time.Since(start); took < 64*t1 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 	"github.com/callguard/callguard/sounds"
 )
@@ -28,7 +29,7 @@ func TestSIPpBridgedHoldThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pbxPort := freePort(t)
+	pbxPort := porttest.Port(t)
 	pbxRTCP, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func TestSIPpBridgedHoldThroughTheGuard(t *testing.T) {
 	}
 	inf := writeInjection(t, "rtcp.csv", strconv.Itoa(pbxRTCP.LocalAddr().(*net.UDPAddr).Port))
 	pbx := startSIPp(ctx, t, "sipp uas_pbx_bridged", "uas_pbx_bridged.xml",
-		"-inf", inf, "-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-rtp_echo",
+		"-inf", inf, "-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-rtp_echo",
 		"-m", "1", "-timeout", "60s", "-timeout_error")
 	waitBound(ctx, t, pbx, pbxPort)
 	defer func() {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/events/porttest"
 )
 
 // A late offer (an INVITE without SDP) on a call to be challenged, played
@@ -27,7 +29,7 @@ func TestSIPpLateOfferThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pbxPort := freePort(t)
+	pbxPort := porttest.Port(t)
 	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
 		"GUARD_GRACE=2s", "GUARD_LATE_OFFER=pass")
 	block := func(t *testing.T, number string) {
@@ -61,7 +63,7 @@ func TestSIPpLateOfferThroughTheGuard(t *testing.T) {
 		port := rtp.LocalAddr().(*net.UDPAddr).Port
 		inf := writeInjection(t, "late100rel.csv", caller+";"+strconv.Itoa(port))
 		r := startSIPp(ctx, t, "sipp uac_lateoffer_100rel", "uac_lateoffer_100rel.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", "1", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, 1)
 		// The prompt (about a second) and the silence after it, until
@@ -78,11 +80,11 @@ func TestSIPpLateOfferThroughTheGuard(t *testing.T) {
 		const caller = "+79990005602"
 		block(t, caller)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_late", "uas_pbx_late.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", "1", "-timeout", "30s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", "1", "-timeout", "30s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "latepass.csv", caller)
 		uac := startSIPp(ctx, t, "sipp uac_lateoffer_pass", "uac_lateoffer_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "200", "-m", "1", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, uac, 1)
 		expectAllSuccessful(t, pbx, 1)

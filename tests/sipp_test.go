@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -37,29 +38,6 @@ func sippPath(t *testing.T) string {
 		t.Skip("SIPp runs take seconds; skipped in -short mode")
 	}
 	return p
-}
-
-// freePort returns a port free for both UDP and TCP on 127.0.0.1 (the
-// guard listens on both). Another process may take it before it is used;
-// on loopback in a test run that is rare enough.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return 0
 }
 
 // writeInjection writes a SIPp injection file (-inf): SEQUENTIAL, then one
@@ -262,7 +240,7 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 		const n = 20
 		inf := writeInjection(t, "reject.csv", "+79990003344")
 		r := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", pbx.Addr().String(),
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "50", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 		calls := pbx.Calls()
@@ -281,7 +259,7 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 		const n = 10
 		inf := writeInjection(t, "pass.csv", freshCallers("+7999100", n)...)
 		r := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", pbx.Addr().String(),
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "100", "-m", strconv.Itoa(n), "-r", "20", "-timeout", "30s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 		callers := map[string]bool{}
@@ -298,9 +276,9 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 
 	t.Run("uas_pbx", func(t *testing.T) {
 		const n = 5
-		port := freePort(t)
+		port := porttest.Port(t)
 		r := startSIPp(ctx, t, "sipp uas_pbx", "uas_pbx.xml",
-			"-p", strconv.Itoa(port), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "30s", "-timeout_error")
+			"-p", strconv.Itoa(port), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "30s", "-timeout_error")
 		trunk, err := siptest.NewFakeTrunk(siptest.TrunkConfig{})
 		if err != nil {
 			t.Fatal(err)
@@ -335,7 +313,7 @@ func TestSIPpScenariosAgainstTheHarness(t *testing.T) {
 func guardSIP(t *testing.T, pbxURI string, extra ...string) (*guardProcess, string, []string) {
 	t.Helper()
 	dir := t.TempDir()
-	sipAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	sipAddr := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
 	env := append([]string{
 		"GUARD_DATA_DIR=" + dir, "GUARD_ADMIN_LISTEN=127.0.0.1:0",
 		"GUARD_SIP_LISTEN=" + sipAddr, "GUARD_TRUSTED_PEERS=127.0.0.1/32",
@@ -375,7 +353,7 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pbxPort := freePort(t)
+	pbxPort := porttest.Port(t)
 	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort))
 
 	const blocked = "+79990003344"
@@ -388,7 +366,7 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 		const n = 200
 		inf := writeInjection(t, "reject.csv", blocked)
 		r := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "100", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, r, n)
 	})
@@ -396,11 +374,11 @@ func TestSIPpPassAndRejectThroughTheGuard(t *testing.T) {
 	t.Run("pass", func(t *testing.T) {
 		const n = 50
 		pbx := startSIPp(ctx, t, "sipp uas_pbx", "uas_pbx.xml",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "90s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "90s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "pass.csv", freshCallers("+7999300", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "200", "-m", strconv.Itoa(n), "-r", "25", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -420,15 +398,15 @@ func TestSIPpMidCallThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pbxPort := freePort(t)
+	pbxPort := porttest.Port(t)
 	g, sipAddr, _ := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort))
 	const n = 10
 	pbx := startSIPp(ctx, t, "sipp uas_pbx_midcall", "uas_pbx_midcall.xml",
-		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 	waitBound(ctx, t, pbx, pbxPort)
 	inf := writeInjection(t, "midcall.csv", freshCallers("+7999400", n)...)
 	uac := startSIPp(ctx, t, "sipp uac_midcall", "uac_midcall.xml", sipAddr,
-		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", strconv.Itoa(n), "-r", "5", "-timeout", "60s", "-timeout_error")
 	expectAllSuccessful(t, uac, n)
 	expectAllSuccessful(t, pbx, n)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/events/porttest"
 )
 
 // transferMetric is one series of callguard_transfers_total.
@@ -84,7 +86,7 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pbxPort, targetPort := freePort(t), freePort(t)
+	pbxPort, targetPort := porttest.Port(t), porttest.Port(t)
 	g, sipAddr, _ := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
 		"GUARD_TRANSFER_TARGETS=pbx,+4930123400-+4930123499",
 		"GUARD_CARRIER_OUTBOUND=127.0.0.1:"+strconv.Itoa(targetPort),
@@ -93,16 +95,16 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 
 	t.Run("refer", func(t *testing.T) {
 		target := startSIPp(ctx, t, "sipp uas_target", "uas_target.xml",
-			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, target, targetPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer", "uas_pbx_refer.xml",
 			"-key", "target", "sip:+4930123456@elsewhere.invalid:5099",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		callers := freshCallers("+7999500", n)
 		inf := writeInjection(t, "transfer.csv", callers...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -117,16 +119,16 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 
 	t.Run("transferor leaves first", func(t *testing.T) {
 		target := startSIPp(ctx, t, "sipp uas_target", "uas_target.xml",
-			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, target, targetPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_bye", "uas_pbx_refer_bye.xml",
 			"-key", "target", "sip:+4930123457@elsewhere.invalid",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		callers := freshCallers("+7999505", n)
 		inf := writeInjection(t, "transfer2.csv", callers...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -140,11 +142,11 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 		// calls on its side.
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_attended", "uas_pbx_attended.xml",
 			"-key", "target", "sip:201@127.0.0.1:"+strconv.Itoa(pbxPort)+"?Replaces=consult-1%40pbx%3Bto-tag%3Dabc%3Bfrom-tag%3Ddef",
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(2*n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(2*n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "attended.csv", freshCallers("+7999507", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_transfer", "uac_transfer.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "1", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, 2*n)
@@ -154,11 +156,11 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_refer_refused", "uas_pbx_refer_refused.xml",
 			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "refused.csv", freshCallers("+7999510", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "1500", "-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -168,15 +170,15 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 
 	t.Run("redirect", func(t *testing.T) {
 		target := startSIPp(ctx, t, "sipp uas_pbx (redirect target)", "uas_pbx.xml",
-			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(targetPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, target, targetPort)
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_redirect", "uas_pbx_redirect.xml",
 			"-key", "target", "sip:+4930123499@127.0.0.1:"+strconv.Itoa(pbxPort+1),
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "redirect.csv", freshCallers("+7999520", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-d", "500", "-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -187,11 +189,11 @@ func TestSIPpTransferThroughTheGuard(t *testing.T) {
 	t.Run("redirect refused", func(t *testing.T) {
 		pbx := startSIPp(ctx, t, "sipp uas_pbx_redirect", "uas_pbx_redirect.xml",
 			"-key", "target", "sip:+4990012345@127.0.0.1:"+strconv.Itoa(targetPort),
-			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
+			"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(n), "-timeout", "60s", "-timeout_error")
 		waitBound(ctx, t, pbx, pbxPort)
 		inf := writeInjection(t, "redirect_refused.csv", freshCallers("+7999525", n)...)
 		uac := startSIPp(ctx, t, "sipp uac_redirect_refused", "uac_redirect_refused.xml", sipAddr,
-			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+			"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 			"-m", strconv.Itoa(n), "-r", "2", "-timeout", "60s", "-timeout_error")
 		expectAllSuccessful(t, uac, n)
 		expectAllSuccessful(t, pbx, n)
@@ -211,10 +213,10 @@ func TestSIPpPBXOutboundCallIsNotAnInboundCall(t *testing.T) {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sipAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	sipAddr := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
 	g := startGuard(t, "GUARD_DATA_DIR="+t.TempDir(), "GUARD_ADMIN_LISTEN=127.0.0.1:0",
 		"GUARD_SIP_LISTEN="+sipAddr, "GUARD_TRUSTED_PEERS=127.0.0.2/32", // the carrier
-		"GUARD_PBX_URI=sip:pbx@127.0.0.1:"+strconv.Itoa(freePort(t))) // the PBX, which places the call
+		"GUARD_PBX_URI=sip:pbx@127.0.0.1:"+strconv.Itoa(porttest.Port(t))) // the PBX, which places the call
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(g.output(), "SIP guard listening"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("the guard did not listen for SIP:\n%s", g.output())
@@ -224,7 +226,7 @@ func TestSIPpPBXOutboundCallIsNotAnInboundCall(t *testing.T) {
 	const n = 3
 	inf := writeInjection(t, "outbound.csv", freshCallers("+7999530", n)...)
 	uac := startSIPp(ctx, t, "sipp uac_pbx_outbound", "uac_pbx_outbound.xml", sipAddr,
-		"-inf", inf, "-s", "+4930123456", "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-inf", inf, "-s", "+4930123456", "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", strconv.Itoa(n), "-r", "5", "-timeout", "30s", "-timeout_error")
 	expectAllSuccessful(t, uac, n)
 	if v := metricValue(t, g, "callguard_sip_untrusted_rejected_total"); v != n {

@@ -177,9 +177,31 @@ type grain struct {
 	// fenced is set once Deps.Fence tripped: the grain is stopping and
 	// answers everything with it.
 	fenced error
+	// idle is how long without a message the grain passivates after (0:
+	// never); lastMsg is when it last got one, idleTimer its own timer
+	// (see idleTick).
+	idle      time.Duration
+	lastMsg   time.Time
+	idleTimer *time.Timer
+}
+
+// idleTick is the grain's idle timer firing. The grain keeps its own timer
+// rather than protoactor's receive timeout: that one cancels itself when
+// it fires (a grain busy then, and so not passivating, never heard of it
+// again and stayed resident for good), and its timer goroutine writes the
+// actor context's fields unsynchronised against the mailbox's goroutine.
+type idleTick struct{}
+
+// armIdle has an idleTick sent to the grain after d.
+func (g *grain) armIdle(ctx actor.Context, d time.Duration) {
+	sys, self := ctx.ActorSystem(), ctx.Self()
+	g.idleTimer = time.AfterFunc(d, func() { sys.Root.Send(self, &idleTick{}) })
 }
 
 func (g *grain) Receive(ctx actor.Context) {
+	if _, tick := ctx.Message().(*idleTick); !tick {
+		g.lastMsg = time.Now()
+	}
 	switch msg := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.d.Observer.GrainActivated()
@@ -192,12 +214,20 @@ func (g *grain) Receive(ctx actor.Context) {
 			g.loadErr = err
 			g.d.Logger.Error("caller grain: load failed", "caller", g.key, "err", err)
 		}
-		if idle := g.d.idleAfter(n); idle > 0 {
-			ctx.SetReceiveTimeout(idle)
+		g.idle = g.d.idleAfter(n)
+		if g.idle > 0 {
+			g.armIdle(ctx, g.idle)
 		}
-	case *actor.ReceiveTimeout:
+	case *idleTick:
+		if rest := g.idle - time.Since(g.lastMsg); rest > 0 {
+			g.armIdle(ctx, rest)
+			return
+		}
 		g.passivate(ctx)
 	case *actor.Stopped:
+		if g.idleTimer != nil {
+			g.idleTimer.Stop()
+		}
 		if g.key != "" {
 			g.d.resident.Add(-1)
 			g.d.Observer.GrainPassivated()
@@ -213,8 +243,11 @@ func (g *grain) Receive(ctx actor.Context) {
 // grain passivates.
 const passivationSnapshotMin = 16
 
+// passivate stops the grain when it is idle; otherwise it looks again
+// after another idle time.
 func (g *grain) passivate(ctx actor.Context) {
 	if g.p != nil {
+		g.armIdle(ctx, g.idle)
 		return // not idle after all: calls are pending
 	}
 	if g.open.prune(g.d.Clock()) > 0 && g.d.Policy.Config().MaxConcurrent > 0 {
@@ -222,6 +255,7 @@ func (g *grain) passivate(ctx actor.Context) {
 		// the limit the count is only recorded, and a grain passivating
 		// with calls up merely records fewer.) The calls are bounded by
 		// the node's calls in progress, and lost ends by OpenCallFor.
+		g.armIdle(ctx, g.idle)
 		return
 	}
 	// A snapshot spares the next activation folding the events since the

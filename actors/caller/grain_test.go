@@ -149,6 +149,56 @@ func TestPassivatedGrainComesBackTheSame(t *testing.T) {
 	}
 }
 
+// slowStore makes every Append take delay: a store slower than the
+// grains' idle time.
+type slowStore struct {
+	events.Store
+	delay time.Duration
+}
+
+func (s slowStore) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Proposed) (events.AppendResult, error) {
+	time.Sleep(s.delay)
+	return s.Store.Append(ctx, stream, expected, evs...)
+}
+
+// A grain that was not idle when its idle time ran out (an append slower
+// than IdleAfter in flight, or calls up that the concurrency limit
+// counts) passivates once it is idle: protoactor cancels the receive
+// timeout when it fires, so the grain must set it again.
+func TestGrainPassivatesOnceIdleAfterBeingBusyAtItsIdleTime(t *testing.T) {
+	const idle = 50 * time.Millisecond
+	countIsZero := func(n *actortest.Node) func() error {
+		kind := n.Node.Cluster.GetClusterKind(caller.KindName)
+		return func() error {
+			if k := kind.Count(); k != 0 {
+				return fmt.Errorf("%d grains still active", k)
+			}
+			return nil
+		}
+	}
+	t.Run("slow append", func(t *testing.T) {
+		n := start(t, newClock(), actortest.WithIdleAfter(idle),
+			actortest.WithStoreWrapper(func(s events.Store) events.Store { return slowStore{s, 8 * idle} }))
+		admit(t, n.Callers, "slow-1")
+		actortest.Eventually(t, 10*time.Second, countIsZero(n))
+	})
+	t.Run("call up", func(t *testing.T) {
+		cfg := policy.DefaultConfig()
+		cfg.MaxConcurrent = 3
+		n := start(t, newClock(), actortest.WithIdleAfter(idle), actortest.WithPolicy(cfg))
+		admit(t, n.Callers, "up-1")
+		// The call is up past the idle time: the grain stays.
+		time.Sleep(8 * idle)
+		if k := n.Node.Cluster.GetClusterKind(caller.KindName).Count(); k != 1 {
+			t.Fatalf("%d grains active with a call up, want 1", k)
+		}
+		if err := n.Callers.Ended(context.Background(), number, caller.Ended{CallID: "up-1"}); err != nil {
+			t.Fatal(err)
+		}
+		actortest.Eventually(t, 10*time.Second, countIsZero(n))
+	})
+}
+
 // Beyond MaxResident grains in memory, a grain activated passivates after
 // PressureIdle rather than IdleAfter: a flood of numbers seen once leaves
 // the grains resident before it, and sheds the rest within seconds.

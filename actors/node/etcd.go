@@ -403,6 +403,9 @@ func (w *Watch) run(ctx context.Context) {
 	wg.Go(func() { w.watch(ctx) })
 	tick := time.NewTicker(w.every)
 	defer tick.Stop()
+	touchEvery := touchFirst
+	touch := time.NewTimer(touchEvery)
+	defer touch.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -413,7 +416,38 @@ func (w *Watch) run(ctx context.Context) {
 			w.probe(ctx)
 		case <-w.wake:
 			w.probe(ctx)
+		case <-touch.C:
+			w.touch(ctx)
+			touchEvery = min(2*touchEvery, touchMax)
+			touch.Reset(touchEvery)
 		}
+	}
+}
+
+// The registration is touched (see Watch.touch) touchFirst after the watch
+// starts, then at doubling intervals up to touchMax: often while the
+// cluster's members start, when views are missed, and seldom after (each
+// touch is an etcd revision).
+const (
+	touchFirst = time.Second
+	touchMax   = time.Minute
+)
+
+// touch puts the node's key again, keeping its value and lease: a Put
+// event for every member's watch, nothing else changes. protoactor-go's
+// etcd provider reads the members, then opens its watch from whatever
+// revision etcd has reached by the time its goroutine runs (no WithRev):
+// a member that registers in between is missed by that node for good.
+// That node then places the member's numbers on another node while the
+// member places them on itself: two live activations of one caller,
+// writing in turn (seen on a loaded machine when three nodes started
+// together). The event adds the member to such a view. The put fails
+// rather than creating a key that is gone (the probe reports that).
+func (w *Watch) touch(ctx context.Context) {
+	tctx, cancel := context.WithTimeout(ctx, w.every+w.every/2)
+	defer cancel()
+	if _, err := w.client.Put(tctx, w.key, "", clientv3.WithIgnoreValue(), clientv3.WithIgnoreLease()); err != nil && ctx.Err() == nil {
+		w.log.Debug("touch the registration", "key", w.key, "err", err)
 	}
 }
 

@@ -15,6 +15,7 @@ func TestEtcdMembershipRefusesWithoutEtcd(t *testing.T)      { t.Skip(etcdRaceSk
 func TestEtcdTwoMembersRouteANumberToOneActivation(t *testing.T) {
 	t.Skip(etcdRaceSkip)
 }
-func TestEtcdKilledMemberLeaves(t *testing.T)              { t.Skip(etcdRaceSkip) }
-func TestEtcdHelperNode(t *testing.T)                      { t.Skip(etcdRaceSkip) }
-func TestEtcdClusterLosesOneMemberThenQuorum(t *testing.T) { t.Skip(etcdRaceSkip) }
+func TestEtcdKilledMemberLeaves(t *testing.T)                    { t.Skip(etcdRaceSkip) }
+func TestEtcdHelperNode(t *testing.T)                            { t.Skip(etcdRaceSkip) }
+func TestEtcdClusterLosesOneMemberThenQuorum(t *testing.T)       { t.Skip(etcdRaceSkip) }
+func TestEtcdRegistrationIsPutAgainForLateWatchers(t *testing.T) { t.Skip(etcdRaceSkip) }

@@ -318,3 +318,44 @@ func TestEtcdClusterLosesOneMemberThenQuorum(t *testing.T) {
 		t.Fatalf("membership lost once the quorum came back: %v", err)
 	}
 }
+
+// A member's registration is put again soon after it starts, with the same
+// value, lease and create revision: protoactor's provider opens its watch
+// some time after reading the members, and a member registering in
+// between is missed by it; this later event adds the member to its view.
+func TestEtcdRegistrationIsPutAgainForLateWatchers(t *testing.T) {
+	etcd := etcdtest.New(t)
+	c := etcdClient(t, etcd.Endpoints())
+	n, w := startEtcdNode(t, etcd.Endpoints())
+	actortest.Eventually(t, 10*time.Second, func() error { return w.Ready() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	key := node.MemberKey(n)
+	before, err := c.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Kvs) != 1 {
+		t.Fatalf("%s: %d keys, want the registration", key, len(before.Kvs))
+	}
+	reg := before.Kvs[0]
+	events := c.Watch(ctx, key, clientv3.WithRev(before.Header.Revision+1))
+	select {
+	case resp := <-events:
+		if err := resp.Err(); err != nil {
+			t.Fatal(err)
+		}
+		ev := resp.Events[0]
+		if ev.Type != clientv3.EventTypePut || string(ev.Kv.Value) != string(reg.Value) || ev.Kv.Lease != reg.Lease || ev.Kv.CreateRevision != reg.CreateRevision {
+			t.Fatalf("event %v %q lease %d created %d; want a put of %q, lease %d, created %d",
+				ev.Type, ev.Kv.Value, ev.Kv.Lease, ev.Kv.CreateRevision, reg.Value, reg.Lease, reg.CreateRevision)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the registration was not put again within 10 s")
+	}
+	select {
+	case <-w.Lost():
+		t.Fatalf("the put made the node lose its membership: %v", w.Err())
+	case <-time.After(500 * time.Millisecond):
+	}
+}

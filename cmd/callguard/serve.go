@@ -52,6 +52,9 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		return err
 	}
 	defer rs.Close()
+	// stopSignal ends on SIGINT or SIGTERM; ctx below also when an edge
+	// fails.
+	stopSignal := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := rs.Start(ctx); err != nil {
@@ -97,14 +100,15 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	case adminErr = <-adminDone:
 		cancel()
 		// A signal may end the edge before this select sees ctx end: a
-		// clean stop under an ended context is the signal's, not a failure.
-		if adminErr != nil || ctx.Err() == nil {
+		// clean stop after the signal is the signal's, not a failure. (Not
+		// ctx: cancel has just ended it.)
+		if adminErr != nil || stopSignal.Err() == nil {
 			adminErr = fmt.Errorf("admin API stopped: %v", adminErr)
 		}
 		sipErr = <-sipDone
 	case sipErr = <-sipDone:
 		cancel()
-		if sipErr != nil || ctx.Err() == nil {
+		if sipErr != nil || stopSignal.Err() == nil {
 			sipErr = fmt.Errorf("SIP stopped: %v", sipErr)
 		}
 		adminErr = <-adminDone

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/callguard/callguard/cmd/callguard/adminapi"
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/callguard/callguard/sip/siptest"
 )
 
@@ -179,9 +179,9 @@ func (c *Cluster) addNode(i int) *Node {
 	c.t.Helper()
 	n := &Node{
 		c: c, Index: i,
-		SIP:         "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		Admin:       "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		Metrics:     "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
+		SIP:         "127.0.0.1:" + strconv.Itoa(porttest.Port(c.t)),
+		Admin:       "127.0.0.1:" + strconv.Itoa(porttest.Port(c.t)),
+		Metrics:     "127.0.0.1:" + strconv.Itoa(porttest.Port(c.t)),
 		DataDir:     filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)),
 		logPath:     filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)),
 		clusterHost: "127.0.0.1",
@@ -257,7 +257,7 @@ func (n *Node) start() error {
 		return err
 	}
 	fmt.Fprintf(logf, "==== %s starts at %s\n", n.name, time.Now().Format(time.RFC3339Nano))
-	port, err := freePortErr()
+	port, err := porttest.Reserve(1)
 	if err != nil {
 		logf.Close()
 		return err
@@ -534,62 +534,6 @@ func (c *Cluster) stopAll() {
 		}()
 	}
 	wg.Wait()
-}
-
-// freePort is a port free for both UDP and TCP on loopback.
-func freePort(t testing.TB) int {
-	t.Helper()
-	p, err := freePortErr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// freePortErr finds a port free for both UDP and TCP below the kernel's
-// ephemeral range. A node keeps its ports across restarts, and a port the
-// kernel hands out for outgoing connections (to PostgreSQL, etcd, the
-// other nodes) could be taken by one of them while the node is down: its
-// restart would then fail with "address already in use".
-func freePortErr() (int, error) {
-	low := ephemeralLow()
-	const base = 20000
-	if low <= base+1000 {
-		return 0, fmt.Errorf("the ephemeral port range starts at %d: no room below it for fixed test ports", low)
-	}
-	for range 200 {
-		port := base + rand.IntN(low-base)
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port, nil
-	}
-	return 0, errors.New("no port free for both UDP and TCP")
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768
-// when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 32768
-	}
-	return n
 }
 
 // waitFor polls cond every 50 ms until it holds or d passes.

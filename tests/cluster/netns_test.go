@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/events/porttest"
 )
 
 // netPartition is node 3 in a network namespace of its own, joined to the
@@ -185,9 +187,9 @@ func TestScenario8NetworkPartition(t *testing.T) {
 			return
 		}
 		n.clusterHost = part.nsIP
-		n.SIP = net.JoinHostPort(part.nsIP, strconv.Itoa(freePort(t)))
-		n.Admin = net.JoinHostPort(part.nsIP, strconv.Itoa(freePort(t)))
-		n.Metrics = net.JoinHostPort(part.nsIP, strconv.Itoa(freePort(t)))
+		n.SIP = net.JoinHostPort(part.nsIP, strconv.Itoa(porttest.Port(t)))
+		n.Admin = net.JoinHostPort(part.nsIP, strconv.Itoa(porttest.Port(t)))
+		n.Metrics = net.JoinHostPort(part.nsIP, strconv.Itoa(porttest.Port(t)))
 		n.wrap = []string{"ip", "netns", "exec", part.ns}
 		n.env = []string{
 			"GUARD_TRUSTED_PEERS=" + part.hostIP + "/32," + part.proxyIP + "/32",

@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/events/porttest"
 )
 
 // ErrNoEtcd is returned by Binary (and so by Start) when no etcd binary
@@ -321,53 +321,17 @@ func tail(path string) string {
 	return string(b)
 }
 
-// freePorts finds n distinct free loopback ports below the ephemeral
-// range (see portBelowEphemeral). They are closed again before etcd binds
-// them; another process could take one in between, which on a test
-// machine is rare enough to accept.
+// freePorts finds n free loopback ports, reserved against every other
+// test process until this one exits (see porttest): members are restarted
+// on the same ports by tests.
 func freePorts(_ context.Context, n int) ([]int, error) {
-	taken := map[int]bool{}
 	var ports []int
 	for range n {
-		p, err := portBelowEphemeral(taken)
+		p, err := porttest.Reserve(1)
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
-		taken[p] = true
 		ports = append(ports, p)
 	}
 	return ports, nil
-}
-
-// portBelowEphemeral finds a loopback TCP port below the kernel's
-// ephemeral range that is free now. The server is restarted on the same
-// port by tests; a port in the ephemeral range could meanwhile be taken
-// as the local end of some outgoing connection, and the restart would
-// fail with "address already in use".
-func portBelowEphemeral(taken map[int]bool) (int, error) {
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
-	}
-	const base = 20000
-	if low <= base+1000 {
-		return 0, fmt.Errorf("the ephemeral port range starts at %d: no room below it", low)
-	}
-	for range 200 {
-		port := base + rand.IntN(low-base)
-		if taken[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port below the ephemeral range")
 }

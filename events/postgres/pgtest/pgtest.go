@@ -14,8 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -28,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -221,44 +220,11 @@ func handOver(dir string) (*syscall.Credential, error) {
 }
 
 func freePort() (int, error) {
-	port, err := portBelowEphemeral(nil)
+	port, err := porttest.Reserve(1)
 	if err != nil {
 		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
 	}
 	return port, nil
-}
-
-// portBelowEphemeral finds a loopback TCP port below the kernel's
-// ephemeral range that is free now. The server is restarted on the same
-// port by tests; a port in the ephemeral range could meanwhile be taken
-// as the local end of some outgoing connection, and the restart would
-// fail with "address already in use".
-func portBelowEphemeral(taken map[int]bool) (int, error) {
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
-	}
-	const base = 20000
-	if low <= base+1000 {
-		return 0, fmt.Errorf("the ephemeral port range starts at %d: no room below it", low)
-	}
-	for range 200 {
-		port := base + rand.IntN(low-base)
-		if taken[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port below the ephemeral range")
 }
 
 func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
