@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/callguard/callguard/events/porttest"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -60,23 +61,23 @@ func startConsoleGuard(t *testing.T) *consoleGuard {
 	sippPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pbxPort := freePort(t)
+	pbxPort := porttest.Port(t)
 	g, sipAddr, env := guardSIP(t, "sip:pbx@127.0.0.1:"+strconv.Itoa(pbxPort),
 		"GUARD_LIMIT_HOUR=2", "GUARD_LIMIT_LEVEL=7", "GUARD_ESCALATION_LEVEL=8", "GUARD_TARIFF_PER_MINUTE=10")
 	cg := &consoleGuard{g: g, base: "http://" + adminAddr(t, g), token: adminTokenOf(t, env), env: env}
 
 	const passes = 4
 	pbx := startSIPp(ctx, t, "sipp uas_pbx", "uas_pbx.xml",
-		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(freePort(t)), "-m", strconv.Itoa(passes), "-timeout", "90s", "-timeout_error")
+		"-p", strconv.Itoa(pbxPort), "-mp", strconv.Itoa(porttest.Block(t, 4)), "-m", strconv.Itoa(passes), "-timeout", "90s", "-timeout_error")
 	waitBound(ctx, t, pbx, pbxPort)
 	inf := writeInjection(t, "pass.csv", consoleSuspect, consoleOther, consoleSuspect, consoleThird)
 	uac := startSIPp(ctx, t, "sipp uac_pass", "uac_pass.xml", sipAddr,
-		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-inf", inf, "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-d", "200", "-m", strconv.Itoa(passes), "-l", "1", "-r", "5", "-timeout", "60s", "-timeout_error")
 	expectAllSuccessful(t, uac, passes)
 	expectAllSuccessful(t, pbx, passes)
 	rej := startSIPp(ctx, t, "sipp uac_reject", "uac_reject.xml", sipAddr,
-		"-inf", writeInjection(t, "reject.csv", consoleSuspect), "-s", tollFree, "-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-inf", writeInjection(t, "reject.csv", consoleSuspect), "-s", tollFree, "-p", strconv.Itoa(porttest.Port(t)), "-mp", strconv.Itoa(porttest.Block(t, 4)),
 		"-m", "1", "-timeout", "60s", "-timeout_error")
 	expectAllSuccessful(t, rej, 1)
 	if t.Failed() {
@@ -574,7 +575,7 @@ func (f *forgery) served() int { return len(f.hits) }
 // GUARD_CONSOLE_LISTEN gives the console a listener of its own, where /
 // leads to it; the admin API's listener then serves no console.
 func TestConsoleOnItsOwnListener(t *testing.T) {
-	port := freePort(t)
+	port := porttest.Port(t)
 	g := startGuard(t, "GUARD_DATA_DIR="+t.TempDir(), "GUARD_CONSOLE_LISTEN=127.0.0.1:"+strconv.Itoa(port))
 	own := "http://127.0.0.1:" + strconv.Itoa(port)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

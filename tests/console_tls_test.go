@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callguard/callguard/events/porttest"
 )
 
 // A console on its own listener beside an admin API that has a
@@ -26,7 +28,7 @@ import (
 func TestConsoleOverTLS(t *testing.T) {
 	certFile, keyFile, client := testCertificate(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := porttest.Port(t)
 	const token = "console-tls-test-token-0123456789"
 	g := startGuard(t, "GUARD_DATA_DIR="+dir, "GUARD_ADMIN_TOKEN="+token,
 		"GUARD_ADMIN_TLS_CERT="+certFile, "GUARD_ADMIN_TLS_KEY="+keyFile,
