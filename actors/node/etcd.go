@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,9 @@ type Etcd struct {
 	client   *clientv3.Client
 	provider *etcdprovider.Provider
 	key      string
+	// members lists the member IDs in protoactor's member list of the
+	// node started with this provider (see Watch.Ready).
+	members func() []string
 	// watch is the running Watch, for Fence.
 	watch atomic.Pointer[Watch]
 }
@@ -133,6 +138,13 @@ func (e *Etcd) connect(c *cluster.Cluster) (*etcdprovider.Provider, error) {
 	}
 	name := c.Config.Name
 	e.client, e.provider, e.key = client, provider, EtcdBaseKey+"/"+name+"/"+name+"@"+c.ActorSystem.ID
+	e.members = func() []string {
+		var ids []string
+		for _, m := range c.MemberList.Members().Members() {
+			ids = append(ids, m.Id)
+		}
+		return ids
+	}
 	return provider, nil
 }
 
@@ -242,6 +254,12 @@ type Watch struct {
 	created int64
 	// seen is the last etcd revision the watch or the probe looked at.
 	seen atomic.Int64
+	// members lists the member IDs of protoactor's member list; agreed is
+	// set once it matched the members registered in etcd (see Ready), and
+	// disagreement says how it differed until then.
+	members      func() []string
+	agreed       atomic.Bool
+	disagreement error
 	// The pause detector (see Fence); wake asks run for a probe now.
 	now       func() time.Time
 	pause     *pauseDetector
@@ -259,7 +277,7 @@ func (e *Etcd) Watch(ctx context.Context) (*Watch, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Watch{
-		key: e.key, client: e.client, every: e.cfg.ProbeEvery,
+		key: e.key, client: e.client, every: e.cfg.ProbeEvery, members: e.members,
 		log: e.log, lost: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
 		now: e.cfg.Clock, pause: newPauseDetector(e.cfg.Clock, e.cfg.PauseLimit), pauseTick: e.cfg.PauseTick,
 		wake: make(chan struct{}, 1),
@@ -336,14 +354,56 @@ func (w *Watch) Err() error {
 }
 
 // Ready is nil while etcd answered the last probe and the node is a
-// member, else the reason it is not.
+// member whose member list has once matched the members registered in
+// etcd, else the reason it is not. A node that starts with the others may
+// miss one of them in protoactor's watch gap (see touch) until its next
+// touch; taking calls then would activate that member's numbers here too,
+// so the node is not ready until its view and the registry agree.
 func (w *Watch) Ready() error {
 	if err := w.Err(); err != nil {
 		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.unready
+	if w.unready != nil {
+		return w.unready
+	}
+	if !w.agreed.Load() {
+		if w.disagreement != nil {
+			return w.disagreement
+		}
+		return errors.New("member list not yet compared with etcd")
+	}
+	return nil
+}
+
+// compareMembers sets agreed once protoactor's member list holds exactly
+// the members registered under the cluster's key in etcd.
+func (w *Watch) compareMembers(ctx context.Context) {
+	if w.members == nil {
+		w.agreed.Store(true)
+		return
+	}
+	prefix := w.key[:strings.LastIndex(w.key, "/")+1]
+	resp, err := w.client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return // the next probe reports etcd away, or tries again
+	}
+	var registered []string
+	for _, kv := range resp.Kvs {
+		// The key's last segment is protoactor's member ID (cluster@system).
+		registered = append(registered, strings.TrimPrefix(string(kv.Key), prefix))
+	}
+	seen := w.members()
+	missing, extra := memberDiff(registered, seen)
+	if len(missing) == 0 && len(extra) == 0 {
+		w.agreed.Store(true)
+		w.log.Info("member list agrees with etcd", "members", len(seen))
+		return
+	}
+	w.mu.Lock()
+	w.disagreement = fmt.Errorf("member list not yet in step with etcd: %d registered, %d known; missing %v, not registered %v", len(registered), len(seen), missing, extra)
+	w.mu.Unlock()
 }
 
 // Stop ends the watch and waits for it. Call it before the node leaves
@@ -514,4 +574,25 @@ func (w *Watch) probe(ctx context.Context) {
 	if w.pause.confirm(started) {
 		w.log.Info("etcd confirms the registration after a pause: grains write again", "key", w.key)
 	}
+	if !w.agreed.Load() {
+		w.compareMembers(pctx)
+	}
+}
+
+// memberDiff returns the registered IDs missing from seen and the seen IDs
+// not registered, each sorted.
+func memberDiff(registered, seen []string) (missing, extra []string) {
+	for _, id := range registered {
+		if !slices.Contains(seen, id) {
+			missing = append(missing, id)
+		}
+	}
+	for _, id := range seen {
+		if !slices.Contains(registered, id) {
+			extra = append(extra, id)
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	return missing, extra
 }
