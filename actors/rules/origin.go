@@ -184,7 +184,9 @@ func (w *Writer) RemoveOrigin(ctx context.Context, kind schema.OriginKind, value
 }
 
 // Origin is the node's table's Table.Origin.
-func (l *Live) Origin(key string, now time.Time) *schema.Origin { return l.cur.Load().Origin(key, now) }
+func (l *Live) Origin(key string, now time.Time) *schema.Origin {
+	return l.s.Current().Origin(key, now)
+}
 
 // OriginRules lists the node's table's origin rules.
-func (l *Live) OriginRules() []OriginRule { return l.cur.Load().OriginRules() }
+func (l *Live) OriginRules() []OriginRule { return l.s.Current().OriginRules() }

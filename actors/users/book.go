@@ -13,10 +13,10 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/callguard/callguard/events"
+	"github.com/callguard/callguard/events/follow"
 	"github.com/callguard/callguard/events/schema"
 )
 
@@ -201,15 +201,9 @@ func decode(reg *events.Registry, ev events.Event) (schema.Payload, error) {
 // stream, then kept current by a subscription to the log, like the range
 // rules (actors/rules.Live). Readers never block on the store.
 type Book struct {
-	store  events.Store
-	reg    *events.Registry
+	s      follow.Stream[state]
 	hasher *Hasher
 	log    *slog.Logger
-
-	cur atomic.Pointer[state]
-
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced at each swap
 
 	// dummy is a hash of a random password with the hasher's parameters:
 	// a sign-in of an unknown or disabled name checks against it, so that
@@ -223,8 +217,26 @@ func NewBook(store events.Store, hasher *Hasher, log *slog.Logger) *Book {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Book{store: store, reg: schema.NewRegistry(), hasher: hasher, log: log, changed: make(chan struct{})}
-	b.cur.Store(emptyState())
+	reg := schema.NewRegistry()
+	b := &Book{hasher: hasher, log: log}
+	b.s.Init(store, emptyState(), follow.Config[state]{
+		Stream: schema.UsersStream,
+		Read: func(ctx context.Context, store events.Store) (*state, error) {
+			return read(ctx, store, reg)
+		},
+		Fold: func(cur *state, ev events.Event) (*state, error) {
+			p, err := decode(reg, ev)
+			if err != nil && !errors.Is(err, events.ErrUnknownType) {
+				return nil, err
+			}
+			// A later build's event: keep its revision, fold nothing.
+			return cur.fold(ev.Revision, p), nil
+		},
+		Revision: (*state).revision,
+		Prefix:   "users",
+		Name:     "console users",
+		Item:     "console user event",
+	}, log)
 	b.dummy = sync.OnceValues(func() (schema.Secret, error) {
 		pw, err := hasher.random(32)
 		if err != nil {
@@ -235,27 +247,19 @@ func NewBook(store events.Store, hasher *Hasher, log *slog.Logger) *Book {
 	return b
 }
 
-func (b *Book) swap(s *state) {
-	b.cur.Store(s)
-	b.mu.Lock()
-	close(b.changed)
-	b.changed = make(chan struct{})
-	b.mu.Unlock()
-}
-
 // List returns every user, disabled ones included, by name.
-func (b *Book) List() []User { return b.cur.Load().list() }
+func (b *Book) List() []User { return b.s.Current().list() }
 
 // Len is the number of users, disabled ones included.
-func (b *Book) Len() int { return len(b.cur.Load().users) }
+func (b *Book) Len() int { return len(b.s.Current().users) }
 
 // Revision is the users stream's revision the book has folded; false
 // before its first event.
-func (b *Book) Revision() (uint64, bool) { return b.cur.Load().revision() }
+func (b *Book) Revision() (uint64, bool) { return b.s.Current().revision() }
 
 // User returns the user of name, disabled or not.
 func (b *Book) User(name string) (User, bool) {
-	e, ok := b.cur.Load().users[name]
+	e, ok := b.s.Current().users[name]
 	return e.user, ok
 }
 
@@ -264,7 +268,7 @@ func (b *Book) User(name string) (User, bool) {
 // ends at its next request. It reads memory only (ctx is for the
 // console's interface).
 func (b *Book) Account(_ context.Context, name string) (User, bool) {
-	e, ok := b.cur.Load().users[name]
+	e, ok := b.s.Current().users[name]
 	if !ok || e.user.Disabled {
 		return User{}, false
 	}
@@ -278,7 +282,7 @@ func (b *Book) Account(_ context.Context, name string) (User, bool) {
 // a few at once (the Hasher's bound); a ctx that ends while waiting gives
 // its error.
 func (b *Book) Authenticate(ctx context.Context, name, password string) (User, error) {
-	e, ok := b.cur.Load().users[name]
+	e, ok := b.s.Current().users[name]
 	hash := e.hash
 	if !ok || e.user.Disabled {
 		d, err := b.dummy()
@@ -303,7 +307,7 @@ func (b *Book) Authenticate(ctx context.Context, name, password string) (User, e
 		return User{}, ErrBadCredentials
 	}
 	// Disabled (or its password changed) while the hash ran: out.
-	now, still := b.cur.Load().users[name]
+	now, still := b.s.Current().users[name]
 	if !still || now.user.Disabled || now.hash != e.hash {
 		return User{}, ErrBadCredentials
 	}
@@ -312,75 +316,18 @@ func (b *Book) Authenticate(ctx context.Context, name, password string) (User, e
 
 // Load reads the users stream and makes it the book's. It returns the
 // log's head as it was before the read: Follow from there misses nothing.
-func (b *Book) Load(ctx context.Context) (events.Position, error) {
-	head, err := b.store.Head(ctx)
-	if err != nil {
-		return events.Start, fmt.Errorf("users: load: head: %w", err)
-	}
-	s, err := read(ctx, b.store, b.reg)
-	if err != nil {
-		return events.Start, err
-	}
-	b.swap(s)
-	return head, nil
-}
+func (b *Book) Load(ctx context.Context) (events.Position, error) { return b.s.Load(ctx) }
 
 // Follow keeps the book current from the log after from until ctx ends,
 // resubscribing after a pause when the store fails. Every node follows the
 // same stream, so a user disabled on one node is out on all of them
 // within the subscription's latency.
-func (b *Book) Follow(ctx context.Context, from events.Position) {
-	pos := from
-	pause := 100 * time.Millisecond
-	for {
-		err := b.store.Subscribe(ctx, pos, func(_ context.Context, ev events.Event) error {
-			pos = ev.Position
-			if ev.Stream != schema.UsersStream {
-				return nil
-			}
-			cur := b.cur.Load()
-			p, err := decode(b.reg, ev)
-			if err != nil && !errors.Is(err, events.ErrUnknownType) {
-				b.log.Error("console user event not folded", "revision", ev.Revision, "err", err)
-				return nil
-			}
-			if next := cur.fold(ev.Revision, p); next != cur {
-				b.swap(next)
-			}
-			pause = 100 * time.Millisecond
-			return nil
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		b.log.Warn("console users: subscription ended; resubscribing", "after", pause, "position", pos.String(), "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 5*time.Second)
-	}
-}
+func (b *Book) Follow(ctx context.Context, from events.Position) { b.s.Follow(ctx, from) }
 
 // WaitFor returns once the book has folded the users stream up to rev, or
 // with ctx's error: a command waits so that its answer means the change is
 // in force on this node.
-func (b *Book) WaitFor(ctx context.Context, rev uint64) error {
-	for {
-		b.mu.Lock()
-		ch := b.changed
-		b.mu.Unlock()
-		if r, ok := b.cur.Load().revision(); ok && r >= rev {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("users: wait for revision %d: %w", rev, ctx.Err())
-		case <-ch:
-		}
-	}
-}
+func (b *Book) WaitFor(ctx context.Context, rev uint64) error { return b.s.WaitFor(ctx, rev) }
 
 // Start loads the book and then follows the log until ctx ends, in the
 // background. It waits for the first load at most wait: when that fails it
@@ -390,32 +337,5 @@ func (b *Book) Start(ctx context.Context, wait time.Duration) error {
 	// The dummy hash now, not at the first unknown name: that sign-in
 	// would otherwise take two hashes, and its time would tell.
 	go func() { _, _ = b.dummy() }()
-	first := make(chan error, 1)
-	go func() {
-		pause := 100 * time.Millisecond
-		for {
-			lctx, cancel := context.WithTimeout(ctx, wait)
-			from, err := b.Load(lctx)
-			cancel()
-			select {
-			case first <- err:
-			default:
-			}
-			if err == nil {
-				b.Follow(ctx, from)
-				return
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			b.log.Warn("console users not loaded; retrying", "after", pause, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(pause):
-			}
-			pause = min(2*pause, 5*time.Second)
-		}
-	}()
-	return <-first
+	return b.s.Start(ctx, wait)
 }

@@ -212,8 +212,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
-	if st, ok := w.(*statusWriter); ok {
-		st.code = p.Code()
+	if st, ok := w.(*StatusWriter); ok {
+		st.Code = p.Code()
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p) // the client went away; nothing to do

@@ -187,40 +187,40 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// A nil pointer in an interface is not a nil interface: a node that
 	// passes a read-side part it does not have (a nil *importer.Importer)
 	// gets 501, not a panic.
-	if isNilPointer(deps.Lists) {
+	if IsNil(deps.Lists) {
 		deps.Lists = nil
 	}
-	if isNilPointer(deps.Import) {
+	if IsNil(deps.Import) {
 		deps.Import = nil
 	}
-	if isNilPointer(deps.Reports) {
+	if IsNil(deps.Reports) {
 		deps.Reports = nil
 	}
-	if isNilPointer(deps.Profiles) {
+	if IsNil(deps.Profiles) {
 		deps.Profiles = nil
 	}
-	if isNilPointer(deps.Projections) {
+	if IsNil(deps.Projections) {
 		deps.Projections = nil
 	}
-	if isNilPointer(deps.Ranges) {
+	if IsNil(deps.Ranges) {
 		deps.Ranges = nil
 	}
-	if isNilPointer(deps.RangeLists) {
+	if IsNil(deps.RangeLists) {
 		deps.RangeLists = nil
 	}
-	if isNilPointer(deps.Settings.Rules) {
+	if IsNil(deps.Settings.Rules) {
 		deps.Settings.Rules = nil
 	}
-	if isNilPointer(deps.Origins) {
+	if IsNil(deps.Origins) {
 		deps.Origins = nil
 	}
-	if isNilPointer(deps.Lines) {
+	if IsNil(deps.Lines) {
 		deps.Lines = nil
 	}
-	if isNilPointer(deps.Users.Commands) {
+	if IsNil(deps.Users.Commands) {
 		deps.Users.Commands = nil
 	}
-	if isNilPointer(deps.Backup) {
+	if IsNil(deps.Backup) {
 		deps.Backup = nil
 	}
 	if deps.Clock == nil {
@@ -302,9 +302,20 @@ func (s *Server) routeTable() []route {
 	}
 }
 
-func isNilPointer(v any) bool {
+// IsNil reports whether v is nil or holds a nil pointer, func, map or
+// interface: a dependency given as a typed nil is absent, though the
+// interface holding it is not nil. The console checks its dependencies
+// with it too.
+func IsNil(v any) bool {
+	if v == nil {
+		return true
+	}
 	rv := reflect.ValueOf(v)
-	return rv.IsValid() && rv.Kind() == reflect.Pointer && rv.IsNil()
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // Handler returns the API's handler, for tests and for mounting behind
@@ -413,28 +424,34 @@ func requestID(r *http.Request) string {
 	return "unknown"
 }
 
-// statusWriter remembers what was answered, for the access log.
-type statusWriter struct {
+// StatusWriter remembers what was answered, for the access log (the
+// console's too).
+type StatusWriter struct {
 	http.ResponseWriter
-	status int
-	code   string // problem code, if the answer was a problem
+	// Status is the first status written; 0 before anything was.
+	Status int
+	// Code is the problem code, if the answer was a problem.
+	Code string
 }
 
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
+// WriteHeader records the first status and passes it on.
+func (w *StatusWriter) WriteHeader(status int) {
+	if w.Status == 0 {
+		w.Status = status
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+// Write records 200 if nothing was written before, and passes b on.
+func (w *StatusWriter) Write(b []byte) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logged gives each request an ID and logs one line when it ends. Only the
 // route, the raw number and the outcome are logged: never headers (the
@@ -444,24 +461,24 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		start := time.Now() // duration for the log only, not a decision
 		id := s.d.NewID()
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		level := slog.LevelInfo
 		switch {
-		case sw.status >= 500:
+		case sw.Status >= 500:
 			level = slog.LevelWarn
 		case r.Pattern == "GET /healthz":
 			level = slog.LevelDebug // probes every few seconds drown the log
 		}
 		attrs := []any{
 			"request_id", id, "method", r.Method, "route", r.Pattern,
-			"status", sw.status, "ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr,
+			"status", sw.Status, "ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr,
 		}
 		if n := r.PathValue("number"); n != "" {
 			attrs = append(attrs, "number", clip(n))
 		}
-		if sw.code != "" {
-			attrs = append(attrs, "problem", sw.code)
+		if sw.Code != "" {
+			attrs = append(attrs, "problem", sw.Code)
 		}
 		s.d.Logger.Log(r.Context(), level, "admin request", attrs...)
 	})

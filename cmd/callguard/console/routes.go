@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 )
 
 // The vendored chart library (assets/, see assets/VENDORED.md) and the
@@ -155,28 +157,6 @@ func (s *Server) language(next http.Handler) http.Handler {
 	})
 }
 
-// statusWriter remembers the status, for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // logged puts a visit in the context and logs one line per request: the
 // path (never the query, never a header or a form), the user and the
 // outcome. Static files log at debug.
@@ -185,17 +165,17 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		start := time.Now() // duration for the log only
 		c := &visit{lang: "en"}
 		r = r.WithContext(context.WithValue(r.Context(), visitKey{}, c))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &adminapi.StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		level := slog.LevelInfo
 		switch {
-		case sw.status >= 500:
+		case sw.Status >= 500:
 			level = slog.LevelWarn
 		case strings.HasPrefix(r.URL.Path, "/console/static/"):
 			level = slog.LevelDebug
 		}
 		s.d.Logger.Log(r.Context(), level, "console request", "method", r.Method, "path", clip(r.URL.Path),
-			"status", sw.status, "user", c.user, "ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+			"status", sw.Status, "user", c.user, "ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
 	})
 }
 

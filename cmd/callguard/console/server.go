@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -171,42 +170,42 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	switch {
-	case isNil(deps.Users):
+	case adminapi.IsNil(deps.Users):
 		return nil, errors.New("console: Deps.Users is nil")
-	case isNil(deps.Callers):
+	case adminapi.IsNil(deps.Callers):
 		return nil, errors.New("console: Deps.Callers is nil")
 	case deps.Normalizer == nil:
 		return nil, errors.New("console: Deps.Normalizer is nil")
 	}
 	// A nil pointer in an interface is not a nil interface (see adminapi).
-	if isNil(deps.History) {
+	if adminapi.IsNil(deps.History) {
 		deps.History = nil
 	}
-	if isNil(deps.Replay) {
+	if adminapi.IsNil(deps.Replay) {
 		deps.Replay = nil
 	}
-	if isNil(deps.Lists) {
+	if adminapi.IsNil(deps.Lists) {
 		deps.Lists = nil
 	}
-	if isNil(deps.Import) {
+	if adminapi.IsNil(deps.Import) {
 		deps.Import = nil
 	}
-	if isNil(deps.Reports) {
+	if adminapi.IsNil(deps.Reports) {
 		deps.Reports = nil
 	}
-	if isNil(deps.Profiles) {
+	if adminapi.IsNil(deps.Profiles) {
 		deps.Profiles = nil
 	}
-	if isNil(deps.Projections) {
+	if adminapi.IsNil(deps.Projections) {
 		deps.Projections = nil
 	}
-	if isNil(deps.Lines) {
+	if adminapi.IsNil(deps.Lines) {
 		deps.Lines = nil
 	}
-	if isNil(deps.Health) {
+	if adminapi.IsNil(deps.Health) {
 		deps.Health = nil
 	}
-	if isNil(deps.UserAdmin) {
+	if adminapi.IsNil(deps.UserAdmin) {
 		deps.UserAdmin = nil
 	}
 	if deps.Clock == nil {
@@ -244,18 +243,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.handler = s.routes()
 	return s, nil
-}
-
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
 }
 
 // Handler returns the console's handler for paths under /console/, to
