@@ -171,18 +171,24 @@ func (f *fakeImporter) ImportWhitelist(_ context.Context, r io.Reader, def impor
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) == 0 || strings.TrimSpace(lines[0]) != "number" {
-		return importer.Result{}, fmt.Errorf("%w: the header has no number column", importer.ErrCSV)
+		return importer.Result{}, &importer.FileError{Code: importer.FileNoNumber, Header: lines[0]}
 	}
 	res := importer.Result{File: "abc", Errors: []importer.RowError{}}
+	seen := map[string]int{}
 	for i, l := range lines[1:] {
+		line := i + 2
 		res.Rows++
-		if strings.HasPrefix(l, "+") {
+		switch first, dup := seen[l]; {
+		case !strings.HasPrefix(l, "+"):
+			res.Errors = append(res.Errors, importer.RowError{Line: line, Number: l, Field: "number", Code: importer.RowNumber, Error: "not a phone number"})
+		case dup:
+			res.Errors = append(res.Errors, importer.RowError{Line: line, Number: l, Field: "number", Code: importer.RowDuplicate, DuplicateOf: first, Error: "already on a line"})
+		default:
+			seen[l] = line
 			res.Applied++
-			continue
 		}
-		res.Failed++
-		res.Errors = append(res.Errors, importer.RowError{Line: i + 2, Number: l, Field: "number", Error: "not a phone number"})
 	}
+	res.Failed = len(res.Errors)
 	return res, nil
 }
 

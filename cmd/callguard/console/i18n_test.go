@@ -117,23 +117,36 @@ func TestRussianPagesHaveNoEnglish(t *testing.T) {
 	} {
 		bodies[path] = b.get(path).body
 	}
-	// The import report.
-	var form bytes.Buffer
-	mw := multipart.NewWriter(&form)
-	_ = mw.WriteField("csrf", b.csrf())
-	fw, err := mw.CreateFormFile("file", "clients.csv")
-	if err != nil {
-		t.Fatal(err)
+	// The import report, and a file that is not a whitelist.
+	for name, file := range map[string]string{
+		"import":          "number\n+79990001111\nbad\n+79990001111\n",
+		"import, no file": "phone\n+79990001111\n",
+	} {
+		var form bytes.Buffer
+		mw := multipart.NewWriter(&form)
+		_ = mw.WriteField("csrf", b.csrf())
+		fw, err := mw.CreateFormFile("file", "clients.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fw.Write([]byte(file))
+		_ = mw.Close()
+		req, err := http.NewRequest(http.MethodPost, r.ts.URL+"/console/lists/whitelist/import", &form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Origin", r.ts.URL)
+		bodies[name] = b.do(req).body
 	}
-	_, _ = fw.Write([]byte("number\n+79990001111\nbad\n"))
-	_ = mw.Close()
-	req, err := http.NewRequest(http.MethodPost, r.ts.URL+"/console/lists/whitelist/import", &form)
-	if err != nil {
-		t.Fatal(err)
+	for _, want := range []string{"Не номер телефона", "Тот же номер, что в строке 2"} {
+		if !strings.Contains(bodies["import"], want) {
+			t.Errorf("the Russian import report has no %q", want)
+		}
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Origin", r.ts.URL)
-	bodies["import"] = b.do(req).body
+	if !strings.Contains(bodies["import, no file"], "нет столбца number") {
+		t.Error("the Russian import of a file without a number column does not say so")
+	}
 
 	for what, body := range bodies {
 		if !strings.Contains(body, `lang="ru"`) {
@@ -150,7 +163,7 @@ func TestRussianPagesHaveNoEnglish(t *testing.T) {
 // fakeData says a line is the fakes' own data (names, reasons typed by
 // people), which no catalogue translates, or names the CSV's columns.
 func fakeData(line string) bool {
-	for _, s := range []string{"столбцом number", "client called the bank", "left the bank", "VIP client", "6 calls in an hour", "fraud", "limit-hour"} {
+	for _, s := range []string{"столбцом number", "number, until, by, reason", "client called the bank", "left the bank", "VIP client", "6 calls in an hour", "fraud", "limit-hour"} {
 		if strings.Contains(line, s) {
 			return true
 		}

@@ -94,7 +94,7 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, c *visit, name
 		s.render(w, r, c, http.StatusOK, "lists", d)
 		return
 	}
-	lq, err := s.listQuery(d.Filter)
+	lq, err := s.listQuery(c.lang, d.Filter)
 	if err != nil {
 		d.Err = err.Error()
 		s.render(w, r, c, http.StatusBadRequest, "lists", d)
@@ -160,17 +160,18 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, c *visit, name
 	s.render(w, r, c, http.StatusOK, "lists", d)
 }
 
-// listQuery reads the filter as the API reads its query.
-func (s *Server) listQuery(f listFilter) (lists.Query, error) {
+// listQuery reads the filter as the API reads its query; its errors are
+// in the page's language.
+func (s *Server) listQuery(lang string, f listFilter) (lists.Query, error) {
 	var lq lists.Query
 	p, err := s.d.Normalizer.Prefix(f.Prefix)
 	if err != nil {
-		return lq, err
+		return lq, errors.New(translate(lang, "numbers.badprefix", f.Prefix))
 	}
 	lq.Prefix, lq.IncludeExpired = p, f.Expired
 	if f.Level != "" {
 		if lq.Level, err = strconv.Atoi(f.Level); err != nil {
-			return lq, fmt.Errorf("level %q is not a number", f.Level)
+			return lq, errors.New(translate(lang, "lists.badlevel", f.Level))
 		}
 	}
 	lq.Kind, lq.Rule = schema.BlockKind(f.Kind), schema.Rule(f.Rule)
@@ -180,7 +181,75 @@ func (s *Server) listQuery(f listFilter) (lists.Query, error) {
 // importData is the import report page's Data.
 type importData struct {
 	Result importer.Result
-	Err    string
+	// Rows are Result.Errors in the page's language.
+	Rows []importRow
+	Err  string
+}
+
+// importRow is a row the import did not apply, as the report shows it.
+type importRow struct {
+	Line           int
+	Number, Column string
+	Problem        string
+	Retry          bool
+}
+
+// importRows says each row's problem in the page's language, from its
+// code; the importer's English words stand beside a detail no catalogue
+// holds (a grain's refusal).
+func (s *Server) importRows(lang string, errs []importer.RowError) []importRow {
+	out := make([]importRow, len(errs))
+	for i, e := range errs {
+		r := importRow{Line: e.Line, Number: e.Number, Retry: e.Retry, Problem: e.Error}
+		if e.Field != "" {
+			r.Column = translate(lang, "import.col."+e.Field)
+		}
+		switch e.Code {
+		case importer.RowNumber:
+			if e.Number == "" {
+				r.Problem = translate(lang, "import.row.nonumber")
+			} else {
+				r.Problem = translate(lang, "import.row.number", s.d.Normalizer.Region())
+			}
+		case importer.RowDuplicate:
+			r.Problem = translate(lang, "import.row.duplicate", e.DuplicateOf)
+		case importer.RowText:
+			r.Problem = translate(lang, "import.row.text", schema.MaxText)
+		case importer.RowUntil:
+			r.Problem = translate(lang, "import.row.until", e.Value)
+		case importer.RowPast:
+			r.Problem = translate(lang, "import.row.past", e.Value)
+		case importer.RowRefused:
+			r.Problem = translate(lang, "import.row.refused", e.Error)
+		case importer.RowRetry:
+			r.Problem = translate(lang, "import.row.retry")
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// fileProblem says why a file is not a whitelist in the page's language.
+func fileProblem(lang string, err error) string {
+	var fe *importer.FileError
+	if !errors.As(err, &fe) {
+		return err.Error()
+	}
+	switch fe.Code {
+	case importer.FileEncoding:
+		return translate(lang, "import.file.encoding")
+	case importer.FileEmpty:
+		return translate(lang, "import.file.empty")
+	case importer.FileColumnTwice:
+		return translate(lang, "import.file.twice", fe.Column)
+	case importer.FileNoNumber:
+		return translate(lang, "import.file.nonumber", fe.Header)
+	case importer.FileTooManyRows:
+		return translate(lang, "import.file.toomany", fe.Max)
+	case importer.FileSyntax:
+		return translate(lang, "import.file.syntax", fe.Detail)
+	}
+	return fe.Error()
 }
 
 // importWhitelist serves POST /console/lists/whitelist/import: the
@@ -207,10 +276,10 @@ func (s *Server) importWhitelist(w http.ResponseWriter, r *http.Request, c *visi
 	// The whole file gets the request's time, not one page's: a file of
 	// thousands of rows takes seconds.
 	res, err := s.d.Import.ImportWhitelist(r.Context(), bytes.NewReader(body), def)
-	d := importData{Result: res}
+	d := importData{Result: res, Rows: s.importRows(c.lang, res.Errors)}
 	switch {
 	case errors.Is(err, importer.ErrCSV):
-		d.Err = err.Error()
+		d.Err = fileProblem(c.lang, err)
 	case err != nil:
 		s.d.Logger.Warn("console: whitelist import", "err", err)
 		d.Err = translate(c.lang, "common.failed", "CSV")

@@ -66,8 +66,13 @@ func TestListFiltersPagingAndCSV(t *testing.T) {
 	if p := b.get("/console/lists/blacklist?level=12"); p.status != http.StatusBadRequest || alertText(t, p.body) == "" {
 		t.Errorf("bad level: %d", p.status)
 	}
-	if p := b.get("/console/lists/blacklist?prefix=abc"); p.status != http.StatusBadRequest {
-		t.Errorf("bad prefix: %d", p.status)
+	for q, want := range map[string]string{
+		"prefix=abc": `"abc" is not the start of a phone number: use digits, optionally after a +.`,
+		"level=six":  `Level "six" is not a number.`,
+	} {
+		if p := b.get("/console/lists/blacklist?" + q); p.status != http.StatusBadRequest || alertText(t, p.body) != want {
+			t.Errorf("%s: %d %q, want 400 %q", q, p.status, alertText(t, p.body), want)
+		}
 	}
 	if p := b.get("/console/lists/greylist"); p.status != http.StatusNotFound {
 		t.Errorf("greylist: %d", p.status)
@@ -116,7 +121,7 @@ func TestWhitelistImport(t *testing.T) {
 	if f := byID(parse(t, page0.body), "import-form"); attr(f, "enctype") != "multipart/form-data" {
 		t.Errorf("import form enctype %q", attr(f, "enctype"))
 	}
-	p := b.postFile("/console/lists/whitelist/import", tok, "clients.csv", "number\n+79160000001\nnot-a-number\n+79160000002\n12ab\n", map[string]string{"why": "bank clients"})
+	p := b.postFile("/console/lists/whitelist/import", tok, "clients.csv", "number\n+79160000001\nnot-a-number\n+79160000002\n12ab\n+79160000001\n", map[string]string{"why": "bank clients"})
 	if p.status != http.StatusOK {
 		t.Fatalf("import: %d\n%s", p.status, p.body)
 	}
@@ -141,15 +146,20 @@ func TestWhitelistImport(t *testing.T) {
 			rows = append(rows, strings.Join(cells, " "))
 		}
 	})
-	if len(rows) != 2 || !strings.HasPrefix(rows[0], "3 not-a-number number") || !strings.HasPrefix(rows[1], "5 12ab") {
-		t.Errorf("report rows %q", rows)
+	wantRows := []string{
+		"3 not-a-number number Not a phone number: write it in E.164 (+79990001122) or as a national number of region RU.",
+		"5 12ab number Not a phone number: write it in E.164 (+79990001122) or as a national number of region RU.",
+		"6 +79160000001 number The same number as line 2.",
+	}
+	if strings.Join(rows, "\n") != strings.Join(wantRows, "\n") {
+		t.Errorf("report rows\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(wantRows, "\n"))
 	}
 	if got := text(byID(doc, "import-applied")); got != "2" {
 		t.Errorf("applied %q, want 2", got)
 	}
 	// A file that is not a whitelist: the reason, nothing applied.
 	p = b.postFile("/console/lists/whitelist/import", tok, "x.csv", "phone\n+7916\n", nil)
-	if !strings.Contains(alertText(t, p.body), "no number column") {
+	if got := alertText(t, p.body); got != `The header "phone" has no number column (want number, until, by, reason).` {
 		t.Errorf("bad file: %q", alertText(t, p.body))
 	}
 	// No token: refused.

@@ -44,6 +44,52 @@ const MaxRows = 10_000
 // applied; the message says what and where.
 var ErrCSV = errors.New("malformed CSV")
 
+// FileError is the ErrCSV of one file: Code says which rule it broke, for
+// programs and for pages that say it in another language; Error says it
+// in English.
+type FileError struct {
+	// Code is one of the File* codes.
+	Code string
+	// Column is the column named twice (FileColumnTwice); Header the
+	// header line without a number column (FileNoNumber); Max the row
+	// bound (FileTooManyRows); Detail the CSV reader's own words
+	// (FileSyntax).
+	Column, Header, Detail string
+	Max                    int
+}
+
+// The codes of a FileError.
+const (
+	FileEncoding    = "encoding"      // not UTF-8 text
+	FileEmpty       = "empty"         // no header row
+	FileColumnTwice = "column-twice"  // a column named twice in the header
+	FileNoNumber    = "no-number"     // the header has no number column
+	FileSyntax      = "syntax"        // a quoting or record error (Detail)
+	FileTooManyRows = "too-many-rows" // more than MaxRows data rows
+)
+
+func (e *FileError) Error() string {
+	var what string
+	switch e.Code {
+	case FileEncoding:
+		what = "the file is not UTF-8 text"
+	case FileEmpty:
+		what = "the file is empty; want a header row with a number column"
+	case FileColumnTwice:
+		what = fmt.Sprintf("column %s appears twice in the header", e.Column)
+	case FileNoNumber:
+		what = fmt.Sprintf("the header %q has no number column (want number, until, by, reason)", e.Header)
+	case FileTooManyRows:
+		what = fmt.Sprintf("more than %d rows; split the file", e.Max)
+	default:
+		what = e.Detail
+	}
+	return ErrCSV.Error() + ": " + what
+}
+
+// Is makes every FileError an ErrCSV.
+func (e *FileError) Is(target error) bool { return target == ErrCSV }
+
 // Commander sends an admin command to a caller's grain; *caller.Client
 // and the admin API's Callers implement it.
 type Commander interface {
@@ -85,12 +131,32 @@ type RowError struct {
 	Number string `json:"number,omitempty"`
 	// Field names the invalid column, when one is.
 	Field string `json:"field,omitempty"`
+	// Code says which rule the row broke (one of the Row* codes), for
+	// programs and for pages that say it in another language; Error
+	// says it in English.
+	Code  string `json:"code"`
 	Error string `json:"error"`
+	// DuplicateOf is the earlier line with the same number (RowDuplicate).
+	DuplicateOf int `json:"duplicateOf,omitempty"`
+	// Value is the invalid cell as written, when it is not the number
+	// (RowUntil, RowPast).
+	Value string `json:"value,omitempty"`
 	// Retry: the row was valid but the grain or the store failed;
 	// importing the same file again retries it (and skips the rows
 	// already written).
 	Retry bool `json:"retry,omitempty"`
 }
+
+// The codes of a RowError.
+const (
+	RowNumber    = "number"     // no number, or not a phone number
+	RowDuplicate = "duplicate"  // the number is on an earlier line too (DuplicateOf)
+	RowText      = "text"       // by or reason breaks the command text rule (Field)
+	RowUntil     = "until"      // until is not a date or time
+	RowPast      = "until-past" // until is not in the future
+	RowRefused   = "refused"    // the caller's grain refused the command
+	RowRetry     = "retry"      // valid, but not applied: cancelled, or the grain or the store failed
+)
 
 // Importer turns a whitelist CSV into whitelist commands, one per row,
 // sent through the caller grains like any admin command: each row is
@@ -194,7 +260,7 @@ func (im *Importer) ImportWhitelist(ctx context.Context, r io.Reader, def Defaul
 func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []string, error) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	if !utf8.Valid(data) {
-		return nil, nil, nil, fmt.Errorf("%w: the file is not UTF-8 text", ErrCSV)
+		return nil, nil, nil, &FileError{Code: FileEncoding}
 	}
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comma = separator(data)
@@ -202,10 +268,10 @@ func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []strin
 	cr.Comment = '#'
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, nil, fmt.Errorf("%w: the file is empty; want a header row with a number column", ErrCSV)
+		return nil, nil, nil, &FileError{Code: FileEmpty}
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", ErrCSV, err)
+		return nil, nil, nil, &FileError{Code: FileSyntax, Detail: err.Error()}
 	}
 	cols := map[string]int{}
 	var ignored []string
@@ -217,13 +283,13 @@ func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []strin
 			ignored = append(ignored, h)
 		case canon == "":
 		case cols[canon] != 0:
-			return nil, nil, nil, fmt.Errorf("%w: column %s appears twice in the header", ErrCSV, canon)
+			return nil, nil, nil, &FileError{Code: FileColumnTwice, Column: canon}
 		default:
 			cols[canon] = i + 1 // 0 means absent
 		}
 	}
 	if cols["number"] == 0 {
-		return nil, nil, nil, fmt.Errorf("%w: the header %q has no number column (want number, until, by, reason)", ErrCSV, strings.Join(header, string(cr.Comma)))
+		return nil, nil, nil, &FileError{Code: FileNoNumber, Header: strings.Join(header, string(cr.Comma))}
 	}
 	cell := func(rec []string, name string) string {
 		i := cols[name] - 1
@@ -244,26 +310,27 @@ func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []strin
 			break
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%w: %v", ErrCSV, err)
+			return nil, nil, nil, &FileError{Code: FileSyntax, Detail: err.Error()}
 		}
 		line, _ := cr.FieldPos(0)
 		if len(rows)+len(errs) == MaxRows {
-			return nil, nil, nil, fmt.Errorf("%w: more than %d rows; split the file", ErrCSV, MaxRows)
+			return nil, nil, nil, &FileError{Code: FileTooManyRows, Max: MaxRows}
 		}
 		if blank(rec) {
 			continue
 		}
 		rw := row{line: line, raw: cell(rec, "number")}
-		bad := func(field, msg string) {
-			errs = append(errs, RowError{Line: line, Number: clip(rw.raw), Field: field, Error: msg})
+		bad := func(field, code, msg string) *RowError {
+			errs = append(errs, RowError{Line: line, Number: clip(rw.raw), Field: field, Code: code, Error: msg})
+			return &errs[len(errs)-1]
 		}
 		rw.key, err = im.key(rw.raw)
 		if err != nil {
-			bad("number", err.Error())
+			bad("number", RowNumber, err.Error())
 			continue
 		}
 		if first, dup := seen[rw.key]; dup {
-			bad("number", fmt.Sprintf("%s is already on line %d", rw.key, first))
+			bad("number", RowDuplicate, fmt.Sprintf("%s is already on line %d", rw.key, first)).DuplicateOf = first
 			continue
 		}
 		seen[rw.key] = line
@@ -272,21 +339,21 @@ func (im *Importer) parse(data []byte, def Defaults) ([]row, []RowError, []strin
 		// The policy's rule (schema.CheckCommandText), checked here to
 		// list every bad row at once.
 		if err := schema.CheckCommandText("by", rw.by); err != nil {
-			bad("by", err.Error()+" (give a by column or a default)")
+			bad("by", RowText, err.Error()+" (give a by column or a default)")
 			continue
 		}
 		if err := schema.CheckCommandText("reason", rw.reason); err != nil {
-			bad("reason", err.Error()+" (give a reason column or a default)")
+			bad("reason", RowText, err.Error()+" (give a reason column or a default)")
 			continue
 		}
 		if u := cell(rec, "until"); u != "" {
 			t, err := ParseUntil(u, now, im.loc)
 			switch {
 			case err != nil:
-				bad("until", "until "+err.Error())
+				bad("until", RowUntil, "until "+err.Error()).Value = clip(u)
 				continue
 			case !t.After(now):
-				bad("until", fmt.Sprintf("until %s is not in the future", t.UTC().Format(time.RFC3339)))
+				bad("until", RowPast, fmt.Sprintf("until %s is not in the future", t.UTC().Format(time.RFC3339))).Value = clip(u)
 				continue
 			}
 			rw.until = t
@@ -342,7 +409,11 @@ func (im *Importer) apply(ctx context.Context, file string, rows []row) []applie
 
 func (im *Importer) applyRow(ctx context.Context, file string, rw row) applied {
 	fail := func(msg string, retry bool) applied {
-		return applied{err: &RowError{Line: rw.line, Number: clip(rw.raw), Error: msg, Retry: retry}}
+		code := RowRefused
+		if retry {
+			code = RowRetry
+		}
+		return applied{err: &RowError{Line: rw.line, Number: clip(rw.raw), Code: code, Error: msg, Retry: retry}}
 	}
 	if err := ctx.Err(); err != nil {
 		return fail("not applied: the import was cancelled", true)

@@ -152,15 +152,15 @@ func TestImportWhitelist(t *testing.T) {
 	}
 	var lines []string
 	for _, e := range res.Errors {
-		lines = append(lines, fmt.Sprintf("%d %s %s retry=%v", e.Line, e.Number, e.Field, e.Retry))
+		lines = append(lines, fmt.Sprintf("%d %s %s %s dup=%d value=%q retry=%v", e.Line, e.Number, e.Field, e.Code, e.DuplicateOf, e.Value, e.Retry))
 	}
 	wantLines := []string{
-		"5 not a number number retry=false",
-		"6 +79990000003 reason retry=false",
-		"7 +79990000001 number retry=false",
-		"8 +79990000004 until retry=false",
-		"10 +79990000005 reason retry=false",
-		"13 +79990000006  retry=true",
+		`5 not a number number number dup=0 value="" retry=false`,
+		`6 +79990000003 reason text dup=0 value="" retry=false`,
+		`7 +79990000001 number duplicate dup=2 value="" retry=false`,
+		`8 +79990000004 until until-past dup=0 value="2026-11-01T00:00:00Z" retry=false`,
+		`10 +79990000005 reason text dup=0 value="" retry=false`,
+		`13 +79990000006  retry dup=0 value="" retry=true`,
 	}
 	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
 		t.Fatalf("errors:\n%s\nwant\n%s\n%+v", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"), res.Errors)
@@ -195,15 +195,20 @@ func TestImportWhitelist(t *testing.T) {
 		t.Fatalf("re-import %+v", again)
 	}
 
-	for name, bad := range map[string]string{
-		"empty":          "",
-		"no number":      "phone number,reason\n+79990000001,x\n",
-		"bad quoting":    "number,reason\n+79990000001,\"x\n",
-		"not text":       "number\n\xff\xfe\n",
-		"twice a column": "number,reason,why\n+79990000001,x,y\n",
+	for _, tc := range []struct{ name, file, code, text string }{
+		{"empty", "", FileEmpty, "malformed CSV: the file is empty; want a header row with a number column"},
+		{"no number", "phone number,reason\n+79990000001,x\n", FileNoNumber, `malformed CSV: the header "phone number,reason" has no number column (want number, until, by, reason)`},
+		{"bad quoting", "number,reason\n+79990000001,\"x\n", FileSyntax, "malformed CSV: parse error on line 2, column 17: extraneous or missing \" in quoted-field"},
+		{"not text", "number\n\xff\xfe\n", FileEncoding, "malformed CSV: the file is not UTF-8 text"},
+		{"twice a column", "number,reason,why\n+79990000001,x,y\n", FileColumnTwice, "malformed CSV: column reason appears twice in the header"},
 	} {
-		if _, err := im.ImportWhitelist(ctx, strings.NewReader(bad), Defaults{By: "a", Reason: "r"}); !errors.Is(err, ErrCSV) {
-			t.Errorf("%s: %v, want ErrCSV", name, err)
+		_, err := im.ImportWhitelist(ctx, strings.NewReader(tc.file), Defaults{By: "a", Reason: "r"})
+		var fe *FileError
+		switch {
+		case !errors.Is(err, ErrCSV) || !errors.As(err, &fe):
+			t.Errorf("%s: %v, want a FileError that is ErrCSV", tc.name, err)
+		case fe.Code != tc.code || fe.Error() != tc.text:
+			t.Errorf("%s: code %q, %q; want %q, %q", tc.name, fe.Code, fe, tc.code, tc.text)
 		}
 	}
 }
