@@ -64,7 +64,8 @@ func TestCRMLookupThroughTheBinary(t *testing.T) {
 	}
 	defer pbx.Close()
 	g, target, env := guardSIP(t, pbx.URI(), "GUARD_LANGUAGE=en",
-		"GUARD_CRM_URL="+crm.URL+"/lookup?key=s3cret", "GUARD_CRM_TOKEN=bearer-token", "GUARD_CRM_TIMEOUT="+budget.String())
+		"GUARD_CRM_URL="+crm.URL+"/lookup?key=s3cret", "GUARD_CRM_TOKEN=bearer-token", "GUARD_CRM_TIMEOUT="+budget.String(),
+		"GUARD_CRM_BREAK_AFTER=4", "GUARD_CRM_BREAK_FOR=1h")
 	defer g.stop(t)
 	trunk, err := siptest.NewFakeTrunk(siptest.TrunkConfig{})
 	if err != nil {
@@ -138,6 +139,21 @@ func TestCRMLookupThroughTheBinary(t *testing.T) {
 		}
 	}
 
+	// The fourth failure in a row takes the CRM out: the next call is
+	// decided without asking it, and the audit says so.
+	if got := callOnce(t, trunk, target, broken, nil); !strings.HasPrefix(got, "reject 603") {
+		t.Fatalf("fourth failure: %q, want the block's 603", got)
+	}
+	if !strings.Contains(g.output(), "CRM taken out") {
+		t.Errorf("the log does not say the CRM was taken out:\n%s", g.output())
+	}
+	if got := callOnce(t, trunk, target, malformed, nil); !strings.HasPrefix(got, "reject 603") {
+		t.Fatalf("while the CRM is out: %q, want the block's 603", got)
+	}
+	if out := cli("audit", malformed); !strings.Contains(out, "CRM not asked (it had failed lookups in a row), decided without it") {
+		t.Fatalf("the audit does not say the CRM was not asked:\n%s", out)
+	}
+
 	// Counted, by result; the URL's token never in the log.
 	m := regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`).FindStringSubmatch(g.output())
 	if m == nil {
@@ -152,7 +168,9 @@ func TestCRMLookupThroughTheBinary(t *testing.T) {
 	for _, want := range []string{
 		`callguard_crm_lookups_total{result="hit"} 1`,
 		`callguard_crm_lookups_total{result="timeout"} 1`,
-		`callguard_crm_lookups_total{result="error"} 2`,
+		`callguard_crm_lookups_total{result="error"} 3`,
+		`callguard_crm_lookups_total{result="skipped"} 1`,
+		"callguard_crm_out 1",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

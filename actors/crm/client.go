@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -37,6 +38,12 @@ type Config struct {
 	NegativeTTL time.Duration `env:"CRM_NEGATIVE_TTL" envDefault:"1m" desc:"how long the CRM's \"no customer\" (404) is reused (0: not cached); failures and timeouts are never cached"`
 	// CacheSize bounds the cache's entries.
 	CacheSize int `env:"CRM_CACHE_SIZE" envDefault:"100000" desc:"CRM answers kept in the cache at most (about 200 bytes each)"`
+	// BreakAfter failed lookups in a row take the CRM out of the
+	// decisions for BreakFor: a CRM that is down would otherwise add its
+	// whole timeout to every call's decision and get a request per call
+	// while it tries to recover.
+	BreakAfter int           `env:"CRM_BREAK_AFTER" envDefault:"5" desc:"failed CRM lookups (timeouts, errors) in a row after which calls are decided without asking it for GUARD_CRM_BREAK_FOR (cached answers still serve); 0: always ask"`
+	BreakFor   time.Duration `env:"CRM_BREAK_FOR" envDefault:"10s" desc:"how long the CRM stays out after GUARD_CRM_BREAK_AFTER failures in a row; then one lookup tries it, and its success brings it back"`
 }
 
 // ErrConfig is the sentinel of every Config.Validate error.
@@ -63,6 +70,12 @@ func (c Config) Validate() error {
 	}
 	if c.CacheSize < 0 {
 		errs = append(errs, fmt.Errorf("%w: cache size %d is negative", ErrConfig, c.CacheSize))
+	}
+	if c.BreakAfter < 0 {
+		errs = append(errs, fmt.Errorf("%w: break after %d failures is negative", ErrConfig, c.BreakAfter))
+	}
+	if c.BreakAfter > 0 && (c.BreakFor < time.Second || c.BreakFor > time.Hour) {
+		errs = append(errs, fmt.Errorf("%w: break for %v, want 1s to 1h", ErrConfig, c.BreakFor))
 	}
 	if strings.ContainsAny(c.Token, "\r\n") {
 		errs = append(errs, fmt.Errorf("%w: token holds a line break", ErrConfig))
@@ -106,6 +119,9 @@ type Observer interface {
 	// CRMLookup counts one call's lookup by result; cached answers have
 	// took 0 and are not requests to the CRM.
 	CRMLookup(result schema.CRMStatus, cached bool, took time.Duration)
+	// CRMOut says the CRM was taken out of the decisions (true) or is
+	// back (false).
+	CRMOut(out bool)
 }
 
 // Client asks the CRM. It is safe for concurrent use.
@@ -119,6 +135,18 @@ type Client struct {
 	log   *slog.Logger
 	// lastWarn rate-limits the failure log (UnixNano).
 	lastWarn atomic.Int64
+	brk      breaker
+}
+
+// breaker counts failed lookups in a row and keeps the CRM out of the
+// decisions for a while after too many.
+type breaker struct {
+	mu       sync.Mutex
+	failures int
+	// outUntil is when the CRM may be tried again; zero while it is in.
+	outUntil time.Time
+	// probing: one lookup is trying the CRM that is out; the others skip.
+	probing bool
 }
 
 // New returns a client of cfg, which must be enabled and valid; clock is
@@ -166,6 +194,13 @@ func (c *Client) Lookup(ctx context.Context, number string) Answer {
 		c.count(a.Status, true, 0)
 		return a
 	}
+	ask, probe := c.admit(now)
+	if !ask {
+		a := Answer{Status: schema.CRMSkipped}
+		c.count(a.Status, false, 0)
+		return a
+	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -179,6 +214,9 @@ func (c *Client) Lookup(ctx context.Context, number string) Answer {
 		}
 		c.warn(a.Status, err)
 	}
+	// A lookup the call gave up on (its own deadline, a hang-up) says
+	// nothing of the CRM.
+	c.settle(c.clock(), err == nil, err != nil && parent.Err() == nil, probe)
 	switch a.Status {
 	case schema.CRMHit:
 		c.cache.put(number, a, now, c.cfg.CacheTTL)
@@ -187,6 +225,65 @@ func (c *Client) Lookup(ctx context.Context, number string) Answer {
 	}
 	c.count(a.Status, false, took)
 	return a
+}
+
+// admit says whether a lookup may ask the CRM now, and whether it is the
+// one lookup trying a CRM that is out.
+func (c *Client) admit(now time.Time) (ask, probe bool) {
+	if c.cfg.BreakAfter == 0 {
+		return true, false
+	}
+	b := &c.brk
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.outUntil.IsZero():
+		return true, false
+	case now.Before(b.outUntil) || b.probing:
+		return false, false
+	}
+	b.probing = true
+	return true, true
+}
+
+// settle counts a lookup's end: an answer brings the CRM back; the
+// BreakAfter-th failure in a row, or a failed try, takes it out for
+// BreakFor.
+func (c *Client) settle(now time.Time, answered, failed, probe bool) {
+	if c.cfg.BreakAfter == 0 {
+		return
+	}
+	b := &c.brk
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if probe {
+		b.probing = false
+	}
+	switch {
+	case answered:
+		if !b.outUntil.IsZero() {
+			c.log.Info("CRM answers again; calls are decided with it")
+			c.out(false)
+		}
+		b.failures, b.outUntil = 0, time.Time{}
+	case failed:
+		b.failures++
+		switch {
+		case b.outUntil.IsZero() && b.failures >= c.cfg.BreakAfter:
+			c.log.Warn("CRM taken out: calls are decided without it until a lookup succeeds",
+				"failures_in_a_row", b.failures, "retry_every", c.cfg.BreakFor)
+			c.out(true)
+			b.outUntil = now.Add(c.cfg.BreakFor)
+		case probe:
+			b.outUntil = now.Add(c.cfg.BreakFor)
+		}
+	}
+}
+
+func (c *Client) out(out bool) {
+	if c.obs != nil {
+		c.obs.CRMOut(out)
+	}
 }
 
 func (c *Client) count(s schema.CRMStatus, cached bool, took time.Duration) {

@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,13 @@ import (
 type lookups struct {
 	mu  sync.Mutex
 	got []string
+	out []bool
+}
+
+func (l *lookups) CRMOut(out bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out = append(l.out, out)
 }
 
 func (l *lookups) CRMLookup(r schema.CRMStatus, cached bool, _ time.Duration) {
@@ -266,6 +274,8 @@ func TestConfigValidate(t *testing.T) {
 		"zero timeout": func(c *Config) { c.Timeout = 0 },
 		"negative ttl": func(c *Config) { c.NegativeTTL = -time.Second },
 		"token break":  func(c *Config) { c.Token = "a\r\nb" },
+		"break after":  func(c *Config) { c.BreakAfter = -1 },
+		"break for":    func(c *Config) { c.BreakAfter, c.BreakFor = 5, 0 },
 	} {
 		c := ok
 		mod(&c)
@@ -313,4 +323,92 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("too long: %+v", cu)
 		}
 	})
+}
+
+// After BreakAfter failures in a row the CRM is out: lookups are skipped
+// without a request (cached answers still serve) until, BreakFor later,
+// one lookup tries it; a failed try keeps it out, an answer brings it back.
+// A lookup the call gave up on says nothing of the CRM.
+func TestBreaker(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		asked int
+		fail  bool
+	)
+	c, obs, clk := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked++
+		f := fail
+		mu.Unlock()
+		switch {
+		case f:
+			w.WriteHeader(503)
+		case r.URL.Query().Get("number") == "+79990000001":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"vip":true}`))
+		default:
+			w.WriteHeader(404)
+		}
+	}, func(cfg *Config) { cfg.BreakAfter, cfg.BreakFor = 3, 10*time.Second })
+	ctx := context.Background()
+	setFail := func(f bool) { mu.Lock(); fail = f; mu.Unlock() }
+	requests := func() int { mu.Lock(); defer mu.Unlock(); return asked }
+	outs := func() string { obs.mu.Lock(); defer obs.mu.Unlock(); return fmt.Sprint(obs.out) }
+	vip := "+79990000001"
+
+	c.Lookup(ctx, vip) // cached for a minute
+	setFail(true)
+	for i := range 3 {
+		c.Lookup(ctx, fmt.Sprintf("+7999000010%d", i))
+	}
+	if outs() != "[true]" {
+		t.Fatalf("after 3 failures out %s, want [true]", outs())
+	}
+	before := requests()
+	if a := c.Lookup(ctx, "+79990000200"); a.Status != schema.CRMSkipped || requests() != before {
+		t.Errorf("while out: %+v after %d requests, want skipped without one", a, requests()-before)
+	}
+	if a := c.Lookup(ctx, vip); a.Status != schema.CRMHit || !a.Cached {
+		t.Errorf("while out, the cached VIP: %+v", a)
+	}
+	// BreakFor later one lookup tries it; it fails: out again.
+	clk.Add(10 * time.Second)
+	if a := c.Lookup(ctx, "+79990000201"); a.Status != schema.CRMError || requests() != before+1 {
+		t.Errorf("the try: %+v, %d requests, want one failing", a, requests()-before)
+	}
+	if a := c.Lookup(ctx, "+79990000202"); a.Status != schema.CRMSkipped {
+		t.Errorf("after a failed try: %s, want skipped", a.Status)
+	}
+	// Later still the CRM answers: it is back.
+	clk.Add(10 * time.Second)
+	setFail(false)
+	if a := c.Lookup(ctx, "+79990000203"); a.Status != schema.CRMMiss {
+		t.Errorf("the second try: %s, want miss", a.Status)
+	}
+	if outs() != "[true false]" {
+		t.Errorf("out %s, want [true false]", outs())
+	}
+	// Two failures, then lookups the calls gave up on: still in.
+	setFail(true)
+	c.Lookup(ctx, "+79990000300")
+	c.Lookup(ctx, "+79990000301")
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 3 {
+		c.Lookup(gone, "+79990000302")
+	}
+	if outs() != "[true false]" {
+		t.Errorf("cancelled lookups took the CRM out: %s", outs())
+	}
+	before = requests()
+	if a := c.Lookup(ctx, "+79990000303"); a.Status != schema.CRMError || requests() != before+1 {
+		t.Errorf("the third failure in a row: %s after %d requests, want asked", a.Status, requests()-before)
+	}
+	if outs() != "[true false true]" {
+		t.Errorf("out %s, want [true false true]", outs())
+	}
+	want := "hit error error error skipped hit/cached error skipped miss error error timeout timeout timeout error"
+	if got := strings.Join(obs.got, " "); got != want {
+		t.Errorf("counted %q\nwant    %q", got, want)
+	}
 }

@@ -23,15 +23,23 @@ const (
 	CRMTimeout CRMStatus = "timeout"
 	// CRMError: the CRM failed or answered garbage; decided without it.
 	CRMError CRMStatus = "error"
+	// CRMSkipped: the CRM was not asked, having failed GUARD_CRM_BREAK_AFTER
+	// lookups in a row less than GUARD_CRM_BREAK_FOR ago; decided without it.
+	CRMSkipped CRMStatus = "skipped"
 )
 
 // Valid reports whether s is one of the statuses above.
 func (s CRMStatus) Valid() bool {
 	switch s {
-	case CRMHit, CRMMiss, CRMTimeout, CRMError:
+	case CRMHit, CRMMiss, CRMTimeout, CRMError, CRMSkipped:
 		return true
 	}
 	return false
+}
+
+// Failed reports whether the call was decided without the CRM's answer.
+func (s CRMStatus) Failed() bool {
+	return s == CRMTimeout || s == CRMError || s == CRMSkipped
 }
 
 // CRMAnswer is the CRM's answer as a decision used it.

@@ -130,7 +130,11 @@ func (c *Call) line(loc *time.Location, wd widths) string {
 	if c.Presented != "" {
 		fmt.Fprintf(&b, "; presented as %q", c.Presented)
 	}
-	if c.CRM != nil && (c.CRM.Status == schema.CRMTimeout || c.CRM.Status == schema.CRMError) {
+	switch {
+	case c.CRM == nil || !c.CRM.Status.Failed():
+	case c.CRM.Status == schema.CRMSkipped:
+		b.WriteString("; CRM not asked (it had failed lookups in a row), decided without it")
+	default:
 		fmt.Fprintf(&b, "; CRM %s, decided without it", c.CRM.Status)
 	}
 	return b.String()
