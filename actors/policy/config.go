@@ -138,34 +138,47 @@ func (c Config) Validate() error {
 	level := fmt.Sprintf("%d to %d", schema.MinLevel, schema.MaxLevel)
 	switch {
 	case c.LimitHour < 0:
-		return &SettingError{Field: "LimitHour", Value: c.LimitHour, Want: "0 (off) or more"}
+		return &SettingError{Field: "LimitHour", Value: c.LimitHour, Kind: WantNonNegative, Want: "0 (off) or more"}
 	case c.LimitDay < 0:
-		return &SettingError{Field: "LimitDay", Value: c.LimitDay, Want: "0 (off) or more"}
+		return &SettingError{Field: "LimitDay", Value: c.LimitDay, Kind: WantNonNegative, Want: "0 (off) or more"}
 	case c.LimitHour > 0 && c.LimitDay > 0 && c.LimitDay < c.LimitHour:
-		return &SettingError{Field: "LimitDay", Value: c.LimitDay, Want: "at least", Other: "LimitHour", OtherValue: c.LimitHour,
+		return &SettingError{Field: "LimitDay", Value: c.LimitDay, Kind: WantAtLeast, Want: "at least", Other: "LimitHour", OtherValue: c.LimitHour,
 			Because: "the hourly limit can never fire"}
 	case c.LimitLevel < schema.MinLevel || c.LimitLevel > schema.MaxLevel:
-		return &SettingError{Field: "LimitLevel", Value: c.LimitLevel, Want: level}
+		return &SettingError{Field: "LimitLevel", Value: c.LimitLevel, Kind: WantRange, Min: schema.MinLevel, Max: schema.MaxLevel, Want: level}
 	case c.BlockFor <= 0:
-		return &SettingError{Field: "BlockFor", Value: c.BlockFor, Want: "a positive duration"}
+		return &SettingError{Field: "BlockFor", Value: c.BlockFor, Kind: WantPositive, Want: "a positive duration"}
 	case c.EscalateAfter < 0 || c.EscalateAfter > MaxEscalateAfter:
-		return &SettingError{Field: "EscalateAfter", Value: c.EscalateAfter, Want: fmt.Sprintf("0 (off) to %d", MaxEscalateAfter)}
+		return &SettingError{Field: "EscalateAfter", Value: c.EscalateAfter, Kind: WantRange, Min: 0, Max: MaxEscalateAfter, Want: fmt.Sprintf("0 (off) to %d", MaxEscalateAfter)}
 	case c.EscalateAfter > 0 && (c.EscalationLevel < schema.MinLevel || c.EscalationLevel > schema.MaxLevel):
-		return &SettingError{Field: "EscalationLevel", Value: c.EscalationLevel, Want: level}
+		return &SettingError{Field: "EscalationLevel", Value: c.EscalationLevel, Kind: WantRange, Min: schema.MinLevel, Max: schema.MaxLevel, Want: level}
 	case c.EscalateAfter > 0 && c.EscalationLevel <= c.LimitLevel:
-		return &SettingError{Field: "EscalationLevel", Value: c.EscalationLevel, Want: "above", Other: "LimitLevel", OtherValue: c.LimitLevel,
+		return &SettingError{Field: "EscalationLevel", Value: c.EscalationLevel, Kind: WantAbove, Want: "above", Other: "LimitLevel", OtherValue: c.LimitLevel,
 			Because: "escalation raises nothing"}
 	case c.VerifiedFor < 0:
-		return &SettingError{Field: "VerifiedFor", Value: c.VerifiedFor, Want: "0 (off) or a positive duration"}
+		return &SettingError{Field: "VerifiedFor", Value: c.VerifiedFor, Kind: WantNonNegative, Want: "0 (off) or a positive duration"}
 	case !c.Anonymous.Valid():
-		return &SettingError{Field: "Anonymous", Value: c.Anonymous, Want: "pass, challenge or reject"}
+		return &SettingError{Field: "Anonymous", Value: c.Anonymous, Kind: WantOneOf, Want: "pass, challenge or reject"}
 	case c.MaxConcurrent < 0:
-		return &SettingError{Field: "MaxConcurrent", Value: c.MaxConcurrent, Want: "0 (off) or more"}
+		return &SettingError{Field: "MaxConcurrent", Value: c.MaxConcurrent, Kind: WantNonNegative, Want: "0 (off) or more"}
 	case c.MaxConcurrent > 0 && c.ConcurrentVerdict != schema.Challenge && c.ConcurrentVerdict != schema.Reject:
-		return &SettingError{Field: "ConcurrentVerdict", Value: c.ConcurrentVerdict, Want: "challenge or reject"}
+		return &SettingError{Field: "ConcurrentVerdict", Value: c.ConcurrentVerdict, Kind: WantOneOf, Want: "challenge or reject"}
 	}
 	return nil
 }
+
+// WantKind is the rule a setting broke.
+type WantKind string
+
+// The rules of SettingError.Kind.
+const (
+	WantNonNegative WantKind = "non-negative" // 0 (off) or more; for a duration, 0 (off) or positive
+	WantPositive    WantKind = "positive"     // a positive duration
+	WantRange       WantKind = "range"        // Min to Max
+	WantOneOf       WantKind = "one-of"       // one of the verdicts Want lists
+	WantAtLeast     WantKind = "at-least"     // at least Other
+	WantAbove       WantKind = "above"        // above Other
+)
 
 // SettingError is the error of Validate: which setting breaks which rule,
 // so that each edge can name the setting as its users set it (the
@@ -178,6 +191,10 @@ type SettingError struct {
 	// Want says what Field should be: a range ("0 (off) or more"), or,
 	// when Other is set, how it must compare with Other ("at least").
 	Want string
+	// Kind is the rule Want states, for edges that say it in another
+	// language; Min and Max bound a WantRange.
+	Kind     WantKind
+	Min, Max int
 	// Other and OtherValue name the second setting of a rule between two,
 	// and Because says what breaking it would mean.
 	Other      string

@@ -404,17 +404,21 @@ func TestNextExpiry(t *testing.T) {
 
 func TestValidateNamesTheSetting(t *testing.T) {
 	tests := []struct {
-		change func(*Config)
-		want   string
+		change   func(*Config)
+		kind     WantKind
+		min, max int
+		want     string
 	}{
-		{func(c *Config) { c.LimitHour = -1 }, "invalid policy config: limit-hour is -1, want 0 (off) or more"},
-		{func(c *Config) { c.LimitDay = 4 }, "invalid policy config: limit-day (4) must be at least limit-hour (5), or the hourly limit can never fire"},
-		{func(c *Config) { c.LimitLevel = 0 }, "invalid policy config: limit-level is 0, want 1 to 9"},
-		{func(c *Config) { c.BlockFor = 0 }, "invalid policy config: block-for is 0s, want a positive duration"},
-		{func(c *Config) { c.EscalateAfter = -1 }, "invalid policy config: escalate-after is -1, want 0 (off) to 50"},
-		{func(c *Config) { c.EscalationLevel = 3 }, "invalid policy config: escalation-level (3) must be above limit-level (3), or escalation raises nothing"},
-		{func(c *Config) { c.VerifiedFor = -time.Second }, "invalid policy config: verified-for is -1s, want 0 (off) or a positive duration"},
-		{func(c *Config) { c.Anonymous = "" }, `invalid policy config: anonymous is "", want pass, challenge or reject`},
+		{func(c *Config) { c.LimitHour = -1 }, WantNonNegative, 0, 0, "invalid policy config: limit-hour is -1, want 0 (off) or more"},
+		{func(c *Config) { c.LimitDay = 4 }, WantAtLeast, 0, 0, "invalid policy config: limit-day (4) must be at least limit-hour (5), or the hourly limit can never fire"},
+		{func(c *Config) { c.LimitLevel = 0 }, WantRange, 1, 9, "invalid policy config: limit-level is 0, want 1 to 9"},
+		{func(c *Config) { c.BlockFor = 0 }, WantPositive, 0, 0, "invalid policy config: block-for is 0s, want a positive duration"},
+		{func(c *Config) { c.EscalateAfter = -1 }, WantRange, 0, 50, "invalid policy config: escalate-after is -1, want 0 (off) to 50"},
+		{func(c *Config) { c.EscalationLevel = 3 }, WantAbove, 0, 0, "invalid policy config: escalation-level (3) must be above limit-level (3), or escalation raises nothing"},
+		{func(c *Config) { c.VerifiedFor = -time.Second }, WantNonNegative, 0, 0, "invalid policy config: verified-for is -1s, want 0 (off) or a positive duration"},
+		{func(c *Config) { c.Anonymous = "" }, WantOneOf, 0, 0, `invalid policy config: anonymous is "", want pass, challenge or reject`},
+		{func(c *Config) { c.MaxConcurrent = -2 }, WantNonNegative, 0, 0, "invalid policy config: max-concurrent-per-caller is -2, want 0 (off) or more"},
+		{func(c *Config) { c.MaxConcurrent, c.ConcurrentVerdict = 2, schema.Pass }, WantOneOf, 0, 0, `invalid policy config: concurrent-verdict is "pass", want challenge or reject`},
 	}
 	for _, tt := range tests {
 		cfg := DefaultConfig()
@@ -432,6 +436,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		}
 		if err.Error() != tt.want {
 			t.Errorf("Validate = %q, want %q", err, tt.want)
+		}
+		if se.Kind != tt.kind || se.Min != tt.min || se.Max != tt.max {
+			t.Errorf("%v: kind %s %d..%d, want %s %d..%d", err, se.Kind, se.Min, se.Max, tt.kind, tt.min, tt.max)
 		}
 	}
 }

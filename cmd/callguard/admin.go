@@ -94,7 +94,9 @@ func startAdmin(ctx context.Context, cfg Config, g *guard, rs *readside.ReadSide
 			delete(settings, trySettingWhitelist)
 			pc, err := policyWith(cfg.Policy, settings)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", adminapi.ErrSettings, err)
+				// Both wrapped: the console says which setting in the
+				// page's language.
+				return nil, fmt.Errorf("%w: %w", adminapi.ErrSettings, err)
 			}
 			return replay.Run(ctx, g.store, pc, replay.AsOf(time.Now()), replay.Try(tried...), replay.TryOverrides(triedLine...))
 		}),
@@ -161,7 +163,7 @@ func policyWith(base policy.Config, settings map[string]string) (policy.Config, 
 			return base, fmt.Errorf("unknown setting %q", name)
 		}
 		if err := fs.Set(name, value); err != nil {
-			return base, fmt.Errorf("%s=%q: %v", name, value, err)
+			return base, &adminapi.SettingValueError{Setting: name, Value: value, Err: err}
 		}
 	}
 	return base, base.Validate()

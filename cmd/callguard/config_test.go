@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"github.com/callguard/callguard/cmd/callguard/adminapi"
 	"os"
 	"reflect"
 	"slices"
@@ -178,6 +180,10 @@ func TestPolicySettingsAreOneList(t *testing.T) {
 	base := policy.DefaultConfig()
 	if _, err := policyWith(base, map[string]string{"limit-hour": "-1"}); err == nil || !strings.Contains(err.Error(), "limit-hour is -1") {
 		t.Errorf("policyWith limit-hour=-1: %v", err)
+	}
+	var ve *adminapi.SettingValueError
+	if _, err := policyWith(base, map[string]string{"limit-hour": "many"}); !errors.As(err, &ve) || ve.Setting != "limit-hour" || ve.Value != "many" {
+		t.Errorf("policyWith limit-hour=many: %v, want a SettingValueError naming it", err)
 	}
 	if pc, err := policyWith(base, map[string]string{"block-for": "2h", "count-abandoned": "true"}); err != nil || pc.BlockFor != 2*time.Hour || !pc.CountAbandoned {
 		t.Errorf("policyWith: %+v, %v", pc, err)

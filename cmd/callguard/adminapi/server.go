@@ -85,6 +85,22 @@ func (f ReplayFunc) Replay(ctx context.Context, settings map[string]string) (any
 // ErrSettings marks replay settings the Replayer refused.
 var ErrSettings = errors.New("invalid replay settings")
 
+// SettingValueError is a replay setting the Replayer could not read: an
+// unknown name, or a value that is not of the setting's type. A Replayer
+// wraps it (and the policy's *policy.SettingError for a value out of its
+// rules) in ErrSettings, so that an edge can say which setting in its own
+// words.
+type SettingValueError struct {
+	Setting, Value string
+	Err            error
+}
+
+func (e *SettingValueError) Error() string {
+	return fmt.Sprintf("%s=%q: %v", e.Setting, e.Value, e.Err)
+}
+
+func (e *SettingValueError) Unwrap() error { return e.Err }
+
 // Deps are the API's collaborators.
 type Deps struct {
 	// Callers reaches the caller grains (required).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -211,8 +212,19 @@ func (f *fakeReplay) Replay(ctx context.Context, settings map[string]string) (an
 			return nil, ctx.Err()
 		}
 	}
-	if settings["limit-hour"] == "x" {
-		return nil, fmt.Errorf("%w: limit-hour=%q: not a number", adminapi.ErrSettings, "x")
+	// The settings' errors as cmd's replay gives them.
+	pc := policy.DefaultConfig()
+	for name, field := range map[string]*int{"limit-hour": &pc.LimitHour, "limit-day": &pc.LimitDay} {
+		if v, ok := settings[name]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", adminapi.ErrSettings, &adminapi.SettingValueError{Setting: name, Value: v, Err: err})
+			}
+			*field = n
+		}
+	}
+	if err := pc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", adminapi.ErrSettings, err)
 	}
 	return replay.Report{Callers: 10, Calls: 100, CallsChanged: 7, CallersChanged: 2, NumbersChanged: 1,
 		Transitions: []replay.Transition{{From: schema.Pass, To: schema.Challenge, Calls: 7}},

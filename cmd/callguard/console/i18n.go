@@ -291,6 +291,13 @@ var catalogue = map[string]msg{
 	"whatif.differs":         {"What differs", "Что отличается"},
 	"whatif.callschangedcol": {"Calls changed", "Звонков изменилось"},
 	"whatif.same":            {"Every number would stand as it does.", "Все номера остались бы в том же статусе."},
+	"whatif.err.value":       {"%s: %q is not a value of this setting.", "%s: %q — недопустимое значение."},
+	"whatif.err.nonnegative": {"%s is %s: want 0 (off) or more.", "%s: %s — нужно 0 (выключено) или больше."},
+	"whatif.err.positive":    {"%s is %s: want a positive duration (24h, 90m).", "%s: %s — нужна положительная длительность (24h, 90m)."},
+	"whatif.err.range":       {"%s is %s: want %d to %d.", "%s: %s — нужно от %d до %d."},
+	"whatif.err.oneof":       {"%s is %s: choose one of the listed verdicts.", "%s: %s — выберите одно из предложенных решений."},
+	"whatif.err.atleast":     {"%s (%s) must be at least %s (%s).", "%s (%s): должно быть не меньше, чем %s (%s)."},
+	"whatif.err.above":       {"%s (%s) must be above %s (%s).", "%s (%s): должно быть больше, чем %s (%s)."},
 	"whatif.more":            {"%d more numbers are not shown; callguard replay lists them all.", "Ещё %d номеров не показаны; все перечисляет callguard replay."},
 	// The what-if form's settings, by the names the replay (and "callguard
 	// replay") takes; TestEverySettingHasALabel keeps them complete.

@@ -113,7 +113,8 @@ func TestRussianPagesHaveNoEnglish(t *testing.T) {
 	for _, path := range []string{
 		"/console/", "/console/numbers", "/console/numbers?q=%2B7916", "/console/numbers/+79161234567",
 		"/console/lists/blacklist", "/console/lists/whitelist", "/console/reports", "/console/whatif",
-		"/console/whatif?limit-hour=1", "/console/users", "/console/nonesuch",
+		"/console/whatif?limit-hour=1", "/console/whatif?limit-hour=x", "/console/whatif?limit-hour=9&limit-day=3",
+		"/console/users", "/console/nonesuch",
 	} {
 		bodies[path] = b.get(path).body
 	}
@@ -138,6 +139,14 @@ func TestRussianPagesHaveNoEnglish(t *testing.T) {
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		req.Header.Set("Origin", r.ts.URL)
 		bodies[name] = b.do(req).body
+	}
+	for path, want := range map[string]string{
+		"/console/whatif?limit-hour=x":             `Звонков за час до блокировки: "x" — недопустимое значение.`,
+		"/console/whatif?limit-hour=9&limit-day=3": "Звонков за сутки до блокировки (3): должно быть не меньше, чем Звонков за час до блокировки (9).",
+	} {
+		if !strings.Contains(visibleText(t, bodies[path]), want) {
+			t.Errorf("%s does not say %q", path, want)
+		}
 	}
 	for _, want := range []string{"Не номер телефона", "Тот же номер, что в строке 2"} {
 		if !strings.Contains(bodies["import"], want) {

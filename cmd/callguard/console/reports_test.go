@@ -96,8 +96,14 @@ func TestWhatif(t *testing.T) {
 	if res == nil || text(byID(doc, "calls-changed")) != "7" || !strings.Contains(text(res), "+79161234567") {
 		t.Errorf("result:\n%s", p.body)
 	}
-	if p := b.get("/console/whatif?limit-hour=x"); p.status != http.StatusBadRequest || !strings.Contains(alertText(t, p.body), "not a number") {
-		t.Errorf("bad setting: %d %q", p.status, alertText(t, p.body))
+	for q, want := range map[string]string{
+		"limit-hour=x":             `Calls in an hour before a block: "x" is not a value of this setting.`,
+		"limit-hour=-1":            "Calls in an hour before a block is -1: want 0 (off) or more.",
+		"limit-hour=9&limit-day=3": "Calls in a day before a block (3) must be at least Calls in an hour before a block (9).",
+	} {
+		if p := b.get("/console/whatif?" + q); p.status != http.StatusBadRequest || alertText(t, p.body) != want {
+			t.Errorf("%s: %d %q, want 400 %q", q, p.status, alertText(t, p.body), want)
+		}
 	}
 	// One replay at a time.
 	fr.mu.Lock()

@@ -112,7 +112,7 @@ func (s *Server) whatif(w http.ResponseWriter, r *http.Request, c *visit) {
 	status := http.StatusOK
 	switch {
 	case errors.Is(err, adminapi.ErrSettings):
-		d.Err, status = err.Error(), http.StatusBadRequest
+		d.Err, status = settingsProblem(c.lang, err), http.StatusBadRequest
 	case err != nil:
 		s.d.Logger.Warn("console: what-if", "err", err)
 		d.Err, status = translate(c.lang, "common.failed", "replay"), http.StatusServiceUnavailable
@@ -153,4 +153,36 @@ func asReport(v any) (replay.Report, error) {
 		return replay.Report{}, fmt.Errorf("read the replay: %w", err)
 	}
 	return rep, nil
+}
+
+// settingsProblem says in the page's language which setting the replay
+// refused and why; a tried rule that does not parse keeps the replay's
+// English words.
+func settingsProblem(lang string, err error) string {
+	label := func(name string) string { return translate(lang, "setting."+name) }
+	var (
+		ve *adminapi.SettingValueError
+		se *policy.SettingError
+	)
+	switch {
+	case errors.As(err, &ve):
+		return translate(lang, "whatif.err.value", label(ve.Setting), ve.Value)
+	case errors.As(err, &se):
+		name, value := label(policy.SettingName(se.Field)), fmt.Sprint(se.Value)
+		switch se.Kind {
+		case policy.WantNonNegative:
+			return translate(lang, "whatif.err.nonnegative", name, value)
+		case policy.WantPositive:
+			return translate(lang, "whatif.err.positive", name, value)
+		case policy.WantRange:
+			return translate(lang, "whatif.err.range", name, value, se.Min, se.Max)
+		case policy.WantOneOf:
+			return translate(lang, "whatif.err.oneof", name, value)
+		case policy.WantAtLeast:
+			return translate(lang, "whatif.err.atleast", name, value, label(policy.SettingName(se.Other)), fmt.Sprint(se.OtherValue))
+		case policy.WantAbove:
+			return translate(lang, "whatif.err.above", name, value, label(policy.SettingName(se.Other)), fmt.Sprint(se.OtherValue))
+		}
+	}
+	return err.Error()
 }
