@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/callguard/callguard/projections/metrics"
@@ -72,6 +73,10 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 	if g.membership != nil {
 		health.Membership = g.membership.Ready
 	}
+	// /readyz answers from here on, but says ready only once the SIP
+	// front, the admin API and the console all listen.
+	var serving atomic.Bool
+	health.Serving = serving.Load
 	metricsDone, err := serveMetrics(ctx, cfg, g, health)
 	if err != nil {
 		return err
@@ -86,6 +91,7 @@ func runServe(ctx context.Context, args []string, environ []string, _, stderr io
 		cancel()
 		return errors.Join(err, <-sipDone, <-metricsDone)
 	}
+	serving.Store(true)
 	log.Info("callguard serving", "version", version, "head", head.String(),
 		"limitHour", cfg.Policy.LimitHour, "limitDay", cfg.Policy.LimitDay, "mode", cfg.Call.Mode)
 	if err := sdNotify(environ, "READY=1\nSTATUS=serving"); err != nil {

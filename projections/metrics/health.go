@@ -40,6 +40,10 @@ type Health struct {
 	// Membership, when set, says why the node's cluster membership is
 	// not sound (nil when it is): etcd unreachable, registration lost.
 	Membership func() error
+	// Serving, when set, says whether every listener (SIP, admin API,
+	// console) is open: a node is not ready before it can take what a
+	// balancer would send it.
+	Serving func() bool
 }
 
 // Readiness is the answer of /readyz.
@@ -49,6 +53,9 @@ type Readiness struct {
 	Projections []ProjectionReady `json:"projections"`
 	// Membership is there when Health.Membership is set.
 	Membership *MembershipReadiness `json:"membership,omitempty"`
+	// Starting is there while Health.Serving says the listeners are not
+	// all open yet.
+	Starting string `json:"starting,omitempty"`
 }
 
 // MembershipReadiness says whether the node's cluster membership is sound.
@@ -88,6 +95,9 @@ func (h *Health) Check(ctx context.Context) Readiness {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r := Readiness{Ready: true, Projections: []ProjectionReady{}}
+	if h.Serving != nil && !h.Serving() {
+		r.Ready, r.Starting = false, "listeners not all open yet"
+	}
 	if h.Membership != nil {
 		// Apart from the store: a node cut off from etcd still decides
 		// calls with the members it last knew, and says so here.

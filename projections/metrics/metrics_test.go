@@ -281,3 +281,29 @@ func TestReadinessReportsMembership(t *testing.T) {
 		})
 	}
 }
+
+func TestReadinessWaitsForListeners(t *testing.T) {
+	store := openStore(t)
+	for _, tc := range []struct {
+		name      string
+		serving   func() bool
+		wantReady bool
+		want      string
+	}{
+		{"no serving check", nil, true, `"store":{"ready":true`},
+		{"listeners open", func() bool { return true }, true, `"store":{"ready":true`},
+		{"starting", func() bool { return false }, false, `"starting":"listeners not all open yet"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Health{Store: store, Serving: tc.serving}
+			rec := httptest.NewRecorder()
+			h.Readyz().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			if (rec.Code == 200) != tc.wantReady || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Fatalf("readyz %d %s, want ready=%v with %s", rec.Code, rec.Body, tc.wantReady, tc.want)
+			}
+			if tc.wantReady && strings.Contains(rec.Body.String(), "starting") {
+				t.Fatalf("a ready node says it is starting: %s", rec.Body)
+			}
+		})
+	}
+}
