@@ -10,7 +10,7 @@ import (
 // tests run. Built with -race when the tests are, each such process sleeps
 // GORACE's atexit_sleep_ms (1 s by default) before it exits, so that
 // goroutines still running may report a race; hundreds of CLI commands
-// and guard stops made that a quarter of this package's time. 50 ms keeps
+// and guard stops made that a third of this package's time. 50 ms keeps
 // the pause's point. A GORACE that sets it already is left alone.
 func TestMain(m *testing.M) {
 	if gorace := os.Getenv("GORACE"); !strings.Contains(gorace, "atexit_sleep_ms") {
